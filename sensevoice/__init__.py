@@ -1,0 +1,4 @@
+"""Tools around the SenseVoiceSmall FunASR plugin (model.py): model directories, CLI, data, training, VAD,
+benchmarks, service. They import model.py; model.py never imports them."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,87 @@
+"""Shared fixtures: tokenizers, model directories (official-size and tiny), synthetic audio."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # model.py, importable as FunASR imports it
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # oracle.py, helpers.py
+
+import model as sv  # noqa: E402
+from sensevoice import modeldir  # noqa: E402
+from sensevoice.tokenizer import train_tokenizer  # noqa: E402
+
+TINY_ENCODER = {"output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2, "tp_blocks": 1,
+                "dropout_rate": 0.0, "attention_dropout_rate": 0.0}
+OFFICIAL_LANGS = ("zh", "en", "ja", "ko", "yue")
+
+
+def pytest_configure(config):
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def official() -> Path:
+    found = modeldir.official_dir()
+    if found is None:
+        pytest.skip(f"official release files not found (set ${modeldir.OFFICIAL_ENV} or put them in ../shared/official)")
+    return found
+
+
+def sentences() -> list[str]:
+    words = "the a cat dog sat on mat hello world one two three four five six seven eight nine ten".split()
+    rng = np.random.default_rng(0)
+    out = [" ".join(rng.choice(words, size=8)) for _ in range(400)]
+    out += ["你好世界今天天气很好我们一起去公园", "こんにちはせかい", "안녕하세요 세계", "早晨你好嗎"] * 20
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bpe(tmp_path_factory) -> Path:
+    return train_tokenizer(sentences(), tmp_path_factory.mktemp("tok") / "tiny.bpe.model", vocab_size=200)
+
+
+@pytest.fixture(scope="session")
+def identity_cmvn(tmp_path_factory) -> Path:
+    dim = 560
+    return modeldir.write_cmvn(tmp_path_factory.mktemp("cmvn") / "am.mvn", np.full(dim, 10.0), np.full(dim, 3.0))
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, tiny_bpe, identity_cmvn) -> Path:
+    """Tiny random model (d 64, 2 + 1 blocks) with a 200-piece tokenizer: fast tests of the plumbing."""
+    return modeldir.make_model_dir(tmp_path_factory.mktemp("tiny"), tiny_bpe, identity_cmvn, TINY_ENCODER, seed=0)
+
+
+@pytest.fixture(scope="session")
+def official_dir(tmp_path_factory, official) -> Path:
+    """Official config/tokenizer/am.mvn with random official-size weights saved as model.pt."""
+    src = official / "SenseVoiceSmall"
+    return modeldir.make_model_dir(tmp_path_factory.mktemp("official"), src / "chn_jpn_yue_eng_ko_spectok.bpe.model",
+                                   src / "am.mvn", seed=0)
+
+
+def speechlike(seconds: float, seed: int = 0, fs: int = 16000) -> np.ndarray:
+    """Deterministic voiced-like audio: harmonic bursts with pauses and a little noise (float32, [-1, 1])."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * fs)) / fs
+    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t + seed)
+    phase = 2 * np.pi * np.cumsum(f0) / fs
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = (np.sin(2 * np.pi * 2.5 * t + seed) > -0.2).astype(float)
+    return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def wav_file(tmp_path_factory) -> Path:
+    import soundfile
+
+    path = tmp_path_factory.mktemp("audio") / "speechlike.wav"
+    soundfile.write(path, speechlike(2.5), 16000)
+    return path
