@@ -29,7 +29,10 @@ def train_tokenizer(sentences: Iterable[str], model_path: Path, vocab_size: int)
         model_type="unigram",
         character_coverage=1.0,
         user_defined_symbols=list(SPECIAL_TOKENS),
-        # id 0 is <unk> and doubles as the CTC blank, as in the official tokenizer.
+        # As the official tokenizer: no dummy "▁" prefix (so "<|woitn|>hello" decodes without a space), no
+        # normalisation; id 0 is <unk> and doubles as the CTC blank.
+        add_dummy_prefix=False,
+        normalization_rule_name="identity",
         unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
         hard_vocab_limit=False,
         minloglevel=2,

@@ -18,11 +18,11 @@ import numpy as np
 
 import model as sv
 from sensevoice import modeldir, vad
+from sensevoice.subtitles import TIMESTAMP_KEYS
 
 MS_PER_SAMPLE = 1000 / sv.SAMPLE_RATE  # 0.0625 ms at 16 kHz
 SAMPLES_PER_MS = sv.SAMPLE_RATE // 1000  # 16
 NO_VAD_WARN_S = 60  # without VAD a file is one forward pass; attention memory grows with its length squared
-TIMESTAMP_KEYS = ("words", "timestamp", "tokens", "token_timestamp")  # what output_timestamp adds per item
 
 Progress = Callable[[float, float], None]  # (seconds of the current file done, its total seconds)
 

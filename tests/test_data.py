@@ -63,7 +63,8 @@ def all_rows(rows) -> list[dict]:
     (15000, "fifteen thousand", "一万五千", "いちまんごせん", "만오천"),
 ])
 def test_cardinals(n, en, zh, ja, ko):
-    assert (numbers.en_cardinal(n), numbers.zh_cardinal(n), numbers.ja_cardinal(n), numbers.ko_cardinal(n)) == (en, zh, ja, ko)
+    got = numbers.en_cardinal(n), numbers.zh_cardinal(n), numbers.ja_cardinal(n), numbers.ko_cardinal(n)
+    assert got == (en, zh, ja, ko)
 
 
 def test_number_details():
@@ -72,7 +73,8 @@ def test_number_details():
     assert [numbers.en_year(y) for y in (1998, 1905, 1900, 2005, 2024)] == [
         "nineteen ninety eight", "nineteen oh five", "nineteen hundred", "two thousand five", "twenty twenty four"]
     assert [numbers.en_ordinal(n) for n in (3, 12, 21, 40)] == ["third", "twelfth", "twenty first", "fortieth"]
-    assert [numbers.en_ordinal_suffix(n) for n in (1, 2, 3, 11, 13, 22)] == ["1st", "2nd", "3rd", "11th", "13th", "22nd"]
+    assert [numbers.en_ordinal_suffix(n) for n in (1, 2, 3, 11, 13, 22)] == ["1st", "2nd", "3rd", "11th", "13th",
+                                                                              "22nd"]
     assert numbers.ja_cardinal(2024, "ねん") == "にせんにじゅうよねん"
     assert numbers.ja_cardinal(9, "がつ") == "くがつ"
     assert numbers.ja_cardinal(800, "えん") == "はっぴゃくえん"
@@ -122,7 +124,8 @@ def test_espeak_reads_generated_text_in_its_language(lang):
     """No switch to another language (e.g. '(en)' for a character the voice cannot read)."""
     says = "\n".join(s.say for s in text.sample_sentences(lang, 300, seed=2))
     voice = synth.LANGUAGE_VOICES[lang][0]
-    out = subprocess.run(["espeak-ng", "-q", "-x", "-v", voice, says], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["espeak-ng", "-q", "-x", "-v", voice, says], capture_output=True, text=True,
+                         check=True).stdout
     assert "(" not in out, re.findall(r".{20}\(\w+\).{20}", out)[:5]
 
 
@@ -268,3 +271,15 @@ def test_examples(tmp_path):
         info = soundfile.info(path)
         assert (info.samplerate, info.channels) == (16000, 1) and path.stat().st_size <= corpus.EXAMPLE_MAX_BYTES
         assert label["rich"].endswith(label["target"]) and label["rich"].startswith(label["text_language"])
+
+
+def test_committed_examples():
+    """examples/ (made by `python -m sensevoice.data examples --out examples`): small, 16 kHz mono, labelled."""
+    root = Path(__file__).resolve().parent.parent / "examples"
+    labels = read_jsonl(root / "labels.jsonl")
+    assert {label["file"] for label in labels} == {f"{lang}.flac" for lang in text.LANGS}
+    for label in labels:
+        info = soundfile.info(root / label["file"])
+        assert (info.samplerate, info.channels) == (16000, 1)
+        assert (root / label["file"]).stat().st_size <= corpus.EXAMPLE_MAX_BYTES
+        assert label["source_len"] == corpus.fbank_frames(info.frames)

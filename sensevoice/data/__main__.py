@@ -36,15 +36,15 @@ def examples_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    examples = argv[:1] == ["examples"]
+    args = examples_parser().parse_args(argv[1:]) if examples else corpus_parser().parse_args(argv)
     if shutil.which(ESPEAK) is None:
         sys.exit(f"{ESPEAK} not found: run scripts/install_system_deps.sh")
-    if argv[:1] == ["examples"]:
-        args = examples_parser().parse_args(argv[1:])
+    if examples:
         args.out.mkdir(parents=True, exist_ok=True)
         for label in make_examples(args.out, args.seed):
             print(f"{label['file']}\t{label['rich']}")
         return 0
-    args = corpus_parser().parse_args(argv)
     for name in ("n_train", "n_val", "n_test"):
         if getattr(args, name) < 0:
             sys.exit(f"--{name.replace('_', '-')}={getattr(args, name)}; expected >= 0")

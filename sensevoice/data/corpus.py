@@ -163,7 +163,8 @@ def event_only(event: str, rng: np.random.Generator, max_s: float) -> tuple[np.n
     seconds = rng.uniform(1.5, min(5.0, max_s - 0.2))
     level = rng.uniform(-28, -18)
     x = synth.set_level(EVENT_SOUNDS[event](seconds, rng), level)
-    return np.concatenate([silence(0.1), x, silence(0.1)]), {"event_s": round(seconds, 3), "event_dbfs": round(level, 1)}
+    layout = {"event_s": round(seconds, 3), "event_dbfs": round(level, 1)}
+    return np.concatenate([silence(0.1), x, silence(0.1)]), layout
 
 
 def finish_audio(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:

@@ -76,7 +76,8 @@ def _drums(n: int, beat: float, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(int(0.15 * SAMPLE_RATE)) / SAMPLE_RATE
     kick = np.sin(2 * np.pi * (50 * t + 60 * (1 - np.exp(-t / 0.03)) * 0.03)) * np.exp(-t / 0.05)
     hat_b, hat_a = signal.butter(2, 6000, "highpass", fs=SAMPLE_RATE)
-    hat = signal.lfilter(hat_b, hat_a, rng.standard_normal(int(0.03 * SAMPLE_RATE))) * np.exp(-t[: int(0.03 * SAMPLE_RATE)] / 0.008)
+    hat_n = int(0.03 * SAMPLE_RATE)
+    hat = signal.lfilter(hat_b, hat_a, rng.standard_normal(hat_n)) * np.exp(-t[:hat_n] / 0.008)
     for b in range(int(n / SAMPLE_RATE / beat) + 1):
         start = int(b * beat * SAMPLE_RATE)
         if b % 2 == 0:

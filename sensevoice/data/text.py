@@ -11,7 +11,7 @@ lang     <|woitn|> (spoken form)                 <|withitn|> (written form)
 ======== ======================================= ==============================================================
 en       lower case, no punctuation except the   first letter and names capitalised, final . or ?, numbers
          apostrophe, numbers as words:           as digits with thousands commas: "I paid $1,250.50.",
-         "i paid one thousand two hundred fifty  "at 7:05 in the morning", "on March 3, 2024", "15%", "3rd"
+         "i paid one thousand two hundred fifty  "at 7:05", "on March 3, 2024", "15%", "3rd"
          dollars and fifty cents"
 zh, yue  hanzi numbers, no punctuation:          digits, full-width punctuation: "25元", "3月5日", "7:30",
          "二十五元", "三月五日", "七点三十分"      "1998年", "15%", "12楼"; yue uses 蚊/號/點/樓 and
@@ -134,7 +134,8 @@ def en_finish(say: str, written: str) -> tuple[str, str]:
 
 
 def en_money(rng: np.random.Generator) -> Piece:
-    dollars = int(rng.choice([rng.integers(1, 100), rng.integers(100, 1000), rng.integers(1000, 20000)], p=[0.5, 0.35, 0.15]))
+    low, high = ((1, 100), (100, 1000), (1000, 20000))[rng.choice(3, p=[0.5, 0.35, 0.15])]
+    dollars = int(rng.integers(low, high))
     cents = int(rng.integers(1, 100)) if rng.random() < 0.35 else 0
     spoken = f"{num.en_cardinal(dollars)} dollar{'s' if dollars != 1 else ''}"
     if cents:
@@ -153,7 +154,8 @@ def en_percent(rng: np.random.Generator) -> Piece:
 
 
 def en_clock(rng: np.random.Generator) -> Piece:
-    hour, minute = int(rng.integers(1, 13)), int(rng.choice([0, rng.integers(1, 10), 5 * rng.integers(2, 12), rng.integers(10, 60)]))
+    hour = int(rng.integers(1, 13))
+    minute = int(rng.choice([0, rng.integers(1, 10), 5 * rng.integers(2, 12), rng.integers(10, 60)]))  # :00 :0x :x5 :xx
     if minute == 0:
         return f"{num.en_cardinal(hour)} o'clock", f"{hour}:00"
     oh = "oh " if minute < 10 else ""
@@ -272,8 +274,8 @@ EN_GRAMMAR = Grammar(
         "the {thing} was on sale for {percent} off.",
         "can you lend me {money}?",
     ),
-    slots={**{k: pick(v) for k, v in EN.items()}, "person": en_person, "time": en_time, "money": en_money, "count": en_count,
-           "percent": en_percent, "clock": en_clock, "year": en_year, "date": en_date, "ordinal": en_ordinal},
+    slots={**{k: pick(v) for k, v in EN.items()}, "person": en_person, "time": en_time, "money": en_money,
+           "count": en_count, "percent": en_percent, "clock": en_clock, "year": en_year, "date": en_date, "ordinal": en_ordinal},
     attach=en_attach,
     finish=en_finish,
 )
