@@ -1,0 +1,268 @@
+"""Fine-tuning recipe: train any SenseVoiceSmall model directory on official-format jsonl.
+
+    python -m sensevoice.train --init DIR --train train.jsonl --val val.jsonl --out exp/run [--max-steps N]
+
+``--init`` is a model directory (the official release, our demo model, or a fresh one made by
+``sensevoice.modeldir.make_model_dir``). ``--out`` becomes a complete model directory (model.py, config,
+tokenizer, am.mvn, model.pt) that ``AutoModel(model=OUT, trust_remote_code=True)`` loads unchanged, plus
+``checkpoints/`` with optimizer state for ``--resume``. Runs are seeded; features are computed once and kept in
+memory (fp16), and SpecAugment (config.yaml ``specaug``) supplies the training-time randomness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import model as sv
+from sensevoice import modeldir
+
+log = logging.getLogger(__name__)
+
+JSONL_KEYS = ("key", "source", "target", "text_language", "emo_target", "event_target", "with_or_wo_itn")
+
+
+@dataclass
+class Utterance:
+    key: str
+    feats: torch.Tensor  # (T, n_input) float16, CMVN applied
+    target: list[int]  # [language, emotion, event, itn] tag ids + transcript ids
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Official fine-tuning jsonl; every line must carry the official keys."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            missing = [k for k in JSONL_KEYS if k not in row]
+            if missing:
+                raise ValueError(f"{path}:{n}: missing keys {missing}; official keys are {list(JSONL_KEYS)}")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path} holds no utterances")
+    return rows
+
+
+class Featurizer:
+    """Audio rows -> utterances (features + target ids) with a model directory's frontend and tokenizer."""
+
+    def __init__(self, model: sv.SenseVoiceSmall, tokenizer: Any, frontend: Any):
+        self.model, self.tokenizer, self.frontend = model, tokenizer, frontend
+        self.piece_id = {piece: i for i, piece in enumerate(model.special.pieces)}
+
+    def target(self, row: dict[str, Any]) -> list[int]:
+        tags = [row["text_language"], row["emo_target"], row["event_target"], row["with_or_wo_itn"]]
+        unknown = [t for t in tags if t not in self.piece_id]
+        if unknown:
+            raise ValueError(f"{row['key']}: tags {unknown} are not pieces of the tokenizer")
+        return [self.piece_id[t] for t in tags] + list(self.tokenizer.encode(row["target"]))
+
+    def __call__(self, rows: Sequence[dict[str, Any]], desc: str) -> list[Utterance]:
+        out = []
+        for row in tqdm(rows, desc=desc, unit="utt", leave=False):
+            feats, _ = self.model.extract_features([row["source"]], [row["key"]], self.frontend, sv.SAMPLE_RATE)
+            out.append(Utterance(row["key"], feats[0].half(), self.target(row)))
+        return out
+
+
+def length_batches(utts: Sequence[Utterance], max_frames: int, rng: random.Random | None) -> list[list[int]]:
+    """Indices grouped by similar length, each batch at most ``max_frames`` padded frames; shuffled if rng."""
+    order = sorted(range(len(utts)), key=lambda i: utts[i].feats.shape[0])
+    batches, current = [], []
+    for i in order:
+        longest = max([utts[j].feats.shape[0] for j in current] + [utts[i].feats.shape[0]])
+        if current and longest * (len(current) + 1) > max_frames:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+def epoch_batches(utts: Sequence[Utterance], max_frames: int, seed: int, skip: int = 0) -> Iterator[list[int]]:
+    """Endless batches, epoch by epoch, each epoch shuffled by (seed, epoch): resuming at step n skips exactly
+    the n batches a run without interruption would have taken."""
+    for epoch in itertools.count():
+        for batch in length_batches(utts, max_frames, random.Random(seed * 100_003 + epoch)):
+            if skip:
+                skip -= 1
+                continue
+            yield batch
+
+
+def collate(utts: Sequence[Utterance], ignore_id: int) -> dict[str, torch.Tensor]:
+    feats = torch.nn.utils.rnn.pad_sequence([u.feats.float() for u in utts], batch_first=True)
+    text = torch.full((len(utts), max(len(u.target) for u in utts)), ignore_id, dtype=torch.long)
+    for i, u in enumerate(utts):
+        text[i, : len(u.target)] = torch.tensor(u.target)
+    return {"speech": feats, "speech_lengths": torch.tensor([u.feats.shape[0] for u in utts]),
+            "text": text, "text_lengths": torch.tensor([len(u.target) for u in utts])}
+
+
+def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
+    """Linear warm-up to ``peak``, then cosine decay to 5 % of it at ``total``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def validation_loss(model: sv.SenseVoiceSmall, utts: Sequence[Utterance], max_frames: int, tokenizer: Any) -> float:
+    model.eval()
+    total, weight = 0.0, 0.0
+    for batch in length_batches(utts, max_frames, rng=None):
+        loss, _, _ = model(**collate([utts[i] for i in batch], model.ignore_id), tokenizer=tokenizer)
+        total += loss.item() * len(batch)
+        weight += len(batch)
+    model.train()
+    return total / max(weight, 1)
+
+
+def prepare_out_dir(init: Path, out: Path) -> None:
+    """Copy everything but the weights from the init directory: the output is a complete model directory."""
+    out.mkdir(parents=True, exist_ok=True)
+    for src in init.iterdir():
+        if src.is_file() and src.name != "model.pt":
+            shutil.copyfile(src, out / src.name)
+    shutil.copyfile(modeldir.MODEL_PY, out / "model.py")
+
+
+def save_checkpoint(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                    torch_rng: torch.Tensor, keep: int = 3) -> None:
+    ckpt_dir = out / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch_rng},
+               ckpt_dir / f"step{step:07d}.pt")
+    torch.save(model.state_dict(), out / "model.pt.tmp")
+    (out / "model.pt.tmp").replace(out / "model.pt")  # atomically: a crash never leaves a half-written model
+    for old in sorted(ckpt_dir.glob("step*.pt"))[:-keep]:
+        old.unlink()
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    found = sorted((out / "checkpoints").glob("step*.pt")) if (out / "checkpoints").is_dir() else []
+    return found[-1] if found else None
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    torch.manual_seed(args.seed)
+    init, out = Path(args.init), Path(args.out)
+    model, tokenizer, frontend = load_for_training(init)
+    prepare_out_dir(init, out)
+    featurize = Featurizer(model, tokenizer, frontend)
+    train_utts = featurize(read_jsonl(Path(args.train))[: args.limit or None], "features (train)")
+    val_utts = featurize(read_jsonl(Path(args.val))[: args.limit or None], "features (val)") if args.val else []
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    step = 0
+    resume_from = latest_checkpoint(out) if args.resume else None
+    if resume_from is not None:
+        state = torch.load(resume_from, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        torch.set_rng_state(state["torch_rng"])  # dropout and SpecAugment continue where they stopped
+        log.info("resumed from %s at step %d", resume_from, step)
+
+    history = {"train_loss": [], "val_loss": []}
+    model.train()
+    progress = tqdm(total=args.max_steps, initial=step, desc="train", unit="step")
+    for batch in epoch_batches(train_utts, args.batch_frames, args.seed, skip=step):
+        if step >= args.max_steps:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, args.lr, args.warmup, args.max_steps)
+        loss, stats, _ = model(**collate([train_utts[i] for i in batch], model.ignore_id), tokenizer=tokenizer)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        step += 1
+        history["train_loss"].append((step, loss.item()))
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss.item():.3f}", ctc=f"{stats['loss_ctc'].item():.3f}",
+                             tags=f"{stats['acc_rich'].item():.2f}")
+        if val_utts and (step % args.val_every == 0 or step == args.max_steps):
+            val = validation_loss(model, val_utts, args.batch_frames, tokenizer)
+            history["val_loss"].append((step, val))
+            progress.write(f"step {step}: validation loss {val:.4f}")
+        if step % args.save_every == 0 or step == args.max_steps:
+            save_checkpoint(out, model, optimizer, step, torch.get_rng_state())
+    progress.close()
+    (out / "train_history.json").write_text(json.dumps(history))
+    return history
+
+
+def load_for_training(model_dir: Path):
+    """Model (strictly loaded from model.pt), tokenizer and a dither-free frontend of a model directory."""
+    from funasr.frontends.wav_frontend import WavFrontend
+    from funasr.tokenizer.sentencepiece_tokenizer import SentencepiecesTokenizer
+
+    model_dir = Path(model_dir)
+    config = modeldir.read_config(model_dir / "config.yaml")
+    descriptor = json.loads((model_dir / "configuration.json").read_text())
+    bpe = descriptor["file_path_metas"]["tokenizer_conf"]["bpemodel"]
+    model = modeldir.build_model(model_dir, seed=None)
+    sv.load_checkpoint(model, str(model_dir / "model.pt"))
+    tokenizer = SentencepiecesTokenizer(bpemodel=str(model_dir / bpe))
+    frontend = WavFrontend(**{**config["frontend_conf"], "cmvn_file": str(model_dir / "am.mvn"), "dither": 0.0})
+    return model, tokenizer, frontend
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--init", required=True, help="model directory to start from (config, tokenizer, am.mvn, model.pt)")
+    parser.add_argument("--train", required=True, help="official-format training jsonl")
+    parser.add_argument("--val", help="official-format validation jsonl")
+    parser.add_argument("--out", required=True, help="output model directory")
+    parser.add_argument("--max-steps", type=int, default=2000)
+    parser.add_argument("--batch-frames", type=int, default=6000, help="padded feature frames per batch (60 ms each)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--grad-clip", type=float, default=5.0)
+    parser.add_argument("--val-every", type=int, default=500)
+    parser.add_argument("--save-every", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N utterances of each list")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    history = train(args)
+    last = history["val_loss"][-1][1] if history["val_loss"] else float("nan")
+    print(f"trained {args.out}: final train loss {history['train_loss'][-1][1]:.4f}, validation loss {last:.4f}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.train", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

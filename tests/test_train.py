@@ -1,0 +1,78 @@
+"""The fine-tuning recipe: official jsonl in, a loadable model directory out, resumable and seeded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import soundfile
+import torch
+
+import model as sv
+from conftest import speechlike
+from sensevoice import modeldir, train
+
+ROWS = [("hello world", "<|en|>", "<|HAPPY|>", "<|Speech|>", "<|woitn|>"),
+        ("你好", "<|zh|>", "<|NEUTRAL|>", "<|BGM|>", "<|withitn|>"),
+        ("one two three", "<|en|>", "<|SAD|>", "<|Speech|>", "<|woitn|>"),
+        ("안녕하세요", "<|ko|>", "<|ANGRY|>", "<|Laughter|>", "<|woitn|>")]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    lines = []
+    for i, (text, lang, emo, event, itn) in enumerate(ROWS):
+        wav = folder / f"u{i}.wav"
+        audio = speechlike(1.0 + 0.4 * i, seed=i)
+        soundfile.write(wav, audio, 16000)
+        lines.append({"key": f"u{i}", "source": str(wav), "source_len": len(audio) // 160, "target": text,
+                      "target_len": len(text), "text_language": lang, "emo_target": emo, "event_target": event,
+                      "with_or_wo_itn": itn})
+    path = folder / "train.jsonl"
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+    return path
+
+
+def args(tiny_dir, corpus, out, steps, resume=False):
+    return ["--init", str(tiny_dir), "--train", str(corpus), "--val", str(corpus), "--out", str(out),
+            "--max-steps", str(steps), "--batch-frames", "80", "--save-every", "3", "--val-every", "3",
+            "--warmup", "2", "--lr", "3e-3", "--seed", "1", *(["--resume"] if resume else [])]
+
+
+def test_trains_a_directory_that_automodel_loads(tiny_dir, corpus, tmp_path):
+    out = tmp_path / "run"
+    assert train.main(args(tiny_dir, corpus, out, 6)) == 0
+    history = json.loads((out / "train_history.json").read_text())
+    assert [s for s, _ in history["val_loss"]] == [3, 6]
+    assert history["val_loss"][-1][1] < history["val_loss"][0][1] * 1.5
+    automodel = modeldir.load_automodel(out, ncpu=2)
+    assert type(automodel.model) is sv.SenseVoiceSmall
+    trained = torch.load(out / "model.pt", weights_only=True)
+    assert not torch.equal(trained["ctc.ctc_lo.weight"], torch.load(tiny_dir / "model.pt", weights_only=True)["ctc.ctc_lo.weight"])
+    loaded = automodel.model.state_dict()
+    assert all(torch.equal(loaded[k], trained[k]) for k in trained)
+    assert isinstance(automodel.generate(input=str(corpus.parent / "u0.wav"))[0]["text"], str)
+
+
+def test_resume_continues_exactly(tiny_dir, corpus, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train.main(args(tiny_dir, corpus, straight, 6))
+    train.main(args(tiny_dir, corpus, resumed, 3))
+    train.main(args(tiny_dir, corpus, resumed, 6, resume=True))
+    a = torch.load(straight / "model.pt", weights_only=True)
+    b = torch.load(resumed / "model.pt", weights_only=True)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_bad_jsonl_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"key": "x", "source": "a.wav"}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: missing keys \['target'"):
+        train.read_jsonl(path)
+
+
+def test_learning_rate_schedule():
+    rates = [train.lr_at(s, 1.0, 10, 100) for s in range(100)]
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert rates[-1] == pytest.approx(0.05, abs=0.01) and max(rates) == pytest.approx(1.0)
