@@ -1,0 +1,137 @@
+"""Evaluate a model directory on an official-format jsonl test set.
+
+    python -m sensevoice.evaluate --model demo --test data/corpus/test.jsonl --out bench/results/demo_eval
+
+Prints and writes (markdown + JSON) CER for zh/yue/ja/ko, WER for en, language-ID accuracy, emotion accuracy,
+event accuracy and ITN-form accuracy. Decoding uses ``language="auto"`` so that LID is measured, and each
+utterance's own ``with_or_wo_itn`` so that both forms are exercised.
+
+ITN-form accuracy: over utterances whose reference contains a number in either form, the share whose
+hypothesis has Arabic digits exactly when the reference does (written form for <|withitn|>, spoken for <|woitn|>).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import unicodedata
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from rapidfuzz.distance import Levenshtein
+from tqdm import tqdm
+
+import model as sv
+from sensevoice import modeldir
+from sensevoice.train import read_jsonl
+
+WORD_LANGUAGES = {"en"}  # scored by WER; the others by CER
+NUMBER_WORDS = re.compile(r"\d|\b(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+                          r"forty|fifty|hundred|thousand)\b|[零一二三四五六七八九十百千万两]", re.IGNORECASE)
+
+
+def strip_tag(tag: str) -> str:
+    return tag[2:-2] if tag.startswith("<|") and tag.endswith("|>") else tag
+
+
+def normalize(text: str) -> str:
+    """Case-folded, punctuation (Unicode P*) replaced by spaces, whitespace collapsed: scores ignore both."""
+    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text.lower())
+    return " ".join(text.split())
+
+
+def units(text: str, language: str) -> list[str]:
+    text = normalize(text)
+    return text.split() if language in WORD_LANGUAGES else [c for c in text if not c.isspace()]
+
+
+def score(rows: Sequence[dict[str, Any]], hyps: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregate metrics from reference rows and hypothesis results (model.inference dicts)."""
+    errors, totals = defaultdict(int), defaultdict(int)
+    hits = defaultdict(lambda: [0, 0])
+    for row, hyp in zip(rows, hyps):
+        language = strip_tag(row["text_language"])
+        for field, reference in (("language", language), ("emotion", strip_tag(row["emo_target"])),
+                                 ("event", strip_tag(row["event_target"]))):
+            hits[field][0] += hyp[field] == reference
+            hits[field][1] += 1
+        if language != "nospeech":
+            ref_units, hyp_units = units(row["target"], language), units(hyp["clean_text"], language)
+            errors[language] += Levenshtein.distance(ref_units, hyp_units)
+            totals[language] += len(ref_units)
+        if NUMBER_WORDS.search(row["target"]):
+            hits["itn_form"][0] += bool(re.search(r"\d", hyp["clean_text"])) == bool(re.search(r"\d", row["target"]))
+            hits["itn_form"][1] += 1
+    result: dict[str, Any] = {"utterances": len(rows), "error_rate": {}, "accuracy": {}}
+    for language in sorted(totals):
+        result["error_rate"][language] = {"metric": "WER" if language in WORD_LANGUAGES else "CER",
+                                          "value": errors[language] / max(totals[language], 1),
+                                          "units": totals[language]}
+    for field, (right, count) in hits.items():
+        result["accuracy"][field] = {"value": right / count if count else float("nan"), "count": count}
+    return result
+
+
+def markdown(result: dict[str, Any], title: str) -> str:
+    lines = [f"### {title}", "", "| metric | value | over |", "|---|---|---|"]
+    for language, entry in result["error_rate"].items():
+        lines.append(f"| {entry['metric']} {language} | {100 * entry['value']:.2f} % | {entry['units']} units |")
+    names = {"language": "LID accuracy", "emotion": "emotion accuracy", "event": "event accuracy",
+             "itn_form": "ITN-form accuracy"}
+    for field, entry in result["accuracy"].items():
+        lines.append(f"| {names.get(field, field)} | {100 * entry['value']:.2f} % | {entry['count']} utterances |")
+    return "\n".join(lines) + "\n"
+
+
+def decode(model_dir: Path, rows: Sequence[dict[str, Any]], batch: int, threads: int | None) -> list[dict[str, Any]]:
+    automodel = modeldir.load_automodel(model_dir, ncpu=threads)
+    model, kwargs = automodel.model, automodel.kwargs
+    hyps = []
+    for itn in ("<|woitn|>", "<|withitn|>"):
+        chosen = [(i, r) for i, r in enumerate(rows) if r["with_or_wo_itn"] == itn]
+        for start in tqdm(range(0, len(chosen), batch), desc=f"decode {strip_tag(itn)}", unit="batch"):
+            part = chosen[start: start + batch]
+            results, _ = model.inference([r["source"] for _, r in part], key=[r["key"] for _, r in part],
+                                         tokenizer=kwargs["tokenizer"], frontend=kwargs["frontend"],
+                                         language="auto", use_itn=itn == "<|withitn|>")
+            hyps.extend(zip([i for i, _ in part], results))
+    return [h for _, h in sorted(hyps, key=lambda pair: pair[0])]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model directory")
+    parser.add_argument("--test", required=True, help="official-format test jsonl")
+    parser.add_argument("--out", help="write OUT.md and OUT.json")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N utterances")
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = read_jsonl(Path(args.test))[: args.limit or None]
+    hyps = decode(Path(args.model), rows, args.batch, args.threads)
+    result = score(rows, hyps)
+    result.update(model=str(args.model), test=str(args.test))
+    table = markdown(result, f"{args.model} on {args.test} ({len(rows)} utterances)")
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(table)
+        out.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        (out.parent / f"{out.name}_hyps.jsonl").write_text(
+            "".join(json.dumps({"key": h["key"], "ref": r["target"], "hyp": h["text"]}, ensure_ascii=False) + "\n"
+                    for r, h in zip(rows, hyps)))
+    return 0
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.evaluate", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Scoring of the evaluation command: error rates per language and tag accuracies."""
+
+from __future__ import annotations
+
+import pytest
+
+from sensevoice.evaluate import markdown, normalize, score
+
+
+def row(target, lang="en", emo="NEUTRAL", event="Speech", itn="woitn"):
+    return {"target": target, "text_language": f"<|{lang}|>", "emo_target": f"<|{emo}|>",
+            "event_target": f"<|{event}|>", "with_or_wo_itn": f"<|{itn}|>"}
+
+
+def hyp(clean, lang="en", emo="NEUTRAL", event="Speech"):
+    return {"clean_text": clean, "language": lang, "emotion": emo, "event": event}
+
+
+def test_normalize_ignores_case_and_punctuation():
+    assert normalize("Hello, World!") == "hello world"
+    assert normalize("你好，世界。") == "你好 世界"
+
+
+def test_scores():
+    rows = [row("the cat sat"), row("你好世界", lang="zh"), row("twenty five dollars"), row("$25.", itn="withitn"),
+            row("", lang="nospeech", event="BGM")]
+    hyps = [hyp("the bat sat"), hyp("你好世", lang="zh", emo="HAPPY"), hyp("twenty five dollars"), hyp("$25"),
+            hyp("", lang="nospeech", event="Applause")]
+    result = score(rows, hyps)
+    assert result["error_rate"]["en"]["value"] == pytest.approx(1 / 7)  # 1 substitution over 3 + 3 + 1 words
+    assert result["error_rate"]["zh"]["value"] == pytest.approx(1 / 4)  # 1 deletion over 4 characters
+    assert "nospeech" not in result["error_rate"]
+    assert result["accuracy"]["emotion"]["value"] == pytest.approx(4 / 5)
+    assert result["accuracy"]["event"]["value"] == pytest.approx(4 / 5)
+    assert result["accuracy"]["language"]["value"] == 1.0
+    assert result["accuracy"]["itn_form"] == {"value": 1.0, "count": 2}
+    assert "| WER en | 14.29 % |" in markdown(result, "t")
+
+
+def test_itn_form_mismatch_counts():
+    result = score([row("$25.", itn="withitn")], [hyp("twenty five dollars")])
+    assert result["accuracy"]["itn_form"]["value"] == 0.0
