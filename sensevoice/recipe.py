@@ -1,0 +1,97 @@
+"""Recipe steps around training: start a model directory from a corpus, package a trained one.
+
+    python -m sensevoice.recipe init --corpus data/corpus --out exp/demo_init --vocab-size 1500 \
+        --encoder-conf '{"output_size": 256, "num_blocks": 6, "tp_blocks": 2, "linear_units": 1024}'
+    python -m sensevoice.recipe package --model exp/demo --out demo
+
+``init`` trains a SentencePiece tokenizer on the corpus text (with every SenseVoice special token by name),
+computes CMVN statistics (am.mvn) from the training audio, and writes a model directory with random weights.
+``package`` copies a trained directory into a release folder with fp16 weights (they load into the fp32 model
+unchanged: ``load_state_dict`` casts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import model as sv
+from sensevoice import modeldir
+from sensevoice.tokenizer import train_tokenizer
+from sensevoice.train import read_jsonl
+
+TOKENIZER_NAME = "sensevoice.bpe.model"
+RELEASE_FILES = ("model.py", "config.yaml", "configuration.json", "am.mvn", "model.pt")
+
+
+def corpus_cmvn(jsonl: Path, out: Path, sample: int = 2000, seed: int = 0) -> Path:
+    """Mean/std of the LFR-stacked fbank features over (a sample of) the corpus, written as am.mvn."""
+    from funasr.frontends.wav_frontend import WavFrontend
+
+    config = modeldir.read_config()
+    frontend = WavFrontend(**{**config["frontend_conf"], "cmvn_file": None, "dither": 0.0})
+    rows = read_jsonl(jsonl)
+    rows = random.Random(seed).sample(rows, min(sample, len(rows)))
+    total, total_sq, count = 0.0, 0.0, 0
+    for row in tqdm(rows, desc="cmvn", unit="utt"):
+        wave = sv.load_audio(row["source"], row["key"])
+        feats, _ = frontend(wave[None], torch.tensor([wave.numel()]))
+        feats = feats[0].double()
+        total = total + feats.sum(0)
+        total_sq = total_sq + (feats ** 2).sum(0)
+        count += feats.shape[0]
+    mean = total / count
+    std = (total_sq / count - mean ** 2).clamp(min=1e-8).sqrt()
+    return modeldir.write_cmvn(out, mean.numpy(), std.numpy())
+
+
+def init(corpus: Path, out: Path, vocab_size: int, encoder_conf: dict, seed: int) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    sentences = [line for line in (corpus / "text.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+    bpe = train_tokenizer(sentences, out / TOKENIZER_NAME, vocab_size)
+    cmvn = corpus_cmvn(corpus / "train.jsonl", out / "am.mvn", seed=seed)
+    return modeldir.make_model_dir(out, bpe, cmvn, encoder_conf, seed=seed)
+
+
+def package(model_dir: Path, out: Path) -> Path:
+    """Release folder: model files + tokenizer, weights stored as fp16."""
+    out.mkdir(parents=True, exist_ok=True)
+    descriptor = json.loads((model_dir / "configuration.json").read_text())
+    tokenizer = descriptor["file_path_metas"]["tokenizer_conf"]["bpemodel"]
+    for name in (*RELEASE_FILES[:-1], tokenizer):
+        shutil.copyfile(model_dir / name, out / name)
+    state = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, out / "model.pt")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.recipe", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="step", required=True)
+    p_init = sub.add_parser("init", help="tokenizer + am.mvn + random-weight model directory from a corpus")
+    p_init.add_argument("--corpus", type=Path, required=True, help="folder with text.txt and train.jsonl")
+    p_init.add_argument("--out", type=Path, required=True)
+    p_init.add_argument("--vocab-size", type=int, default=1500)
+    p_init.add_argument("--encoder-conf", type=json.loads, default={}, help="JSON overrides of config.yaml encoder_conf")
+    p_init.add_argument("--seed", type=int, default=0)
+    p_package = sub.add_parser("package", help="copy a trained model directory into a release folder (fp16)")
+    p_package.add_argument("--model", type=Path, required=True)
+    p_package.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.step == "init":
+        print(init(args.corpus, args.out, args.vocab_size, args.encoder_conf, args.seed))
+    else:
+        print(package(args.model, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
