@@ -91,10 +91,12 @@ def load_automodel(model_dir: Path, device: str = "cpu", ncpu: int | None = None
     if not (model_dir / "model.pt").is_file():
         raise FileNotFoundError(f"{model_dir}/model.pt is missing: refusing to run on random weights")
     remote = model_dir / "model.py" if (model_dir / "model.py").is_file() else MODEL_PY
-    # init_param=None: FunASR's own (lenient) load would hold two extra copies of the weights at once (torch.load
-    # + deepcopy, +1.9 GB for the official size); the strict load below is the one that counts.
+    if (model_dir / "configuration.json").is_file():  # (without it FunASR insists on an init_param)
+        # Skip FunASR's lenient load: it holds two extra copies of the weights at once (torch.load + deepcopy,
+        # +1.9 GB peak RSS for the official size); the strict load below is the one that counts.
+        kwargs.setdefault("init_param", None)
     automodel = AutoModel(model=str(model_dir), trust_remote_code=True, remote_code=str(remote), device=device,
-                          disable_update=True, ncpu=ncpu or torch.get_num_threads(), init_param=None, **kwargs)
+                          disable_update=True, ncpu=ncpu or torch.get_num_threads(), **kwargs)
     if not isinstance(automodel.model, sv.SenseVoiceSmall):
         raise TypeError(f"FunASR built {type(automodel.model)} from {model_dir}, not this project's SenseVoiceSmall")
     sv.load_checkpoint(automodel.model, str(model_dir / "model.pt"))  # strict: every key and shape

@@ -148,6 +148,20 @@ def test_emotion_styles_differ_measurably(lang):
 
 
 # ----------------------------------------------------------------------------------------------- corpus
+def test_compose_fits_any_speech_length(monkeypatch):
+    """Events are sized in seconds; the mix must still line up sample for sample (a BGM off-by-one once broke)."""
+    rng = np.random.default_rng(0)
+    rounds_down = [n for n in range(16000, 40000) if int(n / corpus.SAMPLE_RATE * corpus.SAMPLE_RATE) != n][:3]
+    monkeypatch.setattr(corpus, "silence", lambda seconds: np.zeros(0, np.float32))  # x.size == speech.size
+    for n in [*rounds_down, 8000, 40001, 96000]:
+        speech = 0.1 * np.sin(np.arange(n, dtype=np.float32))
+        for event in corpus.EVENTS:
+            x, layout = corpus.compose(speech, event, rng, corpus.MAX_CLIP_S)
+            assert n <= x.size <= corpus.MAX_CLIP_S * corpus.SAMPLE_RATE, (event, n, layout)
+    with pytest.raises(ValueError, match="expected one of"):
+        corpus.compose(speech, "Cough", rng, corpus.MAX_CLIP_S)
+
+
 def test_tags_are_model_tags():
     assert set(text.LANGS) <= set(sv.LANGUAGES) and "nospeech" in sv.LANGUAGES
     assert set(synth.EMOTIONS) | {"EMO_UNKNOWN"} <= set(sv.EMOTIONS)
@@ -192,6 +206,19 @@ def test_audio_matches_labels(rows):
         assert corpus.MIN_CLIP_S <= info.duration <= corpus.MAX_CLIP_S + 1e-3
         assert abs(row["source_len"] - info.duration * 100) <= 3  # 10 ms fbank frames
         assert row["source_len"] == corpus.fbank_frames(info.frames)
+
+
+@needs_espeak
+def test_source_len_is_the_frontends_frame_count(rows):
+    import torch
+    from funasr.frontends.wav_frontend import WavFrontend
+
+    frontend = WavFrontend(cmvn_file=None, fs=16000, window="hamming", n_mels=80, frame_length=25, frame_shift=10,
+                           lfr_m=1, lfr_n=1)
+    for row in rows["test"][:4]:
+        audio, _ = soundfile.read(row["source"], dtype="float32")
+        _, frames = frontend(torch.from_numpy(audio)[None], torch.tensor([audio.size]))
+        assert int(frames[0]) == row["source_len"]
 
 
 @needs_espeak

@@ -134,7 +134,7 @@ def compose(speech: np.ndarray, event: str, rng: np.random.Generator, max_s: flo
     layout: dict[str, Any] = {"speech_s": round(speech.size / SAMPLE_RATE, 3)}
     if event == "BGM":
         level = speech_db - rng.uniform(8, 18)
-        x = x + synth.set_level(sounds.music(x.size / SAMPLE_RATE, rng), level)
+        x = x + fit(synth.set_level(sounds.music(x.size / SAMPLE_RATE, rng), level), x.size)
         layout.update(event_db=round(level - speech_db, 1))
     elif event in ("Applause", "Laughter"):
         overlap = rng.uniform(0.0, 0.3)
@@ -148,6 +148,11 @@ def compose(speech: np.ndarray, event: str, rng: np.random.Generator, max_s: flo
     elif event != "Speech":
         raise ValueError(f"event={event!r}; expected one of {EVENTS}")
     return x, layout
+
+
+def fit(x: np.ndarray, n: int) -> np.ndarray:
+    """Trim or zero-pad to ``n`` samples (seconds -> samples rounds down, so a sound may be one short)."""
+    return x[:n] if x.size >= n else np.concatenate([x, np.zeros(n - x.size, dtype=x.dtype)])
 
 
 def overlap_add(first: np.ndarray, second: np.ndarray, overlap_s: float) -> np.ndarray:
@@ -259,7 +264,11 @@ def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec =
 
 
 def _clip_task(args: tuple[int, str, int, Path]) -> tuple[list[dict], dict]:
-    return make_clip(*args)
+    seed, split, index, _ = args
+    try:
+        return make_clip(*args)
+    except Exception as error:  # name the clip: a worker's traceback alone does not say which one failed
+        raise RuntimeError(f"clip seed={seed} split={split} index={index}: {error!r}") from error
 
 
 def _run(tasks: list[tuple], jobs: int, desc: str) -> Iterator[tuple[list[dict], dict]]:
