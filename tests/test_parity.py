@@ -14,18 +14,19 @@ TOLERANCE = 1e-4  # max |log p| difference, fp32 on CPU
 
 
 def compare(model, oracle, tokenizer, feats, lens, keys, **options):
-    results, _ = model.inference(feats, data_lengths=lens, key=keys, tokenizer=tokenizer, data_type="fbank",
-                                 **options)
-    textnorm = "withitn" if options.get("use_itn") else "woitn"
-    with torch.no_grad():
-        logp, out_lens = model.ctc_logprobs(feats, lens, options["language"], textnorm)
+    logits = []  # our CTC logits, captured inside inference() rather than recomputed
+    hook = model.ctc.register_forward_hook(lambda module, args, out: logits.append(out.detach()))
+    try:
+        results, _ = model.inference(feats, data_lengths=lens, key=keys, tokenizer=tokenizer, data_type="fbank",
+                                     **options)
+    finally:
+        hook.remove()
+    logp = logits[0].float().log_softmax(dim=-1)
     oracle_results, oracle_logp = oracle_decode(oracle, feats.clone(), tokenizer, data_lengths=lens.clone(),
                                                 key=keys, data_type="fbank", **options)
-    for i, n in enumerate(out_lens.tolist()):
+    for i, n in enumerate((lens + sv.N_PROMPT).tolist()):
         ours, theirs = logp[i, :n], oracle_logp[i, :n]
-        finite = torch.isfinite(theirs)
-        assert torch.equal(finite, torch.isfinite(ours))
-        err = (ours[finite] - theirs[finite]).abs().max().item()
+        err = (ours - theirs).abs().max().item()
         assert err < TOLERANCE, f"{keys[i]}: max |Δ log p| = {err:.2e}"
     assert [r["text"] for r in results] == [r["text"] for r in oracle_results]
 
@@ -33,19 +34,20 @@ def compare(model, oracle, tokenizer, feats, lens, keys, **options):
 @pytest.fixture(scope="module")
 def official_batch(official_dir, official):
     model, tokenizer, frontend, config = load_parts(official_dir)
-    clips = [str(official / "example" / f"{lang}.mp3") for lang in OFFICIAL_LANGS]
+    # Real speech, cropped to 1.5-3.5 s (different lengths: a padded batch) to keep 16 official-size runs quick.
+    clips = [sv.load_audio(str(official / "example" / f"{lang}.mp3"), lang)[: int((1.5 + 0.5 * i) * 16000)]
+             for i, lang in enumerate(OFFICIAL_LANGS)]
     feats, lens = model.extract_features(clips, list(OFFICIAL_LANGS), frontend, 16000)
     assert len(set(lens.tolist())) > 1, "the batch must be padded (clips of different lengths)"
     return model, build_oracle(model, config), tokenizer, frontend, feats, lens
 
 
 @pytest.mark.official
-@pytest.mark.parametrize("language", sv.LANGUAGES + ("zn",))
+@pytest.mark.parametrize("language", sv.LANGUAGES)
 @pytest.mark.parametrize("use_itn", [False, True])
 def test_official_size_logprobs_and_text_match_oracle(official_batch, language, use_itn):
     model, oracle, tokenizer, _, feats, lens = official_batch
-    compare(model, oracle, tokenizer, feats, lens, list(OFFICIAL_LANGS), language=language if language != "zn" else "zh",
-            use_itn=use_itn)
+    compare(model, oracle, tokenizer, feats, lens, list(OFFICIAL_LANGS), language=language, use_itn=use_itn)
 
 
 @pytest.mark.official
