@@ -12,6 +12,7 @@ memory (fp16), and SpecAugment (config.yaml ``specaug``) supplies the training-t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import logging
@@ -74,11 +75,30 @@ class Featurizer:
         return [self.piece_id[t] for t in tags] + list(self.tokenizer.encode(row["target"]))
 
     def __call__(self, rows: Sequence[dict[str, Any]], desc: str) -> list[Utterance]:
-        out = []
-        for row in tqdm(rows, desc=desc, unit="utt", leave=False):
-            feats, _ = self.model.extract_features([row["source"]], [row["key"]], self.frontend, sv.SAMPLE_RATE)
-            out.append(Utterance(row["key"], feats[0].half(), self.target(row)))
+        out, by_source = [], {}  # ITN pairs share one recording: compute its features once
+        for row in tqdm(rows, desc=desc, unit="utt", leave=False, mininterval=10):
+            if row["source"] not in by_source:
+                feats, _ = self.model.extract_features([row["source"]], [row["key"]], self.frontend, sv.SAMPLE_RATE)
+                by_source[row["source"]] = feats[0].half()
+            out.append(Utterance(row["key"], by_source[row["source"]], self.target(row)))
         return out
+
+
+def cached_features(featurize: Featurizer, jsonl: Path, limit: int, model_dir: Path, cache_dir: Path
+                    ) -> list[Utterance]:
+    """Features of a jsonl, computed once per (jsonl, limit, am.mvn, tokenizer) and kept on disk for restarts."""
+    descriptor = json.loads((model_dir / "configuration.json").read_text())
+    tokenizer_file = model_dir / descriptor["file_path_metas"]["tokenizer_conf"]["bpemodel"]
+    digest = hashlib.sha1()
+    for part in (jsonl.read_bytes(), str(limit).encode(), (model_dir / "am.mvn").read_bytes(), tokenizer_file.read_bytes()):
+        digest.update(part)
+    path = cache_dir / f"{jsonl.stem}-{digest.hexdigest()[:16]}.pt"
+    if path.is_file():
+        return [Utterance(**u) for u in torch.load(path, weights_only=False)]
+    utts = featurize(read_jsonl(jsonl)[: limit or None], f"features ({jsonl.name})")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    torch.save([u.__dict__ for u in utts], path)
+    return utts
 
 
 def length_batches(utts: Sequence[Utterance], max_frames: int, rng: random.Random | None) -> list[list[int]]:
@@ -170,8 +190,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model, tokenizer, frontend = load_for_training(init)
     prepare_out_dir(init, out)
     featurize = Featurizer(model, tokenizer, frontend)
-    train_utts = featurize(read_jsonl(Path(args.train))[: args.limit or None], "features (train)")
-    val_utts = featurize(read_jsonl(Path(args.val))[: args.limit or None], "features (val)") if args.val else []
+    train_utts = cached_features(featurize, Path(args.train), args.limit, init, out / "features")
+    val_utts = cached_features(featurize, Path(args.val), args.limit, init, out / "features") if args.val else []
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step = 0
@@ -186,7 +206,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     history = {"train_loss": [], "val_loss": []}
     model.train()
-    progress = tqdm(total=args.max_steps, initial=step, desc="train", unit="step")
+    progress = tqdm(total=args.max_steps, initial=step, desc="train", unit="step", mininterval=10)
     for batch in epoch_batches(train_utts, args.batch_frames, args.seed, skip=step):
         if step >= args.max_steps:
             break

@@ -1,0 +1,45 @@
+"""Dependency pins stay in one place: every direct pin in setup.cfg equals the lock in constraints.txt."""
+
+from __future__ import annotations
+
+import configparser
+import re
+
+from conftest import ROOT
+
+
+def pins(lines):
+    found = {}
+    for line in lines:
+        match = re.match(r"^\s*([A-Za-z0-9_.\-]+)==([^\s;#]+)", line)
+        if match:
+            found[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return found
+
+
+def test_setup_cfg_pins_match_the_lock():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    direct = pins(config["options"]["install_requires"].splitlines())
+    direct |= pins(config["options.extras_require"]["test"].splitlines())
+    lock = pins((ROOT / "constraints.txt").read_text().splitlines())
+    assert direct, "setup.cfg pins nothing"
+    mismatched = {name: (version, lock.get(name)) for name, version in direct.items() if lock.get(name) != version}
+    assert not mismatched, f"setup.cfg vs constraints.txt: {mismatched}"
+    assert direct["torch"] == direct["torchaudio"], "torch and torchaudio must be a matching pair"
+
+
+def test_no_requirements_txt_at_the_top_level():
+    # FunASR pip-installs a model directory's requirements.txt when trust_remote_code=True.
+    assert not (ROOT / "requirements.txt").exists()
+
+
+def test_installed_versions_are_the_pinned_ones():
+    from importlib.metadata import version
+
+    lock = pins((ROOT / "constraints.txt").read_text().splitlines())
+    for name in ("torch", "torchaudio", "funasr", "modelscope", "numpy"):
+        assert version(name).split("+")[0] == lock[name], name
+    import torchaudio  # the pinned pair imports together
+
+    assert torchaudio.__version__.split("+")[0] == lock["torchaudio"]
