@@ -39,7 +39,8 @@ def pieces_text(pieces: Sequence[str]) -> str:
 
 def _starts_word(pieces: Sequence[str], j: int) -> bool:
     """Whether a cue may begin at piece j: a "▁" piece, a non-ASCII piece (CJK has no spaces) or after one."""
-    return j == 0 or pieces[j].startswith(WORD_START) or not pieces[j].isascii() or not pieces[j - 1].isascii()
+    piece, previous = pieces[j], pieces[j - 1].lstrip(WORD_START) if j else ""
+    return j == 0 or piece.startswith(WORD_START) or not piece.isascii() or not previous.isascii()
 
 
 def split_pieces(pieces: Sequence[str], spans: Sequence[Sequence[int]], max_ms: int = MAX_CUE_MS,
@@ -98,7 +99,8 @@ def wrap(text: str, width: int = LINE_CHARS) -> str:
 
 
 def to_srt(result: dict[str, Any]) -> str:
-    blocks = [f"{i}\n{clock(c.start_ms)} --> {clock(c.end_ms)}\n{wrap(c.text)}\n" for i, c in enumerate(cues(result), 1)]
+    blocks = [f"{i}\n{clock(c.start_ms)} --> {clock(c.end_ms)}\n{wrap(c.text)}\n"
+              for i, c in enumerate(cues(result), 1)]
     return "\n".join(blocks)
 
 

@@ -1,15 +1,17 @@
 """Long-audio transcription: VAD segments -> length-sorted dynamic batches -> one result on the file's timeline.
 
 FunASR's ``AutoModel.generate`` with a ``vad_model`` does the same job, but it merges the segments' results by
-adding up every field (``"language": "enenzh"``, a crash when a field is None), leaves ``token_timestamp``
-relative to its segment, drops a file whose text is empty and turns batching off on ``device="cpu"``. Here each
-segment keeps its own fields, every timestamp is absolute, and ``batch_size_s`` batches on any device.
+adding up every field (``"language": "enenzh"``; a TypeError when a field is None), leaves ``token_timestamp``
+relative to its segment, leaves out a file whose transcript is empty (so later results shift) and turns batching
+off on ``device="cpu"``. Here each segment keeps its own fields, every timestamp is absolute, every input gets a
+result, and ``batch_size_s`` batches on any device.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -121,8 +123,6 @@ class Transcriber:
             spans = vad.detect_segments(self.automodel, wave)
         else:
             if duration_ms > NO_VAD_WARN_S * 1000:
-                import warnings
-
                 warnings.warn(f"{key}: {duration_ms / 1000:.0f} s of audio in one forward pass (no VAD); memory "
                               "grows with the square of the length, use VAD for long audio", stacklevel=2)
             spans = [(0, duration_ms)]

@@ -70,7 +70,8 @@ def load_automodel_with_vad(model_dir: str | os.PathLike, vad_model: str | os.Pa
 
 def detect_segments(automodel: Any, wave: np.ndarray) -> list[tuple[int, int]]:
     """Speech segments of one 16 kHz waveform, [(start_ms, end_ms)] in time order, computed exactly as FunASR's
-    ``inference_with_vad`` computes them (same call, same VAD options)."""
+    ``inference_with_vad`` computes them (same call, same VAD options). The VAD walks the audio in 60 s chunks
+    but holds about two more copies of the waveform while it runs (+460 MB for an hour of audio)."""
     if getattr(automodel, "vad_model", None) is None:
         raise ValueError("this AutoModel has no VAD model; build it with load_automodel_with_vad()")
     results = automodel.inference(wave, model=automodel.vad_model, kwargs=automodel.vad_kwargs)

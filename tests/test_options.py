@@ -101,7 +101,7 @@ def test_result_fields(parts):
      {"language": "zh", "emotion": "HAPPY", "event": "BGM", "itn": "withitn", "clean_text": "你好。"}),
     ("<|nospeech|><|EMO_UNKNOWN|><|Applause|><|woitn|>",
      {"language": "nospeech", "emotion": "EMO_UNKNOWN", "event": "Applause", "itn": "woitn", "clean_text": ""}),
-    ("plain", {"language": None, "emotion": None, "event": None, "itn": None, "clean_text": "plain"}),
+    ("plain", {"language": "", "emotion": "", "event": "", "itn": "", "clean_text": "plain"}),
 ])
 def test_split_rich_text(text, fields):
     assert sv.split_rich_text(text) == fields

@@ -1,0 +1,303 @@
+"""The ``sensevoice`` command (also ``python -m sensevoice``): ``sensevoice <command> [options]``.
+
+Exit codes: 0 every input was transcribed and written; 1 some inputs failed (each is reported on stderr and the
+others are still written); 2 usage error (bad option or argument, no usable model); 130 interrupted.
+
+Adding a command: write ``add_arguments(parser)`` and ``run(args) -> exit code`` (import heavy modules inside
+``run`` so that ``--help`` stays fast) and add a ``Command`` to ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from sensevoice.subtitles import FORMATS  # light: no torch
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_HELP = ("exit status: 0 every input written; 1 some inputs failed (each reported on stderr, the others "
+             "written); 2 usage error (bad option, no usable model); 130 interrupted")
+PROG = "sensevoice"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_MODEL = REPO_ROOT / "demo"  # the default --model when it exists
+STDIN = "-"
+LANGUAGES = ("auto", "zh", "en", "yue", "ja", "ko", "nospeech")  # model.LANGUAGES (checked by a test)
+STDOUT_MULTI_FORMATS = ("txt", "jsonl")  # formats that can carry several inputs on stdout
+
+
+class UsageError(Exception):
+    """A bad option or argument found after parsing: reported like argparse's errors, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def positive_float(text: str) -> float:
+    value = float(text)  # ValueError -> argparse's "invalid positive_float value"
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------- transcribe
+def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="FILE",
+                        help=f"audio files (wav, flac, ogg, mp3; any rate, mono or not); {STDIN} reads audio bytes "
+                             "from stdin (a file's bytes, or raw 16 kHz 16-bit PCM)")
+    parser.add_argument("--model", type=Path, default=None, metavar="DIR",
+                        help=f"model directory with model.pt, config.yaml, configuration.json, tokenizer, am.mvn "
+                             f"(default: {DEMO_MODEL} when it exists)")
+    parser.add_argument("--language", default="auto", choices=(*LANGUAGES, "zn"), metavar="LANG",
+                        help=f"forced language: {', '.join(LANGUAGES)} (zn = zh); default: auto, detected per "
+                             "segment")
+    parser.add_argument("--itn", action=argparse.BooleanOptionalAction, default=True,
+                        help="inverse text normalisation: digits and punctuation (default: on)")
+    parser.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
+                        help="split the audio into speech segments with the bundled FSMN-VAD (default: on; "
+                             "without it a file is one forward pass)")
+    parser.add_argument("--batch-size-s", type=positive_float, default=60.0, metavar="SECONDS",
+                        help="dynamic batching budget, longest segment x segments per batch (default: 60); it "
+                             "changes speed and memory, never the transcript")
+    parser.add_argument("--timestamps", action="store_true",
+                        help="add per-word and per-token [start_ms, end_ms] to json/jsonl output")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="CPU threads (default: torch's)")
+    parser.add_argument("-f", "--format", choices=FORMATS, default="txt",
+                        help="txt: text per segment; json/jsonl: segments, cues with language/emotion/event; "
+                             "srt/vtt: subtitles; tsv: cues as start/end ms, tags, text (default: txt)")
+    parser.add_argument("-o", "--output-dir", type=Path, default=None, metavar="DIR",
+                        help="write DIR/<input name>.<format> per input (default: stdout)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar on stderr (default: when stderr is a terminal)")
+
+
+def transcribe_options(args: argparse.Namespace):
+    """The decoding options the arguments ask for; UsageError names a bad value."""
+    from sensevoice.transcribe import TranscribeOptions
+
+    try:  # timestamps always: subtitles split long segments with them, and they cost nothing extra
+        return TranscribeOptions(language=args.language, use_itn=args.itn, timestamps=True,
+                                 batch_size_s=args.batch_size_s)
+    except ValueError as err:  # names the option and the allowed values
+        raise UsageError(str(err))
+
+
+def check_device(name: str) -> None:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise UsageError(f"--device {name!r}: {err}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name!r}: CUDA is not available here (use --device cpu)")
+
+
+def resolve_model_dir(model: Path | None) -> Path:
+    if model is None:
+        if not DEMO_MODEL.is_dir():
+            raise UsageError(f"no model: pass --model DIR (a SenseVoiceSmall model directory); the default "
+                             f"{DEMO_MODEL} does not exist")
+        model = DEMO_MODEL
+    if not model.is_dir():
+        raise UsageError(f"--model {str(model)!r} is not a directory")
+    return model.resolve()
+
+
+def input_keys(inputs: Sequence[str]) -> list[str]:
+    """A unique name per input (its file stem; 'stdin' for -), used for output files and result keys."""
+    keys: list[str] = []
+    for item in inputs:
+        stem = "stdin" if item == STDIN else Path(item).stem or "audio"
+        key, n = stem, 1
+        while key in keys:
+            n += 1
+            key = f"{stem}-{n}"
+        keys.append(key)
+    return keys
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    if args.inputs.count(STDIN) > 1:
+        raise UsageError(f"{STDIN} (stdin) can be given once")
+    if args.output_dir is None and len(args.inputs) > 1 and args.format not in STDOUT_MULTI_FORMATS:
+        raise UsageError(f"{len(args.inputs)} inputs as {args.format} need --output-dir (on stdout only "
+                         f"{' and '.join(STDOUT_MULTI_FORMATS)} can hold several)")
+    if args.output_dir is not None and args.output_dir.exists() and not args.output_dir.is_dir():
+        raise UsageError(f"--output-dir {str(args.output_dir)!r} is not a directory")
+
+
+def load_transcriber(model_dir: Path, args: argparse.Namespace):
+    """Load the model; FunASR prints to stdout while loading, so that goes to stderr (stdout is for results)."""
+    from sensevoice.transcribe import Transcriber
+
+    print(f"{PROG}: model: {model_dir}", file=sys.stderr)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return Transcriber(model_dir, use_vad=args.vad, device=args.device, ncpu=args.threads)
+    except (OSError, ValueError, TypeError, RuntimeError) as err:
+        raise UsageError(f"--model {str(model_dir)!r} cannot be loaded: {err}")
+
+
+class ProgressBar:
+    """One tqdm bar on stderr over the seconds of audio of every input (totals join as inputs are read)."""
+
+    def __init__(self, enabled: bool | None):
+        from tqdm import tqdm
+
+        enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = tqdm(total=0, unit="s", file=sys.stderr, disable=not enabled, dynamic_ncols=True,
+                        bar_format="{desc}{percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio "
+                                   "[{elapsed}<{remaining}]")
+
+    def for_input(self, key: str) -> Callable[[float, float], None]:
+        state = {"done": 0.0, "started": False}
+
+        def update(done_s: float, total_s: float) -> None:
+            if not state["started"]:
+                state["started"] = True
+                self.bar.total += total_s
+                self.bar.set_description(key)
+            self.bar.update(done_s - state["done"])
+            state["done"] = done_s
+
+        return update
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def path_problem(item: str) -> str | None:
+    """Why an input path cannot be read, or None."""
+    if item == STDIN or Path(item).is_file():
+        return None
+    return "not a file" if Path(item).exists() else "no such file"
+
+
+def read_source(item: str) -> Any:
+    """A path, or stdin's bytes for -; FileNotFoundError/ValueError name the problem."""
+    if item == STDIN:
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise ValueError("no audio bytes received")
+        return data
+    problem = path_problem(item)
+    if problem:
+        raise FileNotFoundError(problem)
+    return item
+
+
+def emit(result: dict[str, Any], args: argparse.Namespace, several: bool) -> None:
+    from sensevoice import subtitles
+
+    text = subtitles.render(result, args.format, timestamps=args.timestamps)
+    if args.output_dir is not None:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        path = args.output_dir / f"{result['key']}.{args.format}"
+        path.write_text(text, encoding="utf-8")
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+        return
+    if several and args.format == "txt":
+        text = f"==> {result['key']} <==\n{text}"
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    options = transcribe_options(args)
+    check_device(args.device)
+    check_outputs(args)
+    model_dir = resolve_model_dir(args.model)
+    problems = [(item, path_problem(item)) for item in args.inputs]
+    if all(problem for _, problem in problems):  # nothing to do: say so without loading the model
+        for item, problem in problems:
+            error(f"{item}: {problem}")
+        return EXIT_FAILED
+    transcriber = load_transcriber(model_dir, args)
+    failed = 0
+    progress = ProgressBar(args.progress)
+    try:
+        for item, key in zip(args.inputs, input_keys(args.inputs)):
+            try:
+                result = transcriber.transcribe(read_source(item), key, options, progress.for_input(key))
+                emit(result, args, several=len(args.inputs) > 1)
+            except (OSError, ValueError, RuntimeError) as err:  # one bad input must not stop the others
+                progress.bar.clear()
+                error(f"{item}: {str(err).removeprefix(f'{key}: ').removeprefix(f'{item}: ')}")
+                failed += 1
+    finally:
+        progress.close()
+    if failed:
+        error(f"{failed} of {len(args.inputs)} inputs failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# ----------------------------------------------------------------------------------------------- main
+COMMANDS: dict[str, Command] = {
+    "transcribe": Command("transcribe audio files (any length) to text, subtitles or JSON",
+                          add_transcribe_arguments, run_transcribe),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sensevoice import __version__
+
+    parser = argparse.ArgumentParser(prog=PROG, description="SenseVoiceSmall: speech recognition with language, "
+                                     "emotion and audio-event tags.", epilog=EXIT_HELP)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show FunASR's log messages")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        sub = commands.add_parser(name, help=command.help, description=command.help, epilog=EXIT_HELP)
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run, subparser=sub)
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, but a command's files may also follow its options (``transcribe a.wav --model m b.wav``):
+    argparse leaves such positionals over, so the command's own parser reads its arguments again, intermixed."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        rest = argv[argv.index(args.command) + 1:]
+        args = argparse.Namespace(**{**vars(args), **vars(args.subparser.parse_intermixed_args(rest))})
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parse(parser, list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2, message already printed)
+        return int(exit_.code or 0)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr)
+    try:
+        return args.run(args)
+    except UsageError as err:
+        args.subparser.print_usage(sys.stderr)
+        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        error("interrupted")
+        return EXIT_INTERRUPTED

@@ -1,0 +1,199 @@
+"""The command line (sensevoice/cli.py): `sensevoice transcribe`, its outputs, errors and exit codes
+(0 all written, 1 some inputs failed, 2 usage)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+import soundfile
+
+import model as sv
+from conftest import ROOT, speechlike
+from helpers_long import long_speechlike
+from sensevoice import cli, subtitles
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Two short clips and a 45 s file with pauses (several VAD segments, one long enough to split in cues)."""
+    folder = tmp_path_factory.mktemp("cli")
+    soundfile.write(folder / "short.wav", speechlike(2.5, seed=1), 16000)
+    (folder / "dup").mkdir()
+    soundfile.write(folder / "dup" / "short.wav", speechlike(1.0, seed=3), 16000)
+    soundfile.write(folder / "other.flac", speechlike(1.5, seed=2), 16000)
+    wave, _ = long_speechlike((1.0, 14.0, 3.0))
+    soundfile.write(folder / "long.wav", wave, 16000)
+    (folder / "notes.wav").write_text("this is a text file, not audio")
+    return folder
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ----------------------------------------------------------------------------------------------- success
+def test_txt_to_stdout(capsys, tiny_dir, clips):
+    code, out, err = run(capsys, "transcribe", str(clips / "long.wav"), "--model", str(tiny_dir))
+    assert code == cli.EXIT_OK, err
+    assert f"model: {tiny_dir.resolve()}" in err
+    assert len(out.splitlines()) >= 3, "one line per speech segment"
+    assert "<|" not in out, "txt is the clean text"
+
+
+def test_json_has_segments_cues_and_optional_timestamps(capsys, tiny_dir, clips):
+    code, out, err = run(capsys, "transcribe", str(clips / "long.wav"), "--model", str(tiny_dir), "-f", "json",
+                         "--timestamps", "--language", "en", "--no-itn")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["key"] == "long" and len(doc["segments"]) >= 3
+    assert {"start_ms", "end_ms", "text", "emotion", "event", "language"} <= set(doc["cues"][0])
+    assert len(doc["cues"]) > len([s for s in doc["segments"] if s["clean_text"]]), "the 14 s segment is split"
+    assert len(doc["words"]) == len(doc["timestamp"]) > 0 and doc["timestamp"][-1][1] <= doc["duration_ms"]
+    code, out, _ = run(capsys, "transcribe", str(clips / "long.wav"), "--model", str(tiny_dir), "-f", "json",
+                       "--language", "en", "--no-itn")
+    bare = json.loads(out)
+    assert code == 0 and "words" not in bare and "tokens" not in bare["segments"][0]
+    assert bare["cues"] == doc["cues"], "cues are split with timestamps whether or not they are printed"
+
+
+def test_subtitles_to_an_output_dir(capsys, tiny_dir, clips, tmp_path):
+    inputs = [str(clips / "long.wav"), str(clips / "short.wav")]
+    for fmt in ("srt", "vtt", "tsv"):
+        code, _, err = run(capsys, "transcribe", *inputs, "--model", str(tiny_dir), "-f", fmt, "-o", str(tmp_path))
+        assert code == 0, err
+    srt = (tmp_path / "long.srt").read_text()
+    assert srt.startswith("1\n00:00:0") and " --> " in srt
+    assert (tmp_path / "long.vtt").read_text().startswith("WEBVTT")
+    assert (tmp_path / "short.tsv").read_text().startswith("start\tend\tlanguage\temotion\tevent\ttext\n")
+    assert f"wrote {tmp_path / 'short.tsv'}" in err
+
+
+def test_jsonl_several_inputs_on_stdout(capsys, tiny_dir, clips):
+    code, out, err = run(capsys, "transcribe", str(clips / "short.wav"), str(clips / "other.flac"),
+                         str(clips / "dup" / "short.wav"), "--model", str(tiny_dir), "-f", "jsonl")
+    assert code == 0, err
+    assert [json.loads(line)["key"] for line in out.splitlines()] == ["short", "other", "short-2"]
+
+
+def test_files_may_follow_options(capsys, tiny_dir, clips):
+    code, out, err = run(capsys, "transcribe", str(clips / "short.wav"), "--model", str(tiny_dir), "-f", "jsonl",
+                         str(clips / "other.flac"))
+    assert code == 0, err
+    assert [json.loads(line)["key"] for line in out.splitlines()] == ["short", "other"]
+
+
+def test_no_vad_and_batch_size_options(capsys, tiny_dir, clips):
+    code, out_vad, _ = run(capsys, "transcribe", str(clips / "long.wav"), "--model", str(tiny_dir), "-f", "jsonl",
+                           "--batch-size-s", "1")
+    code2, out_300, _ = run(capsys, "transcribe", str(clips / "long.wav"), "--model", str(tiny_dir), "-f", "jsonl",
+                            "--batch-size-s", "300")
+    assert code == code2 == 0 and out_vad == out_300
+    code, out, err = run(capsys, "transcribe", str(clips / "short.wav"), "--model", str(tiny_dir), "-f", "jsonl",
+                         "--no-vad")
+    assert code == 0, err
+    assert [(s["start_ms"], s["end_ms"]) for s in json.loads(out)["segments"]] == [(0, 2500)]
+
+
+def test_stdin_bytes(capsys, tiny_dir, clips, monkeypatch):
+    data = (clips / "short.wav").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, err = run(capsys, "transcribe", "-", "--model", str(tiny_dir), "-f", "jsonl")
+    assert code == 0, err
+    from_file = run(capsys, "transcribe", str(clips / "short.wav"), "--model", str(tiny_dir), "-f", "jsonl")[1]
+    assert json.loads(out)["key"] == "stdin"
+    assert json.loads(out)["segments"] == json.loads(from_file)["segments"]
+
+
+def test_progress_bar_on_stderr(capsys, tiny_dir, clips):
+    code, _, err = run(capsys, "transcribe", str(clips / "long.wav"), "--model", str(tiny_dir), "--progress")
+    assert code == 0 and "s audio" in err and "100%" in err
+
+
+def test_default_model_is_the_demo_dir(capsys, tiny_dir, clips, monkeypatch):
+    monkeypatch.setattr(cli, "DEMO_MODEL", tiny_dir)
+    code, _, err = run(capsys, "transcribe", str(clips / "short.wav"))
+    assert code == 0 and f"model: {tiny_dir.resolve()}" in err
+
+
+# ----------------------------------------------------------------------------------------------- failures
+def test_bad_inputs_are_reported_and_the_others_written(capsys, tiny_dir, clips, tmp_path):
+    code, _, err = run(capsys, "transcribe", str(clips / "missing.wav"), str(clips / "notes.wav"),
+                       str(clips / "short.wav"), "--model", str(tiny_dir), "-o", str(tmp_path))
+    assert code == cli.EXIT_FAILED
+    assert f"{clips / 'missing.wav'}: no such file" in err
+    assert f"{clips / 'notes.wav'}: cannot decode audio" in err
+    assert "2 of 3 inputs failed" in err
+    assert (tmp_path / "short.txt").is_file() and not (tmp_path / "notes.txt").exists()
+
+
+def test_only_unreadable_inputs_fail_without_loading_the_model(capsys, tmp_path, clips):
+    code, _, err = run(capsys, "transcribe", str(clips / "missing.wav"), str(clips / "dup"), "--model", str(tmp_path))
+    assert code == cli.EXIT_FAILED and "model:" not in err
+    assert "missing.wav: no such file" in err and f"{clips / 'dup'}: not a file" in err
+
+
+def test_empty_stdin(capsys, tiny_dir, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    code, _, err = run(capsys, "transcribe", "-", "--model", str(tiny_dir))
+    assert code == cli.EXIT_FAILED and "-: no audio bytes received" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--language", "xx"], "argument --language: invalid choice: 'xx'"),
+    (["--batch-size-s", "0"], "argument --batch-size-s: expected a positive number, got '0'"),
+    (["--batch-size-s", "nan"], "argument --batch-size-s: expected a positive number, got 'nan'"),
+    (["--batch-size-s", "many"], "argument --batch-size-s: invalid positive_float value: 'many'"),
+    (["--threads", "0"], "argument --threads: expected a positive integer, got '0'"),
+    (["--device", "tpu:what"], "--device 'tpu:what'"),
+    (["--format", "doc"], "argument -f/--format: invalid choice: 'doc'"),
+    (["-", "-"], "can be given once"),
+    (["other.flac", "-f", "srt"], "need --output-dir"),
+])
+def test_usage_errors_exit_2(capsys, tiny_dir, clips, argv, message):
+    code, out, err = run(capsys, "transcribe", str(clips / "short.wav"), "--model", str(tiny_dir), *argv)
+    assert code == cli.EXIT_USAGE and message in err and out == ""
+
+
+def test_model_errors_exit_2(capsys, tmp_path, clips, monkeypatch):
+    monkeypatch.setattr(cli, "DEMO_MODEL", tmp_path / "demo")
+    code, _, err = run(capsys, "transcribe", str(clips / "short.wav"))
+    assert code == cli.EXIT_USAGE and "pass --model DIR" in err
+    code, _, err = run(capsys, "transcribe", str(clips / "short.wav"), "--model", str(tmp_path / "nowhere"))
+    assert code == cli.EXIT_USAGE and "is not a directory" in err
+    code, _, err = run(capsys, "transcribe", str(clips / "short.wav"), "--model", str(tmp_path))
+    assert code == cli.EXIT_USAGE and "model.pt is missing" in err
+
+
+def test_no_command_and_help(capsys):
+    assert run(capsys, )[0] == cli.EXIT_USAGE
+    code, out, _ = run(capsys, "transcribe", "--help")
+    assert code == 0 and "--batch-size-s" in out
+
+
+# ----------------------------------------------------------------------------------------------- structure
+def test_cli_constants_follow_the_modules():
+    assert cli.LANGUAGES == sv.LANGUAGES
+    assert cli.FORMATS == subtitles.FORMATS
+
+
+def test_a_command_is_one_dict_entry(capsys, monkeypatch):
+    def add_arguments(parser):
+        parser.add_argument("--n", type=int, default=1)
+
+    monkeypatch.setitem(cli.COMMANDS, "echo", cli.Command("echo n", add_arguments, lambda args: args.n + 40))
+    assert cli.main(["echo", "--n", "2"]) == 42
+
+
+def test_python_dash_m_reads_stdin(tiny_dir, clips):
+    """The real entry point in a fresh process: `python -m sensevoice`, audio bytes piped in, text out."""
+    proc = subprocess.run([sys.executable, "-m", "sensevoice", "transcribe", "-", "--model", str(tiny_dir),
+                           "-f", "jsonl"], input=(clips / "short.wav").read_bytes(), capture_output=True, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert json.loads(proc.stdout)["key"] == "stdin", "stdout holds only the result (FunASR's prints go to stderr)"

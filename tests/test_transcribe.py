@@ -1,0 +1,286 @@
+"""Long-audio transcription (sensevoice/transcribe.py): dynamic batching never changes the answer, and timestamps
+land on the file's absolute timeline."""
+
+from __future__ import annotations
+
+import difflib
+import statistics
+
+import numpy as np
+import pytest
+import soundfile
+
+import model as sv
+from conftest import speechlike
+from helpers_long import BURSTS_S, DEMO_DIR, assert_spans_ordered, long_speechlike, needs_demo
+from sensevoice import transcribe as tr
+from sensevoice.subtitles import TIMESTAMP_KEYS
+
+FRAME_SLACK_MS = sv.ENC_FRAME_MS // 2  # the last frame centre may lie up to half a frame past the last sample
+
+
+@pytest.fixture(scope="module")
+def long_wav(tmp_path_factory):
+    wave, _ = long_speechlike()
+    path = tmp_path_factory.mktemp("long") / "long.wav"
+    soundfile.write(path, wave, 16000)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dir):
+    return tr.Transcriber(tiny_dir, ncpu=2)
+
+
+def batch_sizes_seen(transcriber, monkeypatch) -> list[int]:
+    """Spy: the size of every batch the model is asked to decode."""
+    seen = []
+    inference = transcriber.model.inference
+
+    def spy(data_in, *args, **kwargs):
+        seen.append(len(data_in))
+        return inference(data_in, *args, **kwargs)
+
+    monkeypatch.setattr(transcriber.model, "inference", spy)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def runs(tiny, long_wav):
+    """budget -> (result with timestamps, the batch sizes the model saw) for the long file."""
+    out = {}
+    with pytest.MonkeyPatch.context() as mp:
+        seen = batch_sizes_seen(tiny, mp)
+        for budget in (1, 60, 300):
+            seen.clear()
+            out[budget] = tiny.transcribe(long_wav, "long", tr.TranscribeOptions(batch_size_s=budget,
+                                                                                 timestamps=True)), list(seen)
+    return out
+
+
+@pytest.fixture(scope="module")
+def alone(tiny, long_wav, runs):
+    """Reference: each VAD segment decoded on its own straight through model.inference (segment-relative)."""
+    kwargs = tiny.automodel.kwargs
+    wave = sv.load_audio(str(long_wav), "long").numpy()
+    references = []
+    for segment in runs[1][0]["segments"]:
+        piece = wave[segment["start_ms"] * 16:segment["end_ms"] * 16]
+        results, _ = tiny.model.inference([piece], key=["alone"], tokenizer=kwargs["tokenizer"],
+                                          frontend=kwargs["frontend"], output_timestamp=True)
+        references.append(results[0])
+    return references
+
+
+# ----------------------------------------------------------------------------------------------- planning
+@pytest.mark.parametrize("budget_s", [0.5, 1, 5, 12, 60, 300])
+def test_plan_batches_covers_every_segment_once_within_budget(budget_s):
+    durations = [800, 6000, 2000, 12000, 1200, 30000, 5000, 4000, 400, 400]
+    batches = tr.plan_batches(durations, budget_s)
+    assert sorted(i for b in batches for i in b) == list(range(len(durations)))
+    for batch in batches:
+        longest = max(durations[i] for i in batch)
+        assert len(batch) == 1 or longest * len(batch) <= budget_s * 1000
+
+
+def test_plan_batches_sorts_by_length_and_packs():
+    assert tr.plan_batches([5000, 1000, 3000, 1000], 9) == [[1, 3, 2], [0]]  # 3 x 3 s fit, 4 x 5 s do not
+    assert tr.plan_batches([5000, 1000, 3000, 1000], 6) == [[1, 3], [2], [0]]
+    assert tr.plan_batches([5000, 1000, 3000, 1000], 300) == [[1, 3, 2, 0]]
+    assert tr.plan_batches([5000, 1000, 3000, 1000], 1) == [[1], [3], [2], [0]]
+    assert tr.plan_batches([], 60) == []
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "60"])
+def test_bad_batch_size_is_refused(bad):
+    with pytest.raises(ValueError, match="batch_size_s"):
+        tr.TranscribeOptions(batch_size_s=bad)
+
+
+def test_bad_decoding_option_is_refused():
+    with pytest.raises(ValueError, match="language"):
+        tr.TranscribeOptions(language="xx")
+
+
+# ----------------------------------------------------------------------------------------------- batching
+def test_batch_size_s_never_changes_the_transcript_tiny(runs):
+    (reference, singles), (_, sixty), (_, all_in) = runs[1], runs[60], runs[300]
+    assert max(singles) == 1 and max(all_in) > 2, "batching must really happen"
+    assert sixty != all_in, "60 s and 300 s must batch differently"
+    for budget in (60, 300):
+        assert runs[budget][0] == reference
+
+
+def test_batched_segments_equal_each_segment_alone_tiny(runs, alone):
+    """Every segment of the 300 s batches vs that segment decoded alone, token for token and ms for ms."""
+    segments = runs[300][0]["segments"]
+    assert len(segments) == len(alone) > len(BURSTS_S)
+    for segment, reference in zip(segments, alone):
+        start, end = segment["start_ms"], segment["end_ms"]
+        assert segment["text"] == reference["text"]
+        assert segment["tokens"] == reference["tokens"] and segment["words"] == reference["words"]
+        assert segment["token_timestamp"] == tr.shift_spans(reference["token_timestamp"], start, end)
+        assert segment["timestamp"] == tr.shift_spans(reference["timestamp"], start, end)
+
+
+def test_cpu_device_still_batches(tiny, runs):
+    """FunASR turns batching off on device="cpu"; our layer must not (tiny was loaded on "cpu")."""
+    assert tiny.automodel.kwargs["device"] == "cpu"
+    assert max(runs[300][1]) > 1
+
+
+def test_batch_size_without_vad_never_changes_the_transcript_tiny(tiny_dir, wav_file):
+    """FunASR's own batching by count (no VAD), through AutoModel.generate on a device that keeps batching."""
+    from sensevoice import modeldir
+
+    automodel = modeldir.load_automodel(tiny_dir, device="cpu:0", ncpu=2, disable_pbar=True)
+    clips = [speechlike(s, seed=i) for i, s in enumerate((0.7, 3.1, 1.4, 5.2, 2.2))]
+    texts = {n: [r["text"] for r in automodel.generate(clips, batch_size=n, output_timestamp=True)]
+             for n in (1, 2, 5)}
+    assert texts[1] == texts[2] == texts[5]
+    assert len(set(texts[1])) == len(clips)
+
+
+def test_no_vad_is_one_segment(tiny_dir, wav_file):
+    transcriber = tr.Transcriber(tiny_dir, use_vad=False, ncpu=2)
+    result = transcriber.transcribe(wav_file, "clip", tr.TranscribeOptions(timestamps=True))
+    assert [(s["start_ms"], s["end_ms"]) for s in result["segments"]] == [(0, result["duration_ms"])]
+    assert result["duration_ms"] == 2500
+
+
+def test_no_vad_warns_on_long_audio(tiny_dir):
+    transcriber = tr.Transcriber(tiny_dir, use_vad=False, ncpu=2)
+    with pytest.warns(UserWarning, match="use VAD"):
+        transcriber.transcribe(np.zeros(61 * 16000, np.float32), "long")
+
+
+def test_silence_gives_an_empty_result(tiny):
+    result = tiny.transcribe(np.zeros(5 * 16000, np.float32), "quiet", tr.TranscribeOptions(timestamps=True))
+    assert result["segments"] == [] and result["text"] == "" and result["tokens"] == []
+
+
+def test_bad_input_names_it(tiny, tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio at all, just some text")
+    with pytest.raises(sv.AudioInputError, match="notes"):
+        tiny.transcribe(str(bad), "notes")
+    with pytest.raises(FileNotFoundError):
+        tiny.transcribe(str(tmp_path / "missing.wav"), "missing")
+
+
+@pytest.mark.official
+@pytest.mark.slow
+def test_batch_size_s_never_changes_the_transcript_official_size(official_dir, official, tmp_path):
+    """Random official-size weights on real speech: three example clips and 16 s of news, 2.5 s apart."""
+    clips = [sv.load_audio(str(official / "example" / f"{lang}.mp3"), lang).numpy() for lang in ("ko", "yue", "zh")]
+    clips.append(sv.load_audio(str(official / "example" / "enNews.wav"), "news").numpy()[:16 * 16000])
+    gap = np.zeros(int(2.5 * 16000), np.float32)
+    path = tmp_path / "examples.wav"
+    soundfile.write(path, np.concatenate([gap] + [x for clip in clips for x in (clip, gap)]), 16000)
+
+    transcriber = tr.Transcriber(official_dir, ncpu=2)
+    results = {b: transcriber.transcribe(path, "ex", tr.TranscribeOptions(batch_size_s=b, timestamps=True))
+               for b in (1, 60, 300)}
+    durations = [s["end_ms"] - s["start_ms"] for s in results[1]["segments"]]
+    assert len(durations) >= len(clips)
+    assert all(len(b) == 1 for b in tr.plan_batches(durations, 1)), "at 1 s every segment is decoded alone"
+    assert len(tr.plan_batches(durations, 60)) > len(tr.plan_batches(durations, 300)) == 1
+    assert results[60] == results[1] and results[300] == results[1]
+
+
+# ----------------------------------------------------------------------------------------------- timestamps
+def test_timestamps_are_absolute_ordered_and_inside_their_segment(runs, alone):
+    result = runs[60][0]
+    for segment, reference in zip(result["segments"], alone):
+        start, end = segment["start_ms"], segment["end_ms"]
+        assert len(segment["words"]) == len(segment["timestamp"])
+        assert len(segment["tokens"]) == len(segment["token_timestamp"])
+        assert_spans_ordered(segment["token_timestamp"], start, end, f"{start}-{end} token_timestamp")
+        assert_spans_ordered(segment["timestamp"], start, end, f"{start}-{end} timestamp")
+        # absolute = relative (the segment alone) + the segment's start
+        assert segment["token_timestamp"] == tr.shift_spans(reference["token_timestamp"], start, end)
+    later = [s for s in result["segments"] if s["start_ms"] > 30000 and s["tokens"]]
+    assert later and later[0]["token_timestamp"][0][0] >= later[0]["start_ms"] > 30000
+    for name in TIMESTAMP_KEYS:  # the file's lists are its segments' lists, in order
+        assert result[name] == [x for s in result["segments"] for x in s[name]]
+    assert_spans_ordered(result["token_timestamp"], 0, result["duration_ms"], "token_timestamp")
+    assert_spans_ordered(result["timestamp"], 0, result["duration_ms"], "timestamp")
+
+
+def test_relative_spans_fit_their_segment(alone, runs):
+    """The clamp in shift_spans only ever trims the half frame past a segment's last sample."""
+    for segment, reference in zip(runs[1][0]["segments"], alone):
+        length = segment["end_ms"] - segment["start_ms"]
+        assert_spans_ordered(reference["token_timestamp"], 0, length + FRAME_SLACK_MS, "relative token_timestamp")
+
+
+def test_padded_batch_items_keep_their_own_lengths(tiny):
+    """model.inference on a padded batch: each item's timestamps end within its own audio, equal to it alone."""
+    kwargs = tiny.automodel.kwargs
+    clips = [speechlike(s, seed=10 + i) for i, s in enumerate((0.9, 6.0, 2.3))]
+    batch, _ = tiny.model.inference(clips, key=["a", "b", "c"], tokenizer=kwargs["tokenizer"],
+                                    frontend=kwargs["frontend"], output_timestamp=True)
+    for clip, item in zip(clips, batch):
+        duration_ms = len(clip) // 16
+        assert item["token_timestamp"], "the random tiny model emits tokens on speech-like audio"
+        assert_spans_ordered(item["token_timestamp"], 0, duration_ms + FRAME_SLACK_MS, item["key"])
+        single, _ = tiny.model.inference([clip], key=["x"], tokenizer=kwargs["tokenizer"],
+                                         frontend=kwargs["frontend"], output_timestamp=True)
+        assert {k: item[k] for k in ("text", *TIMESTAMP_KEYS)} == {k: single[0][k] for k in ("text", *TIMESTAMP_KEYS)}
+
+
+def test_progress_reports_seconds_done(tiny, long_wav):
+    calls = []
+    tiny.transcribe(long_wav, "long", tr.TranscribeOptions(batch_size_s=60), progress=lambda d, t: calls.append((d, t)))
+    assert calls[0][0] == 0 and calls[-1][0] == pytest.approx(calls[-1][1])
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) > 2
+
+
+# ----------------------------------------------------------------------------------------------- trained model
+def espeak_words(words: list[str], gap_s: float = 0.25) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Each word spoken alone by espeak-ng (the demo corpus's voice), trimmed and joined with ``gap_s`` of
+    silence: the word boundaries are known to the sample."""
+    from sensevoice.data import synth
+
+    rng = np.random.default_rng(0)
+    parts, spans, t = [np.zeros(int(0.5 * 16000), np.float32)], [], int(0.5 * 16000)
+    for word in words:
+        audio, _ = synth.speak(word, "en", "m3", "NEUTRAL", rng)
+        audio = synth.trim_silence(audio, keep_s=0.0)
+        spans.append((t // 16, (t + len(audio)) // 16))
+        parts += [audio, np.zeros(int(gap_s * 16000), np.float32)]
+        t += len(audio) + int(gap_s * 16000)
+    return np.concatenate(parts + [np.zeros(16000, np.float32)]).astype(np.float32), spans
+
+
+@needs_demo
+def test_word_timestamps_match_known_boundaries_demo():
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (scripts/install_system_deps.sh)")
+    words = "my cousin lives on the twenty sixth floor near the old market".split()
+    wave, truth = espeak_words(words)
+    result = tr.Transcriber(DEMO_DIR, ncpu=2).transcribe(wave, "words", tr.TranscribeOptions(language="en",
+                                                                                             timestamps=True))
+    predicted = [w.lower() for w in result["words"]]
+    errors = []
+    matcher = difflib.SequenceMatcher(a=words, b=predicted, autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            (ts, te), (ps, pe) = truth[block.a + k], result["timestamp"][block.b + k]
+            errors += [abs(ps - ts), abs(pe - te)]
+    assert len(errors) >= len(words), f"the demo model recognised too few words: {predicted} vs {words}"
+    assert statistics.median(errors) <= 120, f"median boundary error {statistics.median(errors)} ms"
+
+
+@needs_demo
+def test_funasr_generate_with_vad_is_batch_invariant_demo(long_wav):
+    """FunASR's own VAD path (device "cpu:0" keeps its batching on) vs batch_size_s, and vs our layer."""
+    from sensevoice import vad
+
+    automodel = vad.load_automodel_with_vad(DEMO_DIR, device="cpu:0", ncpu=2, disable_pbar=True)
+    texts = {b: automodel.generate(str(long_wav), batch_size_s=b)[0]["text"] for b in (1, 60, 300)}
+    assert texts[1] == texts[60] == texts[300]
+    ours = tr.Transcriber(DEMO_DIR, ncpu=2).transcribe(long_wav, "long", tr.TranscribeOptions(batch_size_s=60))
+    assert ours["text"] == texts[1]
