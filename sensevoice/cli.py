@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from sensevoice import serve  # light: argparse only until run()
 from sensevoice.subtitles import FORMATS  # light: no torch
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -257,6 +258,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Command] = {
     "transcribe": Command("transcribe audio files (any length) to text, subtitles or JSON",
                           add_transcribe_arguments, run_transcribe),
+    "serve": Command(serve.DESCRIPTION, serve.add_arguments, serve.run),
 }
 
 

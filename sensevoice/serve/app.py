@@ -1,0 +1,299 @@
+"""The FastAPI app: OpenAI-compatible and api.py-compatible transcription routes over a ``Batcher``, plus
+``/health``, ``/v1/models``, ``/metrics`` and the browser page at ``/``.
+
+Every error is JSON in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``: 400 undecodable
+audio, 401 missing/wrong API key, 413 too large, 422 bad option (listing the valid values), 503 queue full
+(with Retry-After), 504 timeout, 500 anything else (logged; the server keeps serving).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+import model as sv
+from sensevoice.serve import fields, formats
+from sensevoice.serve.fields import ApiError, error_response
+from sensevoice.serve.batcher import Arrival, Batcher, QueueFull, ShuttingDown
+from sensevoice.serve.engine import Audio, RequestOptions, decode_upload
+from sensevoice.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+MAX_FILES = 64  # uploads in one /api/v1/asr request
+MAX_FIELDS = 64  # form fields in one request
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Limits and identity of one service instance."""
+
+    model_id: str = fields.MODEL_ID  # listed by /v1/models; requests may name it, an alias, or nothing
+    max_upload_bytes: int = 64 * 2**20  # whole request body; more -> 413
+    max_audio_s: float = 60.0  # one uploaded file, decoded; longer -> 413
+    timeout_s: float = 120.0  # waiting in the queue + the model's batch; longer -> 504
+    api_key: str | None = None  # when set, /v1/*, /api/* and /metrics need "Authorization: Bearer KEY"
+    retry_after_s: int = 1  # Retry-After of a 503
+    decode_threads: int = 2  # uploads decoded at once, off the event loop
+    use_vad: bool = False  # reported by /health: long uploads are cut at pauses
+
+
+# ----------------------------------------------------------------------------------------------- middleware
+class UploadTooLarge(Exception):
+    """The request body grew past max_upload_bytes while it was being read."""
+
+
+class BodyLimit:
+    """413 for POST bodies over ``max_bytes``: at once from Content-Length, or while a chunked body streams in."""
+
+    def __init__(self, app: Any, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = error_response(413, f"request body is {int(declared)} bytes; the limit is {self.max_bytes}")
+            return await response(scope, receive, send)
+        received = 0
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise UploadTooLarge(f"request body exceeds the limit of {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class RequestMetrics:
+    """Counts requests and errors and times them, labelled by route (a known path, never an arbitrary one)."""
+
+    def __init__(self, app: Any, metrics: Any, paths: frozenset[str]):
+        self.app, self.metrics, self.paths = app, metrics, paths
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def send_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The router names the route; a request refused before routing (413) is named by its path if known.
+            route = getattr(scope.get("route"), "path", scope["path"] if scope["path"] in self.paths else "unmatched")
+            self.metrics.requests.inc(labels=(route, str(status)))
+            if status >= 400:
+                self.metrics.errors.inc(labels=(route, str(status)))
+            self.metrics.latency.observe(time.perf_counter() - started, labels=(route,))
+
+
+# ----------------------------------------------------------------------------------------------- service
+class Service:
+    """What the route handlers share: the batcher, the limits, the decoder threads."""
+
+    def __init__(self, batcher: Batcher, config: ServeConfig):
+        self.batcher, self.config, self.metrics = batcher, config, batcher.metrics
+        self.decoder = ThreadPoolExecutor(config.decode_threads, thread_name_prefix="sensevoice-decode")
+
+    def check_key(self, request: Request) -> None:
+        if self.config.api_key is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.config.api_key.encode()):
+            raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                           headers={"WWW-Authenticate": "Bearer"})
+
+    def check_capacity(self) -> None:
+        """Refuse early, before reading a large body, when the queue is already full."""
+        if self.batcher.depth >= self.batcher.max_queue:
+            self.metrics.rejected.inc()
+            raise ApiError(503, f"the queue is full ({self.batcher.depth} requests waiting); retry later",
+                           headers={"Retry-After": str(self.config.retry_after_s)})
+
+    @staticmethod
+    def form(request: Request) -> contextlib.AbstractAsyncContextManager[FormData]:
+        """The multipart form, as ``async with`` (closes its spooled files); a body over the limit raises
+        UploadTooLarge (-> 413) while it is read."""
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("multipart/form-data"):
+            raise ApiError(400, f"expected a multipart/form-data upload, got Content-Type {content_type!r}")
+        return request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
+
+    def load(self, data: bytes, key: str) -> Audio:
+        """Upload bytes -> prepared audio, on a decoder thread: 400 if not audio, 413 if too long."""
+        try:
+            audio = decode_upload(data, key)
+        except sv.AudioInputError as err:
+            raise ApiError(400, str(err), "file") from err
+        if audio.duration_s > self.config.max_audio_s:
+            raise ApiError(413, f"{key}: {audio.duration_s:.1f} s of audio; the limit is {self.config.max_audio_s:g} s"
+                           + ("" if self.config.use_vad else " (start the server with --vad for long audio)"), "file")
+        return self.batcher.transcriber.prepare(audio)
+
+    async def decode(self, upload: UploadFile, key: str) -> Audio:
+        data = await upload.read()
+        return await asyncio.get_running_loop().run_in_executor(self.decoder, self.load, data, key)
+
+    async def transcribe(self, items: list[Audio], options: RequestOptions, arrival: Arrival) -> list[dict[str, Any]]:
+        try:
+            results = await self.batcher.transcribe(items, options, self.config.timeout_s, arrival)
+        except (QueueFull, ShuttingDown) as err:
+            raise ApiError(503, f"{err}; retry later", headers={"Retry-After": str(self.config.retry_after_s)}) from err
+        except TimeoutError as err:
+            raise ApiError(504, f"no result within {self.config.timeout_s:g} s (server busy); retry later") from err
+        except sv.AudioInputError as err:
+            raise ApiError(400, str(err), "file") from err
+        self.metrics.audio_seconds.inc(sum(item.duration_s for item in items))
+        return results
+
+
+# ----------------------------------------------------------------------------------------------- routes
+def add_transcription_routes(app: FastAPI, service: Service) -> None:
+    @app.post("/v1/audio/transcriptions")
+    async def openai_transcriptions(request: Request) -> Response:
+        """OpenAI's audio transcription endpoint (multipart ``file``, ``model``, ``language``, ``response_format``,
+        ``timestamp_granularities[]``), plus ``use_itn``."""
+        service.check_key(request)
+        service.check_capacity()
+        with service.batcher.arriving() as arrival:
+            async with service.form(request) as form:
+                parsed = fields.parse_openai(form, service.config.model_id)
+                audio = await service.decode(parsed.upload, parsed.upload.filename or "file")
+            [result] = await service.transcribe([audio], parsed.options, arrival)
+        body = formats.openai_body(result, parsed.response_format, parsed.granularities)
+        if isinstance(body, dict):
+            return JSONResponse(body)
+        return PlainTextResponse(body, media_type=formats.MEDIA_TYPES[parsed.response_format])
+
+    @app.post("/api/v1/asr")
+    async def sensevoice_asr(request: Request) -> Response:
+        """SenseVoice's api.py: several ``files``, comma-separated ``keys``, ``lang``, ``use_itn`` (default false)."""
+        service.check_key(request)
+        service.check_capacity()
+        with service.batcher.arriving() as arrival:
+            async with service.form(request) as form:
+                options, files, keys = fields.parse_asr(form)
+                items = [await service.decode(f, k) for f, k in zip(files, keys)]
+            results = await service.transcribe(items, options, arrival)
+        return JSONResponse({"result": [formats.asr_result(r) for r in results]})
+
+
+def add_info_routes(app: FastAPI, service: Service) -> None:
+    config, batcher = service.config, service.batcher
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model": config.model_id, "vad": config.use_vad, "queue_depth": batcher.depth,
+                "max_queue": batcher.max_queue, "languages": list(fields.LANGUAGE_CHOICES),
+                "response_formats": list(formats.RESPONSE_FORMATS)}
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        service.check_key(request)
+        return {"object": "list", "data": [{"id": config.model_id, "object": "model", "created": 0,
+                                            "owned_by": "sensevoice"}]}
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        service.check_key(request)
+        return Response(service.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, err: ApiError) -> JSONResponse:
+        return error_response(err.status, err.message, err.param, err.headers)
+
+    @app.exception_handler(UploadTooLarge)
+    async def too_large(request: Request, err: UploadTooLarge) -> JSONResponse:
+        return error_response(413, str(err))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        return error_response(err.status_code, str(err.detail), headers=getattr(err, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def disconnected(request: Request, err: ClientDisconnect) -> JSONResponse:
+        log.info("client went away during %s %s", request.method, request.url.path)
+        return error_response(400, "the client disconnected before the upload was complete")
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, err: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, f"internal error ({type(err).__name__}: {err})")
+
+
+def create_app(batcher: Batcher, config: ServeConfig = ServeConfig()) -> FastAPI:
+    """The service over a (not yet started) batcher; the app's lifespan starts and stops it."""
+    service = Service(batcher, config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        try:
+            yield
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, batcher.stop)
+            service.decoder.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="SenseVoiceSmall", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.service = service
+    add_error_handlers(app)
+    add_transcription_routes(app, service)
+    add_info_routes(app, service)
+    app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
+    app.add_middleware(RequestMetrics, metrics=service.metrics, paths=frozenset(r.path for r in app.routes))
+    return app
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0, **uvicorn_kwargs: Any) -> Iterator[str]:
+    """Run uvicorn in a daemon thread (tests, notebooks); yields the base URL (port 0: a free one)."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", **uvicorn_kwargs))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on {host}:{port}")
+        time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

