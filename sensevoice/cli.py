@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sensevoice import serve  # light: argparse only until run()
+from sensevoice import bench, export, serve  # light: argparse only until run()
 from sensevoice.subtitles import FORMATS  # light: no torch
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -259,6 +259,10 @@ COMMANDS: dict[str, Command] = {
     "transcribe": Command("transcribe audio files (any length) to text, subtitles or JSON",
                           add_transcribe_arguments, run_transcribe),
     "serve": Command(serve.DESCRIPTION, serve.add_arguments, serve.run),
+    "export": Command("export a model directory to ONNX (official I/O names, sherpa-onnx metadata, optional int8)",
+                      export.add_arguments, export.run),
+    "bench": Command("benchmark backends (FunASR built-in, ours eager/fast/ONNX, sherpa-onnx, funasr-onnx)",
+                     bench.add_arguments, bench.run),
 }
 
 

@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             labels[row["file"], row["with_or_wo_itn"]] = row["rich"]
     itn_tag = "<|withitn|>" if args.itn else "<|woitn|>"
     for path in files:
-        result = automodel.generate(input=str(path), language=args.language, use_itn=args.itn)[0]
+        result = automodel.generate(input=str(path), language=args.language, use_itn=args.itn, disable_pbar=True)[0]
         print(f"{path.name}")
         print(f"  rich : {result['text']}")
         print(f"  clean: {result['clean_text']}")

@@ -1,0 +1,687 @@
+"""SenseVoiceSmall: non-autoregressive multilingual speech understanding, as a FunASR model plugin.
+
+Paper: "FunAudioLLM: Voice Understanding and Generation Foundation Models" (https://arxiv.org/abs/2407.04051).
+Pipeline: 80-mel fbank -> LFR (7 frames, stride 6) -> CMVN -> four prompt frames (language, event, emotion,
+text-norm) prepended -> SAN-M encoder -> CTC over the sentencepiece vocabulary. The first four decoded tokens
+are the rich tags, e.g. ``<|en|><|NEUTRAL|><|Speech|><|woitn|>hello``.
+
+FunASR imports this file by path (``remote_code="./model.py"``), so it depends on stdlib, numpy, torch and
+funasr only. Checkpoint keys and shapes follow the official release, so its ``model.pt`` loads unmodified.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import logging
+import math
+import os
+import re
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from funasr.register import tables
+
+log = logging.getLogger(__name__)
+
+# ----------------------------------------------------------------------------------------------- constants
+SAMPLE_RATE = 16000  # Hz, what the frontend expects
+FRAME_SHIFT_MS = 10  # fbank hop
+LFR_STRIDE = 6  # low-frame-rate stacking stride (lfr_n)
+ENC_FRAME_MS = FRAME_SHIFT_MS * LFR_STRIDE  # 60 ms per encoder frame
+MIN_SAMPLES = 400  # one 25 ms analysis window; shorter audio is zero-padded to it
+N_PROMPT = 4  # prompt frames prepended to the features: language, event, emotion, text-norm
+
+LANGUAGES = ("auto", "zh", "en", "yue", "ja", "ko", "nospeech")
+LANGUAGE_ALIASES = {"zn": "zh"}  # the official model card spells Chinese "zn"
+TEXTNORMS = ("withitn", "woitn")
+EMOTIONS = ("HAPPY", "SAD", "ANGRY", "NEUTRAL", "FEARFUL", "DISGUSTED", "SURPRISED", "OTHER", "EMO_UNKNOWN")
+EVENTS = ("Speech", "BGM", "Applause", "Laughter", "Cry", "Sneeze", "Breath", "Cough", "Sing",
+          "Speech_Noise", "GBG", "Event_UNK")
+
+# Rows of the prompt embedding table, in the official layout (16 rows; 5, 6, 8, 9, 10 are unused there).
+PROMPT_ROWS = {"auto": 0, "event": 1, "emotion": 2, "zh": 3, "en": 4, "yue": 7, "ja": 11, "ko": 12,
+               "nospeech": 13, "withitn": 14, "woitn": 15}
+N_PROMPT_ROWS = 16
+
+TAG_RE = re.compile(r"<\|([^|]*)\|>")
+LEADING_TAGS_RE = re.compile(r"(?:\s*<\|[^|]*\|>)*")
+
+
+def tag(name: str) -> str:
+    """The tokenizer piece of a special token: tag("en") == "<|en|>"."""
+    return f"<|{name}|>"
+
+
+# ----------------------------------------------------------------------------------------------- dims
+# Keys the official config.yaml carries that select the only implementation there is; they must keep these
+# values, and they change nothing.
+LEGACY_ENCODER_KEYS = {"input_layer": "pe", "pos_enc_class": "SinusoidalPositionEncoder",
+                       "selfattention_layer_type": "sanm", "normalize_before": True,
+                       "positional_dropout_rate": None}  # None: any value (the official code ignores it)
+
+
+@dataclass(frozen=True)
+class ModelDimensions:
+    """Architecture of one SenseVoiceSmall; built from config.yaml's encoder_conf + frontend + tokenizer."""
+
+    n_input: int = 560  # LFR-stacked fbank dimension (80 mels x 7 frames)
+    n_vocab: int = 25055  # CTC output classes = tokenizer pieces (blank is piece 0, <unk>)
+    d_model: int = 512  # output_size
+    n_head: int = 4  # attention_heads
+    d_ff: int = 2048  # linear_units
+    n_blocks: int = 50  # num_blocks: SAN-M blocks before after_norm (the first maps n_input -> d_model)
+    n_tp_blocks: int = 20  # tp_blocks: SAN-M blocks after after_norm
+    kernel_size: int = 11  # FSMN memory kernel (frames)
+    sanm_shift: int = 0  # sanm_shfit: extra left context of the FSMN kernel
+    dropout: float = 0.1  # dropout_rate
+    attention_dropout: float = 0.1  # attention_dropout_rate
+
+    @classmethod
+    def from_encoder_conf(cls, conf: Mapping[str, Any], n_input: int, n_vocab: int) -> "ModelDimensions":
+        names = {"output_size": "d_model", "attention_heads": "n_head", "linear_units": "d_ff",
+                 "num_blocks": "n_blocks", "tp_blocks": "n_tp_blocks", "kernel_size": "kernel_size",
+                 "sanm_shfit": "sanm_shift", "dropout_rate": "dropout",
+                 "attention_dropout_rate": "attention_dropout"}
+        values = {}
+        for key, value in dict(conf).items():
+            if key in names:
+                values[names[key]] = value
+            elif key in LEGACY_ENCODER_KEYS:
+                expected = LEGACY_ENCODER_KEYS[key]
+                if expected is not None and value != expected:
+                    raise ValueError(f"encoder_conf.{key}={value!r}; only {expected!r} is implemented")
+            else:
+                raise ValueError(f"encoder_conf has unknown key {key!r}; known: {sorted(names) + sorted(LEGACY_ENCODER_KEYS)}")
+        dims = cls(n_input=int(n_input), n_vocab=int(n_vocab), **values)
+        if dims.d_model % dims.n_head:
+            raise ValueError(f"output_size={dims.d_model} is not divisible by attention_heads={dims.n_head}")
+        if dims.n_vocab <= 0:
+            raise ValueError(f"vocab_size={n_vocab}; build the model with its tokenizer (config.yaml: tokenizer_conf.bpemodel)")
+        return dims
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """Token ids of the rich tags, looked up by name in the tokenizer."""
+
+    blank: int
+    language: dict[str, int]  # "zh" -> id of <|zh|>
+    textnorm: dict[str, int]  # "withitn" -> id of <|withitn|>
+    emotion_unknown: int  # <|EMO_UNKNOWN|>
+    names: dict[int, str]  # id -> tag name, for every <|...|> piece
+    pieces: tuple[str, ...]  # id -> piece, the whole vocabulary
+
+    @classmethod
+    def from_pieces(cls, pieces: Sequence[str]) -> "SpecialTokens":
+        index = {piece: i for i, piece in enumerate(pieces)}
+        required = [tag(n) for n in (*LANGUAGES[1:], *TEXTNORMS, "EMO_UNKNOWN")]
+        missing = [p for p in required if p not in index]
+        if missing:
+            raise ValueError(f"tokenizer lacks the SenseVoice special tokens {missing}")
+        return cls(
+            blank=0,
+            language={n: index[tag(n)] for n in LANGUAGES[1:]},
+            textnorm={n: index[tag(n)] for n in TEXTNORMS},
+            emotion_unknown=index[tag("EMO_UNKNOWN")],
+            names={i: m.group(1) for piece, i in index.items() if (m := TAG_RE.fullmatch(piece))},
+            pieces=tuple(pieces),
+        )
+
+    def prompt_row(self, token_id: int) -> int:
+        """Prompt-embedding row for a language or text-norm target token (training)."""
+        for name, i in (*self.language.items(), *self.textnorm.items()):
+            if i == token_id:
+                return PROMPT_ROWS[name]
+        raise ValueError(f"token id {token_id} is not a language or text-norm tag")
+
+
+def tokenizer_pieces(tokenizer: Any) -> list[str]:
+    """All pieces of a FunASR tokenizer (SentencepiecesTokenizer or a token-list tokenizer), id order."""
+    sp = getattr(tokenizer, "sp", None)  # FunASR's SentencepiecesTokenizer
+    if sp is not None:
+        return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    if hasattr(tokenizer, "get_vocab"):
+        return list(tokenizer.get_vocab())
+    if getattr(tokenizer, "token_list", None) is not None:
+        return list(tokenizer.token_list)
+    raise TypeError(f"cannot list the vocabulary of tokenizer {type(tokenizer).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class DecodingOptions:
+    """What ``SenseVoiceSmall.inference`` accepts; FunASR's other runtime kwargs pass through untouched."""
+
+    language: str = "auto"  # one of LANGUAGES (or an alias); forces the language prompt
+    textnorm: str = "woitn"  # "withitn": inverse text normalisation + punctuation, "woitn": spoken form
+    ban_emo_unk: bool = False  # never emit <|EMO_UNKNOWN|>
+    output_timestamp: bool = False  # add per-token and per-word [start_ms, end_ms]
+    fs: int = SAMPLE_RATE  # sample rate of array/tensor inputs (files carry their own)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> "DecodingOptions":
+        language = kwargs.get("language", "auto")
+        if language is None:
+            language = "auto"
+        if not isinstance(language, str):
+            raise TypeError(f"language={language!r} must be a string, one of {list(LANGUAGES)}")
+        language = LANGUAGE_ALIASES.get(language, language)
+        if language not in LANGUAGES:
+            raise ValueError(f"language={language!r}; expected one of {list(LANGUAGES)} (or 'zn' for zh)")
+
+        use_itn = kwargs.get("use_itn")
+        textnorm = kwargs.get("textnorm", kwargs.get("text_norm"))
+        if use_itn is not None and not isinstance(use_itn, (bool, np.bool_)):
+            raise TypeError(f"use_itn={use_itn!r} must be True or False")
+        if textnorm is not None:
+            if textnorm not in TEXTNORMS:
+                raise ValueError(f"textnorm={textnorm!r}; expected one of {list(TEXTNORMS)}")
+            if use_itn is not None and (textnorm == "withitn") != bool(use_itn):
+                raise ValueError(f"use_itn={use_itn!r} contradicts textnorm={textnorm!r}")
+        else:
+            textnorm = "withitn" if use_itn else "woitn"
+
+        flags = {}
+        for name in ("ban_emo_unk", "output_timestamp"):
+            value = kwargs.get(name, False)
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{name}={value!r} must be True or False")
+            flags[name] = bool(value)
+        fs = kwargs.get("fs", SAMPLE_RATE)
+        if isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0:
+            raise ValueError(f"fs={fs!r} must be a positive integer sample rate in Hz")
+        return cls(language=language, textnorm=textnorm, fs=int(fs), **flags)
+
+
+# ----------------------------------------------------------------------------------------------- layers
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in fp32 whatever the activation dtype (stable under fp16/bf16)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = None if self.weight is None else self.weight.float()
+        bias = None if self.bias is None else self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).type_as(x)
+
+
+def sinusoidal_positions(n_frames: int, depth: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(T, depth) sin|cos position code for positions 1..T, as the official encoder adds it."""
+    positions = torch.arange(1, n_frames + 1, device=device, dtype=torch.float32)  # (T,)
+    step = math.log(10000.0) / (depth / 2 - 1)
+    inv_timescales = torch.exp(torch.arange(depth // 2, device=device, dtype=torch.float32) * -step)
+    angles = positions[:, None] * inv_timescales[None, :]  # (T, depth/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=1).to(dtype)
+
+
+def padding_mask(lens: Tensor, n_frames: int) -> Tensor:
+    """(B, T) bool, True on valid frames."""
+    return torch.arange(n_frames, device=lens.device)[None, :] < lens[:, None]
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.w_1 = nn.Linear(d_model, d_ff)
+        self.w_2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w_2(self.dropout(F.relu(self.w_1(x))))
+
+
+class SANMAttention(nn.Module):
+    """Self-attention with an FSMN memory block on the values (SAN-M, https://arxiv.org/abs/2006.01712)."""
+
+    def __init__(self, d_in: int, d_model: int, n_head: int, kernel_size: int, sanm_shift: int, dropout: float):
+        super().__init__()
+        self.n_head = n_head
+        self.dropout_p = dropout
+        self.linear_q_k_v = nn.Linear(d_in, 3 * d_model)
+        self.linear_out = nn.Linear(d_model, d_model)
+        # Depthwise conv over time; padded so the output keeps T frames.
+        self.fsmn_block = nn.Conv1d(d_model, d_model, kernel_size, groups=d_model, bias=False)
+        left = (kernel_size - 1) // 2 + sanm_shift
+        self.fsmn_padding = (left, kernel_size - 1 - left)
+        self.dropout = nn.Dropout(dropout)
+
+    def fsmn_memory(self, v: Tensor, valid: Tensor) -> Tensor:
+        """(B, T, D) values -> (B, T, D) memory; padded frames are zeroed in and out."""
+        keep = valid[:, :, None].to(v.dtype)  # (B, T, 1)
+        v = v * keep
+        memory = self.fsmn_block(F.pad(v.transpose(1, 2), self.fsmn_padding)).transpose(1, 2)  # (B, T, D)
+        return self.dropout(memory + v) * keep
+
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+        B, T, _ = x.shape
+        q, k, v = self.linear_q_k_v(x).chunk(3, dim=-1)  # 3 x (B, T, D)
+        memory = self.fsmn_memory(v, valid)
+        q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in (q, k, v))  # (B, H, T, Dh)
+        attn_mask = valid[:, None, None, :]  # (B, 1, 1, T): padded keys are never attended
+        p = self.dropout_p if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)  # (B, H, T, Dh)
+        y = y.transpose(1, 2).reshape(B, T, -1)  # (B, T, D)
+        return self.linear_out(y) + memory
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm SAN-M block; the residual around attention is skipped when it changes width (first block)."""
+
+    def __init__(self, d_in: int, dims: ModelDimensions):
+        super().__init__()
+        self.self_attn = SANMAttention(d_in, dims.d_model, dims.n_head, dims.kernel_size, dims.sanm_shift,
+                                       dims.attention_dropout)
+        self.feed_forward = FeedForward(dims.d_model, dims.d_ff, dims.dropout)
+        self.norm1 = LayerNorm(d_in)
+        self.norm2 = LayerNorm(dims.d_model)
+        self.dropout = nn.Dropout(dims.dropout)
+        self.residual = d_in == dims.d_model
+
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+        attn = self.dropout(self.self_attn(self.norm1(x), valid))
+        x = x + attn if self.residual else attn
+        return x + self.dropout(self.feed_forward(self.norm2(x)))
+
+
+# ----------------------------------------------------------------------------------------------- encoder
+@tables.register("encoder_classes", "SenseVoiceEncoderSmall")
+class SenseVoiceEncoderSmall(nn.Module):
+    """SAN-M encoder: 1 + (n_blocks - 1) blocks, after_norm, n_tp_blocks blocks, tp_norm."""
+
+    def __init__(self, dims: ModelDimensions):
+        super().__init__()
+        self.dims = dims
+        self.encoders0 = nn.ModuleList([EncoderLayer(dims.n_input, dims)])
+        self.encoders = nn.ModuleList([EncoderLayer(dims.d_model, dims) for _ in range(dims.n_blocks - 1)])
+        self.after_norm = LayerNorm(dims.d_model)
+        self.tp_encoders = nn.ModuleList([EncoderLayer(dims.d_model, dims) for _ in range(dims.n_tp_blocks)])
+        self.tp_norm = LayerNorm(dims.d_model)
+
+    def output_size(self) -> int:
+        return self.dims.d_model
+
+    def forward(self, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, T, n_input), (B,) -> (B, T, d_model), (B,)."""
+        B, T, D = x.shape
+        valid = padding_mask(lens, T)  # (B, T)
+        x = x * self.dims.d_model ** 0.5 + sinusoidal_positions(T, D, x.device, x.dtype)
+        for layer in self.encoders0:
+            x = layer(x, valid)
+        for layer in self.encoders:
+            x = layer(x, valid)
+        x = self.after_norm(x)
+        for layer in self.tp_encoders:
+            x = layer(x, valid)
+        return self.tp_norm(x), lens
+
+
+class CTCHead(nn.Module):
+    """Linear projection to the vocabulary (key ``ctc.ctc_lo`` as in FunASR's CTC module)."""
+
+    def __init__(self, d_model: int, n_vocab: int):
+        super().__init__()
+        self.ctc_lo = nn.Linear(d_model, n_vocab)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.ctc_lo(x)
+
+
+# ----------------------------------------------------------------------------------------------- decoding
+def ctc_greedy(logp: Tensor, lens: Tensor, blank: int) -> list[list[tuple[int, int, int]]]:
+    """Best path per item: [(token, first_frame, end_frame)], repeats merged and blanks dropped."""
+    best = logp.argmax(dim=-1).cpu()  # (B, T)
+    paths = []
+    for row, n in zip(best, lens.tolist()):
+        row = row[:n]
+        tokens, counts = torch.unique_consecutive(row, return_counts=True)
+        ends = counts.cumsum(0)
+        paths.append([(t, e - c, e) for t, c, e in zip(tokens.tolist(), counts.tolist(), ends.tolist())
+                      if t != blank])
+    return paths
+
+
+def frames_to_ms(start: int, end: int, n_speech_frames: int) -> list[int]:
+    """Encoder frames (speech part, prompt excluded) -> [start_ms, end_ms] at frame centres."""
+    half = ENC_FRAME_MS // 2
+    last = max(n_speech_frames * ENC_FRAME_MS - half, 0)
+    return [max(start * ENC_FRAME_MS - half, 0), min(max(end * ENC_FRAME_MS - half, 0), last)]
+
+
+def split_rich_text(text: str) -> dict[str, Any]:
+    """Structured view of rich text: the leading tags sorted into language/emotion/event/itn + clean text."""
+    fields: dict[str, Any] = {"language": None, "emotion": None, "event": None, "itn": None}
+    events = []
+    leading = LEADING_TAGS_RE.match(text).group(0)  # tags inside the transcript are not the utterance's labels
+    for name in TAG_RE.findall(leading):
+        if name in LANGUAGES or name in ("zh/en", "en/zh"):
+            fields["language"] = fields["language"] or name
+        elif name in EMOTIONS:
+            fields["emotion"] = fields["emotion"] or name
+        elif name in TEXTNORMS:
+            fields["itn"] = fields["itn"] or name
+        else:
+            events.append(name)
+    fields["event"] = events[0] if events else None
+    fields["clean_text"] = re.sub(r" {2,}", " ", TAG_RE.sub("", text)).strip()
+    return fields
+
+
+def group_words(pieces: list[str], spans: list[list[int]]) -> tuple[list[str], list[list[int]]]:
+    """Merge sentencepiece pieces into words: "▁" starts a word; CJK characters stand alone."""
+    words: list[str] = []
+    word_spans: list[list[int]] = []
+    for piece, span in zip(pieces, spans):
+        starts_word = piece.startswith("\u2581") or not words or not (piece.isascii() and words[-1].isascii())
+        piece = piece.lstrip("\u2581")
+        if not piece:
+            continue
+        if starts_word or not piece.isalnum():
+            words.append(piece)
+            word_spans.append(list(span))
+        else:
+            words[-1] += piece
+            word_spans[-1][1] = span[1]
+    return words, word_spans
+
+
+# ----------------------------------------------------------------------------------------------- audio input
+class AudioInputError(ValueError):
+    """One input item could not be turned into 16 kHz mono audio; the message names the item."""
+
+
+CONTAINER_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2",
+                   b"\x1a\x45\xdf\xa3")
+
+
+def _decode_file(source: Any, name: str) -> tuple[np.ndarray, int]:
+    import soundfile  # funasr dependency; imported here so that merely importing model.py stays cheap
+
+    try:
+        samples, fs = soundfile.read(source, dtype="float32", always_2d=True)  # (N, C)
+    except Exception as err:  # soundfile raises several types; all mean "not decodable audio"
+        raise AudioInputError(f"{name}: cannot decode audio ({err}); accepted: wav, flac, ogg, mp3 "
+                              f"(any sample rate, mono or multichannel), raw 16-bit PCM bytes, arrays") from err
+    return samples.mean(axis=1), int(fs)
+
+
+def _decode_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    if data.startswith(CONTAINER_MAGIC) or data[4:8] == b"ftyp":
+        return _decode_file(io.BytesIO(data), name)
+    # FunASR's convention: header-less bytes are 16 kHz 16-bit little-endian PCM.
+    if len(data) % 2:
+        raise AudioInputError(f"{name}: {len(data)} bytes is neither an audio file nor 16-bit PCM (odd length)")
+    if data[:256].isascii() and all(32 <= b < 127 or b in b"\t\r\n" for b in data[:256]):
+        raise AudioInputError(f"{name}: bytes look like text ({data[:24]!r}…), not audio")
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0, SAMPLE_RATE
+
+
+def _array_to_mono(x: np.ndarray, name: str) -> np.ndarray:
+    if x.dtype == np.int16:
+        x = x.astype(np.float32) / 32768.0
+    elif x.dtype == np.int32:
+        x = x.astype(np.float32) / 2147483648.0
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise AudioInputError(f"{name}: array dtype {x.dtype} is not audio; use float32 in [-1, 1] or int16")
+    if x.ndim == 2:  # (C, N) or (N, C): channels are the short axis
+        x = x.mean(axis=0 if x.shape[0] <= x.shape[1] else 1)
+    elif x.ndim != 1:
+        raise AudioInputError(f"{name}: audio array has shape {x.shape}; expected (samples,) or (channels, samples)")
+    return x.astype(np.float32, copy=False)
+
+
+def load_audio(item: Any, name: str, fs: int = SAMPLE_RATE) -> Tensor:
+    """Any supported input (path, URL, bytes, numpy array, tensor) -> (N,) float32 mono at 16 kHz."""
+    if isinstance(item, os.PathLike):
+        item = os.fspath(item)
+    if isinstance(item, str):
+        if item.startswith(("http://", "https://")):
+            try:
+                with urllib.request.urlopen(item, timeout=60) as response:
+                    samples, fs = _decode_bytes(response.read(), name)
+            except OSError as err:
+                raise AudioInputError(f"{name}: cannot download {item} ({err})") from err
+        elif not os.path.isfile(item):
+            raise FileNotFoundError(f"{name}: audio file not found: {item!r}")
+        else:
+            samples, fs = _decode_file(item, name)
+    elif isinstance(item, (bytes, bytearray, memoryview)):
+        samples, fs = _decode_bytes(bytes(item), name)
+    elif isinstance(item, Tensor):
+        samples = _array_to_mono(item.detach().cpu().numpy(), name)
+    elif isinstance(item, np.ndarray):
+        samples = _array_to_mono(item, name)
+    else:
+        raise AudioInputError(f"{name}: unsupported input type {type(item).__name__}; accepted: path, URL, "
+                              "bytes, numpy array, torch tensor")
+    if samples.size == 0:
+        raise AudioInputError(f"{name}: audio is empty (0 samples)")
+    if not np.isfinite(samples).all():
+        raise AudioInputError(f"{name}: audio contains NaN or infinite samples")
+    wave = torch.from_numpy(np.ascontiguousarray(samples))
+    if fs != SAMPLE_RATE:
+        import torchaudio.functional  # only needed for resampling
+
+        wave = torchaudio.functional.resample(wave, fs, SAMPLE_RATE)
+    if wave.numel() < MIN_SAMPLES:
+        wave = F.pad(wave, (0, MIN_SAMPLES - wave.numel()))
+    return wave
+
+
+# ----------------------------------------------------------------------------------------------- model
+@tables.register("model_classes", "SenseVoiceSmall")
+class SenseVoiceSmall(nn.Module):
+    """SenseVoiceSmall for FunASR: prompt + SAN-M encoder + CTC; ``inference`` returns rich transcripts."""
+
+    def __init__(self, encoder: str = "SenseVoiceEncoderSmall", encoder_conf: Mapping[str, Any] | None = None,
+                 input_size: int = 560, vocab_size: int = -1, specaug: str | None = None,
+                 specaug_conf: Mapping[str, Any] | None = None, ignore_id: int = -1, blank_id: int = 0,
+                 length_normalized_loss: bool = False, lsm_weight: float = 0.0, **kwargs: Any):
+        super().__init__()
+        encoder_class = tables.encoder_classes.get(encoder)
+        if encoder_class is not SenseVoiceEncoderSmall:
+            raise ValueError(f"encoder={encoder!r} resolves to {encoder_class}; this model.py needs its own "
+                             "SenseVoiceEncoderSmall")
+        self.dims = ModelDimensions.from_encoder_conf(encoder_conf or {}, input_size, vocab_size)
+        self.specaug = tables.specaug_classes[specaug](**(specaug_conf or {})) if specaug else None
+        self.embed = nn.Embedding(N_PROMPT_ROWS, self.dims.n_input)  # prompt queries, in feature space
+        self.encoder = SenseVoiceEncoderSmall(self.dims)
+        self.ctc = CTCHead(self.dims.d_model, self.dims.n_vocab)
+        self.blank_id = blank_id
+        self.ignore_id = ignore_id
+        self.length_normalized_loss = length_normalized_loss
+        self.lsm_weight = lsm_weight
+        tokenizer = kwargs.get("tokenizer")
+        self.special = SpecialTokens.from_pieces(tokenizer_pieces(tokenizer)) if tokenizer is not None else None
+
+    # ---- pure math ------------------------------------------------------------------------------------------
+    def build_prompt(self, language_rows: Tensor, textnorm_rows: Tensor) -> Tensor:
+        """(B,) language rows, (B,) text-norm rows -> (B, N_PROMPT, n_input) prompt frames."""
+        B = language_rows.shape[0]
+        event_emotion = torch.tensor([PROMPT_ROWS["event"], PROMPT_ROWS["emotion"]], device=language_rows.device)
+        rows = torch.cat([language_rows[:, None], event_emotion.expand(B, 2), textnorm_rows[:, None]], dim=1)
+        return self.embed(rows)  # (B, 4, n_input)
+
+    def encode(self, feats: Tensor, lens: Tensor, language_rows: Tensor, textnorm_rows: Tensor
+               ) -> tuple[Tensor, Tensor]:
+        """(B, T, n_input) CMVN'd LFR features -> (B, 4 + T, d_model) encoder states and their lengths."""
+        if self.specaug is not None and self.training:
+            feats, lens = self.specaug(feats, lens)
+        prompt = self.build_prompt(language_rows, textnorm_rows).to(feats.dtype)
+        x = torch.cat([prompt, feats], dim=1)  # (B, 4 + T, n_input)
+        return self.encoder(x, lens + N_PROMPT)
+
+    def ctc_logprobs(self, feats: Tensor, lens: Tensor, language: str, textnorm: str) -> tuple[Tensor, Tensor]:
+        """Inference forward: (B, 4 + T, V) CTC log-probs and (B,) lengths for one language/text-norm choice."""
+        B = feats.shape[0]
+        language_rows = torch.full((B,), PROMPT_ROWS[language], dtype=torch.long, device=feats.device)
+        textnorm_rows = torch.full((B,), PROMPT_ROWS[textnorm], dtype=torch.long, device=feats.device)
+        x, out_lens = self.encode(feats, lens, language_rows, textnorm_rows)
+        return self.ctc(x).float().log_softmax(dim=-1), out_lens
+
+    # ---- training -------------------------------------------------------------------------------------------
+    def forward(self, speech: Tensor, speech_lengths: Tensor, text: Tensor, text_lengths: Tensor, **kwargs: Any
+                ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """Training loss: CTC on the text frames + label-smoothed CE on the four tag frames.
+
+        text: (B, L) = [language, emotion, event, itn] tag ids followed by the transcript ids, padded with
+        ignore_id. Returns (loss, stats, weight) as FunASR's trainer expects.
+        """
+        special = self._special(kwargs.get("tokenizer"))
+        speech_lengths = speech_lengths.reshape(speech_lengths.shape[0], -1)[:, 0]
+        text_lengths = text_lengths.reshape(text_lengths.shape[0], -1)[:, 0]
+        language_rows = torch.tensor([special.prompt_row(int(t)) for t in text[:, 0]], device=speech.device)
+        if self.training:  # language prompt dropout: 20 % of utterances learn to identify the language
+            language_rows = language_rows.masked_fill(torch.rand(len(language_rows), device=speech.device) < 0.2,
+                                                      PROMPT_ROWS["auto"])
+        textnorm_rows = torch.tensor([special.prompt_row(int(t)) for t in text[:, 3]], device=speech.device)
+        x, out_lens = self.encode(speech, speech_lengths, language_rows, textnorm_rows)
+        logits = self.ctc(x).float()  # (B, 4 + T, V)
+
+        targets = text[:, N_PROMPT:]
+        target_lens = text_lengths - N_PROMPT
+        logp = logits[:, N_PROMPT:].log_softmax(dim=-1).transpose(0, 1)  # (T, B, V)
+        loss_ctc = F.ctc_loss(logp, targets.clamp(min=0), out_lens - N_PROMPT, target_lens, blank=special.blank,
+                              reduction="sum", zero_infinity=True) / x.shape[0]
+        tag_logits = logits[:, :N_PROMPT]  # (B, 4, V)
+        loss_rich = F.cross_entropy(tag_logits.reshape(-1, tag_logits.shape[-1]), text[:, :N_PROMPT].reshape(-1),
+                                    ignore_index=self.ignore_id, label_smoothing=self.lsm_weight, reduction="sum")
+        loss_rich = loss_rich / (N_PROMPT * x.shape[0] if self.length_normalized_loss else x.shape[0])
+        acc_rich = (tag_logits.argmax(-1) == text[:, :N_PROMPT]).float().mean()
+        loss = loss_ctc + loss_rich
+        weight = (text_lengths + 1).sum() if self.length_normalized_loss else torch.tensor(x.shape[0])
+        stats = {"loss": loss.detach(), "loss_ctc": loss_ctc.detach(), "loss_rich": loss_rich.detach(),
+                 "acc_rich": acc_rich.detach(), "batch_size": torch.tensor(float(x.shape[0]))}
+        return loss, stats, weight.to(loss.device)
+
+    def _special(self, tokenizer: Any) -> SpecialTokens:
+        if tokenizer is not None and self.special is None:
+            self.special = SpecialTokens.from_pieces(tokenizer_pieces(tokenizer))
+        if self.special is None:
+            raise ValueError("special token ids are unknown: pass tokenizer= (FunASR does this from config.yaml)")
+        return self.special
+
+    # ---- inference (the FunASR entry point) -------------------------------------------------------------------
+    @torch.no_grad()
+    def inference(self, data_in: Any, data_lengths: Any = None, key: Any = None, tokenizer: Any = None,
+                  frontend: Any = None, **kwargs: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Transcribe a batch; returns FunASR's ``([{"key", "text", ...}], meta)``.
+
+        data_in: one item or a list of paths / URLs / bytes / 16 kHz arrays or tensors (or, with
+        ``data_type="fbank"``, a (B, T, n_input) feature tensor with ``data_lengths``).
+        """
+        options = DecodingOptions.from_kwargs(kwargs)
+        if tokenizer is None:
+            raise ValueError("inference needs tokenizer= (AutoModel and from_pretrained pass it)")
+        special = self._special(tokenizer)
+        device = next(self.parameters()).device
+        if kwargs.get("data_type") == "fbank":
+            feats = data_in if data_in.dim() == 3 else data_in[None]
+            lens = torch.as_tensor(data_lengths if data_lengths is not None else [feats.shape[1]]).reshape(-1)
+            keys = self._keys(key, feats.shape[0])
+        else:
+            items = list(data_in) if isinstance(data_in, (list, tuple)) else [data_in]
+            keys = self._keys(key, len(items))
+            feats, lens = self.extract_features(items, keys, frontend, options.fs)
+        feats, lens = feats.to(device=device, dtype=self.embed.weight.dtype), lens.to(device)
+
+        logp, out_lens = self.ctc_logprobs(feats, lens, options.language, options.textnorm)
+        if options.ban_emo_unk:
+            logp[:, :, special.emotion_unknown] = -math.inf
+        paths = ctc_greedy(logp, out_lens, special.blank)
+        results = [self.describe(path, k, int(n) - N_PROMPT, tokenizer, options.output_timestamp)
+                   for path, k, n in zip(paths, keys, out_lens.tolist())]
+        audio_s = float(lens.sum()) * ENC_FRAME_MS / 1000
+        return results, {"batch_data_time": audio_s}
+
+    @staticmethod
+    def _keys(key: Any, n: int) -> list[str]:
+        if key is None:
+            return [f"utt{i}" for i in range(n)]
+        keys = [key] if isinstance(key, str) else list(key)
+        if len(keys) == 1 and isinstance(keys[0], (list, tuple)):
+            keys = list(keys[0])
+        if len(keys) == 1 and n > 1:  # FunASR passes one key for the segments of one file
+            keys = [f"{keys[0]}_{i}" for i in range(n)]
+        if len(keys) != n:
+            raise ValueError(f"got {len(keys)} keys for {n} inputs")
+        return [str(k) for k in keys]
+
+    @staticmethod
+    def extract_features(items: Sequence[Any], keys: Sequence[str], frontend: Any, fs: int) -> tuple[Tensor, Tensor]:
+        """Audio items -> (B, T, n_input) padded features and (B,) lengths, each item on its own."""
+        if frontend is None:
+            raise ValueError("inference on audio needs frontend= (AutoModel and from_pretrained pass it)")
+        if getattr(frontend, "dither", 0.0):
+            # Inference is deterministic: FunASR's WavFrontend adds dither noise by default.
+            frontend = copy.copy(frontend)
+            frontend.dither = 0.0
+        feats = []
+        for item, key in zip(items, keys):
+            wave = load_audio(item, key, fs)
+            f, _ = frontend(wave[None], torch.tensor([wave.numel()]))
+            feats.append(f[0].float())
+        lens = torch.tensor([f.shape[0] for f in feats])
+        return nn.utils.rnn.pad_sequence(feats, batch_first=True), lens
+
+    def describe(self, path: list[tuple[int, int, int]], key: str, n_speech_frames: int, tokenizer: Any,
+                 output_timestamp: bool) -> dict[str, Any]:
+        """One decoded path -> FunASR result: rich ``text`` plus structured fields (and timestamps)."""
+        token_ids = [t for t, _, _ in path]
+        text = tokenizer.decode(token_ids)
+        result = {"key": key, "text": text, **split_rich_text(text)}
+        if output_timestamp:
+            # Tag tokens sit on the prompt frames; everything after them is speech on the audio timeline.
+            speech = [(t, s - N_PROMPT, e - N_PROMPT) for t, s, e in path
+                      if t not in self.special.names and e > N_PROMPT]
+            pieces = [self.special.pieces[t] for t, _, _ in speech]
+            spans = [frames_to_ms(max(s, 0), e, n_speech_frames) for _, s, e in speech]
+            words, word_spans = group_words(pieces, spans)
+            # FunASR's shape: "timestamp" holds one [start_ms, end_ms] per entry of "words".
+            result.update(words=words, timestamp=word_spans, tokens=pieces, token_timestamp=spans)
+        return result
+
+    # ---- loading --------------------------------------------------------------------------------------------
+    @staticmethod
+    def from_pretrained(model: str | None = None, **kwargs: Any) -> tuple["SenseVoiceSmall", dict[str, Any]]:
+        """Build from a model directory (as in the model card); refuses to run on missing/mismatched weights."""
+        from funasr import AutoModel
+
+        if model is None or not os.path.isdir(model):
+            raise FileNotFoundError(f"model={model!r} is not a model directory")
+        weights = os.path.join(model, "model.pt")
+        if kwargs.get("init_param") is None and not os.path.isfile(weights):
+            raise FileNotFoundError(f"{weights} is missing: refusing to run SenseVoiceSmall on random weights")
+        kwargs.setdefault("disable_update", True)
+        kwargs.setdefault("device", "cpu")
+        # FunASR's default of 4 threads oversubscribes small machines, which slows batches down many times.
+        kwargs.setdefault("ncpu", min(4, os.cpu_count() or 1))
+        built, kwargs = AutoModel.build_model(model=model, trust_remote_code=True, **kwargs)
+        if not isinstance(built, SenseVoiceSmall):
+            raise TypeError(f"FunASR built {type(built)} instead of {__name__}.SenseVoiceSmall")
+        load_checkpoint(built, kwargs.get("init_param") or weights)
+        return built, kwargs
+
+
+def load_checkpoint(model: nn.Module, path: str) -> None:
+    """Load a FunASR/official checkpoint strictly: every key present, every shape equal."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    elif isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise ValueError(f"{path} does not match the model: missing {missing[:5]} ({len(missing)}), "
+                         f"unexpected {unexpected[:5]} ({len(unexpected)}), shape mismatches {wrong[:5]}")
+    model.load_state_dict(state, strict=True)
