@@ -354,8 +354,10 @@ def frames_to_ms(start: int, end: int, n_speech_frames: int) -> list[int]:
 
 
 def split_rich_text(text: str) -> dict[str, Any]:
-    """Structured view of rich text: the leading tags sorted into language/emotion/event/itn + clean text."""
-    fields: dict[str, Any] = {"language": None, "emotion": None, "event": None, "itn": None}
+    """Structured view of rich text: the leading tags sorted into language/emotion/event/itn + clean text.
+
+    A missing tag is "" (not None): FunASR's VAD path merges segment results with ``+=``."""
+    fields: dict[str, Any] = {"language": "", "emotion": "", "event": "", "itn": ""}
     events = []
     leading = LEADING_TAGS_RE.match(text).group(0)  # tags inside the transcript are not the utterance's labels
     for name in TAG_RE.findall(leading):
@@ -367,7 +369,7 @@ def split_rich_text(text: str) -> dict[str, Any]:
             fields["itn"] = fields["itn"] or name
         else:
             events.append(name)
-    fields["event"] = events[0] if events else None
+    fields["event"] = events[0] if events else ""
     fields["clean_text"] = re.sub(r" {2,}", " ", TAG_RE.sub("", text)).strip()
     return fields
 
@@ -407,7 +409,7 @@ def _decode_file(source: Any, name: str) -> tuple[np.ndarray, int]:
     except Exception as err:  # soundfile raises several types; all mean "not decodable audio"
         raise AudioInputError(f"{name}: cannot decode audio ({err}); accepted: wav, flac, ogg, mp3 "
                               f"(any sample rate, mono or multichannel), raw 16-bit PCM bytes, arrays") from err
-    return samples.mean(axis=1), int(fs)
+    return (samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)), int(fs)
 
 
 def _decode_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
@@ -670,7 +672,10 @@ class SenseVoiceSmall(nn.Module):
 
 def load_checkpoint(model: nn.Module, path: str) -> None:
     """Load a FunASR/official checkpoint strictly: every key present, every shape equal."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)  # no second copy in RAM
+    except RuntimeError:  # legacy (non-zip) checkpoints cannot be memory-mapped
+        state = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     elif isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):

@@ -205,6 +205,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         log.info("resumed from %s at step %d", resume_from, step)
 
     history = {"train_loss": [], "val_loss": []}
+    if resume_from is not None and (out / "train_history.json").is_file():  # keep the curve of earlier runs
+        earlier = json.loads((out / "train_history.json").read_text())
+        history = {name: [entry for entry in earlier.get(name, []) if entry[0] <= step] for name in history}
     model.train()
     progress = tqdm(total=args.max_steps, initial=step, desc="train", unit="step", mininterval=10)
     for batch in epoch_batches(train_utts, args.batch_frames, args.seed, skip=step):

@@ -24,7 +24,7 @@ if stage 2; then  # tokenizer (1,500 pieces incl. the special tokens) + CMVN, th
 fi
 if stage 3; then  # training (resumable: rerun the stage to continue)
   $py -m sensevoice.train --init exp/demo_init --train $corpus/train.jsonl --val $corpus/val.jsonl --out exp/demo \
-      --max-steps 900 --batch-frames 4000 --lr 2e-3 --warmup 100 --val-every 150 --save-every 100 --seed 0 --resume
+      --max-steps 1650 --batch-frames 4000 --lr 2e-3 --warmup 100 --val-every 150 --save-every 100 --seed 0 --resume
 fi
 if stage 4; then  # evaluation on the held-out test split
   $py -m sensevoice.evaluate --model exp/demo --test $corpus/test.jsonl --out bench/results/demo_eval
