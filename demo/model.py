@@ -12,7 +12,6 @@ funasr only. Checkpoint keys and shapes follow the official release, so its ``mo
 from __future__ import annotations
 
 import copy
-import dataclasses
 import io
 import logging
 import math
@@ -20,7 +19,7 @@ import os
 import re
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch

@@ -23,7 +23,6 @@ from typing import Any, Iterable, Sequence
 from rapidfuzz.distance import Levenshtein
 from tqdm import tqdm
 
-import model as sv
 from sensevoice import modeldir
 from sensevoice.train import read_jsonl
 

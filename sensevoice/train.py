@@ -19,12 +19,10 @@ import logging
 import math
 import random
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
