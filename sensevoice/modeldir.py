@@ -77,8 +77,10 @@ def build_model(model_dir: Path, seed: int | None = 0) -> sv.SenseVoiceSmall:
     frontend = WavFrontend(**{**config["frontend_conf"], "cmvn_file": None})
     if seed is not None:
         torch.manual_seed(seed)
+    # specaug/specaug_conf as FunASR's trainer passes them: SpecAugment is active in training mode only
     return sv.SenseVoiceSmall(encoder=config["encoder"], encoder_conf=config["encoder_conf"],
                               input_size=frontend.output_size(), vocab_size=tokenizer.get_vocab_size(),
+                              specaug=config.get("specaug"), specaug_conf=config.get("specaug_conf"),
                               tokenizer=tokenizer, **config.get("model_conf", {}))
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 import model as sv
 from conftest import ROOT, TINY_ENCODER
@@ -81,6 +84,27 @@ def test_loading_accepts_wrapped_checkpoints(tiny_dir, tmp_path):
     torch.save({"state_dict": state}, tmp_path / "model.pt")
     sv.load_checkpoint(model, str(tmp_path / "model.pt"))
     assert torch.equal(model.embed.weight, state["module.embed.weight"])
+
+
+def _memory_kib(field: str) -> int:
+    return int(re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="peak RSS is read from Linux /proc")
+def test_loading_keeps_no_second_resident_copy_of_the_checkpoint(tmp_path):
+    layers = nn.Sequential(*[nn.Linear(1024, 1024) for _ in range(32)])  # 128 MiB of fp32 weights
+    torch.save(layers.state_dict(), tmp_path / "model.pt")
+    expected = {k: v.clone() for k, v in list(layers.state_dict().items())[::16]}
+    for p in layers.parameters():
+        p.data.zero_()
+    checkpoint_kib = (tmp_path / "model.pt").stat().st_size // 1024
+    Path("/proc/self/clear_refs").write_text("5")  # peak (VmHWM) restarts from the current RSS
+    before = _memory_kib("VmRSS")
+    sv.load_checkpoint(layers, str(tmp_path / "model.pt"))
+    growth = _memory_kib("VmHWM") - before
+    state = layers.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in expected.items())
+    assert growth < 0.25 * checkpoint_kib, f"loading raised peak RSS by {growth} KiB for a {checkpoint_kib} KiB file"
 
 
 def test_importing_model_py_after_the_builtin_makes_ours_the_registered_class():

@@ -76,3 +76,15 @@ def test_learning_rate_schedule():
     rates = [train.lr_at(s, 1.0, 10, 100) for s in range(100)]
     assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
     assert rates[-1] == pytest.approx(0.05, abs=0.01) and max(rates) == pytest.approx(1.0)
+
+
+def test_bf16_autocast_trains_and_keeps_fp32_weights(tiny_dir, corpus, tmp_path):
+    out = tmp_path / "bf16"
+    assert train.main([*args(tiny_dir, corpus, out, 3), "--precision", "bf16"]) == 0
+    trained = torch.load(out / "model.pt", weights_only=True)
+    initial = torch.load(tiny_dir / "model.pt", weights_only=True)
+    assert all(v.dtype == torch.float32 for v in trained.values() if v.is_floating_point())
+    assert not torch.equal(trained["encoder.encoders0.0.feed_forward.w_1.weight"],
+                           initial["encoder.encoders0.0.feed_forward.w_1.weight"])
+    history = json.loads((out / "train_history.json").read_text())
+    assert all(torch.isfinite(torch.tensor(loss)) for _, loss in history["train_loss"])

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/../.."
 first=${1:-0}; last=${2:-5}
 py=.venv/bin/python
 corpus=data/corpus
-encoder_conf='{"output_size": 192, "attention_heads": 4, "linear_units": 768, "num_blocks": 6, "tp_blocks": 1}'
+encoder_conf='{"output_size": 192, "attention_heads": 4, "linear_units": 768, "num_blocks": 6, "tp_blocks": 1,
+  "dropout_rate": 0.0, "positional_dropout_rate": 0.0, "attention_dropout_rate": 0.0}'
 stage() { [ "$1" -ge "$first" ] && [ "$1" -le "$last" ]; }
 
 if stage 0; then  # environment and system tools (espeak-ng, sox, ffmpeg)
@@ -24,7 +25,8 @@ if stage 2; then  # tokenizer (1,500 pieces incl. the special tokens) + CMVN, th
 fi
 if stage 3; then  # training (resumable: rerun the stage to continue)
   $py -m sensevoice.train --init exp/demo_init --train $corpus/train.jsonl --val $corpus/val.jsonl --out exp/demo \
-      --max-steps 1650 --batch-frames 4000 --lr 2e-3 --warmup 100 --val-every 150 --save-every 100 --seed 0 --resume
+      --max-steps 6500 --batch-frames 4000 --lr 2e-3 --warmup 200 --val-every 500 --save-every 250 --seed 0 \
+      --precision bf16 --resume
 fi
 if stage 4; then  # evaluation on the held-out test split
   $py -m sensevoice.evaluate --model exp/demo --test $corpus/test.jsonl --out bench/results/demo_eval
