@@ -21,6 +21,7 @@ import logging
 import math
 import random
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -216,6 +217,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         earlier = json.loads((out / "train_history.json").read_text())
         history = {name: [entry for entry in earlier.get(name, []) if entry[0] <= step] for name in history}
     model.train()
+    first_step, started = step, time.perf_counter()  # validation and checkpoint time included
     progress = tqdm(total=args.max_steps, initial=step, desc="train", unit="step", mininterval=10)
     for batch in epoch_batches(train_utts, args.batch_frames, args.seed, skip=step):
         if step >= args.max_steps:
@@ -241,7 +243,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             save_checkpoint(out, model, optimizer, step, torch.get_rng_state())
     progress.close()
     (out / "train_history.json").write_text(json.dumps(history))
-    return history
+    return {**history, "seconds_per_step": (time.perf_counter() - started) / max(1, step - first_step)}
 
 
 def load_for_training(model_dir: Path):
@@ -286,7 +288,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     history = train(args)
     last = history["val_loss"][-1][1] if history["val_loss"] else float("nan")
-    print(f"trained {args.out}: final train loss {history['train_loss'][-1][1]:.4f}, validation loss {last:.4f}")
+    print(f"trained {args.out}: final train loss {history['train_loss'][-1][1]:.4f}, validation loss {last:.4f}, "
+          f"{history['seconds_per_step']:.3f} s per step ({args.precision})")
     return 0
 
 
