@@ -219,8 +219,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model.train()
     first_step, started = step, time.perf_counter()  # validation and checkpoint time included
     progress = tqdm(total=args.max_steps, initial=step, desc="train", unit="step", mininterval=10)
+    last_step = min(args.max_steps, args.stop_at or args.max_steps)
     for batch in epoch_batches(train_utts, args.batch_frames, args.seed, skip=step):
-        if step >= args.max_steps:
+        if step >= last_step:
             break
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args.lr, args.warmup, args.max_steps)
@@ -235,12 +236,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         progress.update(1)
         progress.set_postfix(loss=f"{loss.item():.3f}", ctc=f"{stats['loss_ctc'].item():.3f}",
                              tags=f"{stats['acc_rich'].item():.2f}")
-        if val_utts and (step % args.val_every == 0 or step == args.max_steps):
+        if val_utts and (step % args.val_every == 0 or step == last_step):
             val = validation_loss(model, val_utts, args.batch_frames, tokenizer)
             history["val_loss"].append((step, val))
             progress.write(f"step {step}: validation loss {val:.4f}")
-        if step % args.save_every == 0 or step == args.max_steps:
+        if step % args.save_every == 0 or step == last_step:
             save_checkpoint(out, model, optimizer, step, torch.get_rng_state())
+            (out / "train_history.json").write_text(json.dumps(history))  # the curve survives a killed run
     progress.close()
     (out / "train_history.json").write_text(json.dumps(history))
     return {**history, "seconds_per_step": (time.perf_counter() - started) / max(1, step - first_step)}
@@ -267,7 +269,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", required=True, help="official-format training jsonl")
     parser.add_argument("--val", help="official-format validation jsonl")
     parser.add_argument("--out", required=True, help="output model directory")
-    parser.add_argument("--max-steps", type=int, default=2000)
+    parser.add_argument("--max-steps", type=int, default=2000, help="length of the learning-rate schedule")
+    parser.add_argument("--stop-at", type=int, default=None,
+                        help="stop after this step (a checkpoint is written) while keeping the --max-steps schedule; "
+                             "resume later, with the same or a shorter --max-steps")
     parser.add_argument("--batch-frames", type=int, default=6000, help="padded feature frames per batch (60 ms each)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=200)

@@ -65,6 +65,21 @@ def test_resume_continues_exactly(tiny_dir, corpus, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+def test_stop_at_then_resume_equals_one_run(tiny_dir, corpus, tmp_path):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    train.main(args(tiny_dir, corpus, straight, 7))
+    train.main([*args(tiny_dir, corpus, stopped, 7), "--stop-at", "4"])
+    assert train.latest_checkpoint(stopped).name == "step0000004.pt"
+    assert [s for s, _ in json.loads((stopped / "train_history.json").read_text())["train_loss"]] == [1, 2, 3, 4]
+    train.main(args(tiny_dir, corpus, stopped, 7, resume=True))
+    a = torch.load(straight / "model.pt", weights_only=True)
+    b = torch.load(stopped / "model.pt", weights_only=True)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    curves = [json.loads((run / "train_history.json").read_text()) for run in (straight, stopped)]
+    assert curves[0]["train_loss"] == curves[1]["train_loss"]
+    assert [s for s, _ in curves[1]["val_loss"]] == [3, 4, 6, 7]  # validated where it stopped, too
+
+
 def test_bad_jsonl_names_the_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"key": "x", "source": "a.wav"}) + "\n")
