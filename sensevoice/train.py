@@ -196,6 +196,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     init, out = Path(args.init), Path(args.out)
     model, tokenizer, frontend = load_for_training(init)
+    if args.no_specaug:
+        model.specaug = None
     prepare_out_dir(init, out)
     featurize = Featurizer(model, tokenizer, frontend)
     train_utts = cached_features(featurize, Path(args.train), args.limit, init, out / "features")
@@ -283,6 +285,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
                         help="bf16: autocast forward/backward (fast on AMX/AVX512-BF16 CPUs); weights stay fp32")
+    parser.add_argument("--no-specaug", action="store_true", help="train without config.yaml's SpecAugment")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N utterances of each list")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")

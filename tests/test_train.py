@@ -103,3 +103,12 @@ def test_bf16_autocast_trains_and_keeps_fp32_weights(tiny_dir, corpus, tmp_path)
                            initial["encoder.encoders0.0.feed_forward.w_1.weight"])
     history = json.loads((out / "train_history.json").read_text())
     assert all(torch.isfinite(torch.tensor(loss)) for _, loss in history["train_loss"])
+
+
+def test_no_specaug_turns_off_the_configs_specaugment(tiny_dir, corpus, tmp_path):
+    assert modeldir.read_config(tiny_dir / "config.yaml")["specaug"]  # the official config has SpecAugment
+    runs = {flag: tmp_path / ("plain" if flag else "augmented") for flag in (False, True)}
+    for flag, out in runs.items():
+        train.main([*args(tiny_dir, corpus, out, 2), *(["--no-specaug"] if flag else [])])
+    a, b = (torch.load(out / "model.pt", weights_only=True) for out in runs.values())
+    assert not all(torch.equal(a[k], b[k]) for k in a)
