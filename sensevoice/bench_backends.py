@@ -256,8 +256,11 @@ class OrtRunner:
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if plan.device.startswith("cuda") else \
             ["CPUExecutionProvider"]
         self.sv, self.plan = sv, plan
+        # ONNX Runtime's thread spinning follows the run's OMP_WAIT_POLICY, so that --omp-wait-policy ACTIVE
+        # (an idle machine) lets every backend spin, as funasr-onnx and sherpa-onnx always do
+        spin = os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
         self.runner = fast.OnnxSenseVoice(plan.onnx_dir, int8=backend.options.get("int8", False),
-                                          threads=plan.threads, providers=providers)
+                                          threads=plan.threads, providers=providers, spin=spin)
         self.recorder = TokenRecorder(self.runner.tokenizer)
         self.options = sv.DecodingOptions.from_kwargs({"language": plan.language, "use_itn": plan.use_itn})
         self.vad = fsmn_vad(plan.vad_dir, plan.device, plan.threads)
