@@ -159,6 +159,7 @@ def train_tiny(tiny_dir: Path, out: Path, steps: int = 200) -> Path:
 def _train_tiny(tiny_dir: Path, out: Path, steps: int) -> Path:
     torch.manual_seed(0)
     model, tokenizer, frontend, _ = load_parts(tiny_dir)
+    model.specaug = None  # memorising one batch: augmentation would only slow it down
     feats, lens = trained_batch(model, frontend)
     feats, lens = feats[:len(BATCH)], lens[:len(BATCH)]
     text, text_lens = encode_targets(model, tokenizer, BATCH)
