@@ -62,6 +62,7 @@ class Settings:
     long_s: float | None  # None: the full long file
     batch_size_s: float
     omp_wait_policy: str  # OMP_WAIT_POLICY of every worker ("" leaves the environment's)
+    ort_spin: bool  # our ONNX Runtime threads spin while idle
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Settings":
@@ -71,7 +72,7 @@ class Settings:
                        reps=args.reps or (3 if quick else 5), mixed_passes=1 if quick else 2,
                        lengths_s=QUICK_LENGTHS_S if quick else LENGTHS_S, mixed_s=QUICK_MIXED_S if quick else MIXED_S,
                        long_s=QUICK_LONG_S if quick else None, batch_size_s=args.batch_size_s,
-                       omp_wait_policy=args.omp_wait_policy)
+                       omp_wait_policy=args.omp_wait_policy, ort_spin=args.ort_spin)
         if settings.threads <= 0 or settings.reps <= 0 or settings.warmup < 0 or settings.batch_size_s <= 0:
             raise ValueError(f"threads, reps and batch-size-s must be positive, warmup >= 0: {settings}")
         return settings
@@ -355,7 +356,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# SenseVoiceSmall inference benchmark: {report['name']}", "",
              f"- Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags'])}), {m['memory_gb']} GB RAM, "
              f"GPU: {m['gpu'] or 'none'}; {m['threads']} thread(s) per backend, device {m['device']}, "
-             f"OMP_WAIT_POLICY={s['omp_wait_policy'] or 'unset'}.",
+             f"OMP_WAIT_POLICY={s['omp_wait_policy'] or 'unset'}, our ONNX Runtime threads "
+             f"{'spin' if s.get('ort_spin') else 'do not spin'} while idle.",
              f"- Load average {report['loadavg'][0]} at the start, {report['loadavg'][1]} at the end "
              "(a shared machine: absolute timings are noisy; ratios to the reference are from the same run).",
              f"- Weights: {report['weights']}; the same model.pt (and its export) for every backend.",
@@ -465,6 +467,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="OMP_WAIT_POLICY of every backend's process (default %(default)s: idle OpenMP threads "
                              "sleep instead of spinning, which on a busy machine is many times faster with > 1 "
                              "thread; '' keeps the environment's)")
+    parser.add_argument("--ort-spin", action="store_true",
+                        help="let our ONNX Runtime sessions' idle threads spin, as funasr-onnx and sherpa-onnx do: "
+                             "faster on an idle machine, many times slower on a busy one (default: no spinning)")
     parser.add_argument("--batch-size-s", type=float, default=BATCH_SIZE_S,
                         help="seconds of audio per batch, mixed clips and long file (default %(default)s)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK,
@@ -494,7 +499,7 @@ def run(args: argparse.Namespace) -> int:
                    vad_dir=str(fsmn_vad_dir()), threads=settings.threads, device=settings.device, clips=clips,
                    mixed_batches=mixed_batches(mixed, settings.batch_size_s), long=long, warmup=settings.warmup,
                    reps=settings.reps, mixed_passes=settings.mixed_passes, batch_size_s=settings.batch_size_s,
-                   warm_batch=not settings.quick)
+                   warm_batch=not settings.quick, ort_spin=settings.ort_spin)
     plan_file = work / "plan.json"
     plan_file.write_text(json.dumps(asdict(plan), indent=1))
     name = args.name or f"{settings.device.replace(':', '')}-{settings.threads}t{'-quick' if settings.quick else ''}"

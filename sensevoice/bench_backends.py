@@ -81,6 +81,7 @@ class Plan:
     warm_batch: bool  # run the largest batch once before measuring (always done for torch.compile)
     language: str = "auto"
     use_itn: bool = False
+    ort_spin: bool = False  # our ONNX Runtime sessions let idle threads spin (funasr-onnx and sherpa-onnx always do)
 
 
 @dataclass
@@ -256,11 +257,8 @@ class OrtRunner:
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if plan.device.startswith("cuda") else \
             ["CPUExecutionProvider"]
         self.sv, self.plan = sv, plan
-        # ONNX Runtime's thread spinning follows the run's OMP_WAIT_POLICY, so that --omp-wait-policy ACTIVE
-        # (an idle machine) lets every backend spin, as funasr-onnx and sherpa-onnx always do
-        spin = os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
         self.runner = fast.OnnxSenseVoice(plan.onnx_dir, int8=backend.options.get("int8", False),
-                                          threads=plan.threads, providers=providers, spin=spin)
+                                          threads=plan.threads, providers=providers, spin=plan.ort_spin)
         self.recorder = TokenRecorder(self.runner.tokenizer)
         self.options = sv.DecodingOptions.from_kwargs({"language": plan.language, "use_itn": plan.use_itn})
         self.vad = fsmn_vad(plan.vad_dir, plan.device, plan.threads)
