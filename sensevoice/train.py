@@ -8,7 +8,7 @@ tokenizer, am.mvn, model.pt) that ``AutoModel(model=OUT, trust_remote_code=True)
 ``checkpoints/`` with optimizer state for ``--resume``. Runs are seeded; features are computed once and kept in
 memory (fp16), and SpecAugment (config.yaml ``specaug``) supplies the training-time randomness.
 ``--precision bf16`` runs forward and backward under bf16 autocast (weights and optimizer stay fp32): on CPUs
-with AMX or AVX512-BF16 and on GPUs it is the fast choice.
+with AMX or AVX512-BF16 it is the fast choice. Training runs on the CPU.
 """
 
 from __future__ import annotations
