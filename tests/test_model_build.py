@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import model as sv
 from conftest import ROOT, TINY_ENCODER
 from helpers import load_parts
 from oracle import build_oracle
-from sensevoice import modeldir
+from sensevoice import bench_long, modeldir
 
 
 @pytest.mark.official
@@ -86,10 +85,6 @@ def test_loading_accepts_wrapped_checkpoints(tiny_dir, tmp_path):
     assert torch.equal(model.embed.weight, state["module.embed.weight"])
 
 
-def _memory_kib(field: str) -> int:
-    return int(re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
-
-
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="peak RSS is read from Linux /proc")
 def test_loading_keeps_no_second_resident_copy_of_the_checkpoint(tmp_path):
     layers = nn.Sequential(*[nn.Linear(1024, 1024) for _ in range(32)])  # 128 MiB of fp32 weights
@@ -97,14 +92,14 @@ def test_loading_keeps_no_second_resident_copy_of_the_checkpoint(tmp_path):
     expected = {k: v.clone() for k, v in list(layers.state_dict().items())[::16]}
     for p in layers.parameters():
         p.data.zero_()
-    checkpoint_kib = (tmp_path / "model.pt").stat().st_size // 1024
-    Path("/proc/self/clear_refs").write_text("5")  # peak (VmHWM) restarts from the current RSS
-    before = _memory_kib("VmRSS")
+    checkpoint_mb = (tmp_path / "model.pt").stat().st_size / 2**20
+    bench_long.reset_peak_rss()
+    before = bench_long.rss_mb()["VmRSS"]
     sv.load_checkpoint(layers, str(tmp_path / "model.pt"))
-    growth = _memory_kib("VmHWM") - before
+    growth = bench_long.rss_mb()["VmHWM"] - before
     state = layers.state_dict()
     assert all(torch.equal(state[k], v) for k, v in expected.items())
-    assert growth < 0.25 * checkpoint_kib, f"loading raised peak RSS by {growth} KiB for a {checkpoint_kib} KiB file"
+    assert growth < 0.25 * checkpoint_mb, f"loading raised peak RSS by {growth:.0f} MiB for a {checkpoint_mb:.0f} MiB file"
 
 
 def test_importing_model_py_after_the_builtin_makes_ours_the_registered_class():
