@@ -246,29 +246,37 @@ class SANMAttention(nn.Module):
         self.dropout_p = dropout
         self.linear_q_k_v = nn.Linear(d_in, 3 * d_model)
         self.linear_out = nn.Linear(d_model, d_model)
-        # Depthwise conv over time; padded so the output keeps T frames.
-        self.fsmn_block = nn.Conv1d(d_model, d_model, kernel_size, groups=d_model, bias=False)
+        # Depthwise conv over time, padded so the output keeps T frames: by the conv itself when the padding is
+        # symmetric (one op fewer per block in an ONNX graph), else by an explicit pad (sanm_shift != 0).
         left = (kernel_size - 1) // 2 + sanm_shift
-        self.fsmn_padding = (left, kernel_size - 1 - left)
+        right = kernel_size - 1 - left
+        self.fsmn_block = nn.Conv1d(d_model, d_model, kernel_size, groups=d_model, bias=False,
+                                    padding=left if left == right else 0)
+        self.fsmn_padding = None if left == right else (left, right)
         self.dropout = nn.Dropout(dropout)
 
     def fsmn_memory(self, v: Tensor, valid: Tensor) -> Tensor:
         """(B, T, D) values -> (B, T, D) memory; padded frames are zeroed in and out."""
         keep = valid[:, :, None].to(v.dtype)  # (B, T, 1)
         v = v * keep
-        memory = self.fsmn_block(F.pad(v.transpose(1, 2), self.fsmn_padding)).transpose(1, 2)  # (B, T, D)
+        v_t = v.transpose(1, 2)  # (B, D, T)
+        if self.fsmn_padding is not None:
+            v_t = F.pad(v_t, self.fsmn_padding)
+        memory = self.fsmn_block(v_t).transpose(1, 2)  # (B, T, D)
         return self.dropout(memory + v) * keep
 
-    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
-        B, T, _ = x.shape
-        q, k, v = self.linear_q_k_v(x).chunk(3, dim=-1)  # 3 x (B, T, D)
-        memory = self.fsmn_memory(v, valid)
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, valid: Tensor) -> Tensor:
+        """(B, T, D) queries, keys, values -> (B, T, D) multi-head attention; padded keys are never attended.
+        (The ONNX export swaps in ONNX Runtime's fused MultiHeadAttention here: sensevoice/export.py.)"""
+        B, T, _ = q.shape
         q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in (q, k, v))  # (B, H, T, Dh)
-        attn_mask = valid[:, None, None, :]  # (B, 1, 1, T): padded keys are never attended
         p = self.dropout_p if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)  # (B, H, T, Dh)
-        y = y.transpose(1, 2).reshape(B, T, -1)  # (B, T, D)
-        return self.linear_out(y) + memory
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=valid[:, None, None, :], dropout_p=p)  # (B, H, T, Dh)
+        return y.transpose(1, 2).reshape(B, T, -1)
+
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+        q, k, v = self.linear_q_k_v(x).split(self.linear_out.in_features, dim=-1)  # 3 x (B, T, D)
+        return self.linear_out(self.attend(q, k, v, valid)) + self.fsmn_memory(v, valid)
 
 
 class EncoderLayer(nn.Module):

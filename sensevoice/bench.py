@@ -154,11 +154,13 @@ def mixed_batches(paths: list[str], batch_size_s: float) -> list[list[str]]:
 
 
 def ensure_export(model_dir: Path, onnx_dir: Path) -> Path:
-    """``sensevoice export --int8`` of model_dir into onnx_dir, reused while model.pt and export.py are unchanged."""
+    """``sensevoice export --int8`` of model_dir into onnx_dir, reused while model.pt and the code that builds the
+    graph (export.py, model.py) are unchanged."""
     from sensevoice import export
 
     stamp = {}
-    for name, path in (("model", (model_dir / "model.pt").resolve()), ("exporter", Path(export.__file__).resolve())):
+    for name, path in (("model", (model_dir / "model.pt").resolve()), ("exporter", Path(export.__file__).resolve()),
+                       ("network", (REPO_ROOT / "model.py").resolve())):
         stamp[name] = {"path": str(path), "size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns}
     stamp_file = onnx_dir / "source.json"
     if stamp_file.is_file() and json.loads(stamp_file.read_text()) == stamp:

@@ -16,11 +16,18 @@ The metadata carries what sherpa-onnx's SenseVoice reader requires (``model_type
 ``lfr_window_size``, ``neg_mean``, ``inv_stddev``, ``lang_*``, ``with_itn``, ...). For the official size:
 model.onnx ~940 MB (one file, under protobuf's 2 GB), model_quant.onnx ~240 MB; about a minute on 2 cores.
 Every export is checked against PyTorch before it is kept (``verify``).
+
+Attention is one ONNX Runtime ``com.microsoft::MultiHeadAttention`` node per block (fed the valid lengths, so no
+mask tensor), instead of the ~14 standard ops PyTorch's SDPA lowers to (reshapes, transposes, scaling, a
+bool-mask ``Where``/``IsNaN`` pair, softmax, two MatMuls): 11 % less int8 model time on the 2-core CPU. It runs on
+every ONNX Runtime build (sherpa-onnx and funasr-onnx included); ``--standard-ops`` keeps to plain ONNX for
+other runtimes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
@@ -64,6 +71,46 @@ def exportable(model: sv.SenseVoiceSmall) -> nn.Module:
             return self.model.ctc(x), out_lens  # (B, 4+T, V), (B,) int32
 
     return OnnxExportable().eval()
+
+
+def fused_attention_function():
+    """A torch.autograd.Function that computes SANMAttention.attend and exports as ONNX Runtime's fused
+    ``com.microsoft::MultiHeadAttention`` with a (B,) int32 valid-length mask (keys beyond it are never attended)."""
+    import torch
+    from torch.onnx import symbolic_helper
+
+    class OrtMultiHeadAttention(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, attend, q: Tensor, k: Tensor, v: Tensor, valid: Tensor) -> Tensor:
+            return attend(q, k, v, valid)
+
+        @staticmethod
+        def symbolic(g, attend, q, k, v, valid):
+            int32 = 6  # onnx.TensorProto.INT32
+            lengths = g.op("Cast", g.op("ReduceSum", g.op("Cast", valid, to_i=int32),
+                                        g.op("Constant", value_t=torch.tensor([1])), keepdims_i=0), to_i=int32)
+            no_bias = symbolic_helper._optional_input_placeholder_tensor(g)
+            y = g.op("com.microsoft::MultiHeadAttention", q, k, v, no_bias, lengths, num_heads_i=attend.__self__.n_head)
+            y.setType(q.type())  # (B, T, D) like the query: shape inference knows no contrib op
+            return y
+
+    return OrtMultiHeadAttention
+
+
+@contextlib.contextmanager
+def ort_fused_attention(model: nn.Module):
+    """While tracing, every SANMAttention block attends through ``fused_attention_function`` (same math)."""
+    import model as sv
+
+    function = fused_attention_function()
+    blocks = [m for m in model.modules() if isinstance(m, sv.SANMAttention)]
+    for block in blocks:
+        block.attend = lambda q, k, v, valid, plain=block.attend: function.apply(plain, q, k, v, valid)
+    try:
+        yield model
+    finally:
+        for block in blocks:
+            del block.attend  # the class's own method again
 
 
 def dummy_inputs(n_input: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -153,14 +200,17 @@ def load_model(model_dir: Path) -> sv.SenseVoiceSmall:
     return model.eval()
 
 
-def to_onnx(model: sv.SenseVoiceSmall, metadata: dict[str, str], path: Path, opset: int = OPSET) -> Path:
-    """Trace ``model`` to ``path`` with FunASR's I/O and the given metadata (one write)."""
+def to_onnx(model: sv.SenseVoiceSmall, metadata: dict[str, str], path: Path, opset: int = OPSET,
+            standard_ops: bool = False) -> Path:
+    """Trace ``model`` to ``path`` with FunASR's I/O and the given metadata (one write); attention as ONNX
+    Runtime's fused operator unless ``standard_ops``."""
     import onnx
     import torch
 
     buffer = io.BytesIO()
     # The TorchScript exporter (dynamo=False): the torch.export-based one needs onnxscript, which we do not ship.
-    with torch.no_grad(), warnings.catch_warnings():
+    attention = contextlib.nullcontext() if standard_ops else ort_fused_attention(model)
+    with torch.no_grad(), warnings.catch_warnings(), attention:
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")  # Slice with step: harmless
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the constant event/emotion rows
         torch.onnx.export(exportable(model), dummy_inputs(model.dims.n_input), buffer, dynamo=False,
@@ -221,7 +271,8 @@ def verify(model: sv.SenseVoiceSmall, path: Path, tolerance: float = VERIFY_TOLE
     return err
 
 
-def export(model_dir: Path, out_dir: Path, int8: bool = False, opset: int = OPSET) -> dict[str, Path]:
+def export(model_dir: Path, out_dir: Path, int8: bool = False, opset: int = OPSET, standard_ops: bool = False
+           ) -> dict[str, Path]:
     """Export a model directory to ``out_dir``; returns {"fp32": ..., "int8": ..., "tokens": ...} paths."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if model_dir.resolve() == out_dir.resolve():
@@ -231,7 +282,7 @@ def export(model_dir: Path, out_dir: Path, int8: bool = False, opset: int = OPSE
     config = copy_model_files(model_dir, out_dir)
     metadata = sherpa_metadata(model, config["frontend_conf"], model_dir / "am.mvn")
     paths = {"tokens": write_tokens(model.special.pieces, out_dir / TOKENS_NAME),
-             "fp32": to_onnx(model, metadata, out_dir / FP32_NAME, opset)}
+             "fp32": to_onnx(model, metadata, out_dir / FP32_NAME, opset, standard_ops)}
     err = verify(model, paths["fp32"])
     log.info("exported %s (max |Δ logit| vs PyTorch %.1e)", paths["fp32"], err)
     del model
@@ -251,11 +302,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true",
                         help=f"also write {INT8_NAME} (dynamic int8 MatMul weights)")
     parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (default %(default)s)")
+    parser.add_argument("--standard-ops", action="store_true",
+                        help="standard ONNX operators only (attention unfused) for runtimes other than ONNX Runtime")
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    paths = export(args.model, args.out, int8=args.int8, opset=args.opset)
+    paths = export(args.model, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0

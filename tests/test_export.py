@@ -88,6 +88,27 @@ def test_tiny_onnx_logits_match_pytorch_on_padded_batch(tiny_dir, tiny_export, l
     assert_logits_match(model, tiny_export / export.FP32_NAME, feats, lens, language, textnorm)
 
 
+def test_attention_is_fused_by_default_and_standard_on_request(tiny_dir, tiny_export, tmp_path):
+    import onnx
+
+    model, _, frontend, _ = load_parts(tiny_dir)
+    blocks = model.dims.n_blocks + model.dims.n_tp_blocks
+    fused = onnx.load(str(tiny_export / export.FP32_NAME))
+    assert [n.domain for n in fused.graph.node if n.op_type == "MultiHeadAttention"] == ["com.microsoft"] * blocks
+    assert not {"Softmax", "IsNaN"} & {n.op_type for n in fused.graph.node}  # no unfused attention left
+
+    assert export.main(["--model", str(tiny_dir), "--out", str(tmp_path), "--standard-ops"]) == 0
+    standard = onnx.load(str(tmp_path / export.FP32_NAME))
+    assert {n.domain for n in standard.graph.node} <= {"", "ai.onnx"}
+    assert sum(n.op_type == "Softmax" for n in standard.graph.node) == blocks
+    audio = [speechlike(s, seed=i) for i, s in enumerate((2.2, 1.1))]
+    feats, lens = model.extract_features(audio, ["a", "b"], frontend, 16000)
+    assert_logits_match(model, tmp_path / export.FP32_NAME, feats, lens, "auto", "woitn")
+    with export.ort_fused_attention(model):
+        assert all("attend" in vars(m) for m in model.modules() if isinstance(m, sv.SANMAttention))
+    assert not any("attend" in vars(m) for m in model.modules())  # the class's own method again
+
+
 def test_sherpa_metadata_tokens_and_model_files(tiny_dir, tiny_export):
     import onnx
 
