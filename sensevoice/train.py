@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
+import yaml
 from tqdm import tqdm
 
 import model as sv
@@ -169,6 +170,23 @@ def prepare_out_dir(init: Path, out: Path) -> None:
     shutil.copyfile(modeldir.MODEL_PY, out / "model.py")
 
 
+DROPOUT_KEYS = ("dropout_rate", "attention_dropout_rate", "positional_dropout_rate")
+
+
+def set_dropout(model: torch.nn.Module, config_path: Path, p: float) -> None:
+    """Every dropout of the model (and the output directory's config.yaml) set to ``p``."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"--dropout {p}: expected 0 <= p < 1")
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+        if isinstance(module, sv.SANMAttention):
+            module.dropout_p = p
+    config = modeldir.read_config(config_path)
+    config["encoder_conf"].update({key: p for key in DROPOUT_KEYS})
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 def save_checkpoint(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
                     torch_rng: torch.Tensor, keep: int = 3) -> None:
     ckpt_dir = out / "checkpoints"
@@ -199,6 +217,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.no_specaug:
         model.specaug = None
     prepare_out_dir(init, out)
+    if args.dropout is not None:
+        set_dropout(model, out / "config.yaml", args.dropout)
     featurize = Featurizer(model, tokenizer, frontend)
     train_utts = cached_features(featurize, Path(args.train), args.limit, init, out / "features")
     val_utts = cached_features(featurize, Path(args.val), args.limit, init, out / "features") if args.val else []
@@ -286,6 +306,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
                         help="bf16: autocast forward/backward (fast on AMX/AVX512-BF16 CPUs); weights stay fp32")
     parser.add_argument("--no-specaug", action="store_true", help="train without config.yaml's SpecAugment")
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="set every dropout rate (encoder_conf's three) to this, in the model and the output "
+                             "config.yaml (default: the init directory's config)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N utterances of each list")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")

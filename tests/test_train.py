@@ -112,3 +112,23 @@ def test_no_specaug_turns_off_the_configs_specaugment(tiny_dir, corpus, tmp_path
         train.main([*args(tiny_dir, corpus, out, 2), *(["--no-specaug"] if flag else [])])
     a, b = (torch.load(out / "model.pt", weights_only=True) for out in runs.values())
     assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_dropout_option_sets_every_rate_in_model_and_config(tiny_dir, corpus, tmp_path):
+    out = tmp_path / "run"
+    assert modeldir.read_config(tiny_dir / "config.yaml")["encoder_conf"]["dropout_rate"] == 0.0  # TINY_ENCODER
+    train.main([*args(tiny_dir, corpus, out, 1), "--dropout", "0.3"])
+    conf = modeldir.read_config(out / "config.yaml")["encoder_conf"]
+    assert [conf[k] for k in train.DROPOUT_KEYS] == [0.3, 0.3, 0.3]
+    model = modeldir.build_model(out)
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
+
+    x, lens, rows = torch.randn(2, 30, model.dims.n_input), torch.tensor([30, 21]), torch.zeros(2, dtype=torch.long)
+    model.specaug = None
+    with torch.no_grad():
+        assert not torch.equal(model.train().encode(x, lens, rows, rows)[0], model.eval().encode(x, lens, rows, rows)[0])
+        train.set_dropout(model, out / "config.yaml", 0.0)  # every dropout off: training mode computes eval mode
+        assert torch.equal(model.train().encode(x, lens, rows, rows)[0], model.eval().encode(x, lens, rows, rows)[0])
+    assert modeldir.read_config(out / "config.yaml")["encoder_conf"]["attention_dropout_rate"] == 0.0
+    with pytest.raises(ValueError, match="--dropout 1.5"):
+        train.set_dropout(model, out / "config.yaml", 1.5)

@@ -1,0 +1,151 @@
+"""Greedy-token agreement of every fast path with the fp32 PyTorch reference on an official-format test set.
+
+    python -m sensevoice.agreement --model demo --test data/corpus/test.jsonl --out bench/results/demo_agreement
+
+The reference is the model itself (fp32, PyTorch, eager). Each fast path decodes the same CMVN'd features with
+the same prompt (``language="auto"``, each row's own ``with_or_wo_itn``) and greedy CTC; agreement is
+1 - token edit distance / reference tokens over all utterances (tags included), as the benchmark reports it.
+Unlike the benchmark's random weights, a trained model has few near-ties, so this is where the >= 99 % target
+for int8/bf16 (issue 6) is measured. ONNX paths use ``sensevoice export --int8`` of the model, made in --work
+and reused while the weights and the exporter are unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from tqdm import tqdm
+
+import model as sv
+from sensevoice import fast
+from sensevoice.fast import edit_distance
+
+TextnormBatch = tuple[torch.Tensor, torch.Tensor, str]  # (B, T, 560) features, (B,) lengths, "withitn"/"woitn"
+Decoder = Callable[[torch.Tensor, torch.Tensor, str], list[list[int]]]
+TORCH_PATHS = {"torch-bf16": fast.FastOptions(dtype="bf16"), "torch-int8": fast.FastOptions(int8=True)}
+ORT_PATHS = {"ort": False, "ort-int8": True}  # name -> int8 export
+PATHS = (*TORCH_PATHS, *ORT_PATHS)
+
+
+def greedy(logits: torch.Tensor, lens: torch.Tensor, blank: int) -> list[list[int]]:
+    return [[token for token, _, _ in path] for path in sv.ctc_greedy(logits.float(), lens, blank)]
+
+
+def torch_decoder(model: sv.SenseVoiceSmall, blank: int) -> Decoder:
+    @torch.no_grad()
+    def decode(feats: torch.Tensor, lens: torch.Tensor, textnorm: str) -> list[list[int]]:
+        logp, out_lens = model.ctc_logprobs(feats.to(next(model.parameters()).dtype), lens, "auto", textnorm)
+        return greedy(logp, out_lens, blank)
+    return decode
+
+
+def ort_decoder(runner: fast.OnnxSenseVoice, blank: int) -> Decoder:
+    def decode(feats: torch.Tensor, lens: torch.Tensor, textnorm: str) -> list[list[int]]:
+        logits, out_lens = runner.ctc_logits(feats, lens, "auto", textnorm)
+        return greedy(torch.from_numpy(logits), torch.from_numpy(out_lens), blank)
+    return decode
+
+
+def feature_batches(rows: Sequence[dict[str, Any]], frontend: Any, batch: int) -> list[TextnormBatch]:
+    """Features of every row, batched within one text-norm choice (rows keep their order inside each choice)."""
+    batches = []
+    for itn in ("<|woitn|>", "<|withitn|>"):
+        chosen = [r for r in rows if r["with_or_wo_itn"] == itn]
+        for start in range(0, len(chosen), batch):
+            part = chosen[start: start + batch]
+            feats, lens = sv.SenseVoiceSmall.extract_features([r["source"] for r in part], [r["key"] for r in part],
+                                                              frontend, sv.SAMPLE_RATE)
+            batches.append((feats, lens, itn[2:-2]))
+    return batches
+
+
+def agreement(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> dict[str, float]:
+    errors = sum(edit_distance(h, r) for h, r in zip(hyps, refs))
+    tokens = sum(len(r) for r in refs)
+    return {"tokens": 1.0 - errors / max(tokens, 1), "identical_utterances": sum(list(h) == list(r) for h, r in
+                                                                              zip(hyps, refs)) / max(len(refs), 1),
+            "reference_tokens": tokens}
+
+
+def measure(model_dir: Path, rows: Sequence[dict[str, Any]], paths: Iterable[str], work: Path, batch: int = 16
+            ) -> dict[str, dict[str, float]]:
+    """{path: agreement with the fp32 reference} for the named fast paths."""
+    from sensevoice.bench import ensure_export
+    from sensevoice.train import load_for_training
+
+    paths = list(paths)
+    unknown = [name for name in paths if name not in PATHS]
+    if unknown:
+        raise ValueError(f"unknown fast path(s) {unknown}; expected some of {list(PATHS)}")
+    model, tokenizer, frontend = load_for_training(model_dir)
+    model.eval()
+    special = sv.SpecialTokens.from_pieces(sv.tokenizer_pieces(tokenizer))
+    batches = feature_batches(rows, frontend, batch)
+
+    def run(decode: Decoder, desc: str) -> list[list[int]]:
+        return [tokens for feats, lens, textnorm in tqdm(batches, desc=desc, unit="batch")
+                for tokens in decode(feats, lens, textnorm)]
+
+    reference = run(torch_decoder(model, special.blank), "fp32 reference")
+    results = {}
+    for name in paths:
+        if name in TORCH_PATHS:
+            decode = torch_decoder(fast.accelerate(copy.deepcopy(model), TORCH_PATHS[name]), special.blank)
+        else:
+            onnx_dir = ensure_export(model_dir, work / "onnx")
+            decode = ort_decoder(fast.OnnxSenseVoice(onnx_dir, int8=ORT_PATHS[name]), special.blank)
+        results[name] = agreement(run(decode, name), reference)
+    return results
+
+
+def markdown(results: dict[str, dict[str, float]], title: str) -> str:
+    lines = [f"### {title}", "", "| path | token agreement with fp32 | identical utterances | reference tokens |",
+             "|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {100 * r['tokens']:.2f} % | {100 * r['identical_utterances']:.2f} % | "
+                     f"{r['reference_tokens']} |")
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, required=True, metavar="DIR", help="model directory")
+    parser.add_argument("--test", type=Path, required=True, help="official-format test jsonl")
+    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated subset of: " + ", ".join(PATHS))
+    parser.add_argument("--limit", type=int, default=0, help="only the first N utterances")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/sensevoice-agreement"),
+                        help="where the ONNX export is kept (default %(default)s)")
+    parser.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sensevoice.train import read_jsonl
+
+    rows = read_jsonl(args.test)[: args.limit or None]
+    if not rows:
+        raise SystemExit(f"{args.test}: no utterances")
+    paths = [p for p in args.paths.split(",") if p]
+    results = measure(args.model, rows, paths, args.work, args.batch)
+    text = markdown(results, f"fast paths vs fp32, {args.model} on {args.test} ({len(rows)} utterances)")
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".md").write_text(text)
+        args.out.with_suffix(".json").write_text(json.dumps({"model": str(args.model), "test": str(args.test),
+                                                             "utterances": len(rows), "paths": results}, indent=2))
+    return 0
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.agreement", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
