@@ -81,16 +81,16 @@ def fused_attention_function():
 
     class OrtMultiHeadAttention(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, attend, q: Tensor, k: Tensor, v: Tensor, valid: Tensor) -> Tensor:
-            return attend(q, k, v, valid)
+        def forward(ctx, q: Tensor, k: Tensor, v: Tensor, valid: Tensor, n_head: int, attend) -> Tensor:
+            return attend(q, k, v, valid)  # the block's own (B, T, D) attention: tracing runs the real math
 
         @staticmethod
-        def symbolic(g, attend, q, k, v, valid):
+        def symbolic(g, q, k, v, valid, n_head: int, attend):
             int32 = 6  # onnx.TensorProto.INT32
-            lengths = g.op("Cast", g.op("ReduceSum", g.op("Cast", valid, to_i=int32),
-                                        g.op("Constant", value_t=torch.tensor([1])), keepdims_i=0), to_i=int32)
+            lengths = g.op("ReduceSum", g.op("Cast", valid, to_i=int32), g.op("Constant", value_t=torch.tensor([1])),
+                           keepdims_i=0)  # (B,) valid frames: ONNX Runtime merges the 70 identical copies
             no_bias = symbolic_helper._optional_input_placeholder_tensor(g)
-            y = g.op("com.microsoft::MultiHeadAttention", q, k, v, no_bias, lengths, num_heads_i=attend.__self__.n_head)
+            y = g.op("com.microsoft::MultiHeadAttention", q, k, v, no_bias, lengths, num_heads_i=n_head)
             y.setType(q.type())  # (B, T, D) like the query: shape inference knows no contrib op
             return y
 
@@ -105,7 +105,8 @@ def ort_fused_attention(model: nn.Module):
     function = fused_attention_function()
     blocks = [m for m in model.modules() if isinstance(m, sv.SANMAttention)]
     for block in blocks:
-        block.attend = lambda q, k, v, valid, plain=block.attend: function.apply(plain, q, k, v, valid)
+        plain = block.attend
+        block.attend = lambda q, k, v, valid, plain=plain, n=block.n_head: function.apply(q, k, v, valid, n, plain)
     try:
         yield model
     finally:

@@ -125,10 +125,13 @@ def test_dropout_option_sets_every_rate_in_model_and_config(tiny_dir, corpus, tm
 
     x, lens, rows = torch.randn(2, 30, model.dims.n_input), torch.tensor([30, 21]), torch.zeros(2, dtype=torch.long)
     model.specaug = None
-    with torch.no_grad():
-        assert not torch.equal(model.train().encode(x, lens, rows, rows)[0], model.eval().encode(x, lens, rows, rows)[0])
-        train.set_dropout(model, out / "config.yaml", 0.0)  # every dropout off: training mode computes eval mode
-        assert torch.equal(model.train().encode(x, lens, rows, rows)[0], model.eval().encode(x, lens, rows, rows)[0])
+    def train_equals_eval() -> bool:
+        with torch.no_grad():
+            return torch.equal(model.train().encode(x, lens, rows, rows)[0], model.eval().encode(x, lens, rows, rows)[0])
+
+    assert not train_equals_eval()
+    train.set_dropout(model, out / "config.yaml", 0.0)  # every dropout off: training mode computes eval mode
+    assert train_equals_eval()
     assert modeldir.read_config(out / "config.yaml")["encoder_conf"]["attention_dropout_rate"] == 0.0
     with pytest.raises(ValueError, match="--dropout 1.5"):
         train.set_dropout(model, out / "config.yaml", 1.5)
