@@ -23,7 +23,6 @@ from tqdm import tqdm
 
 import model as sv
 from sensevoice import fast
-from sensevoice.fast import edit_distance
 
 TextnormBatch = tuple[torch.Tensor, torch.Tensor, str]  # (B, T, 560) features, (B,) lengths, "withitn"/"woitn"
 Decoder = Callable[[torch.Tensor, torch.Tensor, str], list[list[int]]]
@@ -65,11 +64,9 @@ def feature_batches(rows: Sequence[dict[str, Any]], frontend: Any, batch: int) -
 
 
 def agreement(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> dict[str, float]:
-    errors = sum(edit_distance(h, r) for h, r in zip(hyps, refs))
-    tokens = sum(len(r) for r in refs)
-    return {"tokens": 1.0 - errors / max(tokens, 1), "identical_utterances": sum(list(h) == list(r) for h, r in
-                                                                              zip(hyps, refs)) / max(len(refs), 1),
-            "reference_tokens": tokens}
+    identical = sum(list(h) == list(r) for h, r in zip(hyps, refs))
+    return {"tokens": fast.token_agreement(hyps, refs), "identical_utterances": identical / max(len(refs), 1),
+            "reference_tokens": sum(len(r) for r in refs)}
 
 
 def measure(model_dir: Path, rows: Sequence[dict[str, Any]], paths: Iterable[str], work: Path, batch: int = 16
