@@ -254,8 +254,8 @@ def espeak_words(words: list[str], gap_s: float = 0.25) -> tuple[np.ndarray, lis
 
 
 @needs_demo
-@pytest.mark.xfail(strict=True, reason="issue #4: the embedded demo model is undertrained (WER en 91 %) and "
-                   "recognises too few words to measure boundaries; this must pass once it is retrained")
+@pytest.mark.xfail(strict=True, reason="issue #4: the embedded demo model is undertrained (held-out WER en 57 %) "
+                   "and recognises too few words to measure boundaries; this must pass once it is retrained")
 def test_word_timestamps_match_known_boundaries_demo():
     import shutil
 
