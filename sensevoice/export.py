@@ -173,13 +173,11 @@ def write_tokens(pieces: Iterable[str], path: Path) -> Path:
 def copy_model_files(model_dir: Path, out_dir: Path) -> dict:
     """config.yaml (dither 0: inference is deterministic), configuration.json, tokenizer and am.mvn, so that the
     ONNX directory runs without the PyTorch one. Returns the config."""
-    import yaml
-
     from sensevoice import modeldir
 
     config = modeldir.read_config(model_dir / "config.yaml")
     config["frontend_conf"] = {**config["frontend_conf"], "dither": 0.0}
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    modeldir.write_config(config, out_dir / "config.yaml")
     descriptor = json.loads((model_dir / "configuration.json").read_text())
     shutil.copyfile(model_dir / "configuration.json", out_dir / "configuration.json")
     bpe = descriptor["file_path_metas"]["tokenizer_conf"]["bpemodel"]

@@ -41,6 +41,12 @@ def read_config(config_path: Path = REPO_ROOT / "config.yaml") -> dict[str, Any]
     return yaml.safe_load(Path(config_path).read_text())
 
 
+def write_config(config: Mapping[str, Any], config_path: Path) -> Path:
+    """Write a config.yaml in the official key order (read back by ``read_config`` and by FunASR)."""
+    Path(config_path).write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    return Path(config_path)
+
+
 def make_model_dir(dst: Path, bpemodel: Path, cmvn: Path, encoder_conf: Mapping[str, Any] | None = None,
                    seed: int | None = 0, state_dict: Mapping[str, torch.Tensor] | None = None) -> Path:
     """Assemble a FunASR model directory: model.py, config.yaml, configuration.json, tokenizer, am.mvn and a
@@ -50,7 +56,7 @@ def make_model_dir(dst: Path, bpemodel: Path, cmvn: Path, encoder_conf: Mapping[
     config = read_config()
     if encoder_conf:
         config["encoder_conf"].update(encoder_conf)
-    (dst / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_config(config, dst / "config.yaml")
     descriptor = json.loads((REPO_ROOT / "configuration.json").read_text())
     descriptor["file_path_metas"]["tokenizer_conf"]["bpemodel"] = Path(bpemodel).name
     (dst / "configuration.json").write_text(json.dumps(descriptor, indent=4) + "\n")

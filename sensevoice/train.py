@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
-import yaml
 from tqdm import tqdm
 
 import model as sv
@@ -184,7 +183,7 @@ def set_dropout(model: torch.nn.Module, config_path: Path, p: float) -> None:
             module.dropout_p = p
     config = modeldir.read_config(config_path)
     config["encoder_conf"].update({key: p for key in DROPOUT_KEYS})
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    modeldir.write_config(config, config_path)
 
 
 def save_checkpoint(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
