@@ -1,6 +1,6 @@
 """Fine-tuning recipe: train any SenseVoiceSmall model directory on official-format jsonl.
 
-    python -m sensevoice.train --init DIR --train train.jsonl --val val.jsonl --out exp/run [--max-steps N]
+    python -m sensevoice.train --init DIR --train train.jsonl [more.jsonl ...] --val val.jsonl --out exp/run [--max-steps N]
 
 ``--init`` is a model directory (the official release, our demo model, or a fresh one made by
 ``sensevoice.modeldir.make_model_dir``). ``--out`` becomes a complete model directory (model.py, config,
@@ -219,7 +219,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.dropout is not None:
         set_dropout(model, out / "config.yaml", args.dropout)
     featurize = Featurizer(model, tokenizer, frontend)
-    train_utts = cached_features(featurize, Path(args.train), args.limit, init, out / "features")
+    train_utts = [utt for jsonl in args.train
+                  for utt in cached_features(featurize, Path(jsonl), args.limit, init, out / "features")]
     val_utts = cached_features(featurize, Path(args.val), args.limit, init, out / "features") if args.val else []
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -287,7 +288,8 @@ def load_for_training(model_dir: Path):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", required=True, help="model directory to start from (config, tokenizer, am.mvn, model.pt)")
-    parser.add_argument("--train", required=True, help="official-format training jsonl")
+    parser.add_argument("--train", required=True, nargs="+",
+                        help="official-format training jsonl (several: their utterances are pooled)")
     parser.add_argument("--val", help="official-format validation jsonl")
     parser.add_argument("--out", required=True, help="output model directory")
     parser.add_argument("--max-steps", type=int, default=2000, help="length of the learning-rate schedule")

@@ -147,6 +147,47 @@ def test_emotion_styles_differ_measurably(lang):
     assert stats["SAD"]["s"] > stats["NEUTRAL"]["s"] * 1.15 > stats["HAPPY"]["s"] * 1.2, stats
 
 
+@needs_espeak
+def test_warp_scales_pitch_and_duration():
+    """warp a: the same rendering, a times the pitch (and formants), 1/a times the duration."""
+    import librosa
+
+    say = text.sample_sentences("en", 1, seed=5)[0].say
+    stats = {}
+    for warp in (0.88, 1.0, 1.12):
+        x, _ = synth.speak(say, "en", "m3", "NEUTRAL", np.random.default_rng(0), warp=warp)
+        f0 = librosa.yin(x, fmin=50, fmax=500, sr=corpus.SAMPLE_RATE, frame_length=1024)
+        stats[warp] = (float(np.median(f0)), x.size / corpus.SAMPLE_RATE)
+    for warp in (0.88, 1.12):
+        assert stats[warp][0] / stats[1.0][0] == pytest.approx(warp, rel=0.04), stats
+        assert stats[1.0][1] / stats[warp][1] == pytest.approx(warp, rel=0.02), stats
+
+
+def test_resample_warp_ratio():
+    """The warped ratio is rounded to a short polyphase filter, within 0.1 % of the exact one."""
+    x = np.zeros(22050 * 2, np.float32)
+    assert synth.resample(x, 22050).size == 32000  # unwarped: exact 320/441
+    for warp in (0.88, 0.9731, 1.05, 1.12):
+        got = synth.resample(x, 22050, warp).size
+        assert got == pytest.approx(32000 / warp, rel=1e-3), warp
+    with pytest.raises(ValueError, match="warp=0"):
+        synth.resample(x, 22050, 0.0)
+
+
+@needs_espeak
+def test_warped_corpus(tmp_path):
+    """--warp draws one factor per speech clip from [1 - w, 1 + w] and records it; w outside [0, 0.3] is refused."""
+    corpus.make_corpus(tmp_path, 12, 0, 0, seed=SEED, jobs=1, warp=0.15)
+    summary = json.loads((tmp_path / "corpus.json").read_text())
+    factors = [m["warp"] for m in read_jsonl(tmp_path / "train.meta.jsonl") if m["speech"]]
+    assert summary["warp"] == 0.15 and factors
+    assert all(0.85 <= f <= 1.15 for f in factors) and len(set(factors)) == len(factors), factors
+    with pytest.raises(ValueError, match="warp=0.5"):
+        corpus.make_corpus(tmp_path / "bad", 1, 0, 0, warp=0.5)
+    with pytest.raises(SystemExit, match="--warp=-0.1"):
+        data_main(["--out", str(tmp_path / "bad"), "--warp", "-0.1"])
+
+
 # ----------------------------------------------------------------------------------------------- corpus
 def test_compose_fits_any_speech_length(monkeypatch):
     """Events are sized in seconds; the mix must still line up sample for sample (a BGM off-by-one once broke)."""

@@ -80,6 +80,22 @@ def test_stop_at_then_resume_equals_one_run(tiny_dir, corpus, tmp_path):
     assert [s for s, _ in curves[1]["val_loss"]] == [3, 4, 6, 7]  # validated where it stopped, too
 
 
+def test_several_train_lists_pool_their_utterances(tiny_dir, corpus, tmp_path):
+    """--train a.jsonl b.jsonl trains exactly as one list holding both (same order, same batches)."""
+    lines = corpus.read_text().splitlines(keepends=True)
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text("".join(lines[:2]))
+    second.write_text("".join(lines[2:]))
+    runs = {"one": tmp_path / "one", "two": tmp_path / "two"}
+    train.main(args(tiny_dir, corpus, runs["one"], 3))
+    two = args(tiny_dir, corpus, runs["two"], 3)
+    two[two.index("--train") + 1: two.index("--train") + 2] = [str(first), str(second)]
+    train.main(two)
+    a, b = (torch.load(out / "model.pt", weights_only=True) for out in runs.values())
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(list((runs["two"] / "features").glob("*.pt"))) == 3  # a, b and the validation list
+
+
 def test_bad_jsonl_names_the_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"key": "x", "source": "a.wav"}) + "\n")

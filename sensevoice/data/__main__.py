@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from sensevoice.data.corpus import make_corpus, make_examples
+from sensevoice.data.corpus import MAX_WARP, make_corpus, make_examples
 from sensevoice.data.synth import ESPEAK
 
 
@@ -23,6 +23,9 @@ def corpus_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-test", type=int, default=600, help="test clips (held-out sentences and voices)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--warp", type=float, default=0.0,
+                        help="speed/vocal-tract perturbation: each rendering's pitch and formants are scaled by a "
+                             "factor drawn from [1 - W, 1 + W], its duration by the inverse (default 0: none)")
     return parser
 
 
@@ -51,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         sys.exit(f"--jobs={args.jobs}; expected >= 1")
     start = time.perf_counter()
-    summary = make_corpus(args.out, args.n_train, args.n_val, args.n_test, seed=args.seed, jobs=args.jobs)
+    if not 0.0 <= args.warp <= MAX_WARP:
+        sys.exit(f"--warp={args.warp}; expected 0 <= W <= {MAX_WARP}")
+    summary = make_corpus(args.out, args.n_train, args.n_val, args.n_test, seed=args.seed, jobs=args.jobs,
+                          warp=args.warp)
     print(json.dumps({"out": str(args.out.resolve()), "clips": summary["clips"], "rows": summary["rows"],
                       "seconds": round(time.perf_counter() - start, 1)}))
     return 0

@@ -16,6 +16,10 @@ BGM / Applause /    0.04  the event alone, 1.5-5 s; text_language <|nospeech|>, 
 Laughter only       each  target ""
 =================== ===== =======================================================================
 
+With ``warp=w`` > 0 (``--warp``), each speech rendering is warped by a factor drawn uniformly from
+[1 - w, 1 + w] (``synth.speak``: pitch and formants times the factor, duration divided by it); the released
+corpora of the demo recipe use w = 0 (its first phases) and w = 0.12 (its latest phase).
+
 Every clip then gets, with probability 0.4, a small room (RT60 0.15-0.5 s) and always background noise
 20-40 dB below the signal. Languages and emotions are uniform and independent of the event.
 
@@ -35,6 +39,7 @@ Labels (one jsonl row per target; keys and order as in the official train_exampl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -190,14 +195,17 @@ def finish_audio(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, d
 
 
 def render_speech(split: str, lang: str, variant: str, emotion: str, event: str, rng: np.random.Generator,
-                  numeric: bool | None, max_s: float) -> tuple[Sentence, np.ndarray, synth.Voice]:
-    """Draw sentences until one renders to a length the clip kind has room for."""
+                  numeric: bool | None, max_s: float, warp: float = 0.0
+                  ) -> tuple[Sentence, np.ndarray, synth.Voice, float]:
+    """Draw sentences (and warp factors, if ``warp``) until one renders to a length the clip kind has room for;
+    returns the sentence, its audio, the voice and the warp factor used."""
     longest = max_s - (MAX_CLIP_S - MAX_SPEECH_S[event])  # the same room for pads and events in shorter clips
     for _ in range(MAX_SENTENCE_TRIES):
         sentence = draw_sentence(lang, split, rng, numeric)
-        speech, voice = synth.speak(sentence.say, lang, variant, emotion, rng)
+        factor = float(rng.uniform(1 - warp, 1 + warp)) if warp else 1.0
+        speech, voice = synth.speak(sentence.say, lang, variant, emotion, rng, warp=factor)
         if MIN_SPEECH_S <= speech.size / SAMPLE_RATE <= longest:
-            return sentence, speech, voice
+            return sentence, speech, voice, factor
     raise RuntimeError(f"no {lang} sentence rendered within {MIN_SPEECH_S}-{longest:.1f} s "
                        f"in {MAX_SENTENCE_TRIES} tries ({emotion}, {variant})")
 
@@ -231,11 +239,13 @@ def label_rows(key: str, source: Path, n_samples: int, lang: str | None, emotion
 
 
 def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec = ClipSpec(),
-              max_s: float = MAX_CLIP_S, key: str | None = None, suffix: str = ".wav") -> tuple[list[dict], dict]:
+              max_s: float = MAX_CLIP_S, key: str | None = None, suffix: str = ".wav", warp: float = 0.0
+              ) -> tuple[list[dict], dict]:
     """Draw, render and write one clip (16-bit PCM, format from ``suffix``: .wav or .flac); returns its jsonl
-    rows and its metadata row."""
+    rows and its metadata row. ``warp``: see the module notes (0 = none)."""
     if split not in SPLIT_IDS:
         raise ValueError(f"split={split!r}; expected one of {SPLITS}")
+    check_warp(warp)
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
     key = key or f"{split}_{index:06d}"
     event, has_speech = draw_kind(rng, spec)
@@ -246,9 +256,11 @@ def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec =
         emotion = spec.emotion or synth.EMOTIONS[rng.integers(len(synth.EMOTIONS))]
         pool = synth.VOICE_POOLS[split]
         variant = spec.variant or pool[rng.integers(len(pool))]
-        sentence, speech, voice = render_speech(split, lang, variant, emotion, event, rng, spec.numeric, max_s)
+        sentence, speech, voice, factor = render_speech(split, lang, variant, emotion, event, rng, spec.numeric,
+                                                        max_s, warp)
         audio, layout = compose(speech, event, rng, max_s)
-        meta.update(lang=lang, emotion=emotion, variant=variant, voice=voice.name, pitch=voice.pitch,
+        meta.update(lang=lang, emotion=emotion, variant=variant, voice=voice.name, warp=round(factor, 4),
+                    pitch=voice.pitch,
                     speed=voice.speed, pitch_range=voice.pitch_range, say=sentence.say, spoken=sentence.spoken,
                     written=sentence.written, itn=sentence.itn, template=sentence.template)
     else:
@@ -263,34 +275,46 @@ def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec =
     return rows, meta
 
 
-def _clip_task(args: tuple[int, str, int, Path]) -> tuple[list[dict], dict]:
-    seed, split, index, _ = args
+MAX_WARP = 0.3
+
+
+def check_warp(warp: float) -> None:
+    if not 0.0 <= warp <= MAX_WARP:
+        raise ValueError(f"warp={warp}; expected 0 <= warp <= {MAX_WARP} (a factor range of 1 +- warp)")
+
+
+def _clip_task(args: tuple[int, str, int, Path], warp: float = 0.0) -> tuple[list[dict], dict]:
+    seed, split, index, wav_dir = args
     try:
-        return make_clip(*args)
+        return make_clip(seed, split, index, wav_dir, warp=warp)
     except Exception as error:  # name the clip: a worker's traceback alone does not say which one failed
         raise RuntimeError(f"clip seed={seed} split={split} index={index}: {error!r}") from error
 
 
-def _run(tasks: list[tuple], jobs: int, desc: str) -> Iterator[tuple[list[dict], dict]]:
+def _run(tasks: list[tuple], jobs: int, desc: str, warp: float = 0.0) -> Iterator[tuple[list[dict], dict]]:
     """Results in task order (imap keeps order, so files do not depend on ``jobs``)."""
+    task = functools.partial(_clip_task, warp=warp)
     if jobs <= 1:
-        yield from tqdm(map(_clip_task, tasks), total=len(tasks), desc=desc, unit="clip")
+        yield from tqdm(map(task, tasks), total=len(tasks), desc=desc, unit="clip")
         return
     with multiprocessing.Pool(jobs) as pool:
-        yield from tqdm(pool.imap(_clip_task, tasks, chunksize=4), total=len(tasks), desc=desc, unit="clip")
+        yield from tqdm(pool.imap(task, tasks, chunksize=4), total=len(tasks), desc=desc, unit="clip")
 
 
 def espeak_version() -> str:
     return subprocess.run([synth.ESPEAK, "--version"], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def make_corpus(out: Path, n_train: int, n_val: int, n_test: int, seed: int = 0, jobs: int = 1) -> dict[str, Any]:
+def make_corpus(out: Path, n_train: int, n_val: int, n_test: int, seed: int = 0, jobs: int = 1,
+                warp: float = 0.0) -> dict[str, Any]:
     """Write ``{train,val,test}.jsonl`` (official format), ``*.meta.jsonl`` (how each clip was made),
-    ``wav/<split>/``, ``text.txt`` (every train target, for tokenizer training) and ``corpus.json``."""
+    ``wav/<split>/``, ``text.txt`` (every train target, for tokenizer training) and ``corpus.json``. ``warp``
+    applies to every split written (see the module notes)."""
+    check_warp(warp)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     counts = {"train": n_train, "val": n_val, "test": n_test}
-    summary: dict[str, Any] = {"seed": seed, "clips": counts, "rows": {}, "espeak_ng": espeak_version(),
+    summary: dict[str, Any] = {"seed": seed, "warp": warp, "clips": counts, "rows": {}, "espeak_ng": espeak_version(),
                                "voice_pools": synth.VOICE_POOLS,
                                "sentence_buckets": {k: [v.start, v.stop] for k, v in SENTENCE_BUCKETS.items()}}
     train_targets: list[str] = []
@@ -299,7 +323,7 @@ def make_corpus(out: Path, n_train: int, n_val: int, n_test: int, seed: int = 0,
         n_rows = 0
         with open(out / f"{split}.jsonl", "w", encoding="utf-8") as rows_f, \
                 open(out / f"{split}.meta.jsonl", "w", encoding="utf-8") as meta_f:
-            for rows, meta in _run(tasks, jobs, split):
+            for rows, meta in _run(tasks, jobs, split, warp):
                 for row in rows:
                     rows_f.write(json.dumps(row, ensure_ascii=False) + "\n")
                     if split == "train" and row["target"]:

@@ -28,12 +28,18 @@ NEUTRAL 108 Hz / -24 dB / 2.5 s, HAPPY 159 Hz / -22 dB / 2.0 s, SAD 69 Hz / -33 
 -16 dB / 2.0 s (tests/test_data.py checks these orderings).
 
 Language speeds are scaled by ``SPEED_SCALE`` (espeak-ng's syllable rate differs per language).
+
+Warp (optional, ``speak(..., warp=a)``): the rendering is resampled as if it had been recorded at ``a`` times
+its rate, so pitch and every formant move by ``a`` and the duration by ``1 / a`` (Kaldi's speed perturbation).
+Formants are what tell espeak-ng's variants apart, so a warped corpus covers voices between and beyond the 34
+training variants; it is what lets a model generalise to the held-out ones.
 """
 
 from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+from fractions import Fraction
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -138,12 +144,21 @@ def parse_wav(wav: bytes) -> tuple[np.ndarray, int]:
     return samples.astype(np.float32) / 32768.0, rate
 
 
-def resample(x: np.ndarray, rate: int) -> np.ndarray:
-    """To SAMPLE_RATE with a polyphase filter (22050 -> 16000 is 320/441)."""
-    if rate == SAMPLE_RATE:
+MAX_WARP_DENOMINATOR = 128  # a warped ratio is rounded to p/q with q <= this: short polyphase filters
+
+
+def resample(x: np.ndarray, rate: int, warp: float = 1.0) -> np.ndarray:
+    """To SAMPLE_RATE with a polyphase filter (22050 -> 16000 is 320/441). ``warp`` != 1 reads the input as if
+    its rate were ``rate * warp`` (pitch and formants times ``warp``, duration divided by it); the ratio is then
+    rounded to a fraction with a denominator of at most ``MAX_WARP_DENOMINATOR`` (an error below 0.01 %)."""
+    if warp <= 0:
+        raise ValueError(f"warp={warp}; expected > 0")
+    if rate == SAMPLE_RATE and warp == 1.0:
         return x.astype(np.float32)
-    g = np.gcd(rate, SAMPLE_RATE)
-    return signal.resample_poly(x, SAMPLE_RATE // g, rate // g).astype(np.float32)
+    ratio = Fraction(SAMPLE_RATE, rate)
+    if warp != 1.0:
+        ratio = (ratio / Fraction(warp)).limit_denominator(MAX_WARP_DENOMINATOR)
+    return signal.resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
 
 
 def trim_silence(x: np.ndarray, threshold_db: float = -45.0, keep_s: float = 0.02) -> np.ndarray:
@@ -182,13 +197,15 @@ def apply_style(x: np.ndarray, emotion: str, rng: np.random.Generator) -> np.nda
     return set_level(np.asarray(x, dtype=np.float32), rng.uniform(*style.level_db))
 
 
-def speak(text: str, lang: str, variant: str, emotion: str, rng: np.random.Generator) -> tuple[np.ndarray, Voice]:
-    """One utterance in ``emotion``: 16 kHz float32, silence trimmed, styled and levelled."""
+def speak(text: str, lang: str, variant: str, emotion: str, rng: np.random.Generator, warp: float = 1.0
+          ) -> tuple[np.ndarray, Voice]:
+    """One utterance in ``emotion``: 16 kHz float32, warped (see the module notes), silence trimmed, styled and
+    levelled."""
     if emotion not in EMOTION_STYLES:
         raise ValueError(f"emotion={emotion!r}; expected one of {sorted(EMOTION_STYLES)}")
     if lang not in LANGUAGE_VOICES:
         raise ValueError(f"lang={lang!r}; expected one of {sorted(LANGUAGE_VOICES)}")
     voice = draw_voice(lang, variant, emotion, rng)
     x, rate = espeak(text, voice)
-    x = trim_silence(resample(x, rate))
+    x = trim_silence(resample(x, rate, warp))
     return apply_style(x, emotion, rng), voice
