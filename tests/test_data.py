@@ -3,6 +3,7 @@ schema, audio vs labels, ITN pairs, emotion styles, events, splits, determinism,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -15,7 +16,7 @@ import pytest
 import soundfile
 
 import model as sv
-from sensevoice.data import corpus, numbers, synth, text
+from sensevoice.data import corpus, numbers, synth, text, voices
 from sensevoice.data.__main__ import main as data_main
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
@@ -186,6 +187,74 @@ def test_warped_corpus(tmp_path):
         corpus.make_corpus(tmp_path / "bad", 1, 0, 0, warp=0.5)
     with pytest.raises(SystemExit, match="--warp=-0.1"):
         data_main(["--out", str(tmp_path / "bad"), "--warp", "-0.1"])
+
+
+def test_random_variants_are_seeded_and_in_range():
+    first, again = voices.random_variants(20, seed=0, stream=3), voices.random_variants(20, seed=0, stream=3)
+    assert first == again and len(set(first.values())) == 20
+    assert voices.random_variants(3, seed=1, stream=3) != voices.random_variants(3, seed=0, stream=3)
+    for name, text_ in first.items():
+        fields = [line.split() for line in text_.splitlines() if line.strip()]
+        assert fields[:3] == [["language", "variant"], ["name", name], ["gender", fields[2][1]]]
+        low, high = next(list(map(int, f[1:])) for f in fields if f[0] == "pitch")
+        assert 65 <= low < high <= 215 + 95
+        formants = [list(map(int, f[2:])) for f in fields if f[0] == "formant"]
+        assert len(formants) == voices.N_FORMANTS and all(80 <= freq <= 130 for freq, _, _ in formants)
+
+
+@needs_espeak
+def test_overlay_speaks_fixed_variants_unchanged_and_random_ones_differently(tmp_path):
+    variants = voices.random_variants(2, seed=0, stream=3)
+    root = voices.make_overlay(tmp_path / "overlay", variants)
+    assert voices.make_overlay(tmp_path / "overlay", variants) == root  # idempotent
+    say, rng = "the green hat is near the station", lambda: np.random.default_rng(0)
+    for lang in text.LANGS:  # every language voice reads as it does from espeak-ng's own data
+        sentence = text.sample_sentences(lang, 1, seed=2)[0].say
+        for name in synth.LANGUAGE_VOICES[lang]:
+            voice = synth.draw_voice(lang, "m3", "NEUTRAL", rng())
+            voice = dataclasses.replace(voice, language_voice=name)
+            overlaid = dataclasses.replace(voice, data_path=str(root))
+            assert np.array_equal(synth.espeak(sentence, voice)[0], synth.espeak(sentence, overlaid)[0]), name
+    rendered = [synth.speak(say, "en", name, "NEUTRAL", rng(), data_path=str(root))[0] for name in variants]
+    unknown, _ = synth.speak(say, "en", "no-such-variant", "NEUTRAL", rng(), data_path=str(root))
+    assert not any(x.shape == unknown.shape and np.array_equal(x, unknown) for x in rendered)  # espeak-ng used them
+    assert rendered[0].shape != rendered[1].shape or not np.array_equal(*rendered)
+    assert voices.variant_file("rand0000", root).read_text() == variants["rand0000"]
+    with pytest.raises(FileNotFoundError, match="'no-such-variant' is not in the overlay"):
+        voices.variant_file("no-such-variant", root)
+    with pytest.raises(FileNotFoundError, match="'rand0000' is not in espeak-ng's data"):
+        voices.variant_file("rand0000", None)
+    with pytest.raises(ValueError, match="would shadow"):
+        voices.make_overlay(tmp_path / "clash", {"m3": "language variant\n"})
+    with pytest.raises(ValueError, match="at most 200"):
+        voices.make_overlay(tmp_path / "many", voices.random_variants(201, seed=0, stream=3))
+
+
+@needs_espeak
+def test_overlay_with_the_most_variants_keeps_every_language_voice(tmp_path):
+    """espeak-ng lists at most 349 voices; past that it drops language voices without a word."""
+    root = voices.make_overlay(tmp_path, voices.random_variants(voices.MAX_RANDOM_VARIANTS, seed=0, stream=3))
+    last = f"rand{voices.MAX_RANDOM_VARIANTS - 1:04d}"
+    for lang in text.LANGS:
+        for name in synth.LANGUAGE_VOICES[lang]:
+            voice = synth.draw_voice(lang, last, "NEUTRAL", np.random.default_rng(0), data_path=str(root))
+            assert synth.espeak("1 2 3", dataclasses.replace(voice, language_voice=name))[0].size > 1000, name
+
+
+@needs_espeak
+def test_random_voices_join_the_train_pool_only(tmp_path):
+    corpus.make_corpus(tmp_path, 30, 4, 4, seed=SEED, jobs=1, random_voices=50)  # variants need the overlay
+    summary = json.loads((tmp_path / "corpus.json").read_text())
+    metas = {split: [m for m in read_jsonl(tmp_path / f"{split}.meta.jsonl") if m["speech"]] for split in corpus.SPLITS}
+    assert summary["random_voices"] == 50
+    assert any(m["variant"].startswith("rand") for m in metas["train"])
+    for split in ("val", "test"):
+        assert {m["variant"] for m in metas[split]} <= set(synth.VOICE_POOLS[split])
+    assert (tmp_path / corpus.VOICE_OVERLAY / "espeak-ng-data" / voices.VARIANT_DIR / "rand0049").is_file()
+    with pytest.raises(SystemExit, match="--random-voices=-1"):
+        data_main(["--out", str(tmp_path / "bad"), "--random-voices", "-1"])
+    with pytest.raises(SystemExit, match="--random-voices=201"):
+        data_main(["--out", str(tmp_path / "bad"), "--random-voices", "201"])
 
 
 # ----------------------------------------------------------------------------------------------- corpus

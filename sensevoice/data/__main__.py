@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sensevoice.data.corpus import MAX_WARP, make_corpus, make_examples
 from sensevoice.data.synth import ESPEAK
+from sensevoice.data.voices import MAX_RANDOM_VARIANTS
 
 
 def corpus_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,8 @@ def corpus_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warp", type=float, default=0.0,
                         help="speed/vocal-tract perturbation: each rendering's pitch and formants are scaled by a "
                              "factor drawn from [1 - W, 1 + W], its duration by the inverse (default 0: none)")
+    parser.add_argument("--random-voices", type=int, default=0, metavar="N",
+                        help="add N random espeak-ng voice variants to the train split's pool (default 0)")
     return parser
 
 
@@ -56,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if not 0.0 <= args.warp <= MAX_WARP:
         sys.exit(f"--warp={args.warp}; expected 0 <= W <= {MAX_WARP}")
+    if not 0 <= args.random_voices <= MAX_RANDOM_VARIANTS:
+        sys.exit(f"--random-voices={args.random_voices}; expected 0 <= N <= {MAX_RANDOM_VARIANTS} "
+                 "(espeak-ng lists at most 349 voices)")
     summary = make_corpus(args.out, args.n_train, args.n_val, args.n_test, seed=args.seed, jobs=args.jobs,
-                          warp=args.warp)
+                          warp=args.warp, random_voices=args.random_voices)
     print(json.dumps({"out": str(args.out.resolve()), "clips": summary["clips"], "rows": summary["rows"],
                       "seconds": round(time.perf_counter() - start, 1)}))
     return 0

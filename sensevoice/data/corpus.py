@@ -16,9 +16,13 @@ BGM / Applause /    0.04  the event alone, 1.5-5 s; text_language <|nospeech|>, 
 Laughter only       each  target ""
 =================== ===== =======================================================================
 
-With ``warp=w`` > 0 (``--warp``), each speech rendering is warped by a factor drawn uniformly from
-[1 - w, 1 + w] (``synth.speak``: pitch and formants times the factor, duration divided by it); the released
-corpora of the demo recipe use w = 0 (its first phases) and w = 0.12 (its latest phase).
+Voice variety beyond the fixed pools (``Variety``; the demo recipe's first corpora use neither):
+
+* ``warp=w`` > 0 (``--warp``): each speech rendering is warped by a factor drawn uniformly from [1 - w, 1 + w]
+  (``synth.speak``: pitch and formants times the factor, duration divided by it).
+* ``random_voices=n`` > 0 (``--random-voices``): the train split's pool gains n random espeak-ng variants
+  (``voices.random_variant``; variant i drawn from ``[seed, RANDOM_VOICE_STREAM, i]``), written to
+  ``<out>/espeak-voices``. Validation and test keep their own held-out variants.
 
 Every clip then gets, with probability 0.4, a small room (RT60 0.15-0.5 s) and always background noise
 20-40 dB below the signal. Languages and emotions are uniform and independent of the event.
@@ -52,7 +56,7 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
-from sensevoice.data import sounds, synth
+from sensevoice.data import sounds, synth, voices
 from sensevoice.data.sounds import SAMPLE_RATE
 from sensevoice.data.text import LANGS, Sentence, random_sentence
 
@@ -76,6 +80,9 @@ P_PAIR_PLAIN = 0.25  # a clip without numbers gets both woitn and withitn rows w
 P_NUMERIC = 0.35  # share of sentences from number templates
 
 FRAME_SHIFT, FRAME_LENGTH = 160, 400  # samples: the 10 ms / 25 ms fbank of the frontend
+MAX_WARP = 0.3
+RANDOM_VOICE_STREAM = 3  # the second seed word of random variants (splits use 0-2)
+VOICE_OVERLAY = "espeak-voices"  # the corpus folder holding the random variants (an espeak-ng --path)
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,24 @@ class ClipSpec:
     emotion: str | None = None
     numeric: bool | None = None
     variant: str | None = None
+
+
+@dataclass(frozen=True)
+class Variety:
+    """Voice variety beyond the fixed pools (see the module notes)."""
+
+    warp: float = 0.0  # warp factors are drawn from [1 - warp, 1 + warp]; 0: none
+    random_voices: tuple[str, ...] = ()  # extra train-split variants, found in the overlay at espeak_path
+    espeak_path: str | None = None
+
+    def __post_init__(self):
+        if not 0.0 <= self.warp <= MAX_WARP:
+            raise ValueError(f"warp={self.warp}; expected 0 <= warp <= {MAX_WARP} (a factor range of 1 +- warp)")
+        if self.random_voices and not self.espeak_path:
+            raise ValueError("random_voices need espeak_path (the overlay made by voices.make_overlay)")
+
+    def pool(self, split: str) -> tuple[str, ...]:
+        return synth.VOICE_POOLS[split] + (self.random_voices if split == "train" else ())
 
 
 def tag(name: str) -> str:
@@ -195,15 +220,17 @@ def finish_audio(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, d
 
 
 def render_speech(split: str, lang: str, variant: str, emotion: str, event: str, rng: np.random.Generator,
-                  numeric: bool | None, max_s: float, warp: float = 0.0
+                  numeric: bool | None, max_s: float, variety: Variety = Variety()
                   ) -> tuple[Sentence, np.ndarray, synth.Voice, float]:
-    """Draw sentences (and warp factors, if ``warp``) until one renders to a length the clip kind has room for;
-    returns the sentence, its audio, the voice and the warp factor used."""
+    """Draw sentences (and warp factors, if ``variety.warp``) until one renders to a length the clip kind has
+    room for; returns the sentence, its audio, the voice and the warp factor used."""
     longest = max_s - (MAX_CLIP_S - MAX_SPEECH_S[event])  # the same room for pads and events in shorter clips
+    warp = variety.warp
     for _ in range(MAX_SENTENCE_TRIES):
         sentence = draw_sentence(lang, split, rng, numeric)
         factor = float(rng.uniform(1 - warp, 1 + warp)) if warp else 1.0
-        speech, voice = synth.speak(sentence.say, lang, variant, emotion, rng, warp=factor)
+        speech, voice = synth.speak(sentence.say, lang, variant, emotion, rng, warp=factor,
+                                    data_path=variety.espeak_path)
         if MIN_SPEECH_S <= speech.size / SAMPLE_RATE <= longest:
             return sentence, speech, voice, factor
     raise RuntimeError(f"no {lang} sentence rendered within {MIN_SPEECH_S}-{longest:.1f} s "
@@ -239,13 +266,12 @@ def label_rows(key: str, source: Path, n_samples: int, lang: str | None, emotion
 
 
 def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec = ClipSpec(),
-              max_s: float = MAX_CLIP_S, key: str | None = None, suffix: str = ".wav", warp: float = 0.0
-              ) -> tuple[list[dict], dict]:
+              max_s: float = MAX_CLIP_S, key: str | None = None, suffix: str = ".wav",
+              variety: Variety = Variety()) -> tuple[list[dict], dict]:
     """Draw, render and write one clip (16-bit PCM, format from ``suffix``: .wav or .flac); returns its jsonl
-    rows and its metadata row. ``warp``: see the module notes (0 = none)."""
+    rows and its metadata row."""
     if split not in SPLIT_IDS:
         raise ValueError(f"split={split!r}; expected one of {SPLITS}")
-    check_warp(warp)
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
     key = key or f"{split}_{index:06d}"
     event, has_speech = draw_kind(rng, spec)
@@ -254,10 +280,11 @@ def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec =
     if has_speech:
         lang = spec.lang or LANGS[rng.integers(len(LANGS))]
         emotion = spec.emotion or synth.EMOTIONS[rng.integers(len(synth.EMOTIONS))]
-        pool = synth.VOICE_POOLS[split]
+        pool = variety.pool(split)
         variant = spec.variant or pool[rng.integers(len(pool))]
+        voices.variant_file(variant, variety.espeak_path)  # espeak-ng would quietly ignore a missing one
         sentence, speech, voice, factor = render_speech(split, lang, variant, emotion, event, rng, spec.numeric,
-                                                        max_s, warp)
+                                                        max_s, variety)
         audio, layout = compose(speech, event, rng, max_s)
         meta.update(lang=lang, emotion=emotion, variant=variant, voice=voice.name, warp=round(factor, 4),
                     pitch=voice.pitch,
@@ -275,25 +302,18 @@ def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec =
     return rows, meta
 
 
-MAX_WARP = 0.3
-
-
-def check_warp(warp: float) -> None:
-    if not 0.0 <= warp <= MAX_WARP:
-        raise ValueError(f"warp={warp}; expected 0 <= warp <= {MAX_WARP} (a factor range of 1 +- warp)")
-
-
-def _clip_task(args: tuple[int, str, int, Path], warp: float = 0.0) -> tuple[list[dict], dict]:
+def _clip_task(args: tuple[int, str, int, Path], variety: Variety = Variety()) -> tuple[list[dict], dict]:
     seed, split, index, wav_dir = args
     try:
-        return make_clip(seed, split, index, wav_dir, warp=warp)
+        return make_clip(seed, split, index, wav_dir, variety=variety)
     except Exception as error:  # name the clip: a worker's traceback alone does not say which one failed
         raise RuntimeError(f"clip seed={seed} split={split} index={index}: {error!r}") from error
 
 
-def _run(tasks: list[tuple], jobs: int, desc: str, warp: float = 0.0) -> Iterator[tuple[list[dict], dict]]:
+def _run(tasks: list[tuple], jobs: int, desc: str, variety: Variety = Variety()
+         ) -> Iterator[tuple[list[dict], dict]]:
     """Results in task order (imap keeps order, so files do not depend on ``jobs``)."""
-    task = functools.partial(_clip_task, warp=warp)
+    task = functools.partial(_clip_task, variety=variety)
     if jobs <= 1:
         yield from tqdm(map(task, tasks), total=len(tasks), desc=desc, unit="clip")
         return
@@ -306,15 +326,20 @@ def espeak_version() -> str:
 
 
 def make_corpus(out: Path, n_train: int, n_val: int, n_test: int, seed: int = 0, jobs: int = 1,
-                warp: float = 0.0) -> dict[str, Any]:
+                warp: float = 0.0, random_voices: int = 0) -> dict[str, Any]:
     """Write ``{train,val,test}.jsonl`` (official format), ``*.meta.jsonl`` (how each clip was made),
     ``wav/<split>/``, ``text.txt`` (every train target, for tokenizer training) and ``corpus.json``. ``warp``
-    applies to every split written (see the module notes)."""
-    check_warp(warp)
+    applies to every split written, ``random_voices`` to the train split (see the module notes)."""
+    if random_voices < 0:
+        raise ValueError(f"random_voices={random_voices}; expected >= 0")
+    Variety(warp=warp)  # checks the range before anything is written
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    variants = voices.random_variants(random_voices, seed, RANDOM_VOICE_STREAM)
+    overlay = str(voices.make_overlay(out / VOICE_OVERLAY, variants)) if variants else None
+    variety = Variety(warp=warp, random_voices=tuple(variants), espeak_path=overlay)
     counts = {"train": n_train, "val": n_val, "test": n_test}
-    summary: dict[str, Any] = {"seed": seed, "warp": warp, "clips": counts, "rows": {}, "espeak_ng": espeak_version(),
+    summary: dict[str, Any] = {"seed": seed, "warp": warp, "random_voices": random_voices, "clips": counts, "rows": {}, "espeak_ng": espeak_version(),
                                "voice_pools": synth.VOICE_POOLS,
                                "sentence_buckets": {k: [v.start, v.stop] for k, v in SENTENCE_BUCKETS.items()}}
     train_targets: list[str] = []
@@ -323,7 +348,7 @@ def make_corpus(out: Path, n_train: int, n_val: int, n_test: int, seed: int = 0,
         n_rows = 0
         with open(out / f"{split}.jsonl", "w", encoding="utf-8") as rows_f, \
                 open(out / f"{split}.meta.jsonl", "w", encoding="utf-8") as meta_f:
-            for rows, meta in _run(tasks, jobs, split, warp):
+            for rows, meta in _run(tasks, jobs, split, variety):
                 for row in rows:
                     rows_f.write(json.dumps(row, ensure_ascii=False) + "\n")
                     if split == "train" and row["target"]:

@@ -105,13 +105,15 @@ class Voice:
     amplitude: int
     pitch_range: str
     word_gap: int
+    data_path: str | None = None  # espeak-ng --path: a data directory holding the variant (voices.make_overlay)
 
     @property
     def name(self) -> str:
         return f"{self.language_voice}+{self.variant}"
 
 
-def draw_voice(lang: str, variant: str, emotion: str, rng: np.random.Generator) -> Voice:
+def draw_voice(lang: str, variant: str, emotion: str, rng: np.random.Generator, data_path: str | None = None
+               ) -> Voice:
     style = EMOTION_STYLES[emotion]
     voices = LANGUAGE_VOICES[lang]
     return Voice(
@@ -122,13 +124,15 @@ def draw_voice(lang: str, variant: str, emotion: str, rng: np.random.Generator) 
         amplitude=style.amplitude,
         pitch_range=style.pitch_range,
         word_gap=style.word_gap,
+        data_path=data_path,
     )
 
 
 def espeak(text: str, voice: Voice) -> tuple[np.ndarray, int]:
     """Run espeak-ng; returns (int16 samples as float32 in [-1, 1], sample rate)."""
     ssml = f'<speak><prosody range="{voice.pitch_range}">{escape(text)}</prosody></speak>'
-    cmd = [ESPEAK, "-m", "--stdout", "-v", voice.name, "-p", str(voice.pitch), "-s", str(voice.speed),
+    path = [f"--path={voice.data_path}"] if voice.data_path else []
+    cmd = [ESPEAK, *path, "-m", "--stdout", "-v", voice.name, "-p", str(voice.pitch), "-s", str(voice.speed),
            "-a", str(voice.amplitude), "-g", str(voice.word_gap), ssml]
     wav = subprocess.run(cmd, capture_output=True, check=True).stdout
     return parse_wav(wav)
@@ -197,15 +201,15 @@ def apply_style(x: np.ndarray, emotion: str, rng: np.random.Generator) -> np.nda
     return set_level(np.asarray(x, dtype=np.float32), rng.uniform(*style.level_db))
 
 
-def speak(text: str, lang: str, variant: str, emotion: str, rng: np.random.Generator, warp: float = 1.0
-          ) -> tuple[np.ndarray, Voice]:
+def speak(text: str, lang: str, variant: str, emotion: str, rng: np.random.Generator, warp: float = 1.0,
+          data_path: str | None = None) -> tuple[np.ndarray, Voice]:
     """One utterance in ``emotion``: 16 kHz float32, warped (see the module notes), silence trimmed, styled and
-    levelled."""
+    levelled. ``data_path``: an espeak-ng data directory with extra variants (``voices.make_overlay``)."""
     if emotion not in EMOTION_STYLES:
         raise ValueError(f"emotion={emotion!r}; expected one of {sorted(EMOTION_STYLES)}")
     if lang not in LANGUAGE_VOICES:
         raise ValueError(f"lang={lang!r}; expected one of {sorted(LANGUAGE_VOICES)}")
-    voice = draw_voice(lang, variant, emotion, rng)
+    voice = draw_voice(lang, variant, emotion, rng, data_path)
     x, rate = espeak(text, voice)
     x = trim_silence(resample(x, rate, warp))
     return apply_style(x, emotion, rng), voice
