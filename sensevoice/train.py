@@ -295,7 +295,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=2000, help="length of the learning-rate schedule")
     parser.add_argument("--stop-at", type=int, default=None,
                         help="stop after this step (a checkpoint is written) while keeping the --max-steps schedule; "
-                             "resume later, with the same or a shorter --max-steps")
+                             "resume later with --resume (the schedule then follows that run's --max-steps)")
     parser.add_argument("--batch-frames", type=int, default=6000, help="padded feature frames per batch (60 ms each)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=200)

@@ -287,9 +287,8 @@ def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec =
                                                         max_s, variety)
         audio, layout = compose(speech, event, rng, max_s)
         meta.update(lang=lang, emotion=emotion, variant=variant, voice=voice.name, warp=round(factor, 4),
-                    pitch=voice.pitch,
-                    speed=voice.speed, pitch_range=voice.pitch_range, say=sentence.say, spoken=sentence.spoken,
-                    written=sentence.written, itn=sentence.itn, template=sentence.template)
+                    pitch=voice.pitch, speed=voice.speed, pitch_range=voice.pitch_range, say=sentence.say,
+                    spoken=sentence.spoken, written=sentence.written, itn=sentence.itn, template=sentence.template)
     else:
         audio, layout = event_only(event, rng, max_s)
     audio, effects = finish_audio(audio, rng)
