@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Reproduce the embedded demo model: corpus -> tokenizer + am.mvn -> training -> evaluation -> demo/.
+# Reproduce the embedded demo model: corpus -> tokenizer + am.mvn -> training -> demo/ -> evaluation.
 #   bash recipes/demo/run.sh            # all stages
 #   bash recipes/demo/run.sh 3 4        # only stages 3..4
-# Stages write under data/ and exp/ (git-ignored); stage 5 overwrites demo/ and the results in bench/results/.
+# Stages write under data/ and exp/ (git-ignored); stage 4 overwrites demo/, stage 5 the results in bench/results/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 first=${1:-0}; last=${2:-5}
@@ -20,12 +20,18 @@ if stage 1; then  # synthetic multilingual rich-label corpus (held-out sentences
   # 20,000 training clips (28,940 rows, ~19 h) for phase 4 below: the same generator and seed, so its first 6,000
   # clips are the corpus's train split; validation and test are still $corpus's (held-out sentences and voices).
   $py -m sensevoice.data --out data/corpus_big --n-train 20000 --n-val 0 --n-test 0 --seed 0 --jobs 2
+  # 80,000 more for phase 5: another seed (new sentence draws) and warped voices (pitch and formants x 0.88-1.12,
+  # duration / the same), so the model meets voices between and beyond the 34 training variants.
+  $py -m sensevoice.data --out data/corpus_warp --n-train 80000 --n-val 0 --n-test 0 --seed 1 --warp 0.12 --jobs 2
+  # And 80,000 with a third seed, warped, whose voices also include 200 random espeak-ng variants.
+  $py -m sensevoice.data --out data/corpus_rv --n-train 80000 --n-val 0 --n-test 0 --seed 2 --warp 0.12 \
+      --random-voices 200 --jobs 2
 fi
 if stage 2; then  # tokenizer (1,500 pieces incl. the special tokens) + CMVN, then a random-weight model dir
   $py -m sensevoice.recipe init --corpus $corpus --out exp/demo_init --vocab-size 1500 \
       --encoder-conf "$encoder_conf" --seed 0
 fi
-if stage 3; then  # training, in the four phases the released demo/ went through (each resumable: rerun the stage)
+if stage 3; then  # training, in the five phases the released demo/ went through (each resumable: rerun the stage)
   # Phases 1-2 (the first release): fp32, dropout 0.1, no SpecAugment, peak lr 2e-3, 4,000-frame batches; a
   # 900-step cosine run resumed on a 1,650-step schedule (the lr jumps back up at step 900).
   train="$py -m sensevoice.train --val $corpus/val.jsonl --no-specaug --resume"
@@ -45,11 +51,21 @@ if stage 3; then  # training, in the four phases the released demo/ went through
       --precision bf16 --batch-frames 2000 --lr 1.5e-3 --warmup 200 --seed 4 --val-every 1500 --save-every 500"
   $phase4 --max-steps 9000 --stop-at 2000
   $phase4 --max-steps 7500
+  # Phase 5: from phase 4's fp16 release (the previous demo/), no dropout, bf16, 2,000-frame batches, peak lr 1e-3,
+  # the three big corpora pooled (180,000 clips, 261,158 rows): a 14,000-step cosine stopped at step 4,000 and
+  # resumed on a 12,000-step one (to fit the session's time).
+  $py -m sensevoice.recipe package --model exp/demo_p4 --out exp/demo_release4
+  phase5="$train --init exp/demo_release4 --out exp/demo_p5 --dropout 0 --precision bf16 --batch-frames 2000 \
+      --lr 1e-3 --warmup 300 --seed 5 --val-every 2000 --save-every 500 \
+      --train data/corpus_big/train.jsonl data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl"
+  $phase5 --max-steps 14000 --stop-at 4000
+  $phase5 --max-steps 12000
 fi
-if stage 4; then  # evaluation on the held-out test split
-  $py -m sensevoice.evaluate --model exp/demo_p4 --test $corpus/test.jsonl --out bench/results/demo_eval
+if stage 4; then  # release: fp16 weights into demo/, figure of the training curve
+  $py -m sensevoice.recipe package --model exp/demo_p5 --out demo
+  $py -m sensevoice.plots training --history exp/demo_p5/train_history.json --out demo/fig/training.png
 fi
-if stage 5; then  # release: fp16 weights into demo/, figure of the training curve
-  $py -m sensevoice.recipe package --model exp/demo_p4 --out demo
-  $py -m sensevoice.plots training --history exp/demo_p4/train_history.json --out demo/fig/training.png
+if stage 5; then  # the released model (fp16 weights) on the held-out test split; fast paths against its fp32 path
+  $py -m sensevoice.evaluate --model demo --test $corpus/test.jsonl --out bench/results/demo_eval
+  $py -m sensevoice.agreement --model demo --test $corpus/test.jsonl --out bench/results/demo_agreement
 fi
