@@ -8,7 +8,8 @@ tokenizer, am.mvn, model.pt) that ``AutoModel(model=OUT, trust_remote_code=True)
 ``checkpoints/`` with optimizer state for ``--resume``. Runs are seeded; features are computed once and kept in
 memory (fp16), and SpecAugment (config.yaml ``specaug``) supplies the training-time randomness.
 ``--precision bf16`` runs forward and backward under bf16 autocast (weights and optimizer stay fp32): on CPUs
-with AMX or AVX512-BF16 it is the fast choice. Training runs on the CPU.
+with AMX or AVX512-BF16 it is the fast choice. ``--device cuda`` trains on a GPU (features stay in host memory;
+each batch is copied over); checkpoints and ``model.pt`` are always written with CPU tensors.
 """
 
 from __future__ import annotations
@@ -131,13 +132,33 @@ def epoch_batches(utts: Sequence[Utterance], max_frames: int, seed: int, skip: i
             yield batch
 
 
-def collate(utts: Sequence[Utterance], ignore_id: int) -> dict[str, torch.Tensor]:
-    feats = torch.nn.utils.rnn.pad_sequence([u.feats.float() for u in utts], batch_first=True)
+def collate(utts: Sequence[Utterance], ignore_id: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    feats = torch.nn.utils.rnn.pad_sequence([u.feats for u in utts], batch_first=True)  # fp16 until on the device
     text = torch.full((len(utts), max(len(u.target) for u in utts)), ignore_id, dtype=torch.long)
     for i, u in enumerate(utts):
         text[i, : len(u.target)] = torch.tensor(u.target)
-    return {"speech": feats, "speech_lengths": torch.tensor([u.feats.shape[0] for u in utts]),
-            "text": text, "text_lengths": torch.tensor([len(u.target) for u in utts])}
+    batch = {"speech": feats, "speech_lengths": torch.tensor([u.feats.shape[0] for u in utts]),
+             "text": text, "text_lengths": torch.tensor([len(u.target) for u in utts])}
+    batch = {name: tensor.to(device) for name, tensor in batch.items()}
+    batch["speech"] = batch["speech"].float()
+    return batch
+
+
+def resolve_device(name: str) -> torch.device:
+    """``--device`` checked up front: a CUDA device that is not there is an error, never a quiet CPU run."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device {name!r}: {error}; expected cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: training supports cpu and cuda[:N]")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name!r}: no CUDA device is visible to PyTorch "
+                             f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return device
 
 
 def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
@@ -149,11 +170,12 @@ def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
 
 
 @torch.no_grad()
-def validation_loss(model: sv.SenseVoiceSmall, utts: Sequence[Utterance], max_frames: int, tokenizer: Any) -> float:
+def validation_loss(model: sv.SenseVoiceSmall, utts: Sequence[Utterance], max_frames: int, tokenizer: Any,
+                    device: torch.device | str = "cpu") -> float:
     model.eval()
     total, weight = 0.0, 0.0
     for batch in length_batches(utts, max_frames, rng=None):
-        loss, _, _ = model(**collate([utts[i] for i in batch], model.ignore_id), tokenizer=tokenizer)
+        loss, _, _ = model(**collate([utts[i] for i in batch], model.ignore_id, device), tokenizer=tokenizer)
         total += loss.item() * len(batch)
         weight += len(batch)
     model.train()
@@ -186,13 +208,32 @@ def set_dropout(model: torch.nn.Module, config_path: Path, p: float) -> None:
     modeldir.write_config(config, config_path)
 
 
+def to_cpu(state: Any) -> Any:
+    """Nested state (model or optimizer state dict) with every tensor on the CPU: files load anywhere."""
+    if isinstance(state, torch.Tensor):
+        return state.cpu()
+    if isinstance(state, dict):
+        return {key: to_cpu(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(to_cpu(value) for value in state)
+    return state
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"torch_rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
 def save_checkpoint(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                    torch_rng: torch.Tensor, keep: int = 3) -> None:
+                    rng: dict[str, Any], keep: int = 3) -> None:
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch_rng},
+    weights = to_cpu(model.state_dict())
+    torch.save({"model": weights, "optimizer": to_cpu(optimizer.state_dict()), "step": step, **rng},
                ckpt_dir / f"step{step:07d}.pt")
-    torch.save(model.state_dict(), out / "model.pt.tmp")
+    torch.save(weights, out / "model.pt.tmp")
     (out / "model.pt.tmp").replace(out / "model.pt")  # atomically: a crash never leaves a half-written model
     for old in sorted(ckpt_dir.glob("step*.pt"))[:-keep]:
         old.unlink()
@@ -203,13 +244,14 @@ def latest_checkpoint(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def autocast(precision: str):
+def autocast(precision: str, device: torch.device):
     """Autocast context for the training forward pass (a no-op for fp32)."""
     dtype = PRECISIONS[precision]
-    return torch.autocast("cpu", dtype=dtype, enabled=dtype is not None)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
+    device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     init, out = Path(args.init), Path(args.out)
     model, tokenizer, frontend = load_for_training(init)
@@ -223,6 +265,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                   for utt in cached_features(featurize, Path(jsonl), args.limit, init, out / "features")]
     val_utts = cached_features(featurize, Path(args.val), args.limit, init, out / "features") if args.val else []
 
+    model.to(device)  # before the optimizer exists, so its state lives beside the parameters
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step = 0
     resume_from = latest_checkpoint(out) if args.resume else None
@@ -232,6 +275,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
         torch.set_rng_state(state["torch_rng"])  # dropout and SpecAugment continue where they stopped
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         log.info("resumed from %s at step %d", resume_from, step)
 
     history = {"train_loss": [], "val_loss": []}
@@ -247,8 +292,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             break
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args.lr, args.warmup, args.max_steps)
-        with autocast(args.precision):
-            loss, stats, _ = model(**collate([train_utts[i] for i in batch], model.ignore_id), tokenizer=tokenizer)
+        with autocast(args.precision, device):
+            loss, stats, _ = model(**collate([train_utts[i] for i in batch], model.ignore_id, device),
+                                   tokenizer=tokenizer)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
@@ -259,11 +305,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         progress.set_postfix(loss=f"{loss.item():.3f}", ctc=f"{stats['loss_ctc'].item():.3f}",
                              tags=f"{stats['acc_rich'].item():.2f}")
         if val_utts and (step % args.val_every == 0 or step == last_step):
-            val = validation_loss(model, val_utts, args.batch_frames, tokenizer)
+            val = validation_loss(model, val_utts, args.batch_frames, tokenizer, device)
             history["val_loss"].append((step, val))
             progress.write(f"step {step}: validation loss {val:.4f}")
         if step % args.save_every == 0 or step == last_step:
-            save_checkpoint(out, model, optimizer, step, torch.get_rng_state())
+            save_checkpoint(out, model, optimizer, step, rng_state(device))
             (out / "train_history.json").write_text(json.dumps(history))  # the curve survives a killed run
     progress.close()
     (out / "train_history.json").write_text(json.dumps(history))
@@ -310,6 +356,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dropout", type=float, default=None,
                         help="set every dropout rate (encoder_conf's three) to this, in the model and the output "
                              "config.yaml (default: the init directory's config)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, cuda or cuda:N (a missing GPU is an error); bf16 autocast works on both")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N utterances of each list")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")

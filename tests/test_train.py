@@ -151,3 +151,42 @@ def test_dropout_option_sets_every_rate_in_model_and_config(tiny_dir, corpus, tm
     assert modeldir.read_config(out / "config.yaml")["encoder_conf"]["attention_dropout_rate"] == 0.0
     with pytest.raises(ValueError, match="--dropout 1.5"):
         train.set_dropout(model, out / "config.yaml", 1.5)
+
+
+def test_device_option_rejects_what_is_not_there():
+    with pytest.raises(ValueError, match="expected cpu, cuda or cuda:N"):
+        train.resolve_device("gpu0")
+    with pytest.raises(ValueError, match="supports cpu and cuda"):
+        train.resolve_device("meta")
+    if not torch.cuda.is_available():  # a CPU-only machine: asking for a GPU must fail loudly, not train on the CPU
+        with pytest.raises(ValueError, match="no CUDA device is visible"):
+            train.resolve_device("cuda")
+    else:
+        with pytest.raises(ValueError, match="CUDA device\\(s\\) are visible"):
+            train.resolve_device(f"cuda:{torch.cuda.device_count()}")
+    assert train.resolve_device("cpu") == torch.device("cpu")
+
+
+def test_collate_puts_the_batch_on_the_device_as_fp32():
+    utts = [train.Utterance("a", torch.randn(5, 4).half(), [1, 2, 3]),
+            train.Utterance("b", torch.randn(3, 4).half(), [4])]
+    batch = train.collate(utts, ignore_id=-1, device="cpu")
+    assert batch["speech"].dtype == torch.float32 and batch["speech"].shape == (2, 5, 4)
+    assert torch.equal(batch["speech"][1, :3], utts[1].feats.float()) and not batch["speech"][1, 3:].any()
+    assert batch["text"].tolist() == [[1, 2, 3], [4, -1, -1]]
+    assert batch["speech_lengths"].tolist() == [5, 3] and batch["text_lengths"].tolist() == [3, 1]
+
+
+def test_checkpoints_hold_cpu_tensors_whatever_the_device(tiny_dir, corpus, tmp_path):
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # on a GPU machine this trains on the GPU
+    out = tmp_path / "dev"
+    assert train.main([*args(tiny_dir, corpus, out, 3), "--device", device, "--precision", "bf16"]) == 0
+    checkpoint = torch.load(train.latest_checkpoint(out), weights_only=False)
+    tensors = [*checkpoint["model"].values(),
+               *(v for state in checkpoint["optimizer"]["state"].values() for v in state.values()
+                 if isinstance(v, torch.Tensor))]
+    assert tensors and all(t.device.type == "cpu" for t in tensors)
+    assert ("cuda_rng" in checkpoint) == (device == "cuda")
+    resumed = tmp_path / "resumed"  # a checkpoint written on one device resumes on another
+    train.main([*args(tiny_dir, corpus, resumed, 2), "--device", device])
+    assert train.main([*args(tiny_dir, corpus, resumed, 3, resume=True), "--device", "cpu"]) == 0
