@@ -31,7 +31,7 @@ if stage 2; then  # tokenizer (1,500 pieces incl. the special tokens) + CMVN, th
   $py -m sensevoice.recipe init --corpus $corpus --out exp/demo_init --vocab-size 1500 \
       --encoder-conf "$encoder_conf" --seed 0
 fi
-if stage 3; then  # training, in the five phases the released demo/ went through (each resumable: rerun the stage)
+if stage 3; then  # training, in the six phases the released demo/ went through (each resumable: rerun the stage)
   # Phases 1-2 (the first release): fp32, dropout 0.1, no SpecAugment, peak lr 2e-3, 4,000-frame batches; a
   # 900-step cosine run resumed on a 1,650-step schedule (the lr jumps back up at step 900).
   train="$py -m sensevoice.train --val $corpus/val.jsonl --no-specaug --resume"
@@ -60,10 +60,16 @@ if stage 3; then  # training, in the five phases the released demo/ went through
       --train data/corpus_big/train.jsonl data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl"
   $phase5 --max-steps 14000 --stop-at 4000
   $phase5 --max-steps 12000
+  # Phase 6: from phase 5's fp16 release, the same pooled corpora and settings, peak lr 7e-4 (warm restart) on a
+  # 15,000-step cosine.
+  $py -m sensevoice.recipe package --model exp/demo_p5 --out exp/demo_release5
+  $train --init exp/demo_release5 --out exp/demo_p6 --dropout 0 --precision bf16 --batch-frames 2000 \
+      --lr 7e-4 --warmup 300 --seed 6 --val-every 2000 --save-every 500 --max-steps 15000 \
+      --train data/corpus_big/train.jsonl data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl
 fi
 if stage 4; then  # release: fp16 weights into demo/, figure of the training curve
-  $py -m sensevoice.recipe package --model exp/demo_p5 --out demo
-  $py -m sensevoice.plots training --history exp/demo_p5/train_history.json --out demo/fig/training.png
+  $py -m sensevoice.recipe package --model exp/demo_p6 --out demo
+  $py -m sensevoice.plots training --history exp/demo_p6/train_history.json --out demo/fig/training.png
 fi
 if stage 5; then  # the released model (fp16 weights) on the held-out test split; fast paths against its fp32 path
   $py -m sensevoice.evaluate --model demo --test $corpus/test.jsonl --out bench/results/demo_eval
