@@ -55,17 +55,15 @@ if stage 3; then  # training, in the six phases the released demo/ went through 
   # the three big corpora pooled (180,000 clips, 261,158 rows): a 14,000-step cosine stopped at step 4,000 and
   # resumed on a 12,000-step one (to fit the session's time).
   $py -m sensevoice.recipe package --model exp/demo_p4 --out exp/demo_release4
-  phase5="$train --init exp/demo_release4 --out exp/demo_p5 --dropout 0 --precision bf16 --batch-frames 2000 \
-      --lr 1e-3 --warmup 300 --seed 5 --val-every 2000 --save-every 500 \
+  pooled="$train --dropout 0 --precision bf16 --batch-frames 2000 --warmup 300 --val-every 2000 --save-every 500 \
       --train data/corpus_big/train.jsonl data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl"
+  phase5="$pooled --init exp/demo_release4 --out exp/demo_p5 --lr 1e-3 --seed 5"
   $phase5 --max-steps 14000 --stop-at 4000
   $phase5 --max-steps 12000
   # Phase 6: from phase 5's fp16 release, the same pooled corpora and settings, peak lr 7e-4 (warm restart) on a
   # 15,000-step cosine.
   $py -m sensevoice.recipe package --model exp/demo_p5 --out exp/demo_release5
-  $train --init exp/demo_release5 --out exp/demo_p6 --dropout 0 --precision bf16 --batch-frames 2000 \
-      --lr 7e-4 --warmup 300 --seed 6 --val-every 2000 --save-every 500 --max-steps 15000 \
-      --train data/corpus_big/train.jsonl data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl
+  $pooled --init exp/demo_release5 --out exp/demo_p6 --lr 7e-4 --seed 6 --max-steps 15000
 fi
 if stage 4; then  # release: fp16 weights into demo/, figure of the training curve
   $py -m sensevoice.recipe package --model exp/demo_p6 --out demo
