@@ -359,7 +359,7 @@ def markdown(report: dict[str, Any]) -> str:
              f"- Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['cpu_flags'])}), {m['memory_gb']} GB RAM, "
              f"GPU: {m['gpu'] or 'none'}; {m['threads']} thread(s) per backend, device {m['device']}, "
              f"OMP_WAIT_POLICY={s['omp_wait_policy'] or 'unset'}, our ONNX Runtime threads "
-             f"{'spin' if s.get('ort_spin') else 'do not spin'} while idle.",
+             f"{'spin while a run is in progress' if s.get('ort_spin') else 'do not spin'}.",
              f"- Load average {report['loadavg'][0]} at the start, {report['loadavg'][1]} at the end "
              "(a shared machine: absolute timings are noisy; ratios to the reference are from the same run).",
              f"- Weights: {report['weights']}; the same model.pt (and its export) for every backend.",
@@ -470,8 +470,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "sleep instead of spinning, which on a busy machine is many times faster with > 1 "
                              "thread; '' keeps the environment's)")
     parser.add_argument("--ort-spin", action="store_true",
-                        help="let our ONNX Runtime sessions' idle threads spin, as funasr-onnx and sherpa-onnx do: "
-                             "faster on an idle machine, many times slower on a busy one (default: no spinning)")
+                        help="let our ONNX Runtime sessions' waiting threads spin while a run is in progress, as funasr-onnx "
+                             "and sherpa-onnx do (they also spin between runs; ours stop when a run returns): faster "
+                             "on an idle machine, many times slower on a busy one (default: no spinning)")
     parser.add_argument("--batch-size-s", type=float, default=BATCH_SIZE_S,
                         help="seconds of audio per batch, mixed clips and long file (default %(default)s)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK,

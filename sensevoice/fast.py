@@ -104,7 +104,9 @@ class OnnxSenseVoice:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
-        if not spin:  # spinning idle threads win a little on an idle machine and lose many times on a busy one
+        if spin:  # waiting threads spin while a run is in progress, and stop the moment it returns: no CPU
+            options.add_session_config_entry("session.force_spinning_stop", "1")  # burnt between requests
+        else:  # spinning wins a little on an idle machine and loses many times on a busy one
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=list(providers))
         config = modeldir.read_config(onnx_dir / "config.yaml")

@@ -146,6 +146,15 @@ def test_onnx_runner_decodes_the_same_text_as_pytorch(tiny_dir, tiny_export, wav
         assert [r["language"] for r in theirs] == [r["language"] for r in ours]
 
 
+def test_onnx_runner_spins_only_while_a_run_is_in_progress(tiny_export):
+    def config(runner, key):
+        return runner.session.get_session_options().get_session_config_entry(key)
+
+    spinning = fast.OnnxSenseVoice(tiny_export, threads=2, spin=True)
+    assert config(spinning, "session.force_spinning_stop") == "1"  # idle between requests
+    assert config(fast.OnnxSenseVoice(tiny_export, threads=2), "session.intra_op.allow_spinning") == "0"
+
+
 def test_export_refuses_random_weights_and_in_place_output(tiny_dir, tmp_path):
     no_weights = tmp_path / "no_weights"
     shutil.copytree(tiny_dir, no_weights, ignore=shutil.ignore_patterns("model.pt"))

@@ -117,5 +117,5 @@ def test_bench_quick_runs_the_reference_and_ours_on_one_model(tiny_dir, tmp_path
     assert report["backends"]["torch"] == {"skipped": "not selected"}
     assert "| ort-int8 | int8 |" in (tmp_path / "out" / "tiny.md").read_text()
     assert json.loads((tmp_path / "work" / "plan.json").read_text())["ort_spin"] is True  # reaches the workers
-    assert "ONNX Runtime threads spin while idle" in (tmp_path / "out" / "tiny.md").read_text()
+    assert "ONNX Runtime threads spin while a run is in progress" in (tmp_path / "out" / "tiny.md").read_text()
     assert (tmp_path / "fig.png").stat().st_size > 10_000
