@@ -191,6 +191,32 @@ def prepare_out_dir(init: Path, out: Path) -> None:
     shutil.copyfile(modeldir.MODEL_PY, out / "model.py")
 
 
+def set_specaug_conf(model: torch.nn.Module, config_path: Path, overrides: dict[str, Any]) -> None:
+    """Merge ``overrides`` into config.yaml's ``specaug_conf`` and rebuild the model's SpecAugment from it."""
+    from funasr.register import tables
+
+    config = modeldir.read_config(config_path)
+    if not config.get("specaug"):
+        raise ValueError(f"--specaug-conf: {config_path} names no specaug class to configure")
+    conf = {**(config.get("specaug_conf") or {}), **overrides}
+    try:
+        model.specaug = tables.specaug_classes[config["specaug"]](**conf)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"--specaug-conf {json.dumps(overrides)}: {config['specaug']} refuses it: {error}") from error
+    config["specaug_conf"] = conf
+    modeldir.write_config(config, config_path)
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error}): {text!r}") from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"apply_time_mask\": false}}', got {text!r}")
+    return value
+
+
 DROPOUT_KEYS = ("dropout_rate", "attention_dropout_rate", "positional_dropout_rate")
 
 
@@ -255,11 +281,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     init, out = Path(args.init), Path(args.out)
     model, tokenizer, frontend = load_for_training(init)
+    if args.no_specaug and args.specaug_conf:
+        raise ValueError("--no-specaug and --specaug-conf contradict each other; pass one")
     if args.no_specaug:
         model.specaug = None
     prepare_out_dir(init, out)
     if args.dropout is not None:
         set_dropout(model, out / "config.yaml", args.dropout)
+    if args.specaug_conf:
+        set_specaug_conf(model, out / "config.yaml", args.specaug_conf)
     featurize = Featurizer(model, tokenizer, frontend)
     train_utts = [utt for jsonl in args.train
                   for utt in cached_features(featurize, Path(jsonl), args.limit, init, out / "features")]
@@ -353,6 +383,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32",
                         help="bf16: autocast forward/backward (fast on AMX/AVX512-BF16 CPUs); weights stay fp32")
     parser.add_argument("--no-specaug", action="store_true", help="train without config.yaml's SpecAugment")
+    parser.add_argument("--specaug-conf", type=parse_json_object, default=None, metavar="JSON",
+                        help="keys merged into config.yaml's specaug_conf, in the model and the output config.yaml, "
+                             "e.g. '{\"apply_time_mask\": false}' (frequency masks only)")
     parser.add_argument("--dropout", type=float, default=None,
                         help="set every dropout rate (encoder_conf's three) to this, in the model and the output "
                              "config.yaml (default: the init directory's config)")

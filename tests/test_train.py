@@ -130,6 +130,39 @@ def test_no_specaug_turns_off_the_configs_specaugment(tiny_dir, corpus, tmp_path
     assert not all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_specaug_conf_overrides_reach_the_model_and_the_config(tiny_dir, corpus, tmp_path):
+    out = tmp_path / "run"
+    assert modeldir.read_config(tiny_dir / "config.yaml")["specaug_conf"]["apply_time_mask"] is True
+    train.main([*args(tiny_dir, corpus, out, 1), "--specaug-conf", '{"apply_time_mask": false, "num_freq_mask": 2}'])
+    conf = modeldir.read_config(out / "config.yaml")["specaug_conf"]
+    assert conf["apply_time_mask"] is False and conf["num_freq_mask"] == 2
+    assert conf["freq_mask_width_range"] == modeldir.read_config(tiny_dir / "config.yaml")["specaug_conf"][
+        "freq_mask_width_range"]  # the keys not named are kept
+    model = modeldir.build_model(out)
+    assert model.specaug.time_mask is None and model.specaug.freq_mask.num_mask == 2
+
+    x = torch.ones(4, 40, model.dims.n_input)
+    torch.manual_seed(0)
+    train.set_specaug_conf(model, out / "config.yaml", {"apply_time_mask": True, "apply_freq_mask": False})
+    masked, _ = model.specaug(x, torch.full((4,), 40))
+    assert (masked == 0).all(-1).any()  # whole frames masked: the rebuilt module is the one the model runs
+
+
+@pytest.mark.parametrize("bad, message", [("[1]", "expected a JSON object"), ("{apply", "not JSON")])
+def test_specaug_conf_must_be_a_json_object(tiny_dir, corpus, tmp_path, capsys, bad, message):
+    with pytest.raises(SystemExit):
+        train.main([*args(tiny_dir, corpus, tmp_path / "run", 1), "--specaug-conf", bad])
+    assert message in capsys.readouterr().err
+
+
+def test_specaug_conf_refuses_unknown_keys_and_no_specaug(tiny_dir, corpus, tmp_path):
+    with pytest.raises(ValueError, match="SpecAugLFR refuses it"):
+        train.main([*args(tiny_dir, corpus, tmp_path / "run", 1), "--specaug-conf", '{"no_such_key": 1}'])
+    with pytest.raises(ValueError, match="contradict"):
+        train.main([*args(tiny_dir, corpus, tmp_path / "run2", 1), "--no-specaug",
+                    "--specaug-conf", '{"num_time_mask": 1}'])
+
+
 def test_dropout_option_sets_every_rate_in_model_and_config(tiny_dir, corpus, tmp_path):
     out = tmp_path / "run"
     assert modeldir.read_config(tiny_dir / "config.yaml")["encoder_conf"]["dropout_rate"] == 0.0  # TINY_ENCODER
