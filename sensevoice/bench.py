@@ -470,9 +470,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "sleep instead of spinning, which on a busy machine is many times faster with > 1 "
                              "thread; '' keeps the environment's)")
     parser.add_argument("--ort-spin", action="store_true",
-                        help="let our ONNX Runtime sessions' waiting threads spin while a run is in progress, as funasr-onnx "
-                             "and sherpa-onnx do (they also spin between runs; ours stop when a run returns): faster "
-                             "on an idle machine, many times slower on a busy one (default: no spinning)")
+                        help="let our ONNX Runtime sessions' waiting threads spin while a run is in progress, as "
+                             "funasr-onnx and sherpa-onnx do (they also spin between runs; ours stop when a run "
+                             "returns): faster on an idle machine, many times slower on a busy one (default: no "
+                             "spinning)")
     parser.add_argument("--batch-size-s", type=float, default=BATCH_SIZE_S,
                         help="seconds of audio per batch, mixed clips and long file (default %(default)s)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK,

@@ -213,7 +213,8 @@ def parse_json_object(text: str) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise argparse.ArgumentTypeError(f"not JSON ({error}): {text!r}") from error
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"apply_time_mask\": false}}', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object such as '{{\"apply_time_mask\": false}}', got {text!r}")
     return value
 
 
