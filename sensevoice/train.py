@@ -278,12 +278,12 @@ def autocast(precision: str, device: torch.device):
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
+    if args.no_specaug and args.specaug_conf:
+        raise ValueError("--no-specaug and --specaug-conf contradict each other; pass one")
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     init, out = Path(args.init), Path(args.out)
     model, tokenizer, frontend = load_for_training(init)
-    if args.no_specaug and args.specaug_conf:
-        raise ValueError("--no-specaug and --specaug-conf contradict each other; pass one")
     if args.no_specaug:
         model.specaug = None
     prepare_out_dir(init, out)
