@@ -1,11 +1,14 @@
-"""Recipe steps around training: start a model directory from a corpus, package a trained one.
+"""Recipe steps around training: start a model directory from a corpus, deepen a trained one, package it.
 
     python -m sensevoice.recipe init --corpus data/corpus --out exp/demo_init --vocab-size 1500 \
         --encoder-conf '{"output_size": 256, "num_blocks": 6, "tp_blocks": 2, "linear_units": 1024}'
+    python -m sensevoice.recipe grow --model exp/demo --num-blocks 12 --out exp/demo_deep
     python -m sensevoice.recipe package --model exp/demo --out demo
 
 ``init`` trains a SentencePiece tokenizer on the corpus text (with every SenseVoice special token by name),
 computes CMVN statistics (am.mvn) from the training audio, and writes a model directory with random weights.
+``grow`` gives a trained model more encoder blocks without changing what it computes: the new blocks sit between
+the trained ones and start as identities, so training goes on from the trained model's loss with more capacity.
 ``package`` copies a trained directory into a release folder with fp16 weights (they load into the fp32 model
 unchanged: ``load_state_dict`` casts).
 """
@@ -60,13 +63,63 @@ def init(corpus: Path, out: Path, vocab_size: int, encoder_conf: dict, seed: int
     return modeldir.make_model_dir(out, bpe, cmvn, encoder_conf, seed=seed)
 
 
-def package(model_dir: Path, out: Path) -> Path:
-    """Release folder: model files + tokenizer, weights stored as fp16."""
+def copy_model_files(model_dir: Path, out: Path) -> None:
+    """Everything of a model directory but its weights: model.py, config, descriptor, am.mvn, tokenizer."""
     out.mkdir(parents=True, exist_ok=True)
     descriptor = json.loads((model_dir / "configuration.json").read_text())
     tokenizer = descriptor["file_path_metas"]["tokenizer_conf"]["bpemodel"]
     for name in (*RELEASE_FILES[:-1], tokenizer):
         shutil.copyfile(model_dir / name, out / name)
+
+
+def identity_block(state: dict[str, torch.Tensor], prefix: str) -> None:
+    """Zero what a pre-norm SAN-M block adds to its residual stream, in place: the value projection (which feeds
+    both attention and the FSMN memory), the attention output bias and the feed-forward output. The block then
+    passes its input through unchanged, while every one of its weights still gets a gradient."""
+    qkv_weight, qkv_bias = state[prefix + "self_attn.linear_q_k_v.weight"], state[prefix + "self_attn.linear_q_k_v.bias"]
+    d_model = qkv_weight.shape[0] // 3  # rows are [query; key; value]
+    qkv_weight[2 * d_model:] = 0
+    qkv_bias[2 * d_model:] = 0
+    for name in ("self_attn.linear_out.bias", "feed_forward.w_2.weight", "feed_forward.w_2.bias"):
+        state[prefix + name].zero_()
+
+
+def grow(model_dir: Path, out: Path, num_blocks: int, seed: int = 0) -> Path:
+    """A copy of a trained model with ``num_blocks`` encoder blocks that computes the same outputs: the trained
+    blocks keep their order, identity blocks are spread evenly between them."""
+    config = modeldir.read_config(model_dir / "config.yaml")
+    old_blocks = int(config["encoder_conf"]["num_blocks"])
+    if num_blocks <= old_blocks:
+        raise ValueError(f"{model_dir} already has {old_blocks} encoder blocks; grow needs --num-blocks above that, "
+                         f"got {num_blocks}")
+    copy_model_files(model_dir, out)
+    config["encoder_conf"]["num_blocks"] = num_blocks
+    modeldir.write_config(config, out / "config.yaml")
+    state = modeldir.build_model(out, seed=seed).state_dict()
+    trained = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+
+    # encoders0 (the block that changes width) stays first; the n - 1 blocks after it are the ones that grow.
+    n_old, n_new = old_blocks - 1, num_blocks - 1
+    slots = [round(j * n_new / n_old) for j in range(n_old)] if n_old else []  # where trained block j lands
+    moved = {f"encoder.encoders.{j}.": f"encoder.encoders.{slot}." for j, slot in enumerate(slots)}
+    for key, value in trained.items():
+        prefix = next((p for p in moved if key.startswith(p)), None)
+        new_key = moved[prefix] + key[len(prefix):] if prefix else key
+        if new_key not in state:
+            raise ValueError(f"{model_dir}/model.pt: {key} is not a parameter of the model its config.yaml describes")
+        if state[new_key].shape != value.shape:
+            raise ValueError(f"{model_dir}/model.pt: {key} has shape {tuple(value.shape)}, its config.yaml "
+                             f"describes {tuple(state[new_key].shape)}")
+        state[new_key] = value.to(state[new_key].dtype)
+    for slot in sorted(set(range(n_new)) - set(slots)):
+        identity_block(state, f"encoder.encoders.{slot}.")
+    torch.save(state, out / "model.pt")
+    return out
+
+
+def package(model_dir: Path, out: Path) -> Path:
+    """Release folder: model files + tokenizer, weights stored as fp16."""
+    copy_model_files(model_dir, out)
     state = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
     torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, out / "model.pt")
     return out
@@ -81,12 +134,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_init.add_argument("--vocab-size", type=int, default=1500)
     p_init.add_argument("--encoder-conf", type=json.loads, default={}, help="JSON overrides of config.yaml encoder_conf")
     p_init.add_argument("--seed", type=int, default=0)
+    p_grow = sub.add_parser("grow", help="more encoder blocks for a trained model, same outputs (identity blocks)")
+    p_grow.add_argument("--model", type=Path, required=True, help="trained model directory")
+    p_grow.add_argument("--num-blocks", type=int, required=True, help="encoder_conf num_blocks of the result")
+    p_grow.add_argument("--out", type=Path, required=True)
+    p_grow.add_argument("--seed", type=int, default=0, help="seed of the new blocks' query/key/feed-forward weights")
     p_package = sub.add_parser("package", help="copy a trained model directory into a release folder (fp16)")
     p_package.add_argument("--model", type=Path, required=True)
     p_package.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.step == "init":
         print(init(args.corpus, args.out, args.vocab_size, args.encoder_conf, args.seed))
+    elif args.step == "grow":
+        print(grow(args.model, args.out, args.num_blocks, args.seed))
     else:
         print(package(args.model, args.out))
     return 0

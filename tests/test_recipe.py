@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile
 import torch
 
@@ -45,3 +46,37 @@ def test_init_then_package(tmp_path):
     assert loaded.embed.weight.dtype == torch.float32
     assert all(np.allclose(loaded.state_dict()[k], fp32[k], atol=1e-2) for k in fp32)
     assert isinstance(loaded, sv.SenseVoiceSmall)
+
+
+def test_grow_keeps_outputs_and_trains_new_blocks(tiny_dir, tmp_path):
+    deep = recipe.grow(tiny_dir, tmp_path / "deep", num_blocks=5, seed=1)
+    assert modeldir.read_config(deep / "config.yaml")["encoder_conf"]["num_blocks"] == 5
+    shallow_model = modeldir.load_automodel(tiny_dir, ncpu=2).model.eval()
+    deep_model = modeldir.load_automodel(deep, ncpu=2).model.eval()
+    assert len(deep_model.encoder.encoders) == 4 and len(shallow_model.encoder.encoders) == 1
+
+    feats, lens = torch.randn(2, 30, 560), torch.tensor([30, 17])
+    for language, textnorm in (("auto", "woitn"), ("en", "withitn")):
+        want, want_lens = shallow_model.ctc_logprobs(feats, lens, language, textnorm)
+        got, got_lens = deep_model.ctc_logprobs(feats, lens, language, textnorm)
+        assert torch.equal(got_lens, want_lens)
+        for b, n in enumerate(want_lens.tolist()):
+            torch.testing.assert_close(got[b, :n], want[b, :n], atol=1e-5, rtol=1e-5)
+
+    # the trained block keeps its weights (now at slot 0); the identity blocks learn from the first step
+    trained = torch.load(tiny_dir / "model.pt", weights_only=True)
+    grown = deep_model.state_dict()
+    assert torch.equal(grown["encoder.encoders.0.feed_forward.w_2.weight"], trained["encoder.encoders.0.feed_forward.w_2.weight"])
+    deep_model.train()
+    logp, _ = deep_model.ctc_logprobs(feats, lens, "en", "woitn")
+    logp[:, :, 5].sum().backward()
+    for slot in (1, 2, 3):
+        block = deep_model.encoder.encoders[slot]
+        assert not block.feed_forward.w_2.weight.any()
+        assert block.feed_forward.w_2.weight.grad.abs().sum() > 0
+        assert block.self_attn.linear_q_k_v.weight.grad.abs().sum() > 0
+
+
+def test_grow_refuses_fewer_blocks(tiny_dir, tmp_path):
+    with pytest.raises(ValueError, match="already has 2 encoder blocks"):
+        recipe.grow(tiny_dir, tmp_path / "same", num_blocks=2)
