@@ -11,6 +11,9 @@ py=.venv/bin/python
 corpus=data/corpus
 encoder_conf='{"output_size": 192, "attention_heads": 4, "linear_units": 768, "num_blocks": 6, "tp_blocks": 1}'
 stage() { [ "$1" -ge "$first" ] && [ "$1" -le "$last" ]; }
+# Phase 7's settings, which the deeper variants of stage 6 share: no dropout, bf16, 2,000-frame batches, frequency masks
+masked=(--val $corpus/val.jsonl --resume --dropout 0 --precision bf16 --batch-frames 2000
+        --specaug-conf '{"apply_time_mask": false}' --lr 5e-4 --warmup 300 --save-every 500)
 
 if stage 0; then  # environment and system tools (espeak-ng, sox, ffmpeg)
   bash scripts/setup_env.sh
@@ -29,6 +32,9 @@ if stage 1; then  # synthetic multilingual rich-label corpus (held-out sentences
       --random-voices 200 --jobs 2
   # And 80,000 for phase 7: a fourth seed (new sentence draws and 200 new random voices), warped.
   $py -m sensevoice.data --out data/corpus_rv2 --n-train 80000 --n-val 0 --n-test 0 --seed 3 --warp 0.12 \
+      --random-voices 200 --jobs 2
+  # And 80,000 for the deeper variant of stage 6: a fifth seed (new sentence draws and 200 new random voices), warped.
+  $py -m sensevoice.data --out data/corpus_rv3 --n-train 80000 --n-val 0 --n-test 0 --seed 4 --warp 0.12 \
       --random-voices 200 --jobs 2
 fi
 if stage 2; then  # tokenizer (1,500 pieces incl. the special tokens) + CMVN, then a random-weight model dir
@@ -73,10 +79,8 @@ if stage 3; then  # training, in the seven phases the released demo/ went throug
   # and the new one pooled (240,000 clips, 348,187 rows; corpus_big, seen since phase 4, left out), peak lr 5e-4 on
   # an 11,500-step cosine.
   $py -m sensevoice.recipe package --model exp/demo_p6 --out exp/demo_release6
-  $py -m sensevoice.train --val $corpus/val.jsonl --resume --init exp/demo_release6 --out exp/demo_p7 --dropout 0 \
-      --precision bf16 --batch-frames 2000 --specaug-conf '{"apply_time_mask": false}' --lr 5e-4 --warmup 300 \
-      --seed 7 --val-every 2000 --save-every 500 --max-steps 11500 \
-      --train data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl data/corpus_rv2/train.jsonl
+  $py -m sensevoice.train "${masked[@]}" --init exp/demo_release6 --out exp/demo_p7 --seed 7 --val-every 2000 \
+      --max-steps 11500 --train data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl data/corpus_rv2/train.jsonl
 fi
 if stage 4; then  # release: fp16 weights into demo/, figure of the training curve
   $py -m sensevoice.recipe package --model exp/demo_p7 --out demo
@@ -86,13 +90,20 @@ if stage 5; then  # the released model (fp16 weights) on the held-out test split
   $py -m sensevoice.evaluate --model demo --test $corpus/test.jsonl --out bench/results/demo_eval
   $py -m sensevoice.agreement --model demo --test $corpus/test.jsonl --out bench/results/demo_agreement
 fi
-if stage 6; then  # not released (stage 6 runs only when asked for): phase 7 grown to 12 blocks, on validation only
+if stage 6; then  # not released (stage 6 runs only when asked for): phase 7 grown to 12 blocks, judged on validation
   $py -m sensevoice.recipe package --model exp/demo_p7 --out exp/demo_release7
   $py -m sensevoice.recipe grow --model exp/demo_release7 --num-blocks 12 --out exp/demo_grow7 --seed 8
-  $py -m sensevoice.train --val $corpus/val.jsonl --resume --init exp/demo_grow7 --out exp/demo_p8 --dropout 0 \
-      --precision bf16 --batch-frames 2000 --specaug-conf '{"apply_time_mask": false}' --lr 5e-4 --warmup 300 \
-      --seed 8 --val-every 1500 --save-every 500 --max-steps 4500 \
-      --train data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl data/corpus_rv2/train.jsonl
+  # a) the three corpora of phase 7, a 4,500-step cosine.
+  $py -m sensevoice.train "${masked[@]}" --init exp/demo_grow7 --out exp/demo_p8 --seed 8 --val-every 1500 \
+      --max-steps 4500 --train data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl data/corpus_rv2/train.jsonl
   $py -m sensevoice.recipe package --model exp/demo_p8 --out exp/demo_release8
   $py -m sensevoice.evaluate --model exp/demo_release8 --test $corpus/val.jsonl --out exp/val_eval8
+  # b) the fifth corpus alone (never seen): a 4,000-step cosine stopped at step 1,000 and resumed on a 2,500-step
+  #    one (to fit the session's time).
+  fresh=("${masked[@]}" --init exp/demo_grow7 --out exp/demo_p8b --seed 8 --val-every 1000
+         --train data/corpus_rv3/train.jsonl)
+  $py -m sensevoice.train "${fresh[@]}" --max-steps 4000 --stop-at 1000
+  $py -m sensevoice.train "${fresh[@]}" --max-steps 2500
+  $py -m sensevoice.recipe package --model exp/demo_p8b --out exp/demo_release8b
+  $py -m sensevoice.evaluate --model exp/demo_release8b --test $corpus/val.jsonl --out exp/val_eval8b
 fi
