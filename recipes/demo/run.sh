@@ -2,7 +2,7 @@
 # Reproduce the embedded demo model: corpus -> tokenizer + am.mvn -> training -> demo/ -> evaluation.
 #   bash recipes/demo/run.sh            # all stages
 #   bash recipes/demo/run.sh 3 4        # only stages 3..4
-#   bash recipes/demo/run.sh 6 6        # the deeper variant that was tried and not released (after stage 3)
+#   bash recipes/demo/run.sh 6 6        # the deeper variants that were tried and not released (after stage 3)
 # Stages write under data/ and exp/ (git-ignored); stage 4 overwrites demo/, stage 5 the results in bench/results/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
