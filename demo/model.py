@@ -164,6 +164,10 @@ class DecodingOptions:
     language: str = "auto"  # one of LANGUAGES (or an alias); forces the language prompt
     textnorm: str = "woitn"  # "withitn": inverse text normalisation + punctuation, "woitn": spoken form
     ban_emo_unk: bool = False  # never emit <|EMO_UNKNOWN|>
+    # Subtracted from the blank's score on every speech frame before the greedy search (sherpa-onnx's
+    # blank_penalty): an under-confident model drops short words, and a penalty trades those deletions for
+    # insertions. 0 is plain greedy CTC, token for token what FunASR's own SenseVoiceSmall decodes.
+    blank_penalty: float = 0.0
     output_timestamp: bool = False  # add per-token and per-word [start_ms, end_ms]
     fs: int = SAMPLE_RATE  # sample rate of array/tensor inputs (files carry their own)
 
@@ -196,10 +200,14 @@ class DecodingOptions:
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"{name}={value!r} must be True or False")
             flags[name] = bool(value)
+        blank_penalty = kwargs.get("blank_penalty", 0.0)
+        if isinstance(blank_penalty, bool) or not isinstance(blank_penalty, (int, float, np.number)) \
+                or not math.isfinite(blank_penalty) or blank_penalty < 0:
+            raise ValueError(f"blank_penalty={blank_penalty!r} must be a finite number >= 0 (0: plain greedy CTC)")
         fs = kwargs.get("fs", SAMPLE_RATE)
         if isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0:
             raise ValueError(f"fs={fs!r} must be a positive integer sample rate in Hz")
-        return cls(language=language, textnorm=textnorm, fs=int(fs), **flags)
+        return cls(language=language, textnorm=textnorm, blank_penalty=float(blank_penalty), fs=int(fs), **flags)
 
 
 # ----------------------------------------------------------------------------------------------- layers
@@ -342,6 +350,17 @@ class CTCHead(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------- decoding
+def apply_decoding_options(scores: Tensor, options: DecodingOptions, special: SpecialTokens) -> Tensor:
+    """(B, 4 + T, V) CTC log-probs or raw logits (greedy search picks the same from either), changed in place
+    by the options that reshape them: the emotion ban, and the blank penalty on speech frames (the four tag
+    frames are left alone)."""
+    if options.ban_emo_unk:
+        scores[:, :, special.emotion_unknown] = -math.inf
+    if options.blank_penalty:
+        scores[:, N_PROMPT:, special.blank] -= options.blank_penalty
+    return scores
+
+
 def ctc_greedy(logp: Tensor, lens: Tensor, blank: int) -> list[list[tuple[int, int, int]]]:
     """Best path per item: [(token, first_frame, end_frame)], repeats merged and blanks dropped."""
     best = logp.argmax(dim=-1).cpu()  # (B, T)
@@ -602,9 +621,7 @@ class SenseVoiceSmall(nn.Module):
         feats, lens = feats.to(device=device, dtype=self.embed.weight.dtype), lens.to(device)
 
         logp, out_lens = self.ctc_logprobs(feats, lens, options.language, options.textnorm)
-        if options.ban_emo_unk:
-            logp[:, :, special.emotion_unknown] = -math.inf
-        paths = ctc_greedy(logp, out_lens, special.blank)
+        paths = ctc_greedy(apply_decoding_options(logp, options, special), out_lens, special.blank)
         results = [self.describe(path, k, int(n) - N_PROMPT, tokenizer, options.output_timestamp)
                    for path, k, n in zip(paths, keys, out_lens.tolist())]
         audio_s = float(lens.sum()) * ENC_FRAME_MS / 1000

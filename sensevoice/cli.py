@@ -73,6 +73,9 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
                              "segment")
     parser.add_argument("--itn", action=argparse.BooleanOptionalAction, default=True,
                         help="inverse text normalisation: digits and punctuation (default: on)")
+    parser.add_argument("--blank-penalty", type=float, default=0.0, metavar="X",
+                        help="subtract X from the CTC blank's score before greedy decoding: X > 0 trades dropped "
+                             "short words for insertions (default: 0, plain greedy CTC as FunASR decodes)")
     parser.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
                         help="split the audio into speech segments with the bundled FSMN-VAD (default: on; "
                              "without it a file is one forward pass)")
@@ -99,7 +102,7 @@ def transcribe_options(args: argparse.Namespace):
 
     try:  # timestamps always: subtitles split long segments with them, and they cost nothing extra
         return TranscribeOptions(language=args.language, use_itn=args.itn, timestamps=True,
-                                 batch_size_s=args.batch_size_s)
+                                 blank_penalty=args.blank_penalty, batch_size_s=args.batch_size_s)
     except ValueError as err:  # names the option and the allowed values
         raise UsageError(str(err))
 

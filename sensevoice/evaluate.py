@@ -84,7 +84,8 @@ def markdown(result: dict[str, Any], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def decode(model_dir: Path, rows: Sequence[dict[str, Any]], batch: int, threads: int | None) -> list[dict[str, Any]]:
+def decode(model_dir: Path, rows: Sequence[dict[str, Any]], batch: int, threads: int | None,
+           blank_penalty: float = 0.0) -> list[dict[str, Any]]:
     automodel = modeldir.load_automodel(model_dir, ncpu=threads)
     model, kwargs = automodel.model, automodel.kwargs
     hyps = []
@@ -94,7 +95,8 @@ def decode(model_dir: Path, rows: Sequence[dict[str, Any]], batch: int, threads:
             part = chosen[start: start + batch]
             results, _ = model.inference([r["source"] for _, r in part], key=[r["key"] for _, r in part],
                                          tokenizer=kwargs["tokenizer"], frontend=kwargs["frontend"],
-                                         language="auto", use_itn=itn == "<|withitn|>")
+                                         language="auto", use_itn=itn == "<|withitn|>",
+                                         blank_penalty=blank_penalty)
             hyps.extend(zip([i for i, _ in part], results))
     return [h for _, h in sorted(hyps, key=lambda pair: pair[0])]
 
@@ -105,15 +107,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write OUT.md and OUT.json")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--blank-penalty", type=float, default=0.0, metavar="X",
+                        help="decode with this CTC blank penalty (model.DecodingOptions.blank_penalty; default 0: "
+                             "plain greedy); choose it on a validation split, never on the test split")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N utterances")
 
 
 def run(args: argparse.Namespace) -> int:
     rows = read_jsonl(Path(args.test))[: args.limit or None]
-    hyps = decode(Path(args.model), rows, args.batch, args.threads)
+    hyps = decode(Path(args.model), rows, args.batch, args.threads, args.blank_penalty)
     result = score(rows, hyps)
-    result.update(model=str(args.model), test=str(args.test))
-    table = markdown(result, f"{args.model} on {args.test} ({len(rows)} utterances)")
+    result.update(model=str(args.model), test=str(args.test), blank_penalty=args.blank_penalty)
+    decoding = f", blank penalty {args.blank_penalty:g}" if args.blank_penalty else ""
+    table = markdown(result, f"{args.model} on {args.test} ({len(rows)} utterances{decoding})")
     print(table)
     if args.out:
         out = Path(args.out)

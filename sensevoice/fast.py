@@ -21,7 +21,6 @@ model): eager 1.1x, bf16 2.7x, int8 1.9x, ONNX Runtime 1.3x, ONNX Runtime int8 4
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,9 +138,8 @@ class OnnxSenseVoice:
     def decode_features(self, feats: torch.Tensor, lens: torch.Tensor, keys: Sequence[str],
                         options: sv.DecodingOptions = sv.DecodingOptions()) -> list[dict[str, Any]]:
         logits, out_lens = self.ctc_logits(feats, lens, options.language, options.textnorm)
-        if options.ban_emo_unk:
-            logits[:, :, self.special.emotion_unknown] = -math.inf
-        paths = sv.ctc_greedy(torch.from_numpy(logits), torch.from_numpy(out_lens), self.special.blank)
+        scores = sv.apply_decoding_options(torch.from_numpy(logits), options, self.special)
+        paths = sv.ctc_greedy(scores, torch.from_numpy(out_lens), self.special.blank)
         results = []
         for path, k in zip(paths, keys):
             text = self.tokenizer.decode([t for t, _, _ in path])

@@ -36,6 +36,7 @@ class TranscribeOptions:
     language: str = "auto"  # forced language prompt: one of model.LANGUAGES (or "zn")
     use_itn: bool = False  # inverse text normalisation and punctuation ("withitn")
     ban_emo_unk: bool = False  # never emit <|EMO_UNKNOWN|>
+    blank_penalty: float = 0.0  # subtracted from the blank's score before greedy CTC (0: plain greedy)
     timestamps: bool = False  # add words/tokens with [start_ms, end_ms] on the file's timeline
     batch_size_s: float = 60.0  # dynamic batch budget: longest segment x batch size, in seconds of audio
 
@@ -48,7 +49,7 @@ class TranscribeOptions:
     def decoding_kwargs(self) -> dict[str, Any]:
         """The keyword arguments ``SenseVoiceSmall.inference`` reads."""
         return {"language": self.language, "use_itn": self.use_itn, "ban_emo_unk": self.ban_emo_unk,
-                "output_timestamp": self.timestamps}
+                "blank_penalty": self.blank_penalty, "output_timestamp": self.timestamps}
 
 
 def plan_batches(durations_ms: Sequence[int], batch_size_s: float) -> list[list[int]]:

@@ -139,7 +139,8 @@ def test_onnx_runner_decodes_the_same_text_as_pytorch(tiny_dir, tiny_export, wav
     model, tokenizer, frontend, _ = load_parts(tiny_dir)
     runner = fast.OnnxSenseVoice(tiny_export, threads=1)
     audio = [str(wav_file), speechlike(1.3, seed=5)]
-    for options in ({"language": "auto"}, {"language": "en", "use_itn": True, "ban_emo_unk": True}):
+    for options in ({"language": "auto"}, {"language": "en", "use_itn": True, "ban_emo_unk": True},
+                    {"language": "auto", "blank_penalty": 3.0}):
         ours, _ = model.inference(audio, key=["f", "a"], tokenizer=tokenizer, frontend=frontend, **options)
         theirs = runner.inference(audio, key=["f", "a"], **options)
         assert [r["text"] for r in theirs] == [r["text"] for r in ours]

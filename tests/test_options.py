@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+import torch
 
 import model as sv
 from conftest import speechlike
@@ -24,6 +27,7 @@ def decode(parts, **options):
 def test_defaults():
     options = sv.DecodingOptions.from_kwargs({})
     assert (options.language, options.textnorm, options.ban_emo_unk, options.output_timestamp) == ("auto", "woitn", False, False)
+    assert options.blank_penalty == 0.0
 
 
 @pytest.mark.parametrize("kwargs, expected", [
@@ -48,6 +52,10 @@ def test_accepted_spellings(kwargs, expected):
     ({"textnorm": "withitn", "use_itn": False}, ValueError, "contradicts"),
     ({"ban_emo_unk": "no"}, TypeError, "ban_emo_unk='no'"),
     ({"output_timestamp": None}, TypeError, "output_timestamp=None"),
+    ({"blank_penalty": -0.5}, ValueError, r"blank_penalty=-0.5 must be a finite number >= 0"),
+    ({"blank_penalty": float("nan")}, ValueError, "blank_penalty=nan"),
+    ({"blank_penalty": "1"}, ValueError, "blank_penalty='1'"),
+    ({"blank_penalty": True}, ValueError, "blank_penalty=True"),
     ({"fs": 0}, ValueError, "fs=0"),
     ({"fs": "16k"}, ValueError, "fs='16k'"),
 ])
@@ -63,8 +71,6 @@ def test_zn_alias_decodes_like_zh(parts):
 def test_language_changes_the_prompt(parts):
     model, _, _, _ = parts
     feats = np.random.default_rng(0).standard_normal((1, 30, 560)).astype(np.float32)
-    import torch
-
     x, lens = torch.from_numpy(feats), torch.tensor([30])
     with torch.no_grad():
         a, _ = model.ctc_logprobs(x, lens, "en", "woitn")
@@ -75,8 +81,6 @@ def test_language_changes_the_prompt(parts):
 
 def test_ban_emo_unk_removes_the_tag(parts):
     model, tokenizer, frontend, _ = parts
-    import torch
-
     with torch.no_grad():  # make <|EMO_UNKNOWN|> win everywhere, then ban it
         model.ctc.ctc_lo.bias[model.special.emotion_unknown] += 100.0
     try:
@@ -85,6 +89,40 @@ def test_ban_emo_unk_removes_the_tag(parts):
     finally:
         with torch.no_grad():
             model.ctc.ctc_lo.bias[model.special.emotion_unknown] -= 100.0
+
+
+def test_blank_penalty_turns_a_close_blank_into_the_runner_up():
+    special = sv.SpecialTokens.from_pieces(["<unk>", *(sv.tag(n) for n in (*sv.LANGUAGES[1:], *sv.TEXTNORMS)),
+                                            sv.tag("EMO_UNKNOWN"), "▁two"])
+    two, english = special.pieces.index("▁two"), special.language["en"]
+    # (1, 4 tag frames + 2 speech frames, V) log-probs: blank leads everywhere at 0.6; the runner-up at 0.4 is
+    # <|en|> on the tag frames and "two" on the speech frames
+    logp = torch.full((1, sv.N_PROMPT + 2, len(special.pieces)), -30.0)
+    logp[0, :, special.blank] = math.log(0.6)
+    logp[0, :sv.N_PROMPT, english], logp[0, sv.N_PROMPT:, two] = math.log(0.4), math.log(0.4)
+    lens = torch.tensor([logp.shape[1]])
+
+    def tokens(penalty):
+        options = sv.DecodingOptions.from_kwargs({"blank_penalty": penalty})
+        scores = sv.apply_decoding_options(logp.clone(), options, special)
+        return [t for t, _, _ in sv.ctc_greedy(scores, lens, special.blank)[0]]
+
+    assert tokens(0) == []
+    assert tokens(0.3) == []  # log(0.6) - 0.3 still beats log(0.4)
+    assert tokens(1.0) == [two]  # both speech frames now pick "two" (one token); the tag frames keep blank
+
+
+def test_blank_penalty_reaches_inference(parts):
+    model, _, _, _ = parts
+    with torch.no_grad():  # make blank win every frame by 100 nats, then penalise it by 200 on speech frames
+        model.ctc.ctc_lo.bias[model.special.blank] += 100.0
+    try:
+        assert decode(parts)["text"] == decode(parts, blank_penalty=0)["text"] == ""
+        penalised = decode(parts, blank_penalty=200.0)
+        assert penalised["clean_text"] and penalised["language"] == ""  # text, but the tag frames stayed blank
+    finally:
+        with torch.no_grad():
+            model.ctc.ctc_lo.bias[model.special.blank] -= 100.0
 
 
 def test_result_fields(parts):
