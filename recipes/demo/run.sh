@@ -11,9 +11,10 @@ py=.venv/bin/python
 corpus=data/corpus
 encoder_conf='{"output_size": 192, "attention_heads": 4, "linear_units": 768, "num_blocks": 6, "tp_blocks": 1}'
 stage() { [ "$1" -ge "$first" ] && [ "$1" -le "$last" ]; }
-# Phase 7's settings, which the deeper variants of stage 6 share: no dropout, bf16, 2,000-frame batches, frequency masks
+# Phase 7's settings, shared by phase 9 and the deeper variants of stage 6 (each names its peak lr): no dropout,
+# bf16, 2,000-frame batches, frequency masks only
 masked=(--val $corpus/val.jsonl --resume --dropout 0 --precision bf16 --batch-frames 2000
-        --specaug-conf '{"apply_time_mask": false}' --lr 5e-4 --warmup 300 --save-every 500)
+        --specaug-conf '{"apply_time_mask": false}' --warmup 300 --save-every 500)
 
 if stage 0; then  # environment and system tools (espeak-ng, sox, ffmpeg)
   bash scripts/setup_env.sh
@@ -33,7 +34,7 @@ if stage 1; then  # synthetic multilingual rich-label corpus (held-out sentences
   # And 80,000 for phase 7: a fourth seed (new sentence draws and 200 new random voices), warped.
   $py -m sensevoice.data --out data/corpus_rv2 --n-train 80000 --n-val 0 --n-test 0 --seed 3 --warp 0.12 \
       --random-voices 200 --jobs 2
-  # And 80,000 for the deeper variant of stage 6: a fifth seed (new sentence draws and 200 new random voices), warped.
+  # And 80,000 for phase 9 and stage 6's variant b: a fifth seed (new sentence draws, 200 new random voices), warped.
   $py -m sensevoice.data --out data/corpus_rv3 --n-train 80000 --n-val 0 --n-test 0 --seed 4 --warp 0.12 \
       --random-voices 200 --jobs 2
   # Its English rows on their own (the lines as they are), so that phase 9 can count English twice.
@@ -84,11 +85,12 @@ if stage 3; then  # training, in the phases demo/ went through: 1-7 and 9 (each 
   # and the new one pooled (240,000 clips, 348,187 rows; corpus_big, seen since phase 4, left out), peak lr 5e-4 on
   # an 11,500-step cosine.
   $py -m sensevoice.recipe package --model exp/demo_p6 --out exp/demo_release6
-  $py -m sensevoice.train "${masked[@]}" --init exp/demo_release6 --out exp/demo_p7 --seed 7 --val-every 2000 \
-      --max-steps 11500 --train data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl data/corpus_rv2/train.jsonl
+  $py -m sensevoice.train "${masked[@]}" --lr 5e-4 --init exp/demo_release6 --out exp/demo_p7 --seed 7 \
+      --val-every 2000 --max-steps 11500 \
+      --train data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl data/corpus_rv2/train.jsonl
   # Phase 9 (phase 8 being the two deeper variants of stage 6): from phase 7's fp16 release, phase 7's settings
-  # with peak lr 4e-4 (the later --lr wins), the fifth corpus (never seen by the 6-block model) with its English
-  # rows counted twice (147,629 rows): a 12,000-step cosine stopped at step 4,000 and resumed on a 10,500-step one.
+  # with peak lr 4e-4, the fifth corpus (never seen by the 6-block model) with its English rows counted twice
+  # (147,629 rows): a 12,000-step cosine stopped at step 4,000 and resumed on a 10,500-step one.
   $py -m sensevoice.recipe package --model exp/demo_p7 --out exp/demo_release7
   phase9=("${masked[@]}" --lr 4e-4 --init exp/demo_release7 --out exp/demo_p9 --seed 9 --val-every 2000
           --train data/corpus_rv3/train.jsonl data/corpus_rv3/train_en.jsonl)
@@ -112,16 +114,17 @@ if stage 5; then  # the released model (fp16 weights) on the held-out test split
   $py -m sensevoice.agreement --model demo --test $corpus/test.jsonl --out bench/results/demo_agreement
 fi
 if stage 6; then  # not released (stage 6 runs only when asked for): phase 7 grown to 12 blocks, judged on validation
-  $py -m sensevoice.recipe package --model exp/demo_p7 --out exp/demo_release7
+  # (exp/demo_release7 is phase 7's release, packaged by stage 3)
   $py -m sensevoice.recipe grow --model exp/demo_release7 --num-blocks 12 --out exp/demo_grow7 --seed 8
   # a) the three corpora of phase 7, a 4,500-step cosine.
-  $py -m sensevoice.train "${masked[@]}" --init exp/demo_grow7 --out exp/demo_p8 --seed 8 --val-every 1500 \
-      --max-steps 4500 --train data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl data/corpus_rv2/train.jsonl
+  $py -m sensevoice.train "${masked[@]}" --lr 5e-4 --init exp/demo_grow7 --out exp/demo_p8 --seed 8 \
+      --val-every 1500 --max-steps 4500 \
+      --train data/corpus_warp/train.jsonl data/corpus_rv/train.jsonl data/corpus_rv2/train.jsonl
   $py -m sensevoice.recipe package --model exp/demo_p8 --out exp/demo_release8
   $py -m sensevoice.evaluate --model exp/demo_release8 --test $corpus/val.jsonl --out exp/val_eval8
   # b) the fifth corpus alone (never seen): a 4,000-step cosine stopped at step 1,000 and resumed on a 2,500-step
   #    one (to fit the session's time).
-  fresh=("${masked[@]}" --init exp/demo_grow7 --out exp/demo_p8b --seed 8 --val-every 1000
+  fresh=("${masked[@]}" --lr 5e-4 --init exp/demo_grow7 --out exp/demo_p8b --seed 8 --val-every 1000
          --train data/corpus_rv3/train.jsonl)
   $py -m sensevoice.train "${fresh[@]}" --max-steps 4000 --stop-at 1000
   $py -m sensevoice.train "${fresh[@]}" --max-steps 2500
