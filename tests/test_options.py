@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -79,16 +80,23 @@ def test_language_changes_the_prompt(parts):
     assert not torch.allclose(a, b) and not torch.allclose(a, c)
 
 
-def test_ban_emo_unk_removes_the_tag(parts):
-    model, tokenizer, frontend, _ = parts
-    with torch.no_grad():  # make <|EMO_UNKNOWN|> win everywhere, then ban it
-        model.ctc.ctc_lo.bias[model.special.emotion_unknown] += 100.0
+@contextlib.contextmanager
+def boosted(model, token_id, nats):
+    """Raise one token's CTC output bias by ``nats`` for the block; the module-scoped model is restored after."""
+    with torch.no_grad():
+        model.ctc.ctc_lo.bias[token_id] += nats
     try:
-        assert "<|EMO_UNKNOWN|>" in decode(parts)["text"]
-        assert "<|EMO_UNKNOWN|>" not in decode(parts, ban_emo_unk=True)["text"]
+        yield
     finally:
         with torch.no_grad():
-            model.ctc.ctc_lo.bias[model.special.emotion_unknown] -= 100.0
+            model.ctc.ctc_lo.bias[token_id] -= nats
+
+
+def test_ban_emo_unk_removes_the_tag(parts):
+    model, _, _, _ = parts
+    with boosted(model, model.special.emotion_unknown, 100.0):  # make <|EMO_UNKNOWN|> win everywhere, then ban it
+        assert "<|EMO_UNKNOWN|>" in decode(parts)["text"]
+        assert "<|EMO_UNKNOWN|>" not in decode(parts, ban_emo_unk=True)["text"]
 
 
 def test_blank_penalty_turns_a_close_blank_into_the_runner_up():
@@ -114,15 +122,10 @@ def test_blank_penalty_turns_a_close_blank_into_the_runner_up():
 
 def test_blank_penalty_reaches_inference(parts):
     model, _, _, _ = parts
-    with torch.no_grad():  # make blank win every frame by 100 nats, then penalise it by 200 on speech frames
-        model.ctc.ctc_lo.bias[model.special.blank] += 100.0
-    try:
+    with boosted(model, model.special.blank, 100.0):  # blank wins every frame; a 200 penalty on speech frames
         assert decode(parts)["text"] == decode(parts, blank_penalty=0)["text"] == ""
         penalised = decode(parts, blank_penalty=200.0)
         assert penalised["clean_text"] and penalised["language"] == ""  # text, but the tag frames stayed blank
-    finally:
-        with torch.no_grad():
-            model.ctc.ctc_lo.bias[model.special.blank] -= 100.0
 
 
 def test_result_fields(parts):
