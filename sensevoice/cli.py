@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sensevoice import bench, export, serve  # light: argparse only until run()
+from sensevoice.argtypes import positive_float, positive_int
 from sensevoice.subtitles import FORMATS  # light: no torch
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -46,20 +47,6 @@ def error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
-def positive_float(text: str) -> float:
-    value = float(text)  # ValueError -> argparse's "invalid positive_float value"
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 # ----------------------------------------------------------------------------------------------- transcribe
 def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="FILE",
@@ -76,6 +63,8 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blank-penalty", type=float, default=0.0, metavar="X",
                         help="subtract X from the CTC blank's score before greedy decoding: X > 0 trades dropped "
                              "short words for insertions (default: 0, plain greedy CTC as FunASR decodes)")
+    parser.add_argument("--ban-emo-unk", action="store_true",
+                        help="never output <|EMO_UNKNOWN|>: every segment gets one of the emotions")
     parser.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
                         help="split the audio into speech segments with the bundled FSMN-VAD (default: on; "
                              "without it a file is one forward pass)")
@@ -102,7 +91,8 @@ def transcribe_options(args: argparse.Namespace):
 
     try:  # timestamps always: subtitles split long segments with them, and they cost nothing extra
         return TranscribeOptions(language=args.language, use_itn=args.itn, timestamps=True,
-                                 blank_penalty=args.blank_penalty, batch_size_s=args.batch_size_s)
+                                 ban_emo_unk=args.ban_emo_unk, blank_penalty=args.blank_penalty,
+                                 batch_size_s=args.batch_size_s)
     except ValueError as err:  # names the option and the allowed values
         raise UsageError(str(err))
 

