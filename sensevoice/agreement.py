@@ -132,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".md").write_text(text)
-        args.out.with_suffix(".json").write_text(json.dumps({"model": str(args.model), "test": str(args.test),
+        (args.out.parent / f"{args.out.name}.md").write_text(text)
+        (args.out.parent / f"{args.out.name}.json").write_text(json.dumps({"model": str(args.model), "test": str(args.test),
                                                              "utterances": len(rows), "paths": results}, indent=2))
     return 0
 

@@ -124,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".md").write_text(table)
-        out.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        # OUT.md, not out.with_suffix: "val_blank0.5" and "val_blank0" must not name the same files
+        (out.parent / f"{out.name}.md").write_text(table)
+        (out.parent / f"{out.name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
         (out.parent / f"{out.name}_hyps.jsonl").write_text(
             "".join(json.dumps({"key": h["key"], "ref": r["target"], "hyp": h["text"]}, ensure_ascii=False) + "\n"
                     for r, h in zip(rows, hyps)))

@@ -32,16 +32,16 @@ def test_jsonl(tmp_path):
 
 
 def test_command_measures_each_path_and_writes_tables(trained_tiny_dir, test_jsonl, tmp_path):  # noqa: F811
-    out = tmp_path / "results" / "agree"
+    out = tmp_path / "results" / "agree.fp32"  # a dot in the name: OUT.json, not a replaced suffix
     assert agreement.main(["--model", str(trained_tiny_dir), "--test", str(test_jsonl), "--paths",
                            "ort,ort-int8,torch-int8", "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
-    saved = json.loads(out.with_suffix(".json").read_text())
+    saved = json.loads((out.parent / "agree.fp32.json").read_text())
     assert saved["utterances"] == 5 and list(saved["paths"]) == ["ort", "ort-int8", "torch-int8"]
     for result in saved["paths"].values():
         assert result["reference_tokens"] >= 5 * 4  # at least the four tags per utterance
         assert 0.0 <= result["tokens"] <= 1.0
     assert saved["paths"]["ort"]["tokens"] == 1.0  # fp32 on ONNX Runtime: the same tokens
-    assert "| ort-int8 |" in out.with_suffix(".md").read_text()
+    assert "| ort-int8 |" in (out.parent / "agree.fp32.md").read_text()
 
 
 def test_unknown_path_is_refused_by_name(trained_tiny_dir, test_jsonl, tmp_path):  # noqa: F811

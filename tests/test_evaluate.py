@@ -40,3 +40,27 @@ def test_scores():
 def test_itn_form_mismatch_counts():
     result = score([row("$25.", itn="withitn")], [hyp("twenty five dollars")])
     assert result["accuracy"]["itn_form"]["value"] == 0.0
+
+
+def test_command_writes_one_set_of_tables_per_out_name(tiny_dir, tmp_path):
+    import json
+
+    import soundfile
+
+    from conftest import speechlike
+    from sensevoice import evaluate
+
+    rows = []
+    for i in range(2):
+        soundfile.write(tmp_path / f"u{i}.wav", speechlike(1.0, seed=i), 16000)
+        rows.append({**row("hello world"), "key": f"u{i}", "source": str(tmp_path / f"u{i}.wav")})
+    test = tmp_path / "val.jsonl"
+    test.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for penalty in ("0", "0.5"):  # "val_blank0.5" must not overwrite "val_blank0"'s tables (no with_suffix)
+        assert evaluate.main(["--model", str(tiny_dir), "--test", str(test), "--blank-penalty", penalty,
+                              "--out", str(tmp_path / f"val_blank{penalty}")]) == 0
+    for penalty in (0.0, 0.5):
+        saved = json.loads((tmp_path / f"val_blank{penalty:g}.json").read_text())
+        assert saved["blank_penalty"] == penalty and saved["utterances"] == 2
+        assert f"blank penalty {penalty:g}" in (tmp_path / f"val_blank{penalty:g}.md").read_text() or not penalty
+        assert len((tmp_path / f"val_blank{penalty:g}_hyps.jsonl").read_text().splitlines()) == 2
