@@ -18,8 +18,8 @@ with open(sys.argv[1]) as rows, open(sys.argv[2], "w") as out:
     out.writelines(line for line in rows if json.loads(line)["text_language"] == sys.argv[3])' \
       "$1/train.jsonl" "$1/train_$2.jsonl" "<|$2|>"
 }
-# Phase 7's settings, shared by phases 9 and 10 and the deeper variants of stage 6 (each names its peak lr): no dropout,
-# bf16, 2,000-frame batches, frequency masks only
+# Phase 7's settings, shared by phases 9 and 10 and the deeper variants of stage 6 (each names its peak lr): no
+# dropout, bf16, 2,000-frame batches, frequency masks only
 masked=(--val $corpus/val.jsonl --resume --dropout 0 --precision bf16 --batch-frames 2000
         --specaug-conf '{"apply_time_mask": false}' --warmup 300 --save-every 500)
 
@@ -57,7 +57,7 @@ if stage 2; then  # tokenizer (1,500 pieces incl. the special tokens) + CMVN, th
   $py -m sensevoice.recipe init --corpus $corpus --out exp/demo_init --vocab-size 1500 \
       --encoder-conf "$encoder_conf" --seed 0
 fi
-if stage 3; then  # training, in the phases demo/ went through: 1-7 and 9 (each resumable: rerun the stage)
+if stage 3; then  # training, in the phases demo/ went through: 1-7, 9 and 10 (each resumable: rerun the stage)
   # Phases 1-2 (the first release): fp32, dropout 0.1, no SpecAugment, peak lr 2e-3, 4,000-frame batches; a
   # 900-step cosine run resumed on a 1,650-step schedule (the lr jumps back up at step 900).
   train="$py -m sensevoice.train --val $corpus/val.jsonl --no-specaug --resume"
