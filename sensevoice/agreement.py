@@ -121,6 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sensevoice.evaluate import report_paths
     from sensevoice.train import read_jsonl
 
     rows = read_jsonl(args.test)[: args.limit or None]
@@ -132,9 +133,10 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        (args.out.parent / f"{args.out.name}.md").write_text(text)
-        (args.out.parent / f"{args.out.name}.json").write_text(json.dumps({"model": str(args.model), "test": str(args.test),
-                                                             "utterances": len(rows), "paths": results}, indent=2))
+        table_file, record_file = report_paths(args.out)
+        table_file.write_text(text)
+        record_file.write_text(json.dumps({"model": str(args.model), "test": str(args.test), "utterances": len(rows),
+                                           "paths": results}, indent=2))
     return 0
 
 

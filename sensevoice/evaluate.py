@@ -101,6 +101,12 @@ def decode(model_dir: Path, rows: Sequence[dict[str, Any]], batch: int, threads:
     return [h for _, h in sorted(hyps, key=lambda pair: pair[0])]
 
 
+def report_paths(out: Path) -> tuple[Path, Path]:
+    """OUT.md and OUT.json for ``--out OUT``. Appended, not ``with_suffix``: "val_blank0.5" and "val_blank0" must
+    not name the same files."""
+    return out.parent / f"{out.name}.md", out.parent / f"{out.name}.json"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model directory")
     parser.add_argument("--test", required=True, help="official-format test jsonl")
@@ -124,9 +130,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        # OUT.md, not out.with_suffix: "val_blank0.5" and "val_blank0" must not name the same files
-        (out.parent / f"{out.name}.md").write_text(table)
-        (out.parent / f"{out.name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        table_file, record_file = report_paths(out)
+        table_file.write_text(table)
+        record_file.write_text(json.dumps(result, indent=2, ensure_ascii=False))
         (out.parent / f"{out.name}_hyps.jsonl").write_text(
             "".join(json.dumps({"key": h["key"], "ref": r["target"], "hyp": h["text"]}, ensure_ascii=False) + "\n"
                     for r, h in zip(rows, hyps)))
