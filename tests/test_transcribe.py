@@ -254,9 +254,9 @@ def espeak_words(words: list[str], gap_s: float = 0.25) -> tuple[np.ndarray, lis
 
 
 @needs_demo
-@pytest.mark.xfail(strict=True, reason="issue #4: the embedded demo model (held-out WER en 6.2 %) was trained on "
-                   "continuous sentences and recognises too few of these isolated, gap-separated words to measure "
-                   "boundaries; this must pass once it does")
+@pytest.mark.xfail(strict=True, reason="the embedded demo model (held-out WER en 4.9 % on sentences) was trained "
+                   "on continuous sentences only and recognises too few of these isolated, gap-separated words to "
+                   "measure boundaries; this must pass once it does")
 def test_word_timestamps_match_known_boundaries_demo():
     import shutil
 
