@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sensevoice import bench, export, serve  # light: argparse only until run()
-from sensevoice.argtypes import non_negative_float, positive_float, positive_int
+from sensevoice.argtypes import add_decoding_arguments, positive_float, positive_int
 from sensevoice.subtitles import FORMATS  # light: no torch
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -60,11 +60,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
                              "segment")
     parser.add_argument("--itn", action=argparse.BooleanOptionalAction, default=True,
                         help="inverse text normalisation: digits and punctuation (default: on)")
-    parser.add_argument("--blank-penalty", type=non_negative_float, default=0.0, metavar="X",
-                        help="subtract X from the CTC blank's score before greedy decoding: X > 0 trades dropped "
-                             "short words for insertions (default: 0, plain greedy CTC as FunASR decodes)")
-    parser.add_argument("--ban-emo-unk", action="store_true",
-                        help="never output <|EMO_UNKNOWN|>: every segment gets one of the emotions")
+    add_decoding_arguments(parser)
     parser.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
                         help="split the audio into speech segments with the bundled FSMN-VAD (default: on; "
                              "without it a file is one forward pass)")

