@@ -24,6 +24,7 @@ from rapidfuzz.distance import Levenshtein
 from tqdm import tqdm
 
 from sensevoice import modeldir
+from sensevoice.argtypes import non_negative_float
 from sensevoice.train import read_jsonl
 
 WORD_LANGUAGES = {"en"}  # scored by WER; the others by CER
@@ -113,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write OUT.md and OUT.json")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--blank-penalty", type=float, default=0.0, metavar="X",
+    parser.add_argument("--blank-penalty", type=non_negative_float, default=0.0, metavar="X",
                         help="decode with this CTC blank penalty (model.DecodingOptions.blank_penalty; default 0: "
                              "plain greedy); choose it on a validation split, never on the test split")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N utterances")

@@ -64,3 +64,13 @@ def test_command_writes_one_set_of_tables_per_out_name(tiny_dir, tmp_path):
         assert saved["blank_penalty"] == penalty and saved["utterances"] == 2
         assert ("blank penalty 0.5" in (tmp_path / f"val_blank{penalty:g}.md").read_text()) == (penalty == 0.5)
         assert len((tmp_path / f"val_blank{penalty:g}_hyps.jsonl").read_text().splitlines()) == 2
+
+
+def test_negative_blank_penalty_is_a_usage_error(tmp_path, capsys):
+    from sensevoice import evaluate
+
+    with pytest.raises(SystemExit) as exit_info:  # before the model directory or the test list is read
+        evaluate.main(["--model", str(tmp_path / "none"), "--test", str(tmp_path / "none.jsonl"),
+                       "--blank-penalty", "-1"])
+    assert exit_info.value.code == 2
+    assert "argument --blank-penalty: expected a number >= 0, got '-1'" in capsys.readouterr().err
