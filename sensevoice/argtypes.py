@@ -1,6 +1,6 @@
 """argparse ``type=`` callables shared by the commands: a bad value becomes argparse's usage error (exit code 2)
-naming the option, e.g. ``argument --threads: expected a positive integer, got '0'``; and the decoding options
-that every command which decodes speech offers.
+naming the option, e.g. ``argument --threads: expected a positive integer, got '0'``; and the two decoding options
+that transcribe and serve share (evaluate keeps its own ``--blank-penalty``, whose help is about choosing it).
 
 Floats must be finite: ``float("nan")`` and ``float("inf")`` parse, and neither is a sensible batch size, timeout
 or penalty.
