@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sensevoice import bench, export, serve  # light: argparse only until run()
+from sensevoice import export, serve  # light: argparse only until run()
+from sensevoice.bench import speed as bench
 from sensevoice.argtypes import add_decoding_arguments, positive_float, positive_int
 from sensevoice.subtitles import FORMATS  # light: no torch
 
@@ -25,7 +26,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_HELP = ("exit status: 0 every input written; 1 some inputs failed (each reported on stderr, the others "
              "written); 2 usage error (bad option, no usable model); 130 interrupted")
 PROG = "sensevoice"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from sensevoice import REPO_ROOT
 DEMO_MODEL = REPO_ROOT / "demo"  # the default --model when it exists
 STDIN = "-"
 LANGUAGES = ("auto", "zh", "en", "yue", "ja", "ko", "nospeech")  # model.LANGUAGES (checked by a test)

@@ -14,7 +14,7 @@ import yaml
 
 import model as sv
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from sensevoice import REPO_ROOT
 MODEL_PY = REPO_ROOT / "model.py"
 OFFICIAL_ENV = "SENSEVOICE_OFFICIAL_DIR"
 

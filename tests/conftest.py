@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # oracle.py, helpers.p
 
 import model as sv  # noqa: E402
 from sensevoice import modeldir  # noqa: E402
-from sensevoice.tokenizer import train_tokenizer  # noqa: E402
+from sensevoice.training.tokenizer import train_tokenizer  # noqa: E402
 
 TINY_ENCODER = {"output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2, "tp_blocks": 1,
                 "dropout_rate": 0.0, "attention_dropout_rate": 0.0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sensevoice import modeldir
-from sensevoice.train import load_for_training
+from sensevoice.training.train import load_for_training
 
 
 def load_parts(model_dir: Path):

@@ -1,4 +1,4 @@
-"""sensevoice.agreement: fast paths against the fp32 reference on an official-format test set."""
+"""sensevoice.bench.agreement: fast paths against the fp32 reference on an official-format test set."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import soundfile
 
 from conftest import speechlike
-from sensevoice import agreement
+from sensevoice.bench import agreement
 from test_export import trained_tiny_dir  # noqa: F401  (session fixture: the tiny model trained on BATCH)
 
 

@@ -1,4 +1,4 @@
-"""The synthetic corpus generator (sensevoice.data): number words, sentence forms, espeak-ng readings, jsonl
+"""The synthetic corpus generator (sensevoice.training.data): number words, sentence forms, espeak-ng readings, jsonl
 schema, audio vs labels, ITN pairs, emotion styles, events, splits, determinism, CLI and demo clips."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 import soundfile
 
 import model as sv
-from sensevoice.data import corpus, numbers, synth, text, voices
-from sensevoice.data.__main__ import main as data_main
+from sensevoice.training.data import corpus, numbers, synth, text, voices
+from sensevoice.training.data.__main__ import main as data_main
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng not installed: run scripts/install_system_deps.sh")
@@ -411,7 +411,7 @@ def test_examples(tmp_path):
 
 
 def test_committed_examples():
-    """examples/ (made by `python -m sensevoice.data examples --out examples`): small, 16 kHz mono, labelled."""
+    """examples/ (made by `python -m sensevoice.training.data examples --out examples`): small, 16 kHz mono, labelled."""
     root = Path(__file__).resolve().parent.parent / "examples"
     labels = read_jsonl(root / "labels.jsonl")
     assert {label["file"] for label in labels} == {f"{lang}.flac" for lang in text.LANGS}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sensevoice.evaluate import markdown, normalize, score
+from sensevoice.bench.evaluate import markdown, normalize, score
 
 
 def row(target, lang="en", emo="NEUTRAL", event="Speech", itn="woitn"):
@@ -48,7 +48,7 @@ def test_command_writes_one_set_of_tables_per_out_name(tiny_dir, tmp_path):
     import soundfile
 
     from conftest import speechlike
-    from sensevoice import evaluate
+    from sensevoice.bench import evaluate
 
     rows = []
     for i in range(2):
@@ -67,7 +67,7 @@ def test_command_writes_one_set_of_tables_per_out_name(tiny_dir, tmp_path):
 
 
 def test_negative_blank_penalty_is_a_usage_error(tmp_path, capsys):
-    from sensevoice import evaluate
+    from sensevoice.bench import evaluate
 
     with pytest.raises(SystemExit) as exit_info:  # before the model directory or the test list is read
         evaluate.main(["--model", str(tmp_path / "none"), "--test", str(tmp_path / "none.jsonl"),

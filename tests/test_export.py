@@ -183,7 +183,7 @@ def test_funasr_onnx_runs_the_export(trained_tiny_dir, tmp_path):
     tokens our ONNX runner decodes, on the trained tiny model's utterances with the prompts they were trained on."""
     from funasr_onnx import SenseVoiceSmall as FunasrOnnxSenseVoice
 
-    from sensevoice.bench_backends import funasr_onnx_view
+    from sensevoice.bench.backends import funasr_onnx_view
 
     export.export(trained_tiny_dir, tmp_path)
     theirs = FunasrOnnxSenseVoice(funasr_onnx_view(tmp_path), batch_size=1, intra_op_num_threads=1)

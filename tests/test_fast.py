@@ -104,7 +104,7 @@ def test_bench_quick_runs_the_reference_and_ours_on_one_model(tiny_dir, tmp_path
     """`sensevoice bench --quick` end to end on the tiny model (two backends, one process each, ~20 s)."""
     import json
 
-    from sensevoice import bench
+    from sensevoice.bench import speed as bench
 
     assert bench.main(["--model", str(tiny_dir), "--quick", "--threads", "1", "--backends", "funasr,ort-int8",
                        "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--name", "tiny",

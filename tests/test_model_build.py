@@ -14,7 +14,8 @@ import model as sv
 from conftest import ROOT, TINY_ENCODER
 from helpers import load_parts
 from oracle import build_oracle
-from sensevoice import bench_long, modeldir
+from sensevoice import modeldir
+from sensevoice.bench import long as bench_long
 
 
 @pytest.mark.official

@@ -11,7 +11,8 @@ import torch
 
 import model as sv
 from conftest import TINY_ENCODER, sentences, speechlike
-from sensevoice import modeldir, recipe
+from sensevoice import modeldir
+from sensevoice.training import recipe
 
 
 def test_init_then_package(tmp_path):

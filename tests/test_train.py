@@ -10,7 +10,8 @@ import torch
 
 import model as sv
 from conftest import speechlike
-from sensevoice import modeldir, train
+from sensevoice import modeldir
+from sensevoice.training import train
 
 ROWS = [("hello world", "<|en|>", "<|HAPPY|>", "<|Speech|>", "<|woitn|>"),
         ("你好", "<|zh|>", "<|NEUTRAL|>", "<|BGM|>", "<|withitn|>"),

@@ -240,7 +240,7 @@ def test_progress_reports_seconds_done(tiny, long_wav):
 def espeak_words(words: list[str], gap_s: float = 0.25) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Each word spoken alone by espeak-ng (the demo corpus's voice), trimmed and joined with ``gap_s`` of
     silence: the word boundaries are known to the sample."""
-    from sensevoice.data import synth
+    from sensevoice.training.data import synth
 
     rng = np.random.default_rng(0)
     parts, spans, t = [np.zeros(int(0.5 * 16000), np.float32)], [], int(0.5 * 16000)

@@ -1,9 +1,9 @@
 """Recipe steps around training: start a model directory from a corpus, deepen a trained one, package it.
 
-    python -m sensevoice.recipe init --corpus data/corpus --out exp/demo_init --vocab-size 1500 \
+    python -m sensevoice.training.recipe init --corpus data/corpus --out exp/demo_init --vocab-size 1500 \
         --encoder-conf '{"output_size": 256, "num_blocks": 6, "tp_blocks": 2, "linear_units": 1024}'
-    python -m sensevoice.recipe grow --model exp/demo --num-blocks 12 --out exp/demo_deep
-    python -m sensevoice.recipe package --model exp/demo --out demo
+    python -m sensevoice.training.recipe grow --model exp/demo --num-blocks 12 --out exp/demo_deep
+    python -m sensevoice.training.recipe package --model exp/demo --out demo
 
 ``init`` trains a SentencePiece tokenizer on the corpus text (with every SenseVoice special token by name),
 computes CMVN statistics (am.mvn) from the training audio, and writes a model directory with random weights.
@@ -27,8 +27,8 @@ from tqdm import tqdm
 
 import model as sv
 from sensevoice import modeldir
-from sensevoice.tokenizer import train_tokenizer
-from sensevoice.train import read_jsonl
+from sensevoice.training.tokenizer import train_tokenizer
+from sensevoice.training.train import read_jsonl
 
 TOKENIZER_NAME = "sensevoice.bpe.model"
 RELEASE_FILES = ("model.py", "config.yaml", "configuration.json", "am.mvn", "model.pt")
@@ -126,7 +126,7 @@ def package(model_dir: Path, out: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.recipe", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.training.recipe", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="step", required=True)
     p_init = sub.add_parser("init", help="tokenizer + am.mvn + random-weight model directory from a corpus")
     p_init.add_argument("--corpus", type=Path, required=True, help="folder with text.txt and train.jsonl")

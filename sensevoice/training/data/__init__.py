@@ -3,6 +3,6 @@ events (music, applause, laughter), ITN pairs, written in FunASR's SenseVoice fi
 
 Modules: ``text`` (sentence generators), ``numbers`` (number verbalisers), ``synth`` (espeak-ng voices and
 emotion styles), ``sounds`` (events, noise, room), ``corpus`` (clips, splits, jsonl), ``__main__`` (CLI:
-``python -m sensevoice.data --out data/corpus ...`` and ``python -m sensevoice.data examples --out examples``).
+``python -m sensevoice.training.data --out data/corpus ...`` and ``python -m sensevoice.training.data examples --out examples``).
 Needs espeak-ng (scripts/install_system_deps.sh).
 """

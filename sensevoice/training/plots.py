@@ -1,6 +1,6 @@
 """Figures drawn from files the project writes (training history, evaluation results).
 
-    python -m sensevoice.plots training --history exp/demo/train_history.json --out demo/fig/training.png
+    python -m sensevoice.training.plots training --history exp/demo/train_history.json --out demo/fig/training.png
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def training_curve(history_path: Path, out: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.plots", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.training.plots", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="figure", required=True)
     training = sub.add_parser("training", help="training and validation loss curves")
     training.add_argument("--history", type=Path, required=True)

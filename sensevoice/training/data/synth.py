@@ -45,7 +45,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from scipy import signal
 
-from sensevoice.data.sounds import SAMPLE_RATE
+from sensevoice.training.data.sounds import SAMPLE_RATE
 
 ESPEAK = "espeak-ng"
 

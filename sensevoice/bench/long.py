@@ -1,8 +1,8 @@
 """Long-audio benchmark: build an N-minute file from clips, transcribe it with VAD + dynamic batching, and record
 wall time, real-time factor and peak RSS in bench/results/.
 
-    python -m sensevoice.bench_long --random official --minutes 10     # random official-size weights
-    python -m sensevoice.bench_long --model demo --minutes 60
+    python -m sensevoice.bench.long --random official --minutes 10     # random official-size weights
+    python -m sensevoice.bench.long --model demo --minutes 60
 
 The file is written to data/bench_long/ (git-ignored) one clip at a time, so building it costs no memory; the
 transcription holds the waveform (1 h of 16 kHz float32 = 230 MB) and one batch of segments at a time.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from sensevoice import REPO_ROOT
 DATA_DIR = REPO_ROOT / "data" / "bench_long"
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 FS = 16000
@@ -101,7 +101,7 @@ def random_model_dir(kind: str) -> Path:
             raise SystemExit("--random official needs the official release files (../shared/official)")
         src = folder / "SenseVoiceSmall"
         return modeldir.make_model_dir(dst, src / "chn_jpn_yue_eng_ko_spectok.bpe.model", src / "am.mvn", seed=0)
-    from sensevoice.tokenizer import train_tokenizer
+    from sensevoice.training.tokenizer import train_tokenizer
 
     words = "the a cat dog sat on mat hello world one two three four five six seven eight nine ten".split()
     rng = np.random.default_rng(0)
@@ -165,7 +165,7 @@ def write_summary(results_dir: Path) -> Path:
                     f"| {r['peak_rss_run_mb']:.0f} | {r['load_avg_1min']:.1f} | {r['date']} |")
     summary = results_dir / "long_audio.md"
     summary.write_text(
-        "# Long-audio transcription (`python -m sensevoice.bench_long`)\n\n"
+        "# Long-audio transcription (`python -m sensevoice.bench.long`)\n\n"
         "CPU only, VAD (bundled FSMN-VAD, 30 s max segment) + dynamic batching. RTF = wall / audio duration "
         "(transcription only, model loading excluded). Memory in MiB: the waveform (float32), peak RSS while "
         "loading the model, RSS once loaded, peak RSS while transcribing (VmHWM, reset after loading). `load` is "
@@ -178,7 +178,7 @@ def write_summary(results_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench_long", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.long", description=__doc__.split("\n\n")[0])
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--model", type=Path, help="model directory")
     model.add_argument("--random", choices=("tiny", "official"), help="random weights of this size (data/bench_long/)")

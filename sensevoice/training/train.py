@@ -1,6 +1,6 @@
 """Fine-tuning recipe: train any SenseVoiceSmall model directory on official-format jsonl.
 
-    python -m sensevoice.train --init DIR --train train.jsonl [more.jsonl ...] --val val.jsonl --out exp/run [--max-steps N]
+    python -m sensevoice.training.train --init DIR --train train.jsonl [more.jsonl ...] --val val.jsonl --out exp/run [--max-steps N]
 
 ``--init`` is a model directory (the official release, our demo model, or a fresh one made by
 ``sensevoice.modeldir.make_model_dir``). ``--out`` becomes a complete model directory (model.py, config,
@@ -408,7 +408,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.training.train", description=__doc__.split("\n")[0])
     add_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     return run(parser.parse_args(argv))

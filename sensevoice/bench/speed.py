@@ -1,6 +1,6 @@
 """Inference benchmark, every backend on the same weights in one run: ``sensevoice bench``.
 
-Backends (``sensevoice/bench_backends.py``): FunASR's built-in SenseVoiceSmall via AutoModel (the reference),
+Backends (``sensevoice/bench/backends.py``): FunASR's built-in SenseVoiceSmall via AutoModel (the reference),
 ours in PyTorch (eager, torch.compile, bf16, fp16 on GPU, dynamic int8), ours on ONNX Runtime (fp32, int8),
 and sherpa-onnx and funasr-onnx reading our export. Each runs in a process of its own and is measured on:
 - latency at batch 1 for 3, 5, 10, 30 s clips (p50/p90 after warm-up): decode, fbank, model, end to end;
@@ -31,9 +31,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from sensevoice import bench_backends as bb
+from sensevoice.bench import backends as bb
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from sensevoice import REPO_ROOT
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 FIGURE = REPO_ROOT / "fig" / "inference.png"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "sensevoice-bench"

@@ -1,6 +1,6 @@
 """Load test of the HTTP service: N concurrent clients on loopback for a bounded time, against one client at a time.
 
-    python -m sensevoice.loadtest --model DIR [--clients 64] [--duration-s 20] [--sequential-s 10]
+    python -m sensevoice.bench.loadtest --model DIR [--clients 64] [--duration-s 20] [--sequential-s 10]
 
 Starts ``python -m sensevoice.serve`` on a free loopback port (or uses ``--url``), uploads the clips round-robin
 (default: examples/*.flac) to ``POST /v1/audio/transcriptions``, first from one client (sequential), then from
@@ -34,7 +34,7 @@ import yaml
 
 from sensevoice.serve.command import default_threads
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from sensevoice import REPO_ROOT
 ROUTE = "/v1/audio/transcriptions"
 REQUEST_TIMEOUT_S = 120.0
 STARTUP_TIMEOUT_S = 180.0
@@ -234,7 +234,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.loadtest", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.loadtest", description=__doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--model", type=Path, help="model directory: start a server on it")
     target.add_argument("--url", help="an already running server, http:// only (its settings are its own)")
@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     clips = load_clips(args.audio)
     report: dict[str, Any] = {"name": args.name, "machine": machine(), "model": str(args.model or args.url),
-                              "command": " ".join(["python -m sensevoice.loadtest", *argv]),
+                              "command": " ".join(["python -m sensevoice.bench.loadtest", *argv]),
                               "clips": [c.name for c in clips],
                               "mean_clip_s": round(float(np.mean([c.seconds for c in clips])), 2)}
     if args.model:

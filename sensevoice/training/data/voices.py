@@ -35,7 +35,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from sensevoice.data.synth import ESPEAK, LANGUAGE_VOICES
+from sensevoice.training.data.synth import ESPEAK, LANGUAGE_VOICES
 
 VARIANT_DIR = Path("voices") / "!v"  # inside an espeak-ng-data directory
 LANGUAGE_DIR = Path("lang")

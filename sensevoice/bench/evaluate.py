@@ -1,6 +1,6 @@
 """Evaluate a model directory on an official-format jsonl test set.
 
-    python -m sensevoice.evaluate --model demo --test data/corpus/test.jsonl --out bench/results/demo_eval
+    python -m sensevoice.bench.evaluate --model demo --test data/corpus/test.jsonl --out bench/results/demo_eval
 
 Prints and writes (markdown + JSON) CER for zh/yue/ja/ko, WER for en, language-ID accuracy, emotion accuracy,
 event accuracy and ITN-form accuracy. Decoding uses ``language="auto"`` so that LID is measured, and each
@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from sensevoice import modeldir
 from sensevoice.argtypes import non_negative_float
-from sensevoice.train import read_jsonl
+from sensevoice.training.train import read_jsonl
 
 WORD_LANGUAGES = {"en"}  # scored by WER; the others by CER
 NUMBER_WORDS = re.compile(r"\d|\b(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.evaluate", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

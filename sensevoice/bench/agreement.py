@@ -1,6 +1,6 @@
 """Greedy-token agreement of every fast path with the fp32 PyTorch reference on an official-format test set.
 
-    python -m sensevoice.agreement --model demo --test data/corpus/test.jsonl --out bench/results/demo_agreement
+    python -m sensevoice.bench.agreement --model demo --test data/corpus/test.jsonl --out bench/results/demo_agreement
 
 The reference is the model itself (fp32, PyTorch, eager). Each fast path decodes the same CMVN'd features with
 the same prompt (``language="auto"``, each row's own ``with_or_wo_itn``) and greedy CTC; agreement is
@@ -73,7 +73,7 @@ def measure(model_dir: Path, rows: Sequence[dict[str, Any]], paths: Iterable[str
             ) -> dict[str, dict[str, float]]:
     """{path: agreement with the fp32 reference} for the named fast paths."""
     from sensevoice.bench import ensure_export
-    from sensevoice.train import load_for_training
+    from sensevoice.training.train import load_for_training
 
     paths = list(paths)
     unknown = [name for name in paths if name not in PATHS]
@@ -121,8 +121,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sensevoice.evaluate import report_paths
-    from sensevoice.train import read_jsonl
+    from sensevoice.bench.evaluate import report_paths
+    from sensevoice.training.train import read_jsonl
 
     rows = read_jsonl(args.test)[: args.limit or None]
     if not rows:
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.agreement", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.agreement", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

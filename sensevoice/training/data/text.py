@@ -36,7 +36,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from sensevoice.data import numbers as num
+from sensevoice.training.data import numbers as num
 
 LANGS = ("zh", "yue", "en", "ja", "ko")
 

@@ -1,5 +1,5 @@
-"""CLI: ``python -m sensevoice.data --out data/corpus --n-train 6000 --n-val 300 --n-test 600 --seed 0 --jobs 2``
-writes the corpus; ``python -m sensevoice.data examples --out examples`` writes the README demo clips."""
+"""CLI: ``python -m sensevoice.training.data --out data/corpus --n-train 6000 --n-val 300 --n-test 600 --seed 0 --jobs 2``
+writes the corpus; ``python -m sensevoice.training.data examples --out examples`` writes the README demo clips."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from sensevoice.data.corpus import MAX_WARP, make_corpus, make_examples
-from sensevoice.data.synth import ESPEAK
-from sensevoice.data.voices import MAX_RANDOM_VARIANTS
+from sensevoice.training.data.corpus import MAX_WARP, make_corpus, make_examples
+from sensevoice.training.data.synth import ESPEAK
+from sensevoice.training.data.voices import MAX_RANDOM_VARIANTS
 
 
 def corpus_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.data", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.training.data", description=__doc__,
                                      epilog="Subcommand: 'examples --out DIR' writes the README demo clips.")
     parser.add_argument("--out", type=Path, required=True, help="output directory (e.g. data/corpus)")
     parser.add_argument("--n-train", type=int, default=6000, help="train clips (wav files)")
@@ -33,7 +33,7 @@ def corpus_parser() -> argparse.ArgumentParser:
 
 
 def examples_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.data examples",
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.training.data examples",
                                      description="Write one short demo clip per language plus labels.jsonl.")
     parser.add_argument("--out", type=Path, required=True, help="output directory (e.g. examples)")
     parser.add_argument("--seed", type=int, default=0)

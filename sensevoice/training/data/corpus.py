@@ -56,9 +56,9 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
-from sensevoice.data import sounds, synth, voices
-from sensevoice.data.sounds import SAMPLE_RATE
-from sensevoice.data.text import LANGS, Sentence, random_sentence
+from sensevoice.training.data import sounds, synth, voices
+from sensevoice.training.data.sounds import SAMPLE_RATE
+from sensevoice.training.data.text import LANGS, Sentence, random_sentence
 
 SPLITS = ("train", "val", "test")
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}  # the second word of every clip's seed
