@@ -1,47 +1,52 @@
 """The ``sensevoice`` command (also ``python -m sensevoice``): ``sensevoice <command> [options]``.
 
-Exit codes: 0 every input was transcribed and written; 1 some inputs failed (each is reported on stderr and the
-others are still written); 2 usage error (bad option or argument, no usable model); 130 interrupted.
+Every command checks its arguments before the heavy imports (torch, FunASR: seconds and a GB), so a usage error
+is quick; each command's ``--help`` ends with its own exit codes.
 
-Adding a command: write ``add_arguments(parser)`` and ``run(args) -> exit code`` (import heavy modules inside
-``run`` so that ``--help`` stays fast) and add a ``Command`` to ``COMMANDS``.
+Adding a command: write a module with ``add_arguments(parser)`` and ``run(args) -> exit code`` (light at the top:
+check what the arguments alone decide, raise ``UsageError`` for a bad one, then ``heavy.import_funasr()`` and the
+heavy imports inside ``run``) and add a ``Command`` naming it to ``COMMANDS``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sensevoice import export, serve  # light: argparse only until run()
-from sensevoice.bench import speed as bench
-from sensevoice.argtypes import add_decoding_arguments, positive_float, positive_int
+from sensevoice import REPO_ROOT, heavy
+from sensevoice.argtypes import UsageError, add_decoding_arguments, positive_float, positive_int
 from sensevoice.subtitles import FORMATS  # light: no torch
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_HELP = ("exit status: 0 every input written; 1 some inputs failed (each reported on stderr, the others "
              "written); 2 usage error (bad option, no usable model); 130 interrupted")
 PROG = "sensevoice"
-from sensevoice import REPO_ROOT
 DEMO_MODEL = REPO_ROOT / "demo"  # the default --model when it exists
 STDIN = "-"
 LANGUAGES = ("auto", "zh", "en", "yue", "ja", "ko", "nospeech")  # model.LANGUAGES (checked by a test)
 STDOUT_MULTI_FORMATS = ("txt", "jsonl")  # formats that can carry several inputs on stdout
 
 
-class UsageError(Exception):
-    """A bad option or argument found after parsing: reported like argparse's errors, exit code 2."""
-
-
 @dataclass(frozen=True)
 class Command:
-    help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+    """One ``sensevoice`` command. ``module`` holds its two functions, ``add_arguments(parser)`` and
+    ``run(args) -> exit code``; it is imported only when this command runs or shows its help."""
+
+    help: str  # one line, in ``sensevoice --help`` and atop the command's own help
+    module: str  # e.g. "sensevoice.export"
+    exit_help: str  # the end of the command's --help: its exit codes
+    add_arguments: str = "add_arguments"  # the functions' names in ``module``
+    run: str = "run"
+
+    def load(self) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
+        module = importlib.import_module(self.module)
+        return getattr(module, self.add_arguments), getattr(module, self.run)
 
 
 def error(message: str) -> None:
@@ -216,15 +221,16 @@ def emit(result: dict[str, Any], args: argparse.Namespace, several: bool) -> Non
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
-    options = transcribe_options(args)
-    check_device(args.device)
-    check_outputs(args)
+    check_outputs(args)  # what the arguments alone decide, before torch and FunASR are imported
     model_dir = resolve_model_dir(args.model)
     problems = [(item, path_problem(item)) for item in args.inputs]
     if all(problem for _, problem in problems):  # nothing to do: say so without loading the model
         for item, problem in problems:
             error(f"{item}: {problem}")
         return EXIT_FAILED
+    heavy.import_funasr()
+    options = transcribe_options(args)
+    check_device(args.device)
     transcriber = load_transcriber(model_dir, args)
     failed = 0
     progress = ProgressBar(args.progress)
@@ -245,29 +251,46 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- main
+SERVE_EXIT_HELP = ("exit status: 0 stopped (Ctrl-C, SIGTERM); 1 the server failed to start; 2 usage error (bad "
+                   "option, port in use, host not of this machine, no usable model)")
+EXPORT_EXIT_HELP = ("exit status: 0 exported and checked against PyTorch; 1 the export failed (the error on "
+                    "stderr); 2 usage error (bad option, no such model directory); 130 interrupted")
+BENCH_EXIT_HELP = ("exit status: 0 results written (a backend that failed is reported in them); 1 the benchmark "
+                   "failed (the error on stderr); 2 usage error (bad option); 130 interrupted")
 COMMANDS: dict[str, Command] = {
-    "transcribe": Command("transcribe audio files (any length) to text, subtitles or JSON",
-                          add_transcribe_arguments, run_transcribe),
-    "serve": Command(serve.DESCRIPTION, serve.add_arguments, serve.run),
+    "transcribe": Command("transcribe audio files (any length) to text, subtitles or JSON", "sensevoice.cli",
+                          EXIT_HELP, add_arguments="add_transcribe_arguments", run="run_transcribe"),
+    "serve": Command("serve the model over HTTP (OpenAI-compatible and SenseVoice API routes, a browser page)",
+                     "sensevoice.serve.command", SERVE_EXIT_HELP),
     "export": Command("export a model directory to ONNX (official I/O names, sherpa-onnx metadata, optional int8)",
-                      export.add_arguments, export.run),
+                      "sensevoice.export", EXPORT_EXIT_HELP),
     "bench": Command("benchmark backends (FunASR built-in, ours eager/fast/ONNX, sherpa-onnx, funasr-onnx)",
-                     bench.add_arguments, bench.run),
+                     "sensevoice.bench.speed", BENCH_EXIT_HELP),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_name(argv: Sequence[str]) -> str | None:
+    """The command in ``argv``: its first word that is not an option (the global options take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the ``selected`` command's module is imported, to add its arguments (the others are
+    listed by name and help line)."""
     from sensevoice import __version__
 
     parser = argparse.ArgumentParser(prog=PROG, description="SenseVoiceSmall: speech recognition with language, "
-                                     "emotion and audio-event tags.", epilog=EXIT_HELP)
+                                     "emotion and audio-event tags.",
+                                     epilog="exit status: see each command's --help; 2 usage error")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show FunASR's log messages")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
-        sub = commands.add_parser(name, help=command.help, description=command.help, epilog=EXIT_HELP)
-        command.add_arguments(sub)
-        sub.set_defaults(run=command.run, subparser=sub)
+        sub = commands.add_parser(name, help=command.help, description=command.help, epilog=command.exit_help)
+        if name == selected:
+            add_arguments, run = command.load()
+            add_arguments(sub)
+            sub.set_defaults(run=run, subparser=sub)
     return parser
 
 
@@ -282,9 +305,10 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parse(parser, list(sys.argv[1:] if argv is None else argv))
+        parser = build_parser(command_name(argv))
+        args = parse(parser, argv)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2, message already printed)
         return int(exit_.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr)

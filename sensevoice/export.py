@@ -36,6 +36,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from sensevoice import heavy
+from sensevoice.argtypes import existing_dir
+
 if TYPE_CHECKING:  # imported where used: ``sensevoice --help`` must not load torch
     import numpy as np
     from torch import Tensor, nn
@@ -295,7 +298,7 @@ def export(model_dir: Path, out_dir: Path, int8: bool = False, opset: int = OPSE
 
 # ----------------------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True, metavar="DIR",
+    parser.add_argument("--model", type=existing_dir, required=True, metavar="DIR",
                         help="model directory (model.pt, config.yaml, configuration.json, tokenizer, am.mvn)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     parser.add_argument("--int8", action="store_true",
@@ -306,6 +309,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    heavy.import_funasr()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     paths = export(args.model, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
     for kind, path in paths.items():

@@ -31,6 +31,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from sensevoice import heavy
+from sensevoice.argtypes import existing_dir, non_negative_int, positive_float, positive_int
 from sensevoice.bench import backends as bb
 
 from sensevoice import REPO_ROOT
@@ -452,19 +454,19 @@ def draw_figure(report: dict[str, Any], path: Path) -> Path:
 
 # ----------------------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--model", type=existing_dir, default=None, metavar="DIR",
                         help="model directory (default: random official-size weights from ../shared/official)")
     parser.add_argument("--onnx", type=Path, default=None, metavar="DIR",
                         help="an existing `sensevoice export --int8` of --model (default: exported into --work)")
     parser.add_argument("--backends", default=None,
                         help=f"comma-separated subset of: {', '.join(bb.BACKENDS)} (default: all that can run here)")
-    parser.add_argument("--threads", type=int, default=None, help="threads per backend (default: CPU cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="threads per backend (default: CPU cores)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help=f"{len(QUICK_LENGTHS_S)} clip lengths, 3 runs, {len(QUICK_MIXED_S)} mixed clips, a "
                              f"{QUICK_LONG_S:g} s long file, no torch.compile: a few minutes on 2 cores")
-    parser.add_argument("--reps", type=int, default=None, help="timed runs per clip (default 5; --quick 3)")
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up runs per clip (default %(default)s)")
+    parser.add_argument("--reps", type=positive_int, default=None, help="timed runs per clip (default 5; --quick 3)")
+    parser.add_argument("--warmup", type=non_negative_int, default=1, help="warm-up runs per clip (default %(default)s)")
     parser.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE", ""),
                         help="OMP_WAIT_POLICY of every backend's process (default %(default)s: idle OpenMP threads "
                              "sleep instead of spinning, which on a busy machine is many times faster with > 1 "
@@ -474,7 +476,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "funasr-onnx and sherpa-onnx do (they also spin between runs; ours stop when a run "
                              "returns): faster on an idle machine, many times slower on a busy one (default: no "
                              "spinning)")
-    parser.add_argument("--batch-size-s", type=float, default=BATCH_SIZE_S,
+    parser.add_argument("--batch-size-s", type=positive_float, default=BATCH_SIZE_S,
                         help="seconds of audio per batch, mixed clips and long file (default %(default)s)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK,
                         help="scratch directory: weights, export (~1.2 GB), audio, worker logs (default %(default)s)")
@@ -487,8 +489,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.worker:
+    if args.worker:  # a backend's own process: it imports what that backend needs, nothing more (peak RSS)
         return worker_main(args.worker, args.plan, args.result)
+    heavy.import_funasr()
     settings = Settings.from_args(args)
     names, skipped = select_backends(args.backends.split(",") if args.backends else None, settings)
     work = Path(args.work)

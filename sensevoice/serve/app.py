@@ -2,15 +2,22 @@
 ``/health``, ``/v1/models``, ``/metrics`` and the browser page at ``/``.
 
 Every error is JSON in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``: 400 undecodable
-audio, 401 missing/wrong API key, 413 too large, 422 bad option (listing the valid values), 503 queue full
-(with Retry-After), 504 timeout, 500 anything else (logged; the server keeps serving).
+audio, 401 missing/wrong API key, 408 upload stalled, 413 too large, 422 bad option (listing the valid values),
+503 queue full (with Retry-After), 504 timeout, 500 anything else (logged; the server keeps serving).
+
+A client that goes silent while its request is being received is cut off after ``upload_timeout_s``: during the
+body with a 408 (``UploadTimeout``), before the headers are complete by closing the connection
+(``IdleLimitedH11``; uvicorn itself waits forever there). ``/docs`` is a plain page of the routes that links
+``/openapi.json`` (FastAPI's Swagger UI loads its scripts from a CDN, and the service must work offline).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
+import html
 import logging
 import threading
 import time
@@ -20,11 +27,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol, h11
 
 import model as sv
 from sensevoice.serve import fields, formats
@@ -38,6 +46,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 MAX_FILES = 64  # uploads in one /api/v1/asr request
 MAX_FIELDS = 64  # form fields in one request
+AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")  # what uploads may hold (model.load_audio; the page shows them)
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class ServeConfig:
     retry_after_s: int = 1  # Retry-After of a 503
     decode_threads: int = 2  # uploads decoded at once, off the event loop
     use_vad: bool = False  # reported by /health: long uploads are cut at pauses
+    upload_timeout_s: float = 30.0  # longest silence while a request is received; then 408 / connection closed
 
 
 # ----------------------------------------------------------------------------------------------- middleware
@@ -83,6 +93,68 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class UploadStalled(Exception):
+    """No part of the request body arrived for upload_timeout_s."""
+
+
+class UploadTimeout:
+    """408 (and the connection closed) when a request body stops arriving: each wait for its next chunk is
+    limited to ``timeout_s``. Waits only while the app asks for data, so a slow app never counts against a client."""
+
+    def __init__(self, app: Any, timeout_s: float):
+        self.app, self.timeout_s = app, timeout_s
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        body_done = False  # afterwards receive() only waits for a disconnect: no limit
+
+        async def timed_receive() -> dict:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                raise UploadStalled(f"the upload stalled: nothing received for {self.timeout_s:g} s") from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed_receive, send)
+
+
+class IdleLimitedH11(H11Protocol):
+    """uvicorn's h11 protocol, but a connection that is silent for ``idle_timeout_s`` while its request line and
+    headers are still due (a new connection, or the next request on a kept-alive one) is closed; uvicorn's own
+    keep-alive timer only starts after a first response."""
+
+    def __init__(self, *args: Any, idle_timeout_s: float, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.idle_timeout_s = idle_timeout_s
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.arm_idle_timer()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # cancels the timer
+        if self.conn.their_state is h11.IDLE and self.timeout_keep_alive_task is None:
+            self.arm_idle_timer()  # headers still incomplete
+
+    def arm_idle_timer(self) -> None:
+        if not self.transport.is_closing():
+            self.timeout_keep_alive_task = self.loop.call_later(self.idle_timeout_s, self.timeout_keep_alive_handler)
+
+
+def uvicorn_config(app: FastAPI, **kwargs: Any) -> Any:
+    """uvicorn's Config for the app, with its upload timeout applied to the connections as well."""
+    import uvicorn
+
+    timeout_s = app.state.service.config.upload_timeout_s
+    return uvicorn.Config(app, http=functools.partial(IdleLimitedH11, idle_timeout_s=timeout_s), **kwargs)
 
 
 class RequestMetrics:
@@ -209,9 +281,12 @@ def add_info_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
+        """Status, and the limits an upload must keep (the page shows them before anything is sent)."""
         return {"status": "ok", "model": config.model_id, "vad": config.use_vad, "queue_depth": batcher.depth,
                 "max_queue": batcher.max_queue, "languages": list(fields.LANGUAGE_CHOICES),
-                "response_formats": list(formats.RESPONSE_FORMATS)}
+                "response_formats": list(formats.RESPONSE_FORMATS),
+                "limits": {"max_upload_bytes": config.max_upload_bytes, "max_audio_s": config.max_audio_s,
+                           "audio_formats": list(AUDIO_FORMATS), "upload_timeout_s": config.upload_timeout_s}}
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -228,7 +303,25 @@ def add_info_routes(app: FastAPI, service: Service) -> None:
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(app.openapi()))
+
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def docs_page(schema: dict[str, Any]) -> str:
+    """The routes of the OpenAPI schema as one self-contained page (no scripts, nothing fetched)."""
+    rows = "".join(f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                   f"<td>{html.escape(operation.get('description') or operation.get('summary', ''))}</td></tr>"
+                   for path, item in schema["paths"].items() for method, operation in item.items())
+    title = html.escape(schema["info"]["title"])
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title} API</title>"
+            "<link rel='stylesheet' href='/static/style.css'></head><body><main>"
+            f"<h1>{title} API</h1><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a> (OpenAPI "
+            f"{html.escape(schema.get('openapi', ''))}). Errors are JSON: "
+            "<code>{\"error\": {\"message\", \"type\", \"param\", \"code\"}}</code>.</p>"
+            f"<table><tr><th>method</th><th>path</th><th>what</th></tr>{rows}</table></main></body></html>")
 
 
 def add_error_handlers(app: FastAPI) -> None:
@@ -239,6 +332,10 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UploadTooLarge)
     async def too_large(request: Request, err: UploadTooLarge) -> JSONResponse:
         return error_response(413, str(err))
+
+    @app.exception_handler(UploadStalled)
+    async def stalled(request: Request, err: UploadStalled) -> JSONResponse:
+        return error_response(408, str(err), headers={"Connection": "close"})  # the rest of the body is unread
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
@@ -268,12 +365,13 @@ def create_app(batcher: Batcher, config: ServeConfig = ServeConfig()) -> FastAPI
             await asyncio.get_running_loop().run_in_executor(None, batcher.stop)
             service.decoder.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="SenseVoiceSmall", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="SenseVoiceSmall", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
     add_error_handlers(app)
     add_transcription_routes(app, service)
     add_info_routes(app, service)
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
+    app.add_middleware(UploadTimeout, timeout_s=config.upload_timeout_s)
     app.add_middleware(RequestMetrics, metrics=service.metrics, paths=frozenset(r.path for r in app.routes))
     return app
 
@@ -283,7 +381,7 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0, **uvic
     """Run uvicorn in a daemon thread (tests, notebooks); yields the base URL (port 0: a free one)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", **uvicorn_kwargs))
+    server = uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level="warning", **uvicorn_kwargs))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

