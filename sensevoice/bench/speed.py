@@ -466,7 +466,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"{len(QUICK_LENGTHS_S)} clip lengths, 3 runs, {len(QUICK_MIXED_S)} mixed clips, a "
                              f"{QUICK_LONG_S:g} s long file, no torch.compile: a few minutes on 2 cores")
     parser.add_argument("--reps", type=positive_int, default=None, help="timed runs per clip (default 5; --quick 3)")
-    parser.add_argument("--warmup", type=non_negative_int, default=1, help="warm-up runs per clip (default %(default)s)")
+    parser.add_argument("--warmup", type=non_negative_int, default=1,
+                        help="warm-up runs per clip (default %(default)s)")
     parser.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE", ""),
                         help="OMP_WAIT_POLICY of every backend's process (default %(default)s: idle OpenMP threads "
                              "sleep instead of spinning, which on a busy machine is many times faster with > 1 "

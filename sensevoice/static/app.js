@@ -1,5 +1,7 @@
 // SenseVoice browser client: upload or record audio, POST it to /v1/audio/transcriptions (verbose_json) and show
-// the transcript with its language, emotion and event as badges. Server text is only ever set as textContent.
+// the transcript with its language, emotion and event as badges, and its segments with times; copy or
+// download it as text, SRT, VTT or JSON. The server's limits (/health) are shown, and checked before an upload where the page
+// can (size, format). Server text is only ever set as textContent.
 "use strict";
 
 const EMOTION_EMOJI = { HAPPY: "😊", SAD: "😔", ANGRY: "😡", NEUTRAL: "😐", FEARFUL: "😰", DISGUSTED: "🤢",
@@ -9,6 +11,8 @@ const EVENT_EMOJI = { Speech: "🗣️", BGM: "🎼", Applause: "👏", Laughter
 const $ = (id) => document.getElementById(id);
 let audioBlob = null;   // what "Transcribe" sends: the chosen file or the last recording
 let audioName = "";
+let limits = null;      // /health's "limits": max_upload_bytes, max_audio_s, audio_formats
+let lastResult = null;  // the last verbose_json answer
 
 function setStatus(state, text) {
   $("status").dataset.state = state;
@@ -20,13 +24,88 @@ function showError(message) {
   $("error").hidden = !message;
 }
 
+function mib(bytes) {
+  return `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 0)} MiB`;
+}
+
+function uploadProblem(blob, name) {
+  if (!limits) return "";
+  if (blob.size > limits.max_upload_bytes) {
+    return `${name} is ${mib(blob.size)}; the server accepts at most ${mib(limits.max_upload_bytes)}`;
+  }
+  const ext = name.includes(".") ? name.split(".").pop().toLowerCase() : "";
+  if (ext && !limits.audio_formats.includes(ext)) {
+    return `${name}: .${ext} files are not accepted; accepted: ${limits.audio_formats.join(", ")}`;
+  }
+  return "";
+}
+
 function setAudio(blob, name) {
+  const problem = blob ? uploadProblem(blob, name) : "";
+  showError(problem);
+  if (problem) blob = null;
   audioBlob = blob;
   audioName = name;
   $("source").textContent = blob ? `${name} (${(blob.size / 1024).toFixed(0)} KiB)` : "";
   $("preview").hidden = !blob;
   if (blob) $("preview").src = URL.createObjectURL(blob);
   $("transcribe").disabled = !blob;
+}
+
+function showLimits(health) {
+  limits = health.limits;
+  const longAudio = health.vad ? "" : " (the server runs without VAD)";
+  $("limits").textContent = `limits: ${mib(limits.max_upload_bytes)} per upload, ` +
+    `${limits.max_audio_s} s of audio${longAudio}; formats: ${limits.audio_formats.join(", ")}`;
+  $("file").accept = ["audio/*", ...limits.audio_formats.map((f) => `.${f}`)].join(",");
+}
+
+// ---- the result as text, SRT, VTT or JSON ----
+function clock(seconds, separator) {
+  const ms = Math.round(seconds * 1000);
+  const pad = (n, width) => String(n).padStart(width, "0");
+  return `${pad(Math.floor(ms / 3600000), 2)}:${pad(Math.floor(ms / 60000) % 60, 2)}:` +
+         `${pad(Math.floor(ms / 1000) % 60, 2)}${separator}${pad(ms % 1000, 3)}`;
+}
+
+function cues(body) {
+  const segments = (body.segments || []).filter((s) => s.text);
+  return segments.length ? segments : [{ start: 0, end: body.duration || 0, text: body.text }];
+}
+
+function exportText(body, format) {
+  if (format === "json") return JSON.stringify(body, null, 2) + "\n";
+  if (format === "srt") {
+    return cues(body).map((c, i) => `${i + 1}\n${clock(c.start, ",")} --> ${clock(c.end, ",")}\n${c.text}\n`)
+      .join("\n");
+  }
+  if (format === "vtt") {
+    return "WEBVTT\n\n" + cues(body).map((c) => `${clock(c.start, ".")} --> ${clock(c.end, ".")}\n${c.text}\n`)
+      .join("\n");
+  }
+  return body.text + "\n";
+}
+
+const MEDIA_TYPES = { txt: "text/plain", srt: "application/x-subrip", vtt: "text/vtt", json: "application/json" };
+
+function download() {
+  const format = $("export-format").value;
+  const blob = new Blob([exportText(lastResult, format)], { type: `${MEDIA_TYPES[format]};charset=utf-8` });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `${(audioName || "audio").replace(/\.[^.]*$/, "")}.${format}`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+async function copy() {
+  const format = $("export-format").value;
+  try {
+    await navigator.clipboard.writeText(exportText(lastResult, format));
+    $("copied").textContent = `copied as ${format}`;
+  } catch (err) {
+    $("copied").textContent = `cannot copy here (${err.message}); use Download`;
+  }
 }
 
 function badge(kind, label, emoji) {
@@ -46,6 +125,8 @@ function tagBadges(item) {
 }
 
 function showResult(body) {
+  lastResult = body;
+  $("copied").textContent = "";
   $("badges").replaceChildren(...tagBadges(body));
   $("text").textContent = body.text;
   $("text").lang = body.language || "";
@@ -156,6 +237,7 @@ async function loadHealth() {
     const options = health.languages.map((l) => new Option(l, l));
     $("language").replaceChildren(...options);
     $("language").value = "auto";
+    showLimits(health);
   } catch (err) {
     $("health").textContent = "server unreachable";
   }
@@ -166,6 +248,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("file").addEventListener("change", (e) => setAudio(e.target.files[0] || null, e.target.files[0]?.name || ""));
   $("record").addEventListener("click", toggleRecording);
   $("form").addEventListener("submit", transcribe);
+  $("copy").addEventListener("click", copy);
+  $("download").addEventListener("click", download);
   if (!window.AudioWorkletNode || !navigator.mediaDevices) $("record").disabled = true;
   loadHealth();
 });
