@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
 import subprocess
 import sys
+import types
 
 import pytest
 import soundfile
@@ -192,6 +195,86 @@ def test_no_command_and_help(capsys):
     assert code == 0 and "--batch-size-s" in out
 
 
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_each_command_help_ends_with_its_own_exit_codes(capsys, name):
+    code, out, _ = run(capsys, name, "--help")
+    assert code == 0 and " ".join(out.split()).endswith(" ".join(cli.COMMANDS[name].exit_help.split()))
+    assert len({command.exit_help for command in cli.COMMANDS.values()}) == len(cli.COMMANDS)
+
+
+def busy_port() -> socket.socket:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    return listener
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--port", "70000"], "argument --port: expected a TCP port 1-65535 (or 0: any free port), got '70000'"),
+    (["--port", "-1"], "argument --port: expected a TCP port 1-65535 (or 0: any free port), got '-1'"),
+    (["--port", "http"], "argument --port: invalid port_number value: 'http'"),
+    (["--host", "my host"], "argument --host: expected an IP address (127.0.0.1, 0.0.0.0, ::) or a host name, "
+                            "got 'my host'"),
+    (["--host", "192.0.2.1"], "--host '192.0.2.1': cannot listen there"),  # TEST-NET-1: not this machine's
+    (["--upload-timeout-s", "0"], "argument --upload-timeout-s: expected a positive number, got '0'"),
+])
+def test_serve_checks_host_and_port(capsys, tiny_dir, argv, message):
+    code, out, err = run(capsys, "serve", "--model", str(tiny_dir), *argv)
+    assert code == cli.EXIT_USAGE and message in err and out == ""
+
+
+def test_serve_busy_port_is_a_usage_error_before_the_model_loads(capsys, tiny_dir):
+    with busy_port() as listener:
+        port = listener.getsockname()[1]
+        code, _, err = run(capsys, "serve", "--model", str(tiny_dir), "--port", str(port))
+    assert code == cli.EXIT_USAGE and f"--port {port}: already in use on 127.0.0.1" in err and "--port 0" in err
+
+
+# Each runs `python -m sensevoice ...` in a fresh process and reports whether torch/FunASR got imported.
+LIGHT_RUN = ("import runpy, sys; sys.argv = ['sensevoice', *sys.argv[1:]]\n"
+             "try: runpy.run_module('sensevoice', run_name='__main__')\n"
+             "except SystemExit as e: print('heavy' if {'torch', 'funasr'} & set(sys.modules) else 'light', "
+             "file=sys.stderr); raise")
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["--help"], 0, ""),
+    (["serve", "--help"], 0, ""),
+    (["transcribe", "{clips}/short.wav", "{clips}/other.flac", "-f", "json"], 2, "need --output-dir"),
+    (["transcribe", "{clips}/missing.wav", "{clips}/gone.wav"], 1, "missing.wav: no such file"),
+    (["transcribe", "{clips}/short.wav", "--model", "{clips}/nowhere"], 2, "is not a directory"),
+    (["serve", "--model", "{clips}/nowhere"], 2, "not a model directory"),
+    (["serve", "--port", "{busy}"], 2, "already in use"),
+    (["export", "--model", "{clips}/nowhere", "--out", "{clips}/onnx"], 2, "no such directory"),
+])
+def test_usage_errors_come_before_heavy_imports(clips, argv, code, message):
+    with busy_port() as listener:
+        argv = [a.format(clips=clips, busy=listener.getsockname()[1]) for a in argv]
+        proc = subprocess.run([sys.executable, "-c", LIGHT_RUN, *argv], capture_output=True, text=True, cwd=ROOT,
+                              timeout=60)
+    assert proc.returncode == code and message in proc.stderr, proc.stderr
+    assert proc.stderr.rstrip().endswith("light"), "torch or FunASR was imported for this"
+
+
+def fake_ffmpeg_env(folder) -> dict[str, str]:
+    """The environment with an ``ffmpeg`` first on PATH that fails, as FunASR sees a missing one."""
+    fake = folder / "ffmpeg"
+    fake.write_text("#!/bin/sh\nexit 127\n")
+    fake.chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def test_no_vad_memory_warning_reaches_stderr(tiny_dir, tmp_path):
+    """FunASR's import silences every warning (warnings.filterwarnings("ignore")); ours must survive it."""
+    soundfile.write(tmp_path / "minute.wav", speechlike(61.0, seed=4), 16000)
+    proc = subprocess.run([sys.executable, "-m", "sensevoice", "transcribe", str(tmp_path / "minute.wav"), "--model",
+                           str(tiny_dir), "--no-vad", "-f", "jsonl"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "minute: 61 s of audio in one forward pass (no VAD)" in proc.stderr
+    assert json.loads(proc.stdout)["key"] == "minute"
+
+
 # ----------------------------------------------------------------------------------------------- structure
 def test_cli_constants_follow_the_modules():
     assert cli.LANGUAGES == sv.LANGUAGES
@@ -202,14 +285,29 @@ def test_a_command_is_one_dict_entry(capsys, monkeypatch):
     def add_arguments(parser):
         parser.add_argument("--n", type=int, default=1)
 
-    monkeypatch.setitem(cli.COMMANDS, "echo", cli.Command("echo n", add_arguments, lambda args: args.n + 40))
+    module = types.ModuleType("echo_command")
+    module.add_arguments, module.run = add_arguments, lambda args: args.n + 40
+    monkeypatch.setitem(sys.modules, "echo_command", module)
+    monkeypatch.setitem(cli.COMMANDS, "echo", cli.Command("echo n", "echo_command", "exit status: n + 40"))
     assert cli.main(["echo", "--n", "2"]) == 42
+    assert "exit status: n + 40" in run(capsys, "echo", "--help")[1]
 
 
-def test_python_dash_m_reads_stdin(tiny_dir, clips):
-    """The real entry point in a fresh process: `python -m sensevoice`, audio bytes piped in, text out."""
+def test_other_commands_modules_are_not_imported(monkeypatch, capsys):
+    """Only the command that runs (or shows its help) is imported; a broken module elsewhere costs nothing."""
+    monkeypatch.setitem(cli.COMMANDS, "broken", cli.Command("broken", "sensevoice.no_such_module", "exit status: -"))
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "broken" in out
+    with pytest.raises(ModuleNotFoundError, match="sensevoice.no_such_module"):
+        cli.main(["broken"])
+
+
+def test_python_dash_m_reads_stdin_and_stdout_is_results_only(tiny_dir, clips, tmp_path):
+    """The real entry point in a fresh process: `python -m sensevoice`, audio bytes piped in, JSON out. Without
+    ffmpeg FunASR prints a notice at import; it must go to stderr, or `| python -m json.tool` breaks."""
     proc = subprocess.run([sys.executable, "-m", "sensevoice", "transcribe", "-", "--model", str(tiny_dir),
-                           "-f", "jsonl"], input=(clips / "short.wav").read_bytes(), capture_output=True, cwd=ROOT,
-                          timeout=300)
+                           "-f", "json"], input=(clips / "short.wav").read_bytes(), capture_output=True, cwd=ROOT,
+                          env=fake_ffmpeg_env(tmp_path), timeout=300)
     assert proc.returncode == 0, proc.stderr.decode()
-    assert json.loads(proc.stdout)["key"] == "stdin", "stdout holds only the result (FunASR's prints go to stderr)"
+    assert "ffmpeg is not installed" in proc.stderr.decode(), "FunASR saw no ffmpeg (what this test simulates)"
+    assert json.loads(proc.stdout)["key"] == "stdin", "stdout holds only the result"

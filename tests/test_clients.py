@@ -25,7 +25,7 @@ from sensevoice.serve.engine import ModelTranscriber
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ROOT / "clients"
 API_KEY = "client-test-key"
-INSTALL = "run scripts/install_client_toolchains.sh"
+INSTALL = "install with: bash scripts/install_client_toolchains.sh"
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +139,19 @@ def test_browser_page_in_headless_chromium(server, answers, wav_file, tmp_path, 
     command = [sys.executable, CLIENTS / "web" / "page_client.py", wav_file, server, "--screenshot", screenshot]
     check_client(command, answers["openai"])
     assert screenshot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_browser_page_states_limits_and_exports_the_result(server, wav_file, page_client):
+    """The page shows the server's limits before an upload, and the result as SRT/VTT/JSON with its times."""
+    with page_client.browser() as driver:
+        page_client.transcribe_file(driver, server, wav_file, API_KEY)
+        limits = driver.script("return document.getElementById('limits').textContent;")
+        exports = driver.script("return ['txt', 'srt', 'vtt', 'json'].map((f) => exportText(lastResult, f));")
+        buttons = driver.script("return ['copy', 'download'].map((id) => !!document.getElementById(id));")
+    assert "64 MiB per upload" in limits and "60 s of audio" in limits and "wav, flac, ogg, mp3" in limits
+    txt, srt, vtt, json_text = exports
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:02,500\n") and vtt.startswith("WEBVTT\n\n00:00:00.000 --> ")
+    assert txt.strip() in srt and '"segments"' in json_text and buttons == [True, True]
 
 
 def test_browser_page_records_from_the_microphone(server, page_client):

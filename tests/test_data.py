@@ -20,7 +20,7 @@ from sensevoice.training.data import corpus, numbers, synth, text, voices
 from sensevoice.training.data.__main__ import main as data_main
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                  reason="espeak-ng not installed: run scripts/install_system_deps.sh")
+                                  reason="espeak-ng not installed (install with: bash scripts/install_system_deps.sh)")
 
 OFFICIAL_KEYS = ["key", "text_language", "emo_target", "event_target", "with_or_wo_itn", "target", "source",
                  "target_len", "source_len"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ import soundfile
 from fastapi.testclient import TestClient
 
 from conftest import speechlike
-from sensevoice import richtext, transcribe
+from sensevoice import cli, richtext, transcribe
 from sensevoice.serve import command, formats
 from sensevoice.serve.app import ServeConfig, create_app, serve_in_thread
 from sensevoice.serve.batcher import Batcher, QueueFull, ShuttingDown
@@ -393,11 +394,64 @@ def test_a_failing_request_does_not_fail_its_batch(transcriber):
 def test_health_models_page(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["vad"] is False and "yue" in health["languages"]
+    assert health["limits"] == {"max_upload_bytes": 64 * 2**20, "max_audio_s": 60.0, "upload_timeout_s": 30.0,
+                                "audio_formats": ["wav", "flac", "ogg", "mp3"]}
     assert client.get("/v1/models").json()["data"][0]["id"] == "sensevoice-small"
     page = client.get("/")
     assert page.status_code == 200 and 'id="file"' in page.text and "/static/app.js" in page.text
     for asset in ("app.js", "style.css", "recorder-worklet.js"):
         assert client.get(f"/static/{asset}").status_code == 200
+
+
+def test_page_states_limits_and_offers_copy_and_downloads(client):
+    """The page shows the server's limits before an upload and exports the result (headless: test_clients.py)."""
+    page = client.get("/").text
+    for control in ('id="limits"', 'id="copy"', 'id="download"', 'id="export-format"', 'id="segments"'):
+        assert control in page, control
+    assert re.findall(r'<option value="(\w+)">', page.split('id="export-format"')[1].split("</select>")[0]) == [
+        "txt", "srt", "vtt", "json"]
+    script = client.get("/static/app.js").text
+    for needle in ("health.limits", "max_upload_bytes", "max_audio_s", "audio_formats", "WEBVTT", " --> ",
+                   "navigator.clipboard.writeText", "link.download"):
+        assert needle in script, needle
+
+
+def test_docs_work_offline(client):
+    """/docs is a page of the routes that loads nothing from elsewhere (FastAPI's Swagger UI needs a CDN)."""
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assert "<script" not in docs.text and not re.search(r'(src|href)=["\']https?:', docs.text)
+    assert "href='/openapi.json'" in docs.text and "/v1/audio/transcriptions" in docs.text
+    assert client.get("/openapi.json").json()["paths"]["/api/v1/asr"]["post"]
+
+
+def read_until_closed(sock: socket.socket, limit_s: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took."""
+    started, data = time.monotonic(), b""
+    sock.settimeout(limit_s)
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data, time.monotonic() - started
+
+
+def test_a_stalled_upload_is_cut_off(transcriber):
+    """A body that stops arriving gets 408 and a closed connection; a client that sends no request at all, or
+    stops inside its headers, is disconnected. Before, such connections stayed open (one past 75 s)."""
+    app = make_app(transcriber, upload_timeout_s=0.5)
+    with serve_in_thread(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as body_stalls:
+            body_stalls.sendall(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                                b"Content-Type: multipart/form-data; boundary=B\r\n\r\n--B\r\n")
+            answer, seconds = read_until_closed(body_stalls, 10)
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"nothing received for 0.5 s" in answer
+        assert 0.4 < seconds < 5
+        for sent in (b"", b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"):
+            with socket.create_connection(("127.0.0.1", port)) as silent:
+                silent.sendall(sent)
+                answer, seconds = read_until_closed(silent, 10)
+            assert answer == b"" and 0.4 < seconds < 5, sent
+        assert post(url, OPENAI, wav_bytes(0.5), "after.wav").status_code == 200  # still serving
 
 
 SAMPLE = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"\\]*",?)*\})? [-+0-9.eInf]+$')
@@ -578,7 +632,7 @@ def test_command_line_defaults_and_model_resolution(tmp_path, monkeypatch, capsy
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
     monkeypatch.setattr(command, "DEMO_MODEL", tmp_path / "demo")
-    assert command.run(parser.parse_args(["--log-level", "error"])) == command.EXIT_USAGE
+    assert cli.main(["serve", "--log-level", "error"]) == command.EXIT_USAGE
     assert "pass --model DIR" in capsys.readouterr().err
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "model.pt").write_bytes(b"")
