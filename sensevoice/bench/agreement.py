@@ -72,7 +72,7 @@ def agreement(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> d
 def measure(model_dir: Path, rows: Sequence[dict[str, Any]], paths: Iterable[str], work: Path, batch: int = 16
             ) -> dict[str, dict[str, float]]:
     """{path: agreement with the fp32 reference} for the named fast paths."""
-    from sensevoice.bench import ensure_export
+    from sensevoice.bench.speed import ensure_export
     from sensevoice.training.train import load_for_training
 
     paths = list(paths)
