@@ -9,6 +9,7 @@ import pytest
 import model as sv
 from conftest import ROOT
 from sensevoice import modeldir
+from sensevoice.modeldir import ModelDir
 
 DEMO = ROOT / "demo"
 EXAMPLES = sorted((ROOT / "examples").glob("*.flac"))
@@ -16,7 +17,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.flac"))
 
 @pytest.fixture(scope="module")
 def automodel():
-    return modeldir.load_automodel(DEMO, ncpu=2)
+    return ModelDir(DEMO).automodel(ncpu=2)
 
 
 def test_demo_directory_is_complete_and_small():

@@ -132,8 +132,9 @@ def test_cpu_device_still_batches(tiny, runs):
 def test_batch_size_without_vad_never_changes_the_transcript_tiny(tiny_dir, wav_file):
     """FunASR's own batching by count (no VAD), through AutoModel.generate on a device that keeps batching."""
     from sensevoice import modeldir
+    from sensevoice.modeldir import ModelDir
 
-    automodel = modeldir.load_automodel(tiny_dir, device="cpu:0", ncpu=2, disable_pbar=True)
+    automodel = ModelDir(tiny_dir).automodel(device="cpu:0", ncpu=2, disable_pbar=True)
     clips = [speechlike(s, seed=i) for i, s in enumerate((0.7, 3.1, 1.4, 5.2, 2.2))]
     texts = {n: [r["text"] for r in automodel.generate(clips, batch_size=n, output_timestamp=True)]
              for n in (1, 2, 5)}

@@ -136,9 +136,10 @@ def test_load_automodel_with_vad_builds_both(automodel):
 
 def test_detect_segments_needs_a_vad(tiny_dir):
     from sensevoice import modeldir
+    from sensevoice.modeldir import ModelDir
 
     with pytest.raises(ValueError, match="no VAD"):
-        vad.detect_segments(modeldir.load_automodel(tiny_dir, ncpu=2), np.zeros(16000, np.float32))
+        vad.detect_segments(ModelDir(tiny_dir).automodel(ncpu=2), np.zeros(16000, np.float32))
 
 
 # ----------------------------------------------------------------------------------------------- segments
