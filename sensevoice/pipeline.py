@@ -164,8 +164,10 @@ class Transcriber:
 
     # ---- many inputs, the model's thread ----------------------------------------------------------------------
     def decode(self, items: Sequence[Prepared], options: sv.DecodingOptions = sv.DecodingOptions(),
-               progress: Progress | None = None) -> list[dict[str, Any]]:
-        """One result per prepared item, in order; the segments of all items share the model calls."""
+               progress: Progress | None = None, batch_size_s: float | None = None) -> list[dict[str, Any]]:
+        """One result per prepared item, in order; the segments of all items share the model calls, planned
+        within ``batch_size_s`` (default: the transcriber's)."""
+        budget_s = self.batch_size_s if batch_size_s is None else check_batch_size_s(batch_size_s)
         pieces = [(i, n) for i, item in enumerate(items) for n in range(len(item.spans))]
         feats = [items[i].feats[n] for i, n in pieces]
         durations_ms = [len(f) * sv.ENC_FRAME_MS for f in feats]
@@ -173,7 +175,7 @@ class Transcriber:
         if progress:
             progress(done_s, total_s)
         outputs: list[dict[str, Any]] = [{}] * len(pieces)
-        for batch in plan_batches(durations_ms, self.batch_size_s):
+        for batch in plan_batches(durations_ms, budget_s):
             padded = nn.utils.rnn.pad_sequence([feats[p] for p in batch], batch_first=True)  # (B, T, n_input)
             lens = torch.tensor([len(feats[p]) for p in batch])  # (B,)
             keys = [f"{items[pieces[p][0]].key}/{pieces[p][1]}" for p in batch]
@@ -193,10 +195,10 @@ class Transcriber:
 
     # ---- both -------------------------------------------------------------------------------------------------
     def transcribe(self, audio: Any, key: str = "audio", options: sv.DecodingOptions = sv.DecodingOptions(),
-                   progress: Progress | None = None) -> dict[str, Any]:
+                   progress: Progress | None = None, batch_size_s: float | None = None) -> dict[str, Any]:
         """One input -> ``{"key", "duration_ms", "text", "clean_text", "segments": [...]}`` (+ ``words``/
         ``timestamp``/``tokens``/``token_timestamp`` with ``options.output_timestamp``); raises on bad input."""
-        return self.decode([self.prepare(audio, key, options.fs)], options, progress)[0]
+        return self.decode([self.prepare(audio, key, options.fs)], options, progress, batch_size_s)[0]
 
     def transcribe_many(self, inputs: Sequence[Any], keys: Sequence[str],
                         options: sv.DecodingOptions = sv.DecodingOptions()) -> list[dict[str, Any]]:
