@@ -157,11 +157,19 @@ def tokenizer_pieces(tokenizer: Any) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- options
+def _check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}={value!r} must be True or False")
+    return bool(value)
+
+
 @dataclass(frozen=True)
 class DecodingOptions:
-    """What ``SenseVoiceSmall.inference`` accepts; FunASR's other runtime kwargs pass through untouched."""
+    """How to decode: the one options type of every front door (CLI, service, AutoModel kwargs), validated on
+    construction. ``from_kwargs`` reads FunASR's spellings (``use_itn``, ``text_norm``); other runtime kwargs of
+    FunASR pass through untouched."""
 
-    language: str = "auto"  # one of LANGUAGES (or an alias); forces the language prompt
+    language: str = "auto"  # one of LANGUAGES (or an alias in LANGUAGE_ALIASES); forces the language prompt
     textnorm: str = "woitn"  # "withitn": inverse text normalisation + punctuation, "woitn": spoken form
     ban_emo_unk: bool = False  # never emit <|EMO_UNKNOWN|>
     # Subtracted from the blank's score on every speech frame before the greedy search (sherpa-onnx's
@@ -171,43 +179,85 @@ class DecodingOptions:
     output_timestamp: bool = False  # add per-token and per-word [start_ms, end_ms]
     fs: int = SAMPLE_RATE  # sample rate of array/tensor inputs (files carry their own)
 
-    @classmethod
-    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> "DecodingOptions":
-        language = kwargs.get("language", "auto")
-        if language is None:
-            language = "auto"
+    def __post_init__(self):
+        language = self.language if self.language is not None else "auto"
         if not isinstance(language, str):
             raise TypeError(f"language={language!r} must be a string, one of {list(LANGUAGES)}")
         language = LANGUAGE_ALIASES.get(language, language)
         if language not in LANGUAGES:
             raise ValueError(f"language={language!r}; expected one of {list(LANGUAGES)} (or 'zn' for zh)")
-
-        use_itn = kwargs.get("use_itn")
-        textnorm = kwargs.get("textnorm", kwargs.get("text_norm"))
-        if use_itn is not None and not isinstance(use_itn, (bool, np.bool_)):
-            raise TypeError(f"use_itn={use_itn!r} must be True or False")
-        if textnorm is not None:
-            if textnorm not in TEXTNORMS:
-                raise ValueError(f"textnorm={textnorm!r}; expected one of {list(TEXTNORMS)}")
-            if use_itn is not None and (textnorm == "withitn") != bool(use_itn):
-                raise ValueError(f"use_itn={use_itn!r} contradicts textnorm={textnorm!r}")
-        else:
-            textnorm = "withitn" if use_itn else "woitn"
-
-        flags = {}
-        for name in ("ban_emo_unk", "output_timestamp"):
-            value = kwargs.get(name, False)
-            if not isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"{name}={value!r} must be True or False")
-            flags[name] = bool(value)
-        blank_penalty = kwargs.get("blank_penalty", 0.0)
-        if isinstance(blank_penalty, bool) or not isinstance(blank_penalty, (int, float, np.number)) \
-                or not math.isfinite(blank_penalty) or blank_penalty < 0:
-            raise ValueError(f"blank_penalty={blank_penalty!r} must be a finite number >= 0 (0: plain greedy CTC)")
-        fs = kwargs.get("fs", SAMPLE_RATE)
+        if self.textnorm not in TEXTNORMS:
+            raise ValueError(f"textnorm={self.textnorm!r}; expected one of {list(TEXTNORMS)}")
+        penalty = self.blank_penalty
+        if isinstance(penalty, bool) or not isinstance(penalty, (int, float, np.number)) \
+                or not math.isfinite(penalty) or penalty < 0:
+            raise ValueError(f"blank_penalty={penalty!r} must be a finite number >= 0 (0: plain greedy CTC)")
+        fs = self.fs
         if isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0:
             raise ValueError(f"fs={fs!r} must be a positive integer sample rate in Hz")
-        return cls(language=language, textnorm=textnorm, blank_penalty=float(blank_penalty), fs=int(fs), **flags)
+        normalised = {"language": language, "blank_penalty": float(penalty), "fs": int(fs),
+                      "ban_emo_unk": _check_flag("ban_emo_unk", self.ban_emo_unk),
+                      "output_timestamp": _check_flag("output_timestamp", self.output_timestamp)}
+        for name, value in normalised.items():  # frozen: canonical values replace the accepted spellings
+            object.__setattr__(self, name, value)
+
+    @property
+    def use_itn(self) -> bool:
+        return self.textnorm == "withitn"
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> "DecodingOptions":
+        """From FunASR-style keyword arguments: ``use_itn`` (bool) or ``textnorm``/``text_norm``, plus the fields."""
+        use_itn = kwargs.get("use_itn")
+        textnorm = kwargs.get("textnorm", kwargs.get("text_norm"))
+        if use_itn is not None:
+            use_itn = _check_flag("use_itn", use_itn)
+            if textnorm is not None and textnorm in TEXTNORMS and (textnorm == "withitn") != use_itn:
+                raise ValueError(f"use_itn={use_itn!r} contradicts textnorm={textnorm!r}")
+        if textnorm is None:
+            textnorm = "withitn" if use_itn else "woitn"
+        fields = {name: kwargs[name] for name in ("language", "ban_emo_unk", "blank_penalty", "output_timestamp", "fs")
+                  if name in kwargs}
+        return cls(textnorm=textnorm, **fields)
+
+
+# Inference backends and the precisions each runs (sensevoice/backends.py implements all but the default, which
+# is this file's own PyTorch fp32 path, decoding exactly as FunASR's built-in class).
+BACKEND_PRECISIONS = {"torch": ("fp32", "bf16", "fp16", "int8"), "onnxruntime": ("fp32", "int8")}
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Which runtime computes the CTC scores: ``backend`` x ``precision`` (see BACKEND_PRECISIONS)."""
+
+    backend: str = "torch"
+    precision: str = "fp32"  # "int8": dynamic int8 weights (CPU); "bf16"/"fp16": half-precision torch weights
+
+    def __post_init__(self):
+        if self.backend not in BACKEND_PRECISIONS:
+            raise ValueError(f"backend={self.backend!r}; expected one of {list(BACKEND_PRECISIONS)}")
+        if self.precision not in BACKEND_PRECISIONS[self.backend]:
+            raise ValueError(f"precision={self.precision!r} is not available with backend={self.backend!r}; "
+                             f"expected one of {list(BACKEND_PRECISIONS[self.backend])}")
+
+    @property
+    def name(self) -> str:
+        return self.backend if self.precision == "fp32" else f"{self.backend}-{self.precision}"
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> "BackendOptions":
+        """From AutoModel-style kwargs: ``backend``, ``precision``, and ``quantize`` ("int8" or True, as
+        funasr-onnx's quantize=True) as another spelling of precision="int8"."""
+        backend = kwargs.get("backend") or "torch"
+        precision = kwargs.get("precision")
+        quantize = kwargs.get("quantize")
+        if quantize not in (None, False, True, "int8"):
+            raise ValueError(f"quantize={quantize!r}; expected 'int8', True or False")
+        if quantize in (True, "int8"):
+            if precision not in (None, "int8"):
+                raise ValueError(f"quantize={quantize!r} contradicts precision={precision!r}")
+            precision = "int8"
+        return cls(backend=backend, precision=precision or "fp32")
 
 
 # ----------------------------------------------------------------------------------------------- layers
@@ -403,12 +453,16 @@ def split_rich_text(text: str) -> dict[str, Any]:
 
 
 def group_words(pieces: list[str], spans: list[list[int]]) -> tuple[list[str], list[list[int]]]:
-    """Merge sentencepiece pieces into words: "▁" starts a word; CJK characters stand alone."""
+    """Merge sentencepiece pieces into words: "▁" starts a word (also a bare "▁" piece, before the piece it
+    precedes: "▁on ▁ the ▁ 26 th" -> on, the, 26th); CJK characters and punctuation stand alone."""
     words: list[str] = []
     word_spans: list[list[int]] = []
+    pending_start = False  # a bare "▁" piece was seen: the next piece starts a word
     for piece, span in zip(pieces, spans):
-        starts_word = piece.startswith("\u2581") or not words or not (piece.isascii() and words[-1].isascii())
+        starts_word = pending_start or piece.startswith("\u2581") or not words \
+            or not (piece.isascii() and words[-1].isascii())
         piece = piece.lstrip("\u2581")
+        pending_start = not piece and (pending_start or starts_word)
         if not piece:
             continue
         if starts_word or not piece.isalnum():
@@ -418,6 +472,31 @@ def group_words(pieces: list[str], spans: list[list[int]]) -> tuple[list[str], l
             words[-1] += piece
             word_spans[-1][1] = span[1]
     return words, word_spans
+
+
+def describe_path(path: list[tuple[int, int, int]], key: str, n_speech_frames: int, special: SpecialTokens,
+                  tokenizer: Any, output_timestamp: bool) -> dict[str, Any]:
+    """One decoded path -> FunASR result: rich ``text`` plus structured fields (and timestamps)."""
+    text = tokenizer.decode([t for t, _, _ in path])
+    result = {"key": key, "text": text, **split_rich_text(text)}
+    if output_timestamp:
+        # Tag tokens sit on the prompt frames; everything after them is speech on the audio timeline.
+        speech = [(t, s - N_PROMPT, e - N_PROMPT) for t, s, e in path if t not in special.names and e > N_PROMPT]
+        pieces = [special.pieces[t] for t, _, _ in speech]
+        spans = [frames_to_ms(max(s, 0), e, n_speech_frames) for _, s, e in speech]
+        words, word_spans = group_words(pieces, spans)
+        # FunASR's shape: "timestamp" holds one [start_ms, end_ms] per entry of "words".
+        result.update(words=words, timestamp=word_spans, tokens=pieces, token_timestamp=spans)
+    return result
+
+
+def decode_scores(scores: Tensor, lens: Tensor, keys: Sequence[str], options: DecodingOptions,
+                  special: SpecialTokens, tokenizer: Any) -> list[dict[str, Any]]:
+    """(B, 4 + T, V) CTC log-probs or raw logits of any backend, (B,) lengths -> one result per item. The scores
+    are changed in place by the decoding options."""
+    paths = ctc_greedy(apply_decoding_options(scores, options, special), lens, special.blank)
+    return [describe_path(path, key, int(n) - N_PROMPT, special, tokenizer, options.output_timestamp)
+            for path, key, n in zip(paths, keys, lens.tolist())]
 
 
 # ----------------------------------------------------------------------------------------------- audio input
@@ -548,6 +627,8 @@ class SenseVoiceSmall(nn.Module):
 
     def ctc_logprobs(self, feats: Tensor, lens: Tensor, language: str, textnorm: str) -> tuple[Tensor, Tensor]:
         """Inference forward: (B, 4 + T, V) CTC log-probs and (B,) lengths for one language/text-norm choice."""
+        weight = self.embed.weight
+        feats, lens = feats.to(device=weight.device, dtype=weight.dtype), lens.to(weight.device)
         B = feats.shape[0]
         language_rows = torch.full((B,), PROMPT_ROWS[language], dtype=torch.long, device=feats.device)
         textnorm_rows = torch.full((B,), PROMPT_ROWS[textnorm], dtype=torch.long, device=feats.device)
@@ -606,10 +687,10 @@ class SenseVoiceSmall(nn.Module):
         ``data_type="fbank"``, a (B, T, n_input) feature tensor with ``data_lengths``).
         """
         options = DecodingOptions.from_kwargs(kwargs)
+        runtime = BackendOptions.from_kwargs(kwargs)
         if tokenizer is None:
             raise ValueError("inference needs tokenizer= (AutoModel and from_pretrained pass it)")
         special = self._special(tokenizer)
-        device = next(self.parameters()).device
         if kwargs.get("data_type") == "fbank":
             feats = data_in if data_in.dim() == 3 else data_in[None]
             lens = torch.as_tensor(data_lengths if data_lengths is not None else [feats.shape[1]]).reshape(-1)
@@ -618,14 +699,29 @@ class SenseVoiceSmall(nn.Module):
             items = list(data_in) if isinstance(data_in, (list, tuple)) else [data_in]
             keys = self._keys(key, len(items))
             feats, lens = self.extract_features(items, keys, frontend, options.fs)
-        feats, lens = feats.to(device=device, dtype=self.embed.weight.dtype), lens.to(device)
-
-        logp, out_lens = self.ctc_logprobs(feats, lens, options.language, options.textnorm)
-        paths = ctc_greedy(apply_decoding_options(logp, options, special), out_lens, special.blank)
-        results = [self.describe(path, k, int(n) - N_PROMPT, tokenizer, options.output_timestamp)
-                   for path, k, n in zip(paths, keys, out_lens.tolist())]
+        scores, out_lens = self.scorer(runtime, kwargs)(feats, lens, options.language, options.textnorm)
+        results = decode_scores(scores, out_lens, keys, options, special, tokenizer)
         audio_s = float(lens.sum()) * ENC_FRAME_MS / 1000
         return results, {"batch_data_time": audio_s}
+
+    def scorer(self, runtime: BackendOptions, kwargs: Mapping[str, Any]):
+        """``(feats, lens, language, textnorm) -> (scores, lens)`` of the chosen backend. The default is this
+        module's PyTorch fp32 path; the others (ONNX Runtime, int8, bf16) live in the ``sensevoice`` package
+        beside this file and are built once, on first use (FunASR passes ``model_path`` and ``ncpu``)."""
+        if runtime == BackendOptions() and getattr(self, "_converted", None) is None:
+            return self.ctc_logprobs
+        if getattr(self, "_converted", runtime) != runtime:
+            raise ValueError(f"this model already runs as {self._converted.name}; build another for {runtime.name}")
+        backend = getattr(self, "_backend", None)
+        if backend is None:
+            try:
+                from sensevoice import backends
+            except ImportError as err:
+                raise ImportError(f"backend={runtime.backend!r} precision={runtime.precision!r} needs the sensevoice "
+                                  f"package that ships beside model.py (pip install it from the repository): {err}")
+            backend = backends.for_model(self, runtime, kwargs.get("model_path"), kwargs.get("ncpu"))
+            self._backend, self._converted = backend, runtime
+        return backend.ctc_scores
 
     @staticmethod
     def _keys(key: Any, n: int) -> list[str]:
@@ -656,23 +752,6 @@ class SenseVoiceSmall(nn.Module):
             feats.append(f[0].float())
         lens = torch.tensor([f.shape[0] for f in feats])
         return nn.utils.rnn.pad_sequence(feats, batch_first=True), lens
-
-    def describe(self, path: list[tuple[int, int, int]], key: str, n_speech_frames: int, tokenizer: Any,
-                 output_timestamp: bool) -> dict[str, Any]:
-        """One decoded path -> FunASR result: rich ``text`` plus structured fields (and timestamps)."""
-        token_ids = [t for t, _, _ in path]
-        text = tokenizer.decode(token_ids)
-        result = {"key": key, "text": text, **split_rich_text(text)}
-        if output_timestamp:
-            # Tag tokens sit on the prompt frames; everything after them is speech on the audio timeline.
-            speech = [(t, s - N_PROMPT, e - N_PROMPT) for t, s, e in path
-                      if t not in self.special.names and e > N_PROMPT]
-            pieces = [self.special.pieces[t] for t, _, _ in speech]
-            spans = [frames_to_ms(max(s, 0), e, n_speech_frames) for _, s, e in speech]
-            words, word_spans = group_words(pieces, spans)
-            # FunASR's shape: "timestamp" holds one [start_ms, end_ms] per entry of "words".
-            result.update(words=words, timestamp=word_spans, tokens=pieces, token_timestamp=spans)
-        return result
 
     # ---- loading --------------------------------------------------------------------------------------------
     @staticmethod

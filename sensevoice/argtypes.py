@@ -1,25 +1,44 @@
-"""argparse ``type=`` callables shared by the commands: a bad value becomes argparse's usage error (exit code 2)
-naming the option, e.g. ``argument --threads: expected a positive integer, got '0'``; and the two decoding options
-that transcribe and serve share (evaluate keeps its own ``--blank-penalty``, whose help is about choosing it).
+"""The command line's side of the one options type: argparse ``type=`` callables, and the decoding and backend
+options of ``model.DecodingOptions`` / ``model.BackendOptions`` declared once for every command that decodes
+(transcribe, serve, evaluate), converted to those types once (``decoding_options``, ``backend_options``).
 
-Floats must be finite: ``float("nan")`` and ``float("inf")`` parse, and neither is a sensible batch size, timeout
-or penalty. ``UsageError`` is for what argparse cannot check alone (a bad combination, a busy port): the
-``sensevoice`` CLI reports it like argparse's errors, exit code 2.
+A bad value becomes argparse's usage error (exit code 2) naming the option, e.g. ``argument --threads: expected a
+positive integer, got '0'``. Floats must be finite: ``float("nan")`` and ``float("inf")`` parse, and neither is a
+sensible batch size, timeout or penalty. ``UsageError`` is for what argparse cannot check alone (a bad combination,
+a busy port): the ``sensevoice`` CLI reports it like argparse's errors, exit code 2.
+
+The choices (languages, their aliases, backends and precisions) are model.py's own constants, read from its source
+text: ``--help`` stays fast (no torch import) without a second copy of the lists.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
 import ipaddress
 import math
 import re
 from pathlib import Path
+from typing import Any
+
+from sensevoice import REPO_ROOT
 
 HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")  # RFC 1123
 
 
 class UsageError(Exception):
     """A bad option or argument found after parsing: reported like argparse's errors, exit code 2."""
+
+
+@functools.cache
+def model_constant(name: str) -> Any:
+    """A literal constant of model.py (LANGUAGES, LANGUAGE_ALIASES, BACKEND_PRECISIONS …), without importing it."""
+    tree = ast.parse((REPO_ROOT / "model.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise KeyError(f"model.py defines no literal constant {name}")
 
 
 def positive_int(text: str) -> int:
@@ -76,11 +95,67 @@ def existing_dir(text: str) -> Path:
     return path
 
 
-def add_decoding_arguments(parser: argparse.ArgumentParser, scope: str = "") -> None:
-    """``--blank-penalty`` and ``--ban-emo-unk``, model.DecodingOptions's two knobs; ``scope`` ends each help
-    line (", for every request")."""
+def language(text: str) -> str:
+    """A language of model.LANGUAGES, or an alias of one (zn -> zh)."""
+    languages, aliases = model_constant("LANGUAGES"), model_constant("LANGUAGE_ALIASES")
+    value = aliases.get(text, text)
+    if value not in languages:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(languages)} (or {', '.join(aliases)}), "
+                                         f"got {text!r}")
+    return value
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser, scope: str = "", itn_default: bool = True,
+                           per_request: bool = False) -> None:
+    """The fields of model.DecodingOptions as options. ``scope`` ends each help line (", for every request");
+    with ``per_request`` (the service) the language and ITN choice come with each request instead."""
+    languages, aliases = model_constant("LANGUAGES"), model_constant("LANGUAGE_ALIASES")
+    if not per_request:
+        parser.add_argument("--language", type=language, default="auto", metavar="LANG",
+                            help=f"forced language: {', '.join(languages)} "
+                                 f"({', '.join(f'{a} = {t}' for a, t in aliases.items())}); default: auto, detected "
+                                 "per segment")
+        parser.add_argument("--itn", action=argparse.BooleanOptionalAction, default=itn_default,
+                            help=f"inverse text normalisation: digits and punctuation (default: "
+                                 f"{'on' if itn_default else 'off'})")
     parser.add_argument("--blank-penalty", type=non_negative_float, default=0.0, metavar="X",
                         help=f"subtract X from the CTC blank's score before greedy decoding{scope}: X > 0 trades "
                              "dropped short words for insertions (default: 0, plain greedy CTC as FunASR decodes)")
     parser.add_argument("--ban-emo-unk", action="store_true",
                         help=f"never output <|EMO_UNKNOWN|>{scope}: every speech segment gets one of the emotions")
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fields of model.BackendOptions as options (their combination is checked by ``backend_options``)."""
+    precisions = model_constant("BACKEND_PRECISIONS")
+    parser.add_argument("--backend", choices=list(precisions), default="torch",
+                        help="what computes the network: torch (default; fp32 decodes exactly as FunASR) or "
+                             "onnxruntime (the model directory's model.onnx, else exported once into a cache)")
+    parser.add_argument("--precision", default="fp32", metavar="P",
+                        help="; ".join(f"{b}: {', '.join(p)}" for b, p in precisions.items())
+                             + " (default: fp32; int8 = dynamic int8 weights, CPU)")
+
+
+def decoding_options(args: argparse.Namespace, **fields: Any):
+    """model.DecodingOptions from the parsed arguments (plus ``fields``: per-call ones such as timestamps)."""
+    import model as sv
+
+    from_args = {"ban_emo_unk": args.ban_emo_unk, "blank_penalty": args.blank_penalty}
+    if hasattr(args, "language"):
+        from_args.update(language=args.language, textnorm="withitn" if args.itn else "woitn")
+    return sv.DecodingOptions(**{**from_args, **fields})
+
+
+def backend_options(args: argparse.Namespace):
+    """model.BackendOptions from ``--backend``/``--precision``; ValueError names a combination that does not exist."""
+    import model as sv
+
+    return sv.BackendOptions(backend=args.backend, precision=args.precision)
+
+
+def check_backend(args: argparse.Namespace) -> None:
+    """The --backend/--precision combination, checked without importing torch (for usage errors up front)."""
+    precisions = model_constant("BACKEND_PRECISIONS")[args.backend]
+    if args.precision not in precisions:
+        raise ValueError(f"--precision {args.precision!r} is not available with --backend {args.backend}; "
+                         f"expected one of {', '.join(precisions)}")

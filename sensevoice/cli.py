@@ -20,16 +20,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sensevoice import REPO_ROOT, heavy
-from sensevoice.argtypes import UsageError, add_decoding_arguments, positive_float, positive_int
+from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, backend_options,
+                                 check_backend, decoding_options, positive_float, positive_int)
 from sensevoice.subtitles import FORMATS  # light: no torch
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_HELP = ("exit status: 0 every input written; 1 some inputs failed (each reported on stderr, the others "
              "written); 2 usage error (bad option, no usable model); 130 interrupted")
 PROG = "sensevoice"
-DEMO_MODEL = REPO_ROOT / "demo"  # the default --model when it exists
 STDIN = "-"
-LANGUAGES = ("auto", "zh", "en", "yue", "ja", "ko", "nospeech")  # model.LANGUAGES (checked by a test)
 STDOUT_MULTI_FORMATS = ("txt", "jsonl")  # formats that can carry several inputs on stdout
 
 
@@ -59,14 +58,10 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"audio files (wav, flac, ogg, mp3; any rate, mono or not); {STDIN} reads audio bytes "
                              "from stdin (a file's bytes, or raw 16 kHz 16-bit PCM)")
     parser.add_argument("--model", type=Path, default=None, metavar="DIR",
-                        help=f"model directory with model.pt, config.yaml, configuration.json, tokenizer, am.mvn "
-                             f"(default: {DEMO_MODEL} when it exists)")
-    parser.add_argument("--language", default="auto", choices=(*LANGUAGES, "zn"), metavar="LANG",
-                        help=f"forced language: {', '.join(LANGUAGES)} (zn = zh); default: auto, detected per "
-                             "segment")
-    parser.add_argument("--itn", action=argparse.BooleanOptionalAction, default=True,
-                        help="inverse text normalisation: digits and punctuation (default: on)")
+                        help="model directory with model.pt, config.yaml, configuration.json, tokenizer, am.mvn "
+                             f"(default: the embedded demo model, {REPO_ROOT / 'demo'})")
     add_decoding_arguments(parser)
+    add_backend_arguments(parser)
     parser.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
                         help="split the audio into speech segments with the bundled FSMN-VAD (default: on; "
                              "without it a file is one forward pass)")
@@ -88,13 +83,9 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def transcribe_options(args: argparse.Namespace):
-    """The decoding options the arguments ask for; UsageError names a bad value."""
-    from sensevoice.transcribe import TranscribeOptions
-
+    """The decoding options the arguments ask for (model.DecodingOptions); UsageError names a bad value."""
     try:  # timestamps always: subtitles split long segments with them, and they cost nothing extra
-        return TranscribeOptions(language=args.language, use_itn=args.itn, timestamps=True,
-                                 ban_emo_unk=args.ban_emo_unk, blank_penalty=args.blank_penalty,
-                                 batch_size_s=args.batch_size_s)
+        return decoding_options(args, output_timestamp=True)
     except ValueError as err:  # names the option and the allowed values
         raise UsageError(str(err))
 
@@ -110,15 +101,14 @@ def check_device(name: str) -> None:
         raise UsageError(f"--device {name!r}: CUDA is not available here (use --device cpu)")
 
 
-def resolve_model_dir(model: Path | None) -> Path:
-    if model is None:
-        if not DEMO_MODEL.is_dir():
-            raise UsageError(f"no model: pass --model DIR (a SenseVoiceSmall model directory); the default "
-                             f"{DEMO_MODEL} does not exist")
-        model = DEMO_MODEL
-    if not model.is_dir():
-        raise UsageError(f"--model {str(model)!r} is not a directory")
-    return model.resolve()
+def resolve_model_dir(model: Path | None):
+    """--model (default: the demo model) as a ModelDir; UsageError says why it is not one."""
+    from sensevoice.modeldir import ModelDir, ModelDirError
+
+    try:
+        return ModelDir.resolve(model)
+    except ModelDirError as err:
+        raise UsageError(str(err))
 
 
 def input_keys(inputs: Sequence[str]) -> list[str]:
@@ -144,16 +134,17 @@ def check_outputs(args: argparse.Namespace) -> None:
         raise UsageError(f"--output-dir {str(args.output_dir)!r} is not a directory")
 
 
-def load_transcriber(model_dir: Path, args: argparse.Namespace):
+def load_transcriber(model_dir, args: argparse.Namespace):
     """Load the model; FunASR prints to stdout while loading, so that goes to stderr (stdout is for results)."""
-    from sensevoice.transcribe import Transcriber
+    from sensevoice.pipeline import Transcriber
 
-    print(f"{PROG}: model: {model_dir}", file=sys.stderr)
+    print(f"{PROG}: model: {model_dir.path}", file=sys.stderr)
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            return Transcriber(model_dir, use_vad=args.vad, device=args.device, ncpu=args.threads)
+            return Transcriber(model_dir, backend=backend_options(args), vad=args.vad, device=args.device,
+                               threads=args.threads, batch_size_s=args.batch_size_s)
     except (OSError, ValueError, TypeError, RuntimeError) as err:
-        raise UsageError(f"--model {str(model_dir)!r} cannot be loaded: {err}")
+        raise UsageError(f"--model {str(model_dir.path)!r} cannot be loaded: {err}")
 
 
 class ProgressBar:
@@ -222,6 +213,10 @@ def emit(result: dict[str, Any], args: argparse.Namespace, several: bool) -> Non
 
 def run_transcribe(args: argparse.Namespace) -> int:
     check_outputs(args)  # what the arguments alone decide, before torch and FunASR are imported
+    try:
+        check_backend(args)
+    except ValueError as err:
+        raise UsageError(str(err))
     model_dir = resolve_model_dir(args.model)
     problems = [(item, path_problem(item)) for item in args.inputs]
     if all(problem for _, problem in problems):  # nothing to do: say so without loading the model

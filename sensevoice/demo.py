@@ -17,6 +17,8 @@ from typing import Sequence
 
 from sensevoice import modeldir
 
+from sensevoice.modeldir import ModelDir
+
 DEMO_DIR = modeldir.REPO_ROOT / "demo"
 EXAMPLES = modeldir.REPO_ROOT / "examples"
 
@@ -34,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              if args.model.resolve() == DEMO_DIR.resolve() else "the model directory you gave")
     print(f"model: {args.model} — {which}")
     print("official weights: python -m sensevoice.demo --model /path/to/SenseVoiceSmall  (model.pt + its files)\n")
-    automodel = modeldir.load_automodel(args.model, ncpu=None)
+    automodel = ModelDir(args.model).automodel(ncpu=None)
     labels = {}  # (file name, itn tag) -> the rich transcript the example was generated from
     if (EXAMPLES / "labels.jsonl").is_file():
         for line in (EXAMPLES / "labels.jsonl").read_text(encoding="utf-8").splitlines():

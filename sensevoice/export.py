@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import logging
-import shutil
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -173,35 +171,6 @@ def write_tokens(pieces: Iterable[str], path: Path) -> Path:
     return path
 
 
-def copy_model_files(model_dir: Path, out_dir: Path) -> dict:
-    """config.yaml (dither 0: inference is deterministic), configuration.json, tokenizer and am.mvn, so that the
-    ONNX directory runs without the PyTorch one. Returns the config."""
-    from sensevoice import modeldir
-
-    config = modeldir.read_config(model_dir / "config.yaml")
-    config["frontend_conf"] = {**config["frontend_conf"], "dither": 0.0}
-    modeldir.write_config(config, out_dir / "config.yaml")
-    descriptor = json.loads((model_dir / "configuration.json").read_text())
-    shutil.copyfile(model_dir / "configuration.json", out_dir / "configuration.json")
-    bpe = descriptor["file_path_metas"]["tokenizer_conf"]["bpemodel"]
-    shutil.copyfile(model_dir / bpe, out_dir / bpe)
-    shutil.copyfile(model_dir / "am.mvn", out_dir / "am.mvn")
-    return config
-
-
-def load_model(model_dir: Path) -> sv.SenseVoiceSmall:
-    """The directory's model with its model.pt loaded strictly, in eval mode."""
-    import model as sv
-    from sensevoice import modeldir
-
-    weights = model_dir / "model.pt"
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} is missing: refusing to export random weights")
-    model = modeldir.build_model(model_dir, seed=None)
-    sv.load_checkpoint(model, str(weights))
-    return model.eval()
-
-
 def to_onnx(model: sv.SenseVoiceSmall, metadata: dict[str, str], path: Path, opset: int = OPSET,
             standard_ops: bool = False) -> Path:
     """Trace ``model`` to ``path`` with FunASR's I/O and the given metadata (one write); attention as ONNX
@@ -276,18 +245,26 @@ def verify(model: sv.SenseVoiceSmall, path: Path, tolerance: float = VERIFY_TOLE
 def export(model_dir: Path, out_dir: Path, int8: bool = False, opset: int = OPSET, standard_ops: bool = False
            ) -> dict[str, Path]:
     """Export a model directory to ``out_dir``; returns {"fp32": ..., "int8": ..., "tokens": ...} paths."""
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
-    if model_dir.resolve() == out_dir.resolve():
+    from sensevoice.modeldir import ModelDir
+
+    source = ModelDir(model_dir)
+    if source.path == Path(out_dir).resolve():
         raise ValueError(f"--out {out_dir} is the model directory; export into a directory of its own")
-    model = load_model(model_dir)
+    return export_model(source.load(), source, Path(out_dir), int8=int8, opset=opset, standard_ops=standard_ops)
+
+
+def export_model(model: sv.SenseVoiceSmall, source, out_dir: Path, int8: bool = False, opset: int = OPSET,
+                 standard_ops: bool = False) -> dict[str, Path]:
+    """Export a loaded fp32 model (its frontend, tokenizer and CMVN from the ModelDir ``source``) to ``out_dir``,
+    a model directory of its own (config with dither 0, tokenizer, am.mvn, model.py, tokens.txt, ONNX files)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = copy_model_files(model_dir, out_dir)
-    metadata = sherpa_metadata(model, config["frontend_conf"], model_dir / "am.mvn")
-    paths = {"tokens": write_tokens(model.special.pieces, out_dir / TOKENS_NAME),
+    config = {**source.config, "frontend_conf": {**source.config["frontend_conf"], "dither": 0.0}}
+    source.copy_to(out_dir, config=config)
+    metadata = sherpa_metadata(model, config["frontend_conf"], source.cmvn)
+    paths = {"tokens": write_tokens(source.special.pieces, out_dir / TOKENS_NAME),
              "fp32": to_onnx(model, metadata, out_dir / FP32_NAME, opset, standard_ops)}
     err = verify(model, paths["fp32"])
     log.info("exported %s (max |Δ logit| vs PyTorch %.1e)", paths["fp32"], err)
-    del model
     if int8:
         paths["int8"] = quantize_int8(paths["fp32"], out_dir / INT8_NAME, metadata)
         log.info("quantised %s", paths["int8"])

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -54,25 +54,26 @@ def resolve_vad_model(vad_model: str | os.PathLike) -> str:
                      "official FSMN-VAD) nor a FunASR model directory with a config.yaml")
 
 
-def load_automodel_with_vad(model_dir: str | os.PathLike, vad_model: str | os.PathLike = "fsmn-vad",
-                            max_segment_ms: int = MAX_SEGMENT_MS, device: str = "cpu", ncpu: int | None = None,
-                            **kwargs: Any):
-    """``modeldir.load_automodel`` plus an offline VAD: equivalent to ``AutoModel(model=model_dir,
-    vad_model=fsmn_vad_dir(), vad_kwargs={"max_single_segment_time": max_segment_ms}, ...)``."""
-    from sensevoice import modeldir
+class Vad:
+    """The offline FSMN-VAD, loaded once: speech segments of whole 16 kHz waveforms, [(start_ms, end_ms)] in time
+    order, computed exactly as FunASR's ``AutoModel(vad_model=...)`` computes them (same model, same options).
+    Thread-safe: calls are serialised (the VAD is fast, ~1 % of the recogniser's time)."""
 
-    if isinstance(max_segment_ms, bool) or not isinstance(max_segment_ms, int) or max_segment_ms <= 0:
-        raise ValueError(f"max_segment_ms={max_segment_ms!r} must be a positive integer (milliseconds)")
-    vad_kwargs = {"max_single_segment_time": max_segment_ms, **kwargs.pop("vad_kwargs", {})}
-    return modeldir.load_automodel(Path(model_dir), device=device, ncpu=ncpu,
-                                   vad_model=resolve_vad_model(vad_model), vad_kwargs=vad_kwargs, **kwargs)
+    def __init__(self, vad_model: str | os.PathLike = "fsmn-vad", max_segment_ms: int = MAX_SEGMENT_MS,
+                 device: str = "cpu", ncpu: int | None = None):
+        from funasr import AutoModel
 
+        if isinstance(max_segment_ms, bool) or not isinstance(max_segment_ms, int) or max_segment_ms <= 0:
+            raise ValueError(f"max_segment_ms={max_segment_ms!r} must be a positive integer (milliseconds)")
+        self.max_segment_ms = max_segment_ms
+        self.automodel = AutoModel(model=resolve_vad_model(vad_model), device=device, ncpu=ncpu or 1,
+                                   disable_update=True, disable_pbar=True, disable_log=True,
+                                   max_single_segment_time=max_segment_ms)
+        self._lock = threading.Lock()
 
-def detect_segments(automodel: Any, wave: np.ndarray) -> list[tuple[int, int]]:
-    """Speech segments of one 16 kHz waveform, [(start_ms, end_ms)] in time order, computed exactly as FunASR's
-    ``inference_with_vad`` computes them (same call, same VAD options). The VAD walks the audio in 60 s chunks
-    but holds about two more copies of the waveform while it runs (+460 MB for an hour of audio)."""
-    if getattr(automodel, "vad_model", None) is None:
-        raise ValueError("this AutoModel has no VAD model; build it with load_automodel_with_vad()")
-    results = automodel.inference(wave, model=automodel.vad_model, kwargs=automodel.vad_kwargs)
-    return [(int(start), int(end)) for start, end in results[0]["value"]]
+    def segments(self, wave: np.ndarray) -> list[tuple[int, int]]:
+        """The VAD walks the audio in 60 s chunks but holds about two more copies of the waveform while it runs
+        (+460 MB for an hour of audio)."""
+        with self._lock:
+            results = self.automodel.inference(wave)
+        return [(int(start), int(end)) for start, end in results[0]["value"]]

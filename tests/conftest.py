@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # oracle.py, helpers.p
 
 import model as sv  # noqa: E402
 from sensevoice import modeldir  # noqa: E402
+from sensevoice.modeldir import ModelDir
 from sensevoice.training.tokenizer import train_tokenizer  # noqa: E402
 
 TINY_ENCODER = {"output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2, "tp_blocks": 1,
@@ -56,7 +57,7 @@ def identity_cmvn(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory, tiny_bpe, identity_cmvn) -> Path:
     """Tiny random model (d 64, 2 + 1 blocks) with a 200-piece tokenizer: fast tests of the plumbing."""
-    return modeldir.make_model_dir(tmp_path_factory.mktemp("tiny"), tiny_bpe, identity_cmvn, TINY_ENCODER, seed=0)
+    return ModelDir.create(tmp_path_factory.mktemp("tiny"), tiny_bpe, identity_cmvn, TINY_ENCODER, seed=0).path
 
 
 @pytest.fixture(scope="session")
@@ -71,16 +72,16 @@ def biased_dir(tmp_path_factory, tiny_dir, tiny_bpe, identity_cmvn) -> Path:
     state = torch.load(tiny_dir / "model.pt", map_location="cpu")
     state["ctc.ctc_lo.bias"][special.emotion_unknown] += 100.0
     state["ctc.ctc_lo.bias"][special.blank] += 3.0
-    return modeldir.make_model_dir(tmp_path_factory.mktemp("biased"), tiny_bpe, identity_cmvn, TINY_ENCODER,
-                                   state_dict=state)
+    return ModelDir.create(tmp_path_factory.mktemp("biased"), tiny_bpe, identity_cmvn, TINY_ENCODER,
+                                   state_dict=state).path
 
 
 @pytest.fixture(scope="session")
 def official_dir(tmp_path_factory, official) -> Path:
     """Official config/tokenizer/am.mvn with random official-size weights saved as model.pt."""
     src = official / "SenseVoiceSmall"
-    return modeldir.make_model_dir(tmp_path_factory.mktemp("official"), src / "chn_jpn_yue_eng_ko_spectok.bpe.model",
-                                   src / "am.mvn", seed=0)
+    return ModelDir.create(tmp_path_factory.mktemp("official"), src / "chn_jpn_yue_eng_ko_spectok.bpe.model",
+                                   src / "am.mvn", seed=0).path
 
 
 def speechlike(seconds: float, seed: int = 0, fs: int = 16000) -> np.ndarray:
@@ -101,3 +102,10 @@ def wav_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("audio") / "speechlike.wav"
     soundfile.write(path, speechlike(2.5), 16000)
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_dir(tiny_dir) -> Path:
+    from helpers import train_tiny
+
+    return train_tiny(tiny_dir, tiny_dir.parent / f"{tiny_dir.name}_trained")

@@ -2,13 +2,85 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import shutil
 from pathlib import Path
 
-from sensevoice import modeldir
-from sensevoice.training.train import load_for_training
+import torch
+
+import model as sv
+from conftest import speechlike
+from sensevoice.modeldir import ModelDir
+
+BATCH = [  # (language, emotion, event, itn, transcript)
+    ("en", "HAPPY", "Speech", "woitn", "hello world"),
+    ("zh", "SAD", "BGM", "withitn", "你好世界"),
+    ("ko", "ANGRY", "Laughter", "woitn", "안녕하세요"),
+]
+
+
+def encode_targets(model, tokenizer, rows):
+    """[lang, emo, event, itn] tag ids + transcript ids, padded with ignore_id, as FunASR's dataset builds them."""
+    piece_id = {p: i for i, p in enumerate(model.special.pieces)}
+    seqs = [[piece_id[f"<|{t}|>"] for t in row[:4]] + tokenizer.encode(row[4]) for row in rows]
+    lens = torch.tensor([len(s) for s in seqs])
+    text = torch.full((len(seqs), int(lens.max())), model.ignore_id)
+    for i, s in enumerate(seqs):
+        text[i, : len(s)] = torch.tensor(s)
+    return text, lens
+
+
+@contextlib.contextmanager
+def one_thread():
+    """torch on one thread: on a busy 2-core machine a second OpenMP thread makes every op wait for a time slice
+    (10-30x slower here); on an idle one it costs these tests little."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def load_parts(model_dir: Path):
-    """(model in eval mode, tokenizer, frontend with dither 0, config) for a directory, without AutoModel."""
-    model, tokenizer, frontend = load_for_training(Path(model_dir))
-    return model.eval(), tokenizer, frontend, modeldir.read_config(Path(model_dir) / "config.yaml")
+    """(model in eval mode, tokenizer, frontend with dither 0, config) of a directory, without AutoModel."""
+    source = ModelDir(model_dir)
+    return source.load(), source.tokenizer, source.frontend(), source.config
+
+
+@functools.cache
+def train_tiny(tiny_dir: Path, out: Path, steps: int = 200) -> Path:
+    """tiny_dir's model overfitted on test_training_objective's batch (confident outputs, as a trained model has:
+    random weights put near-ties everywhere, which any rounding flips), saved as a model directory."""
+    with one_thread():  # tiny ops: a second thread only adds synchronisation
+        return _train_tiny(tiny_dir, out, steps)
+
+
+def _train_tiny(tiny_dir: Path, out: Path, steps: int) -> Path:
+    torch.manual_seed(0)
+    model, tokenizer, frontend, _ = load_parts(tiny_dir)
+    model.specaug = None  # memorising one batch: augmentation would only slow it down
+    feats, lens = trained_batch(model, frontend)
+    feats, lens = feats[:len(BATCH)], lens[:len(BATCH)]
+    text, text_lens = encode_targets(model, tokenizer, BATCH)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss, _, _ = model(feats, lens, text, text_lens, tokenizer=tokenizer)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    shutil.copytree(tiny_dir, out, dirs_exist_ok=True)
+    torch.save(model.state_dict(), out / "model.pt")
+    return out
+
+
+def trained_batch(model, frontend):
+    """The training utterances of train_tiny (plus one it never saw)."""
+    audio = [speechlike(s, seed=i) for i, s in enumerate((1.6, 2.0, 1.8, 2.4))]
+    return model.extract_features(audio, ["a", "b", "c", "unseen"], frontend, 16000)
+
+
+def greedy_tokens(logp_or_logits: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
+    return [[t for t, _, _ in path] for path in sv.ctc_greedy(logp_or_logits, lens, blank=0)]

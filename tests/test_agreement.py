@@ -9,7 +9,6 @@ import soundfile
 
 from conftest import speechlike
 from sensevoice.bench import agreement
-from test_export import trained_tiny_dir  # noqa: F401  (session fixture: the tiny model trained on BATCH)
 
 
 def test_agreement_counts_token_edits_against_the_reference():
@@ -47,3 +46,11 @@ def test_command_measures_each_path_and_writes_tables(trained_tiny_dir, test_jso
 def test_unknown_path_is_refused_by_name(trained_tiny_dir, test_jsonl, tmp_path):  # noqa: F811
     with pytest.raises(ValueError, match="ort-int4"):
         agreement.measure(trained_tiny_dir, [], ["ort-int4"], tmp_path)
+
+
+def test_token_agreement():
+    assert agreement.edit_distance([1, 2, 3], [1, 3]) == 1 and agreement.edit_distance([], [4, 5]) == 2
+    assert agreement.token_agreement([[1, 2, 3], [7]], [[1, 2, 3], [7]]) == 1.0
+    assert agreement.token_agreement([[1, 2], [7, 8]], [[1, 2, 3], [7]]) == 0.5  # one deletion + one insertion / 4
+    with pytest.raises(ValueError):
+        agreement.token_agreement([[1]], [])

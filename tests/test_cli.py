@@ -132,7 +132,9 @@ def test_progress_bar_on_stderr(capsys, tiny_dir, clips):
 
 
 def test_default_model_is_the_demo_dir(capsys, tiny_dir, clips, monkeypatch):
-    monkeypatch.setattr(cli, "DEMO_MODEL", tiny_dir)
+    from sensevoice import modeldir
+
+    monkeypatch.setattr(modeldir, "DEMO_DIR", tiny_dir)
     code, _, err = run(capsys, "transcribe", str(clips / "short.wav"))
     assert code == 0 and f"model: {tiny_dir.resolve()}" in err
 
@@ -161,7 +163,9 @@ def test_empty_stdin(capsys, tiny_dir, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--language", "xx"], "argument --language: invalid choice: 'xx'"),
+    (["--language", "xx"], "argument --language: expected one of auto, zh, en, yue, ja, ko, nospeech (or zn), got 'xx'"),
+    (["--backend", "tensorrt"], "argument --backend: invalid choice: 'tensorrt'"),
+    (["--backend", "onnxruntime", "--precision", "bf16"], "--precision 'bf16' is not available with --backend onnxruntime"),
     (["--batch-size-s", "0"], "argument --batch-size-s: expected a positive number, got '0'"),
     (["--batch-size-s", "nan"], "argument --batch-size-s: expected a positive number, got 'nan'"),
     (["--batch-size-s", "many"], "argument --batch-size-s: invalid positive_float value: 'many'"),
@@ -179,13 +183,20 @@ def test_usage_errors_exit_2(capsys, tiny_dir, clips, argv, message):
     assert code == cli.EXIT_USAGE and message in err and out == ""
 
 
-def test_model_errors_exit_2(capsys, tmp_path, clips, monkeypatch):
-    monkeypatch.setattr(cli, "DEMO_MODEL", tmp_path / "demo")
+def test_model_errors_exit_2(capsys, tmp_path, tiny_dir, clips, monkeypatch):
+    import shutil
+
+    from sensevoice import modeldir
+
+    monkeypatch.setattr(modeldir, "DEMO_DIR", tmp_path / "demo")
     code, _, err = run(capsys, "transcribe", str(clips / "short.wav"))
     assert code == cli.EXIT_USAGE and "pass --model DIR" in err
     code, _, err = run(capsys, "transcribe", str(clips / "short.wav"), "--model", str(tmp_path / "nowhere"))
-    assert code == cli.EXIT_USAGE and "is not a directory" in err
+    assert code == cli.EXIT_USAGE and "nowhere: not a directory" in err
     code, _, err = run(capsys, "transcribe", str(clips / "short.wav"), "--model", str(tmp_path))
+    assert code == cli.EXIT_USAGE and "not a model directory, it lacks ['config.yaml', 'configuration.json'" in err
+    shutil.copytree(tiny_dir, tmp_path / "no_weights", ignore=shutil.ignore_patterns("model.pt"))
+    code, _, err = run(capsys, "transcribe", str(clips / "short.wav"), "--model", str(tmp_path / "no_weights"))
     assert code == cli.EXIT_USAGE and "model.pt is missing" in err
 
 
@@ -276,8 +287,13 @@ def test_no_vad_memory_warning_reaches_stderr(tiny_dir, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- structure
-def test_cli_constants_follow_the_modules():
-    assert cli.LANGUAGES == sv.LANGUAGES
+def test_cli_choices_are_model_py_s_own():
+    """The CLI reads its choices from model.py's source (no torch import for --help), never from a copy."""
+    from sensevoice import argtypes
+
+    assert argtypes.model_constant("LANGUAGES") == sv.LANGUAGES
+    assert argtypes.model_constant("LANGUAGE_ALIASES") == sv.LANGUAGE_ALIASES
+    assert argtypes.model_constant("BACKEND_PRECISIONS") == sv.BACKEND_PRECISIONS
     assert cli.FORMATS == subtitles.FORMATS
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from sensevoice.serve.app import ServeConfig, create_app, serve_in_thread
 from sensevoice.serve.batcher import Batcher
-from sensevoice.serve.engine import ModelTranscriber
+from sensevoice.pipeline import Transcriber
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ROOT / "clients"
@@ -30,7 +30,7 @@ INSTALL = "install with: bash scripts/install_client_toolchains.sh"
 
 @pytest.fixture(scope="module")
 def server(tiny_dir) -> str:
-    app = create_app(Batcher(ModelTranscriber(tiny_dir, ncpu=2), max_wait_ms=2), ServeConfig(api_key=API_KEY))
+    app = create_app(Batcher(Transcriber(tiny_dir, vad=False, threads=2), max_wait_ms=2), ServeConfig(api_key=API_KEY))
     with serve_in_thread(app) as url:
         yield url
 

@@ -20,6 +20,7 @@ import model as sv
 from conftest import OFFICIAL_LANGS, ROOT, speechlike
 from helpers import load_parts
 from sensevoice import modeldir
+from sensevoice.modeldir import ModelDir
 
 CLIPS = {name: speechlike(s, seed=i) for i, (name, s) in enumerate((("one", 1.2), ("two", 2.6), ("three", 1.9)))}
 
@@ -34,7 +35,7 @@ def audio_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def automodel(tiny_dir):
-    return modeldir.load_automodel(tiny_dir, device="cpu", ncpu=2)
+    return ModelDir(tiny_dir).automodel(device="cpu", ncpu=2)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,7 @@ def test_official_files_through_all_three_entry_points(official_dir, official):
     reference = [r["text"] for r in reference]
     assert len(set(reference)) == len(clips)  # five different clips, five different (random-weight) texts
 
-    automodel = modeldir.load_automodel(official_dir, device="cpu", ncpu=2)
+    automodel = ModelDir(official_dir).automodel(device="cpu", ncpu=2)
     assert type(automodel.model) is sv.SenseVoiceSmall
     assert [r["text"] for r in automodel.generate(input=clips, language="auto", use_itn=True)] == reference
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import shutil
 from pathlib import Path
@@ -15,27 +13,17 @@ import yaml
 
 import model as sv
 from conftest import OFFICIAL_LANGS, speechlike
-from helpers import load_parts
-from sensevoice import export, fast
-from test_training_objective import BATCH, encode_targets
+from helpers import BATCH, greedy_tokens, load_parts, one_thread, trained_batch
+from sensevoice import export
+from sensevoice.backends import OrtBackend
+from sensevoice.bench.agreement import token_agreement
+from sensevoice.pipeline import Transcriber
 
 LOGIT_TOLERANCE = 1e-3  # max |Δ logit|, ONNX Runtime fp32 vs PyTorch fp32
 MIN_INT8_AGREEMENT = 0.99  # greedy tokens, int8 vs fp32, on a trained (confident) model
 SHERPA_KEYS = ("model_type", "vocab_size", "lfr_window_size", "lfr_window_shift", "normalize_samples", "neg_mean",
                "inv_stddev", "with_itn", "without_itn", "lang_auto", "lang_zh", "lang_en", "lang_ja", "lang_ko",
                "lang_yue")
-
-
-@contextlib.contextmanager
-def one_thread():
-    """torch on one thread: on a busy 2-core machine a second OpenMP thread makes every op wait for a time slice
-    (10-30x slower here); on an idle one it costs these tests little."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def session(path: Path):
@@ -135,14 +123,16 @@ def test_sherpa_metadata_tokens_and_model_files(tiny_dir, tiny_export):
     assert (tiny_export / bpe).is_file() and (tiny_export / "am.mvn").is_file()
 
 
-def test_onnx_runner_decodes_the_same_text_as_pytorch(tiny_dir, tiny_export, wav_file):
+def test_onnx_backend_decodes_the_same_text_as_pytorch(tiny_dir, tiny_export, wav_file):
+    """The pipeline on the export directory (its model.onnx, no model.pt) against model.py's own inference."""
     model, tokenizer, frontend, _ = load_parts(tiny_dir)
-    runner = fast.OnnxSenseVoice(tiny_export, threads=1)
+    runner = Transcriber(tiny_export, backend=sv.BackendOptions("onnxruntime"), vad=False, threads=1)
+    assert isinstance(runner.backend, OrtBackend)
     audio = [str(wav_file), speechlike(1.3, seed=5)]
     for options in ({"language": "auto"}, {"language": "en", "use_itn": True, "ban_emo_unk": True},
                     {"language": "auto", "blank_penalty": 3.0}):
         ours, _ = model.inference(audio, key=["f", "a"], tokenizer=tokenizer, frontend=frontend, **options)
-        theirs = runner.inference(audio, key=["f", "a"], **options)
+        theirs = runner.transcribe_many(audio, ["f", "a"], sv.DecodingOptions.from_kwargs(options))
         assert [r["text"] for r in theirs] == [r["text"] for r in ours]
         assert [r["language"] for r in theirs] == [r["language"] for r in ours]
 
@@ -151,9 +141,10 @@ def test_onnx_runner_spins_only_while_a_run_is_in_progress(tiny_export):
     def config(runner, key):
         return runner.session.get_session_options().get_session_config_entry(key)
 
-    spinning = fast.OnnxSenseVoice(tiny_export, threads=2, spin=True)
+    path, options = tiny_export / export.FP32_NAME, sv.BackendOptions("onnxruntime")
+    spinning = OrtBackend(path, options, threads=2, spin=True)
     assert config(spinning, "session.force_spinning_stop") == "1"  # idle between requests
-    assert config(fast.OnnxSenseVoice(tiny_export, threads=2), "session.intra_op.allow_spinning") == "0"
+    assert config(OrtBackend(path, options, threads=2), "session.intra_op.allow_spinning") == "0"
 
 
 def test_export_refuses_random_weights_and_in_place_output(tiny_dir, tmp_path):
@@ -187,72 +178,33 @@ def test_funasr_onnx_runs_the_export(trained_tiny_dir, tmp_path):
 
     export.export(trained_tiny_dir, tmp_path)
     theirs = FunasrOnnxSenseVoice(funasr_onnx_view(tmp_path), batch_size=1, intra_op_num_threads=1)
-    ours = fast.OnnxSenseVoice(tmp_path, threads=1)
+    ours = Transcriber(tmp_path, backend=sv.BackendOptions("onnxruntime"), vad=False, threads=1)
     audio = [speechlike(s, seed=i) for i, s in enumerate((1.6, 2.0, 1.8))]  # trained_batch's training utterances
     for wave, (language, _, _, itn, transcript) in zip(audio, BATCH):
         got = theirs(wave, language=language, textnorm=itn)[0]
-        want = ours.inference(wave, language=language, textnorm=itn)[0]
+        want = ours.transcribe(wave, options=sv.DecodingOptions(language=language, textnorm=itn))
         assert want["clean_text"] == transcript
         assert got == want["text"], (got, want)
 
 
 # ----------------------------------------------------------------------------------------------- int8, trained model
-@functools.cache
-def train_tiny(tiny_dir: Path, out: Path, steps: int = 200) -> Path:
-    """tiny_dir's model overfitted on test_training_objective's batch (confident outputs, as a trained model has:
-    random weights put near-ties everywhere, which any rounding flips), saved as a model directory."""
-    with one_thread():  # tiny ops: a second thread only adds synchronisation
-        return _train_tiny(tiny_dir, out, steps)
 
-
-def _train_tiny(tiny_dir: Path, out: Path, steps: int) -> Path:
-    torch.manual_seed(0)
-    model, tokenizer, frontend, _ = load_parts(tiny_dir)
-    model.specaug = None  # memorising one batch: augmentation would only slow it down
-    feats, lens = trained_batch(model, frontend)
-    feats, lens = feats[:len(BATCH)], lens[:len(BATCH)]
-    text, text_lens = encode_targets(model, tokenizer, BATCH)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(steps):
-        loss, _, _ = model(feats, lens, text, text_lens, tokenizer=tokenizer)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    shutil.copytree(tiny_dir, out, dirs_exist_ok=True)
-    torch.save(model.state_dict(), out / "model.pt")
-    return out
-
-
-def trained_batch(model, frontend):
-    """The training utterances of train_tiny (plus one it never saw)."""
-    audio = [speechlike(s, seed=i) for i, s in enumerate((1.6, 2.0, 1.8, 2.4))]
-    return model.extract_features(audio, ["a", "b", "c", "unseen"], frontend, 16000)
-
-
-@pytest.fixture(scope="session")
-def trained_tiny_dir(tiny_dir) -> Path:
-    return train_tiny(tiny_dir, tiny_dir.parent / f"{tiny_dir.name}_trained")
-
-
-def greedy_tokens(logp_or_logits: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
-    return [[t for t, _, _ in path] for path in sv.ctc_greedy(logp_or_logits, lens, blank=0)]
 
 
 def test_int8_onnx_tokens_agree_with_fp32_on_a_trained_model(trained_tiny_dir, tmp_path):
     model, _, frontend, _ = load_parts(trained_tiny_dir)
     feats, lens = trained_batch(model, frontend)
     export.export(trained_tiny_dir, tmp_path, int8=True)
-    runner = fast.OnnxSenseVoice(tmp_path, int8=True, threads=1)
+    runner = OrtBackend(tmp_path / export.INT8_NAME, sv.BackendOptions("onnxruntime", "int8"), threads=1)
     hyps, refs = [], []
     for i, (language, _, _, itn, _) in enumerate(BATCH):  # each utterance with the prompt it was trained with
         with torch.no_grad():
             logp, out_lens = model.ctc_logprobs(feats[i:i + 1], lens[i:i + 1], language, itn)
-        logits, onnx_lens = runner.ctc_logits(feats[i:i + 1], lens[i:i + 1], language, itn)
+        logits, onnx_lens = runner.ctc_scores(feats[i:i + 1], lens[i:i + 1], language, itn)
         refs += greedy_tokens(logp, out_lens)
-        hyps += greedy_tokens(torch.from_numpy(logits), torch.from_numpy(onnx_lens))
+        hyps += greedy_tokens(logits, onnx_lens)
     assert sum(map(len, refs)) >= 20
-    assert fast.token_agreement(hyps, refs) >= MIN_INT8_AGREEMENT
+    assert token_agreement(hyps, refs) >= MIN_INT8_AGREEMENT
 
 
 # ----------------------------------------------------------------------------------------------- official size

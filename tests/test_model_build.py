@@ -15,6 +15,7 @@ from conftest import ROOT, TINY_ENCODER
 from helpers import load_parts
 from oracle import build_oracle
 from sensevoice import modeldir
+from sensevoice.modeldir import ModelDir
 from sensevoice.bench import long as bench_long
 
 
@@ -139,6 +140,6 @@ def test_random_weight_directory_is_refused(tiny_dir, tmp_path):
     for name in ("config.yaml", "configuration.json", "model.py", "am.mvn", "tiny.bpe.model"):
         shutil.copyfile(tiny_dir / name, tmp_path / name)
     with pytest.raises(FileNotFoundError, match="random weights"):
-        modeldir.load_automodel(tmp_path)
+        ModelDir(tmp_path).automodel()
     with pytest.raises(FileNotFoundError, match="random weights"):
         sv.SenseVoiceSmall.from_pretrained(model=str(tmp_path))

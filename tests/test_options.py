@@ -65,6 +65,36 @@ def test_bad_options_raise_before_any_work(parts, kwargs, error, message):
         decode(parts, **kwargs)
 
 
+@pytest.mark.parametrize("fields, error, message", [
+    ({"language": "fr"}, ValueError, "language='fr'"),
+    ({"textnorm": "itn"}, ValueError, "textnorm='itn'"),
+    ({"blank_penalty": -1}, ValueError, "blank_penalty=-1"),
+    ({"ban_emo_unk": "yes"}, TypeError, "ban_emo_unk='yes'"),
+    ({"fs": 8000.5}, ValueError, "fs=8000.5"),
+])
+def test_options_validate_on_construction(fields, error, message):
+    """Every door builds DecodingOptions directly (CLI, service, pipeline): the check is in the type itself."""
+    with pytest.raises(error, match=message):
+        sv.DecodingOptions(**fields)
+
+
+def test_construction_normalises_aliases_and_numbers():
+    options = sv.DecodingOptions(language="zn", blank_penalty=1, ban_emo_unk=np.bool_(True))
+    assert (options.language, options.blank_penalty, options.ban_emo_unk) == ("zh", 1.0, True)
+    assert type(options.blank_penalty) is float and type(options.ban_emo_unk) is bool
+    assert options == sv.DecodingOptions(language="zh", blank_penalty=1.0, ban_emo_unk=True)  # equal: batchable
+    assert not options.use_itn and sv.DecodingOptions(textnorm="withitn").use_itn
+
+
+def test_a_bare_word_boundary_piece_starts_the_next_word():
+    """sentencepiece may emit "▁" alone before a piece: "▁on ▁ the ▁ 26 th" is on / the / 26th, not "onthe26th"."""
+    pieces = ["\u2581on", "\u2581", "the", "\u2581", "26", "th", "\u2581", "你", "好"]
+    spans = [[i * 10, i * 10 + 5] for i in range(len(pieces))]
+    words, word_spans = sv.group_words(pieces, spans)
+    assert words == ["on", "the", "26th", "你", "好"]
+    assert word_spans == [[0, 5], [20, 25], [40, 55], [70, 75], [80, 85]]
+
+
 def test_zn_alias_decodes_like_zh(parts):
     assert decode(parts, language="zn")["text"] == decode(parts, language="zh")["text"]
 

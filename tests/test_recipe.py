@@ -12,6 +12,7 @@ import torch
 import model as sv
 from conftest import TINY_ENCODER, sentences, speechlike
 from sensevoice import modeldir
+from sensevoice.modeldir import ModelDir
 from sensevoice.training import recipe
 
 
@@ -32,7 +33,7 @@ def test_init_then_package(tmp_path):
     mvn = (init / "am.mvn").read_text()
     assert mvn.startswith("<Nnet>") and "<AddShift> 560 560" in mvn
 
-    automodel = modeldir.load_automodel(init, ncpu=2)
+    automodel = ModelDir(init).automodel(ncpu=2)
     frontend = automodel.kwargs["frontend"]
     feats, _ = automodel.model.extract_features([speechlike(1.0, seed=0)], ["x"], frontend, 16000)
     # CMVN from the same audio: normalised features have mean ~0 and std ~1 per dimension
@@ -42,8 +43,8 @@ def test_init_then_package(tmp_path):
     state = torch.load(released / "model.pt", weights_only=True)
     assert all(v.dtype == torch.float16 for v in state.values())
     assert sorted(p.name for p in released.iterdir()) == sorted([*recipe.RELEASE_FILES, recipe.TOKENIZER_NAME])
-    fp32 = modeldir.load_automodel(init, ncpu=2).model.state_dict()
-    loaded = modeldir.load_automodel(released, ncpu=2).model
+    fp32 = ModelDir(init).automodel(ncpu=2).model.state_dict()
+    loaded = ModelDir(released).automodel(ncpu=2).model
     assert loaded.embed.weight.dtype == torch.float32
     assert all(np.allclose(loaded.state_dict()[k], fp32[k], atol=1e-2) for k in fp32)
     assert isinstance(loaded, sv.SenseVoiceSmall)
@@ -52,8 +53,8 @@ def test_init_then_package(tmp_path):
 def test_grow_keeps_outputs_and_trains_new_blocks(tiny_dir, tmp_path):
     deep = recipe.grow(tiny_dir, tmp_path / "deep", num_blocks=5, seed=1)
     assert modeldir.read_config(deep / "config.yaml")["encoder_conf"]["num_blocks"] == 5
-    shallow_model = modeldir.load_automodel(tiny_dir, ncpu=2).model.eval()
-    deep_model = modeldir.load_automodel(deep, ncpu=2).model.eval()
+    shallow_model = ModelDir(tiny_dir).automodel(ncpu=2).model.eval()
+    deep_model = ModelDir(deep).automodel(ncpu=2).model.eval()
     assert len(deep_model.encoder.encoders) == 4 and len(shallow_model.encoder.encoders) == 1
 
     feats, lens = torch.randn(2, 30, 560), torch.tensor([30, 17])

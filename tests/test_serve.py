@@ -17,11 +17,12 @@ import soundfile
 from fastapi.testclient import TestClient
 
 from conftest import speechlike
-from sensevoice import cli, richtext, transcribe
+import model as sv
+from sensevoice import cli, richtext
+from sensevoice.pipeline import MAX_PAD_RATIO, Prepared, Transcriber, plan_batches
 from sensevoice.serve import command, formats
 from sensevoice.serve.app import ServeConfig, create_app, serve_in_thread
 from sensevoice.serve.batcher import Batcher, QueueFull, ShuttingDown
-from sensevoice.serve.engine import MAX_PAD_RATIO, Audio, ModelTranscriber, RequestOptions, plan_calls
 from sensevoice.serve.metrics import Histogram
 
 OPENAI = "/v1/audio/transcriptions"
@@ -35,20 +36,24 @@ def wav_bytes(seconds: float, seed: int = 0) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def transcriber(tiny_dir) -> ModelTranscriber:
-    return ModelTranscriber(tiny_dir, ncpu=2)
+def transcriber(tiny_dir) -> Transcriber:
+    return Transcriber(tiny_dir, vad=False, threads=2)
 
 
-def direct(transcriber: ModelTranscriber, data: bytes, **options) -> dict:
+def direct(transcriber: Transcriber, data: bytes, **options) -> dict:
     """Single-request decoding straight through the model: the reference every service answer must equal."""
-    kwargs = transcriber.automodel.kwargs
-    [result], _ = transcriber.model.inference([data], key=["ref"], tokenizer=kwargs["tokenizer"],
-                                              frontend=kwargs["frontend"], **options)
+    [result], _ = transcriber.backend.model.inference([data], key=["ref"], tokenizer=transcriber.tokenizer,
+                                                      frontend=transcriber.frontend, **options)
     return result
 
 
-def make_app(transcriber, max_batch_s: float = 60.0, max_wait_ms: float = 5.0, max_queue: int = 64, **config):
-    return create_app(Batcher(transcriber, max_batch_s, max_wait_ms, max_queue), ServeConfig(**config))
+def make_app(transcriber, batch_size_s: float = 60.0, max_wait_ms: float = 5.0, max_queue: int = 64, **config):
+    return create_app(Batcher(transcriber, batch_size_s, max_wait_ms, max_queue), ServeConfig(**config))
+
+
+def item(key: str, seconds: float) -> Prepared:
+    """A prepared item for the model-free batcher tests (only its key and duration matter)."""
+    return Prepared(key, int(seconds * 1000), ((0, int(seconds * 1000)),), ())
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +74,14 @@ class Gate:
         self.inner, self.calls = inner, []
         self.entered, self.release = threading.Event(), threading.Event()
 
-    def prepare(self, item):
-        return self.inner.prepare(item)
+    def prepare_wave(self, wave, key):
+        return self.inner.prepare_wave(wave, key)
 
-    def transcribe_batch(self, items, options):
+    def decode(self, items, options):
         self.calls.append(([item.key for item in items], options))
         self.entered.set()
         assert self.release.wait(30), "test never released the gate"
-        return self.inner.transcribe_batch(items, options)
+        return self.inner.decode(items, options)
 
     def __enter__(self):
         return self
@@ -110,20 +115,20 @@ def test_openai_json_equals_direct_decoding(client, transcriber):
 
 
 def test_server_wide_decoding_options(biased_dir):
-    plain = ModelTranscriber(biased_dir, ncpu=2)
-    tuned = ModelTranscriber(biased_dir, ncpu=2, ban_emo_unk=True, blank_penalty=3.0)
+    plain = Transcriber(biased_dir, vad=False, threads=2)
+    tuned = sv.DecodingOptions(ban_emo_unk=True, blank_penalty=3.0)
     data = wav_bytes(2.5, seed=1)
     unbanned = direct(plain, data, use_itn=True)
     banned = direct(plain, data, use_itn=True, ban_emo_unk=True)
     reference = direct(plain, data, use_itn=True, ban_emo_unk=True, blank_penalty=3.0)
     assert "<|EMO_UNKNOWN|>" in unbanned["text"] and banned["text"] == ""  # what biased_dir is built to do
     assert "<|EMO_UNKNOWN|>" not in reference["text"] and reference["clean_text"]
-    for transcriber, expected in ((plain, unbanned), (tuned, reference)):
-        with TestClient(make_app(transcriber)) as c:
+    for decoding, expected in ((sv.DecodingOptions(), unbanned), (tuned, reference)):
+        with TestClient(make_app(plain, decoding=decoding)) as c:
             body = c.post(OPENAI, **upload(data, response_format="verbose_json")).json()
         assert body["rich_text"] == expected["text"]
     with pytest.raises(ValueError, match="blank_penalty=-1.0 must be a finite number >= 0"):
-        ModelTranscriber(biased_dir, blank_penalty=-1.0)
+        sv.DecodingOptions(blank_penalty=-1.0)
 
 
 def test_response_formats(client, transcriber):
@@ -201,14 +206,13 @@ def test_requests_with_different_options_are_never_mixed(transcriber):
         assert len(keys) == 2
         for key in keys:
             lang, itn, _ = key.split("-")
-            assert options == RequestOptions(language=lang, use_itn=itn == "true")
+            assert options == sv.DecodingOptions(language=lang, textnorm="withitn" if itn == "true" else "woitn")
 
 
-def test_long_uploads_go_through_vad(tiny_dir):
-    vad_transcriber = ModelTranscriber(tiny_dir, use_vad=True, ncpu=2)
+def test_uploads_go_through_vad_as_in_the_cli(tiny_dir):
+    vad_transcriber = Transcriber(tiny_dir, vad=True, threads=2)
     data = wav_bytes(40.0, seed=5)
-    cli = transcribe.Transcriber(tiny_dir, use_vad=True, ncpu=2).transcribe(data, "long.wav",
-                                                                              transcribe.TranscribeOptions(use_itn=True))
+    cli = vad_transcriber.transcribe(data, "long.wav", sv.DecodingOptions(textnorm="withitn"))
     assert len(cli["segments"]) >= 2
     short = wav_bytes(2.0, seed=6)
     with TestClient(make_app(vad_transcriber, max_audio_s=120.0, use_vad=True)) as c:
@@ -217,26 +221,27 @@ def test_long_uploads_go_through_vad(tiny_dir):
         assert [(s["start"], s["end"]) for s in body["segments"]] == [
             (s["start_ms"] / 1000, s["end_ms"] / 1000) for s in cli["segments"]]
         assert c.get("/health").json()["vad"] is True
-        # short uploads are decoded whole, exactly as without VAD
-        assert c.post(OPENAI, **upload(short)).json()["text"] == direct(vad_transcriber, short, use_itn=True)["clean_text"]
+        # short uploads too: the one pipeline, so the service answers what the CLI prints
+        want = vad_transcriber.transcribe(short, "short.wav", sv.DecodingOptions(textnorm="withitn"))["clean_text"]
+        assert c.post(OPENAI, **upload(short)).json()["text"] == want
 
 
 def test_prepared_features_decode_like_raw_audio(transcriber):
     """The service computes features ahead (prepare, on the request's thread); decoding from them must equal
     decoding the audio, for each item of a mixed batch."""
-    raw = [Audio(f"k{i}", speechlike(1.0 + i, seed=50 + i)) for i in range(3)]
-    prepared = [transcriber.prepare(item) for item in raw]
-    assert all(item.feats is not None for item in prepared)
-    options = RequestOptions(language="en", use_itn=True, timestamps=True)
-    mixed = transcriber.transcribe_batch([prepared[0], raw[1], prepared[2]], options)
-    alone = [transcriber.transcribe_batch([item], options)[0] for item in raw]
+    waves = [speechlike(1.0 + i, seed=50 + i) for i in range(3)]
+    prepared = [transcriber.prepare(wave, f"k{i}") for i, wave in enumerate(waves)]
+    assert all(len(item.feats) == 1 for item in prepared)
+    options = sv.DecodingOptions(language="en", textnorm="withitn", output_timestamp=True)
+    mixed = transcriber.decode(prepared, options)
+    alone = [transcriber.decode([item], options)[0] for item in prepared]
     assert mixed == alone
-    assert alone[1]["text"] == direct(transcriber, raw[1].wave, language="en", use_itn=True)["text"]
+    assert alone[1]["text"] == direct(transcriber, waves[1], language="en", use_itn=True)["text"]
 
 
 def test_model_calls_group_similar_lengths_within_the_budget():
     durations = [2500, 30000, 3100, 2600, 4400, 9000, 3200]
-    calls = plan_calls(durations, budget_s=10.0)
+    calls = plan_batches(durations, batch_size_s=10.0)
     assert sorted(i for call in calls for i in call) == list(range(len(durations)))
     for call in calls:
         lengths = [durations[i] for i in call]
@@ -364,12 +369,12 @@ class FailsOn:
 
     def __init__(self, inner, prefix: str):
         self.inner, self.prefix = inner, prefix
-        self.prepare = inner.prepare
+        self.prepare_wave = inner.prepare_wave
 
-    def transcribe_batch(self, items, options):
+    def decode(self, items, options):
         if any(item.key.startswith(self.prefix) for item in items):
             raise RuntimeError("synthetic model failure")
-        return self.inner.transcribe_batch(items, options)
+        return self.inner.decode(items, options)
 
 
 def test_a_failing_request_does_not_fail_its_batch(transcriber):
@@ -494,43 +499,40 @@ class Echo:
     def __init__(self):
         self.calls = []
 
-    def prepare(self, item):
-        return item
-
-    def transcribe_batch(self, items, options):
+    def decode(self, items, options):
         self.calls.append([item.key for item in items])
         return [{"key": item.key} for item in items]
 
 
 def test_batcher_respects_the_audio_budget_and_order():
     echo = Echo()
-    batcher = Batcher(echo, max_batch_s=5.0, max_wait_ms=50, max_queue=8)
-    items = [Audio(f"k{i}", speechlike(2.0, seed=i)) for i in range(5)]  # 2 s each: two fit in 5 s
+    batcher = Batcher(echo, batch_size_s=5.0, max_wait_ms=50, max_queue=8)
+    items = [item(f"k{i}", 2.0) for i in range(5)]  # 2 s each: two fit in 5 s
 
     async def scenario():
         batcher.start()
         try:
-            return await asyncio.gather(*(batcher.transcribe([item], RequestOptions()) for item in items))
+            return await asyncio.gather(*(batcher.transcribe([it], sv.DecodingOptions()) for it in items))
         finally:
             batcher.stop()
 
     results = asyncio.run(scenario())
-    assert [r[0]["key"] for r in results] == [item.key for item in items]
-    assert [key for call in echo.calls for key in call] == [item.key for item in items]  # FIFO
+    assert [r[0]["key"] for r in results] == [it.key for it in items]
+    assert [key for call in echo.calls for key in call] == [it.key for it in items]  # FIFO
     assert all(len(call) <= 2 for call in echo.calls) and max(len(call) for call in echo.calls) == 2
 
 
 def test_batcher_waits_only_for_requests_on_their_way():
     echo = Echo()
     batcher = Batcher(echo, max_wait_ms=60_000)  # a wait that ran out would stall the test for a minute
-    x, y = Audio("x", speechlike(0.5)), Audio("y", speechlike(0.5, seed=1))
+    x, y = item("x", 0.5), item("y", 0.5)
 
     async def scenario():
-        alone = await asyncio.wait_for(batcher.transcribe([x], RequestOptions()), 30)  # nobody arriving: no wait
+        alone = await asyncio.wait_for(batcher.transcribe([x], sv.DecodingOptions()), 30)  # nobody arriving: no wait
         with batcher.arriving() as a, batcher.arriving() as b:
-            first = asyncio.ensure_future(batcher.transcribe([x], RequestOptions(), arrival=a))
+            first = asyncio.ensure_future(batcher.transcribe([x], sv.DecodingOptions(), arrival=a))
             await asyncio.sleep(0.05)  # the idle worker sees x queued and y still arriving: it waits for y
-            second = asyncio.ensure_future(batcher.transcribe([y], RequestOptions(), arrival=b))
+            second = asyncio.ensure_future(batcher.transcribe([y], sv.DecodingOptions(), arrival=b))
             together = await asyncio.wait_for(asyncio.gather(first, second), 30)
         return alone, together
 
@@ -548,7 +550,7 @@ def test_batcher_refuses_beyond_max_queue_and_after_stop():
     batcher = Batcher(gate, max_queue=1, max_wait_ms=0)
 
     def transcribe_one():
-        return batcher.transcribe([Audio("k", speechlike(0.5))], RequestOptions())
+        return batcher.transcribe([item("k", 0.5)], sv.DecodingOptions())
 
     async def scenario():
         first = asyncio.ensure_future(transcribe_one())
@@ -573,7 +575,7 @@ def test_batcher_bounds_the_queued_audio():
     batcher = Batcher(gate, max_queue=10, max_queue_audio_s=3.0, max_wait_ms=0)
 
     def transcribe(seconds: float):
-        return batcher.transcribe([Audio("k", speechlike(seconds))], RequestOptions())
+        return batcher.transcribe([item("k", seconds)], sv.DecodingOptions())
 
     async def scenario():
         running = asyncio.ensure_future(transcribe(1.0))
@@ -618,27 +620,29 @@ def test_many_requests_do_not_grow_memory(transcriber):
 
 
 # ----------------------------------------------------------------------------------------------- command line
-def test_command_line_defaults_and_model_resolution(tmp_path, monkeypatch, capsys):
+def test_command_line_defaults_and_model_resolution(tmp_path, tiny_dir, monkeypatch, capsys):
     import argparse
 
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     args = parser.parse_args([])
-    assert (args.host, args.port, args.max_batch_s, args.max_wait_ms, args.vad) == ("127.0.0.1", 8000, 60.0, 10.0, False)
+    assert (args.host, args.port, args.batch_size_s, args.max_wait_ms, args.vad) == ("127.0.0.1", 8000, 60.0, 10.0, True)
     assert (args.blank_penalty, args.ban_emo_unk) == (0.0, False)
     assert parser.parse_args(["--blank-penalty", "1.5", "--ban-emo-unk"]).blank_penalty == 1.5
-    for bad in (["--max-batch-s", "0"], ["--max-batch-s", "nan"], ["--timeout-s", "inf"], ["--max-queue", "0"],
+    for bad in (["--batch-size-s", "0"], ["--batch-size-s", "nan"], ["--timeout-s", "inf"], ["--max-queue", "0"],
                 ["--max-wait-ms", "-1"], ["--blank-penalty", "-1"], ["--blank-penalty", "nan"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
-    monkeypatch.setattr(command, "DEMO_MODEL", tmp_path / "demo")
+    from sensevoice import modeldir
+
+    monkeypatch.setattr(modeldir, "DEMO_DIR", tmp_path / "demo")
     assert cli.main(["serve", "--log-level", "error"]) == command.EXIT_USAGE
     assert "pass --model DIR" in capsys.readouterr().err
-    (tmp_path / "demo").mkdir()
-    (tmp_path / "demo" / "model.pt").write_bytes(b"")
-    assert command.resolve_model_dir(None) == tmp_path / "demo"
-    with pytest.raises(command.UsageError, match="not a model directory"):
-        command.resolve_model_dir(tmp_path / "nothing")
+    assert cli.main(["serve", "--log-level", "error", "--model", str(tmp_path)]) == command.EXIT_USAGE
+    assert f"--model {tmp_path}: not a model directory" in capsys.readouterr().err
+    assert cli.main(["serve", "--log-level", "error", "--backend", "onnxruntime", "--precision", "bf16",
+                     "--model", str(tiny_dir)]) == command.EXIT_USAGE
+    assert "--precision 'bf16' is not available with --backend onnxruntime" in capsys.readouterr().err
 
 
 def test_formats_reject_unknown_format():

@@ -11,6 +11,7 @@ import torch
 import model as sv
 from conftest import speechlike
 from sensevoice import modeldir
+from sensevoice.modeldir import ModelDir
 from sensevoice.training import train
 
 ROWS = [("hello world", "<|en|>", "<|HAPPY|>", "<|Speech|>", "<|woitn|>"),
@@ -47,7 +48,7 @@ def test_trains_a_directory_that_automodel_loads(tiny_dir, corpus, tmp_path):
     history = json.loads((out / "train_history.json").read_text())
     assert [s for s, _ in history["val_loss"]] == [3, 6]
     assert history["val_loss"][-1][1] < history["val_loss"][0][1] * 1.5
-    automodel = modeldir.load_automodel(out, ncpu=2)
+    automodel = ModelDir(out).automodel(ncpu=2)
     assert type(automodel.model) is sv.SenseVoiceSmall
     trained = torch.load(out / "model.pt", weights_only=True)
     assert not torch.equal(trained["ctc.ctc_lo.weight"], torch.load(tiny_dir / "model.pt", weights_only=True)["ctc.ctc_lo.weight"])
@@ -139,7 +140,7 @@ def test_specaug_conf_overrides_reach_the_model_and_the_config(tiny_dir, corpus,
     assert conf["apply_time_mask"] is False and conf["num_freq_mask"] == 2
     assert conf["freq_mask_width_range"] == modeldir.read_config(tiny_dir / "config.yaml")["specaug_conf"][
         "freq_mask_width_range"]  # the keys not named are kept
-    model = modeldir.build_model(out)
+    model = ModelDir(out).build()
     assert model.specaug.time_mask is None and model.specaug.freq_mask.num_mask == 2
 
     x = torch.ones(4, 40, model.dims.n_input)
@@ -170,7 +171,7 @@ def test_dropout_option_sets_every_rate_in_model_and_config(tiny_dir, corpus, tm
     train.main([*args(tiny_dir, corpus, out, 1), "--dropout", "0.3"])
     conf = modeldir.read_config(out / "config.yaml")["encoder_conf"]
     assert [conf[k] for k in train.DROPOUT_KEYS] == [0.3, 0.3, 0.3]
-    model = modeldir.build_model(out)
+    model = ModelDir(out).build()
     assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
 
     x, lens, rows = torch.randn(2, 30, model.dims.n_input), torch.tensor([30, 21]), torch.zeros(2, dtype=torch.long)

@@ -5,25 +5,9 @@ from __future__ import annotations
 import torch
 
 from conftest import speechlike
-from helpers import load_parts
+from helpers import BATCH, encode_targets, load_parts
 
 STEPS = 150
-BATCH = [  # (language, emotion, event, itn, transcript)
-    ("en", "HAPPY", "Speech", "woitn", "hello world"),
-    ("zh", "SAD", "BGM", "withitn", "你好世界"),
-    ("ko", "ANGRY", "Laughter", "woitn", "안녕하세요"),
-]
-
-
-def encode_targets(model, tokenizer, rows):
-    """[lang, emo, event, itn] tag ids + transcript ids, padded with ignore_id, as FunASR's dataset builds them."""
-    piece_id = {p: i for i, p in enumerate(model.special.pieces)}
-    seqs = [[piece_id[f"<|{t}|>"] for t in row[:4]] + tokenizer.encode(row[4]) for row in rows]
-    lens = torch.tensor([len(s) for s in seqs])
-    text = torch.full((len(seqs), int(lens.max())), model.ignore_id)
-    for i, s in enumerate(seqs):
-        text[i, : len(s)] = torch.tensor(s)
-    return text, lens
 
 
 def test_tiny_model_overfits_one_batch_and_decodes_its_targets(tiny_dir):

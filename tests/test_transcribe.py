@@ -1,4 +1,4 @@
-"""Long-audio transcription (sensevoice/transcribe.py): dynamic batching never changes the answer, and timestamps
+"""Long-audio transcription (sensevoice/pipeline.py): dynamic batching never changes the answer, and timestamps
 land on the file's absolute timeline."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import soundfile
 import model as sv
 from conftest import speechlike
 from helpers_long import BURSTS_S, DEMO_DIR, assert_spans_ordered, long_speechlike, needs_demo
-from sensevoice import transcribe as tr
+from sensevoice import pipeline as tr
+from sensevoice.modeldir import ModelDir
+from sensevoice.vad import fsmn_vad_dir
 from sensevoice.subtitles import TIMESTAMP_KEYS
 
 FRAME_SLACK_MS = sv.ENC_FRAME_MS // 2  # the last frame centre may lie up to half a frame past the last sample
@@ -29,19 +31,19 @@ def long_wav(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_dir):
-    return tr.Transcriber(tiny_dir, ncpu=2)
+    return tr.Transcriber(tiny_dir, threads=2)
 
 
 def batch_sizes_seen(transcriber, monkeypatch) -> list[int]:
     """Spy: the size of every batch the model is asked to decode."""
     seen = []
-    inference = transcriber.model.inference
+    ctc_scores = transcriber.backend.ctc_scores
 
-    def spy(data_in, *args, **kwargs):
-        seen.append(len(data_in))
-        return inference(data_in, *args, **kwargs)
+    def spy(feats, *args, **kwargs):
+        seen.append(len(feats))
+        return ctc_scores(feats, *args, **kwargs)
 
-    monkeypatch.setattr(transcriber.model, "inference", spy)
+    monkeypatch.setattr(transcriber.backend, "ctc_scores", spy)
     return seen
 
 
@@ -53,21 +55,20 @@ def runs(tiny, long_wav):
         seen = batch_sizes_seen(tiny, mp)
         for budget in (1, 60, 300):
             seen.clear()
-            out[budget] = tiny.transcribe(long_wav, "long", tr.TranscribeOptions(batch_size_s=budget,
-                                                                                 timestamps=True)), list(seen)
+            out[budget] = tiny.transcribe(long_wav, "long", sv.DecodingOptions(output_timestamp=True),
+                                          batch_size_s=budget), list(seen)
     return out
 
 
 @pytest.fixture(scope="module")
 def alone(tiny, long_wav, runs):
     """Reference: each VAD segment decoded on its own straight through model.inference (segment-relative)."""
-    kwargs = tiny.automodel.kwargs
     wave = sv.load_audio(str(long_wav), "long").numpy()
     references = []
     for segment in runs[1][0]["segments"]:
         piece = wave[segment["start_ms"] * 16:segment["end_ms"] * 16]
-        results, _ = tiny.model.inference([piece], key=["alone"], tokenizer=kwargs["tokenizer"],
-                                          frontend=kwargs["frontend"], output_timestamp=True)
+        results, _ = tiny.backend.model.inference([piece], key=["alone"], tokenizer=tiny.tokenizer,
+                                                  frontend=tiny.frontend, output_timestamp=True)
         references.append(results[0])
     return references
 
@@ -84,22 +85,23 @@ def test_plan_batches_covers_every_segment_once_within_budget(budget_s):
 
 
 def test_plan_batches_sorts_by_length_and_packs():
-    assert tr.plan_batches([5000, 1000, 3000, 1000], 9) == [[1, 3, 2], [0]]  # 3 x 3 s fit, 4 x 5 s do not
-    assert tr.plan_batches([5000, 1000, 3000, 1000], 6) == [[1, 3], [2], [0]]
-    assert tr.plan_batches([5000, 1000, 3000, 1000], 300) == [[1, 3, 2, 0]]
-    assert tr.plan_batches([5000, 1000, 3000, 1000], 1) == [[1], [3], [2], [0]]
+    assert tr.plan_batches([3000, 2800, 2900, 3100], 9) == [[1, 2, 0], [3]]  # 3 x 3 s fit, 4 x 3.1 s do not
+    assert tr.plan_batches([3000, 2800, 2900, 3100], 6) == [[1, 2], [0], [3]]
+    assert tr.plan_batches([3000, 2800, 2900, 3100], 300) == [[1, 2, 0, 3]]
+    assert tr.plan_batches([3000, 2800, 2900, 3100], 1) == [[1], [2], [0], [3]]
+    assert tr.plan_batches([5000, 1000, 3000, 1000], 300) == [[1, 3], [2], [0]]  # lengths 1.3x apart never meet
     assert tr.plan_batches([], 60) == []
 
 
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "60"])
 def test_bad_batch_size_is_refused(bad):
     with pytest.raises(ValueError, match="batch_size_s"):
-        tr.TranscribeOptions(batch_size_s=bad)
+        tr.check_batch_size_s(bad)
 
 
 def test_bad_decoding_option_is_refused():
     with pytest.raises(ValueError, match="language"):
-        tr.TranscribeOptions(language="xx")
+        sv.DecodingOptions(language="xx")
 
 
 # ----------------------------------------------------------------------------------------------- batching
@@ -124,16 +126,14 @@ def test_batched_segments_equal_each_segment_alone_tiny(runs, alone):
 
 
 def test_cpu_device_still_batches(tiny, runs):
-    """FunASR turns batching off on device="cpu"; our layer must not (tiny was loaded on "cpu")."""
-    assert tiny.automodel.kwargs["device"] == "cpu"
+    """FunASR turns batching off on device="cpu"; our pipeline must not (tiny was loaded on "cpu")."""
+    assert next(tiny.backend.model.parameters()).device.type == "cpu"
     assert max(runs[300][1]) > 1
 
 
 def test_batch_size_without_vad_never_changes_the_transcript_tiny(tiny_dir, wav_file):
     """FunASR's own batching by count (no VAD), through AutoModel.generate on a device that keeps batching."""
-    from sensevoice import modeldir
-
-    automodel = modeldir.load_automodel(tiny_dir, device="cpu:0", ncpu=2, disable_pbar=True)
+    automodel = ModelDir(tiny_dir).automodel(device="cpu:0", ncpu=2, disable_pbar=True)
     clips = [speechlike(s, seed=i) for i, s in enumerate((0.7, 3.1, 1.4, 5.2, 2.2))]
     texts = {n: [r["text"] for r in automodel.generate(clips, batch_size=n, output_timestamp=True)]
              for n in (1, 2, 5)}
@@ -142,20 +142,20 @@ def test_batch_size_without_vad_never_changes_the_transcript_tiny(tiny_dir, wav_
 
 
 def test_no_vad_is_one_segment(tiny_dir, wav_file):
-    transcriber = tr.Transcriber(tiny_dir, use_vad=False, ncpu=2)
-    result = transcriber.transcribe(wav_file, "clip", tr.TranscribeOptions(timestamps=True))
+    transcriber = tr.Transcriber(tiny_dir, vad=False, threads=2)
+    result = transcriber.transcribe(wav_file, "clip", sv.DecodingOptions(output_timestamp=True))
     assert [(s["start_ms"], s["end_ms"]) for s in result["segments"]] == [(0, result["duration_ms"])]
     assert result["duration_ms"] == 2500
 
 
 def test_no_vad_warns_on_long_audio(tiny_dir):
-    transcriber = tr.Transcriber(tiny_dir, use_vad=False, ncpu=2)
+    transcriber = tr.Transcriber(tiny_dir, vad=False, threads=2)
     with pytest.warns(UserWarning, match="use VAD"):
         transcriber.transcribe(np.zeros(61 * 16000, np.float32), "long")
 
 
 def test_silence_gives_an_empty_result(tiny):
-    result = tiny.transcribe(np.zeros(5 * 16000, np.float32), "quiet", tr.TranscribeOptions(timestamps=True))
+    result = tiny.transcribe(np.zeros(5 * 16000, np.float32), "quiet", sv.DecodingOptions(output_timestamp=True))
     assert result["segments"] == [] and result["text"] == "" and result["tokens"] == []
 
 
@@ -178,8 +178,8 @@ def test_batch_size_s_never_changes_the_transcript_official_size(official_dir, o
     path = tmp_path / "examples.wav"
     soundfile.write(path, np.concatenate([gap] + [x for clip in clips for x in (clip, gap)]), 16000)
 
-    transcriber = tr.Transcriber(official_dir, ncpu=2)
-    results = {b: transcriber.transcribe(path, "ex", tr.TranscribeOptions(batch_size_s=b, timestamps=True))
+    transcriber = tr.Transcriber(official_dir, threads=2)
+    results = {b: transcriber.transcribe(path, "ex", sv.DecodingOptions(output_timestamp=True), batch_size_s=b)
                for b in (1, 60, 300)}
     durations = [s["end_ms"] - s["start_ms"] for s in results[1]["segments"]]
     assert len(durations) >= len(clips)
@@ -216,22 +216,20 @@ def test_relative_spans_fit_their_segment(alone, runs):
 
 def test_padded_batch_items_keep_their_own_lengths(tiny):
     """model.inference on a padded batch: each item's timestamps end within its own audio, equal to it alone."""
-    kwargs = tiny.automodel.kwargs
+    model, kwargs = tiny.backend.model, {"tokenizer": tiny.tokenizer, "frontend": tiny.frontend}
     clips = [speechlike(s, seed=10 + i) for i, s in enumerate((0.9, 6.0, 2.3))]
-    batch, _ = tiny.model.inference(clips, key=["a", "b", "c"], tokenizer=kwargs["tokenizer"],
-                                    frontend=kwargs["frontend"], output_timestamp=True)
+    batch, _ = model.inference(clips, key=["a", "b", "c"], **kwargs, output_timestamp=True)
     for clip, item in zip(clips, batch):
         duration_ms = len(clip) // 16
         assert item["token_timestamp"], "the random tiny model emits tokens on speech-like audio"
         assert_spans_ordered(item["token_timestamp"], 0, duration_ms + FRAME_SLACK_MS, item["key"])
-        single, _ = tiny.model.inference([clip], key=["x"], tokenizer=kwargs["tokenizer"],
-                                         frontend=kwargs["frontend"], output_timestamp=True)
+        single, _ = model.inference([clip], key=["x"], **kwargs, output_timestamp=True)
         assert {k: item[k] for k in ("text", *TIMESTAMP_KEYS)} == {k: single[0][k] for k in ("text", *TIMESTAMP_KEYS)}
 
 
 def test_progress_reports_seconds_done(tiny, long_wav):
     calls = []
-    tiny.transcribe(long_wav, "long", tr.TranscribeOptions(batch_size_s=60), progress=lambda d, t: calls.append((d, t)))
+    tiny.transcribe(long_wav, "long", progress=lambda d, t: calls.append((d, t)), batch_size_s=60)
     assert calls[0][0] == 0 and calls[-1][0] == pytest.approx(calls[-1][1])
     assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) > 2
 
@@ -264,8 +262,8 @@ def test_word_timestamps_match_known_boundaries_demo():
         pytest.skip("espeak-ng is not installed (scripts/install_system_deps.sh)")
     words = "my cousin lives on the twenty sixth floor near the old market".split()
     wave, truth = espeak_words(words)
-    result = tr.Transcriber(DEMO_DIR, ncpu=2).transcribe(wave, "words", tr.TranscribeOptions(language="en",
-                                                                                             timestamps=True))
+    result = tr.Transcriber(DEMO_DIR, threads=2).transcribe(wave, "words", sv.DecodingOptions(language="en",
+                                                                                              output_timestamp=True))
     predicted = [w.lower() for w in result["words"]]
     errors = []
     matcher = difflib.SequenceMatcher(a=words, b=predicted, autojunk=False)
@@ -280,10 +278,9 @@ def test_word_timestamps_match_known_boundaries_demo():
 @needs_demo
 def test_funasr_generate_with_vad_is_batch_invariant_demo(long_wav):
     """FunASR's own VAD path (device "cpu:0" keeps its batching on) vs batch_size_s, and vs our layer."""
-    from sensevoice import vad
-
-    automodel = vad.load_automodel_with_vad(DEMO_DIR, device="cpu:0", ncpu=2, disable_pbar=True)
+    automodel = ModelDir(DEMO_DIR).automodel(device="cpu:0", ncpu=2, disable_pbar=True, vad_model=str(fsmn_vad_dir()),
+                                             vad_kwargs={"max_single_segment_time": 30_000})
     texts = {b: automodel.generate(str(long_wav), batch_size_s=b)[0]["text"] for b in (1, 60, 300)}
     assert texts[1] == texts[60] == texts[300]
-    ours = tr.Transcriber(DEMO_DIR, ncpu=2).transcribe(long_wav, "long", tr.TranscribeOptions(batch_size_s=60))
+    ours = tr.Transcriber(DEMO_DIR, threads=2).transcribe(long_wav, "long", batch_size_s=60)
     assert ours["text"] == texts[1]

@@ -15,6 +15,7 @@ import model as sv
 from conftest import ROOT
 from helpers_long import BURSTS_S, long_speechlike
 from sensevoice import vad
+from sensevoice.modeldir import ModelDir
 
 MAX_SEGMENT_MS = 30000
 OFFICIAL_CLIPS = ("vad_example.wav", "enNews.wav")
@@ -43,10 +44,10 @@ def hub_calls():
 
 
 @pytest.fixture(scope="module")
-def automodel(tiny_dir, hub_calls):
-    automodel = vad.load_automodel_with_vad(tiny_dir, max_segment_ms=MAX_SEGMENT_MS, ncpu=2, disable_pbar=True)
+def detector(hub_calls) -> vad.Vad:
+    detector = vad.Vad("fsmn-vad", max_segment_ms=MAX_SEGMENT_MS, ncpu=2)
     assert not hub_calls
-    return automodel
+    return detector
 
 
 def funasr_vad_pipeline(model_dir):
@@ -99,9 +100,9 @@ def test_other_names_are_refused_instead_of_going_to_a_hub(name):
         vad.resolve_vad_model(name)
 
 
-def test_bad_max_segment_is_refused(tiny_dir):
+def test_bad_max_segment_is_refused():
     with pytest.raises(ValueError, match="max_segment_ms"):
-        vad.load_automodel_with_vad(tiny_dir, max_segment_ms=0)
+        vad.Vad(max_segment_ms=0)
 
 
 # ----------------------------------------------------------------------------------------------- AutoModel
@@ -129,16 +130,10 @@ def test_the_hub_alias_would_go_to_a_hub(tiny_dir, hub_calls):
     hub_calls.clear()
 
 
-def test_load_automodel_with_vad_builds_both(automodel):
-    assert type(automodel.model) is sv.SenseVoiceSmall
-    assert automodel.vad_model.vad_opts.max_single_segment_time == MAX_SEGMENT_MS
-
-
-def test_detect_segments_needs_a_vad(tiny_dir):
-    from sensevoice import modeldir
-
-    with pytest.raises(ValueError, match="no VAD"):
-        vad.detect_segments(modeldir.load_automodel(tiny_dir, ncpu=2), np.zeros(16000, np.float32))
+def test_vad_applies_its_segment_limit(detector):
+    assert type(detector.automodel.model).__name__ == "FsmnVADStreaming"
+    assert detector.automodel.model.vad_opts.max_single_segment_time == MAX_SEGMENT_MS
+    assert detector.segments(np.zeros(16000, np.float32)) == []  # silence: no speech
 
 
 # ----------------------------------------------------------------------------------------------- segments
@@ -152,23 +147,23 @@ def check_segments(segments, duration_ms):
 
 @pytest.mark.official
 @pytest.mark.parametrize("clip", OFFICIAL_CLIPS)
-def test_segments_equal_funasr_fsmn_vad_pipeline_on_official_clips(automodel, official, clip):
+def test_segments_equal_funasr_fsmn_vad_pipeline_on_official_clips(detector, official, clip):
     path = official / "example" / clip
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     expected = funasr_vad_pipeline(official / "fsmn-vad").generate(str(path))[0]["value"]
-    ours = vad.detect_segments(automodel, sv.load_audio(str(path), clip).numpy())
+    ours = detector.segments(sv.load_audio(str(path), clip).numpy())
     assert ours == [tuple(s) for s in expected]
     check_segments(ours, soundfile.info(str(path)).duration * 1000)
 
 
-def test_segments_equal_funasr_pipeline_on_synthetic_clips(automodel, tmp_path):
+def test_segments_equal_funasr_pipeline_on_synthetic_clips(detector, tmp_path):
     """Our array path vs FunASR's file path (bundled model: the official one when the release files are absent)."""
     wave, bursts = long_speechlike()
     path = tmp_path / "long.wav"
     soundfile.write(path, wave, 16000)
     expected = funasr_vad_pipeline(vad.fsmn_vad_dir()).generate(str(path))[0]["value"]
-    ours = vad.detect_segments(automodel, sv.load_audio(str(path), "long").numpy())
+    ours = detector.segments(sv.load_audio(str(path), "long").numpy())
     assert ours == [tuple(s) for s in expected]
     check_segments(ours, len(wave) / 16)
     for start, end in bursts:  # every burst is (mostly) inside the speech segments
@@ -177,8 +172,10 @@ def test_segments_equal_funasr_pipeline_on_synthetic_clips(automodel, tmp_path):
     assert len(ours) >= len(BURSTS_S) + 1, "the 35 s burst must be cut at max_single_segment_time"
 
 
-def test_funasr_generate_with_vad_survives_segments_without_tags(automodel):
+def test_funasr_generate_with_vad_survives_segments_without_tags(tiny_dir):
     """FunASR's inference_with_vad merges segment results with +=: our fields must all be addable (no None)."""
+    automodel = ModelDir(tiny_dir).automodel(ncpu=2, disable_pbar=True, vad_model=str(vad.fsmn_vad_dir()),
+                                             vad_kwargs={"max_single_segment_time": MAX_SEGMENT_MS})
     wave, _ = long_speechlike(BURSTS_S[:3])
     (result,) = automodel.generate(wave, batch_size_s=60)
     assert isinstance(result["text"], str) and isinstance(result["language"], str)

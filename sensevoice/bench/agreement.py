@@ -13,41 +13,40 @@ and reused while the weights and the exporter are unchanged.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
+from rapidfuzz.distance import Levenshtein
 from tqdm import tqdm
 
 import model as sv
-from sensevoice import fast
+from sensevoice import backends
+from sensevoice.modeldir import ModelDir
 
 TextnormBatch = tuple[torch.Tensor, torch.Tensor, str]  # (B, T, 560) features, (B,) lengths, "withitn"/"woitn"
-Decoder = Callable[[torch.Tensor, torch.Tensor, str], list[list[int]]]
-TORCH_PATHS = {"torch-bf16": fast.FastOptions(dtype="bf16"), "torch-int8": fast.FastOptions(int8=True)}
-ORT_PATHS = {"ort": False, "ort-int8": True}  # name -> int8 export
-PATHS = (*TORCH_PATHS, *ORT_PATHS)
+# The fast paths, by the names `sensevoice bench` gives them -> their backend options.
+PATHS = {"torch-bf16": sv.BackendOptions("torch", "bf16"), "torch-int8": sv.BackendOptions("torch", "int8"),
+         "ort": sv.BackendOptions("onnxruntime", "fp32"), "ort-int8": sv.BackendOptions("onnxruntime", "int8")}
 
 
-def greedy(logits: torch.Tensor, lens: torch.Tensor, blank: int) -> list[list[int]]:
-    return [[token for token, _, _ in path] for path in sv.ctc_greedy(logits.float(), lens, blank)]
+def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """Levenshtein distance between two sequences (tokens, characters)."""
+    return Levenshtein.distance(a, b)
 
 
-def torch_decoder(model: sv.SenseVoiceSmall, blank: int) -> Decoder:
-    @torch.no_grad()
-    def decode(feats: torch.Tensor, lens: torch.Tensor, textnorm: str) -> list[list[int]]:
-        logp, out_lens = model.ctc_logprobs(feats.to(next(model.parameters()).dtype), lens, "auto", textnorm)
-        return greedy(logp, out_lens, blank)
-    return decode
+def token_agreement(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> float:
+    """1 - (token edit distance / reference tokens) over utterances: 1.0 means the same tokens everywhere."""
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses for {len(refs)} references")
+    total = sum(len(r) for r in refs)
+    errors = sum(edit_distance(h, r) for h, r in zip(hyps, refs))
+    return 1.0 - errors / total if total else float(errors == 0)
 
 
-def ort_decoder(runner: fast.OnnxSenseVoice, blank: int) -> Decoder:
-    def decode(feats: torch.Tensor, lens: torch.Tensor, textnorm: str) -> list[list[int]]:
-        logits, out_lens = runner.ctc_logits(feats, lens, "auto", textnorm)
-        return greedy(torch.from_numpy(logits), torch.from_numpy(out_lens), blank)
-    return decode
+def greedy(scores: torch.Tensor, lens: torch.Tensor, blank: int) -> list[list[int]]:
+    return [[token for token, _, _ in path] for path in sv.ctc_greedy(scores.float(), lens, blank)]
 
 
 def feature_batches(rows: Sequence[dict[str, Any]], frontend: Any, batch: int) -> list[TextnormBatch]:
@@ -65,38 +64,31 @@ def feature_batches(rows: Sequence[dict[str, Any]], frontend: Any, batch: int) -
 
 def agreement(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]) -> dict[str, float]:
     identical = sum(list(h) == list(r) for h, r in zip(hyps, refs))
-    return {"tokens": fast.token_agreement(hyps, refs), "identical_utterances": identical / max(len(refs), 1),
+    return {"tokens": token_agreement(hyps, refs), "identical_utterances": identical / max(len(refs), 1),
             "reference_tokens": sum(len(r) for r in refs)}
 
 
 def measure(model_dir: Path, rows: Sequence[dict[str, Any]], paths: Iterable[str], work: Path, batch: int = 16
             ) -> dict[str, dict[str, float]]:
-    """{path: agreement with the fp32 reference} for the named fast paths."""
-    from sensevoice.bench import ensure_export
-    from sensevoice.training.train import load_for_training
-
+    """{path: agreement with the fp32 reference} for the named fast paths (ONNX graphs exported into ``work``)."""
     paths = list(paths)
     unknown = [name for name in paths if name not in PATHS]
     if unknown:
         raise ValueError(f"unknown fast path(s) {unknown}; expected some of {list(PATHS)}")
-    model, tokenizer, frontend = load_for_training(model_dir)
-    model.eval()
-    special = sv.SpecialTokens.from_pieces(sv.tokenizer_pieces(tokenizer))
-    batches = feature_batches(rows, frontend, batch)
+    source = ModelDir(model_dir)
+    batches = feature_batches(rows, source.frontend(), batch)
+    blank = source.special.blank
 
-    def run(decode: Decoder, desc: str) -> list[list[int]]:
-        return [tokens for feats, lens, textnorm in tqdm(batches, desc=desc, unit="batch")
-                for tokens in decode(feats, lens, textnorm)]
+    def run(backend: backends.Backend, desc: str) -> list[list[int]]:
+        with torch.no_grad():
+            return [tokens for feats, lens, textnorm in tqdm(batches, desc=desc, unit="batch")
+                    for tokens in greedy(*backend.ctc_scores(feats, lens, "auto", textnorm), blank)]
 
-    reference = run(torch_decoder(model, special.blank), "fp32 reference")
+    reference = run(backends.TorchBackend(source.load()), "fp32 reference")
     results = {}
     for name in paths:
-        if name in TORCH_PATHS:
-            decode = torch_decoder(fast.accelerate(copy.deepcopy(model), TORCH_PATHS[name]), special.blank)
-        else:
-            onnx_dir = ensure_export(model_dir, work / "onnx")
-            decode = ort_decoder(fast.OnnxSenseVoice(onnx_dir, int8=ORT_PATHS[name]), special.blank)
-        results[name] = agreement(run(decode, name), reference)
+        backend = backends.for_model(source.load(), PATHS[name], source.path, cache=work)
+        results[name] = agreement(run(backend, name), reference)
     return results
 
 

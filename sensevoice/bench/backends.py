@@ -19,7 +19,7 @@ import resource
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -36,7 +36,6 @@ class Backend:
     description: str
     runner: str  # key of RUNNERS
     precision: str  # fp32 | bf16 | fp16 | int8
-    options: dict = field(default_factory=dict)  # runner options (FastOptions fields, int8 flag)
     devices: tuple[str, ...] = ("cpu", "cuda")
     package: str | None = None  # an optional package the backend needs
     in_quick: bool = True  # measured by --quick
@@ -46,18 +45,16 @@ REFERENCE = "funasr"
 BACKENDS = {b.name: b for b in (
     Backend("funasr", "FunASR's built-in SenseVoiceSmall via AutoModel (the reference)", "funasr", "fp32"),
     Backend("torch", "ours, PyTorch eager", "torch", "fp32"),
-    Backend("torch-compile", "ours, torch.compile per encoder block", "torch", "fp32", {"compile": True},
-            in_quick=False),
-    Backend("torch-bf16", "ours, PyTorch bf16 weights (AMX/AVX512-BF16 on CPU)", "torch", "bf16", {"dtype": "bf16"}),
-    Backend("torch-fp16", "ours, PyTorch fp16 (GPU)", "torch", "fp16", {"dtype": "fp16"}, devices=("cuda",)),
-    Backend("torch-int8", "ours, PyTorch dynamic int8 nn.Linear", "torch", "int8", {"int8": True}, devices=("cpu",)),
+    Backend("torch-bf16", "ours, PyTorch bf16 weights (AMX/AVX512-BF16 on CPU)", "torch", "bf16"),
+    Backend("torch-fp16", "ours, PyTorch fp16 (GPU)", "torch", "fp16", devices=("cuda",)),
+    Backend("torch-int8", "ours, PyTorch dynamic int8 nn.Linear", "torch", "int8", devices=("cpu",)),
     Backend("ort", "ours, ONNX Runtime (our export)", "ort", "fp32"),
-    Backend("ort-int8", "ours, ONNX Runtime, int8 MatMuls (our export --int8)", "ort", "int8", {"int8": True}),
+    Backend("ort-int8", "ours, ONNX Runtime, int8 MatMuls (our export --int8)", "ort", "int8"),
     Backend("sherpa-onnx", "sherpa-onnx on our export", "sherpa", "fp32", package="sherpa_onnx"),
-    Backend("sherpa-onnx-int8", "sherpa-onnx on our int8 export", "sherpa", "int8", {"int8": True},
+    Backend("sherpa-onnx-int8", "sherpa-onnx on our int8 export", "sherpa", "int8",
             package="sherpa_onnx"),
     Backend("funasr-onnx", "funasr-onnx on our export", "funasr-onnx", "fp32", package="funasr_onnx"),
-    Backend("funasr-onnx-int8", "funasr-onnx on our int8 export", "funasr-onnx", "int8", {"int8": True},
+    Backend("funasr-onnx-int8", "funasr-onnx on our int8 export", "funasr-onnx", "int8",
             package="funasr_onnx"),
 )}
 
@@ -72,7 +69,7 @@ class Plan:
     threads: int
     device: str
     clips: dict[str, str]  # seconds ("3") -> 16 kHz wav
-    mixed_batches: list[list[str]]  # wavs, length-sorted batches of <= batch_size_s (transcribe.plan_batches)
+    mixed_batches: list[list[str]]  # wavs, length-sorted batches of <= batch_size_s (pipeline.plan_batches)
     long: str  # a long wav for VAD + batching
     warmup: int
     reps: int
@@ -115,23 +112,18 @@ class TokenRecorder:
 
 
 def fsmn_vad(vad_dir: str, device: str, threads: int):
-    """The official FSMN-VAD alone (no ASR model), as FunASR runs it for our and the reference's long audio."""
-    from funasr import AutoModel
+    """The official FSMN-VAD alone (no ASR model), as the pipeline runs it, for the other runtimes' long audio."""
+    from sensevoice.vad import Vad
 
-    return AutoModel(model=vad_dir, device=device, ncpu=threads, disable_update=True, disable_pbar=True,
-                     disable_log=True, max_single_segment_time=30_000)
-
-
-def vad_spans(vad_model: Any, wave: np.ndarray) -> list[tuple[int, int]]:
-    return [(int(s), int(e)) for s, e in vad_model.generate(input=wave)[0]["value"]]
+    return Vad(vad_dir, 30_000, device, threads)
 
 
-def long_by_segments(runner: Any, vad_model: Any, path: str, batch_size_s: float) -> tuple[str, int]:
-    """VAD -> length-sorted batches (transcribe.plan_batches) -> the runner's batch decoding, in time order."""
-    from sensevoice.transcribe import plan_batches
+def long_by_segments(runner: Any, vad: Any, path: str, batch_size_s: float) -> tuple[str, int]:
+    """VAD -> the pipeline's batch plan -> the runner's batch decoding, in time order."""
+    from sensevoice.pipeline import plan_batches
 
     wave = np.asarray(runner.load_audio(path), dtype=np.float32)
-    spans = vad_spans(vad_model, wave)
+    spans = vad.segments(wave)
     hyps: list[Hyp | None] = [None] * len(spans)
     per_ms = SAMPLE_RATE // 1000
     for batch in plan_batches([e - s for s, e in spans], batch_size_s):
@@ -208,77 +200,49 @@ def assert_same_weights(state: dict, checkpoint: Path) -> None:
         raise ValueError(f"the reference model's weights differ from {checkpoint} at {bad[:5]} ({len(bad)} tensors)")
 
 
-class TorchRunner:
-    """Ours: the project's Transcriber (AutoModel + our model.py + FSMN-VAD), sped up in place by fast.accelerate."""
+class PipelineRunner:
+    """Ours: the project's one pipeline (sensevoice.pipeline.Transcriber with FSMN-VAD) on one backend."""
 
     def __init__(self, plan: Plan, backend: Backend):
         import model as sv
-        from sensevoice import fast
-        from sensevoice.transcribe import TranscribeOptions, Transcriber
+        from sensevoice.pipeline import Transcriber
 
+        runtime = sv.BackendOptions("onnxruntime" if backend.runner == "ort" else "torch", backend.precision)
         self.sv, self.plan = sv, plan
-        self.transcriber = Transcriber(plan.model_dir, use_vad=True, device=plan.device, ncpu=plan.threads,
-                                       vad_model=plan.vad_dir)
-        self.model = fast.accelerate(self.transcriber.model, fast.FastOptions(**backend.options, threads=plan.threads))
-        self.kwargs = self.transcriber.automodel.kwargs
-        self.recorder = TokenRecorder(self.kwargs["tokenizer"])
-        self.decoding = {"language": plan.language, "use_itn": plan.use_itn}
-        self.options = TranscribeOptions(batch_size_s=plan.batch_size_s, **self.decoding)
+        if runtime.backend == "onnxruntime":  # the export the parent made (--onnx), threads spinning when asked
+            from sensevoice import backends
+
+            onnx = Path(plan.onnx_dir) / backends.ONNX_FILES[runtime.precision]
+            runtime = backends.OrtBackend(onnx, runtime, plan.threads, backends.ort_providers(plan.device),
+                                          spin=plan.ort_spin)
+        self.transcriber = Transcriber(plan.model_dir, backend=runtime, device=plan.device, threads=plan.threads,
+                                       batch_size_s=plan.batch_size_s, vad_model=plan.vad_dir)
+        self.recorder = TokenRecorder(self.transcriber.tokenizer)
+        self.options = sv.DecodingOptions(language=plan.language, textnorm="withitn" if plan.use_itn else "woitn")
 
     def load_audio(self, path: str):
         return self.sv.load_audio(path, path).numpy()
 
     def features(self, wave):
-        return self.model.extract_features([wave], ["x"], self.kwargs["frontend"], SAMPLE_RATE)
+        feats = self.transcriber.features(wave, "x")
+        return feats[None], self.sv.torch.tensor([len(feats)])
 
     def decode(self, feats) -> Hyp:
-        speech, lens = feats
-        results, _ = self.model.inference(speech, data_lengths=lens, data_type="fbank", key=["x"],
-                                          tokenizer=self.kwargs["tokenizer"], **self.decoding)
-        return Hyp(self.recorder.take(1)[0], results[0]["text"])
+        scores, lens = self.transcriber.backend.ctc_scores(*feats, self.options.language, self.options.textnorm)
+        result = self.sv.decode_scores(scores, lens, ["x"], self.options, self.transcriber.special,
+                                       self.transcriber.tokenizer)[0]
+        return Hyp(self.recorder.take(1)[0], result["text"])
 
     def transcribe(self, items: Sequence[Any]) -> list[Hyp]:
-        results = self.transcriber.automodel.inference(list(items), batch_size=len(items), **self.decoding)
+        """A batch of whole clips (no VAD): the pipeline's decode over clips prepared without segmentation."""
+        prepared = [self.transcriber.prepare(item, f"x{i}", use_vad=False) for i, item in enumerate(items)]
+        results = self.transcriber.decode(prepared, self.options)
         return [Hyp(t, r["text"]) for t, r in zip(self.recorder.take(len(items)), results)]
 
     def transcribe_long(self, path: str) -> tuple[str, int]:
         result = self.transcriber.transcribe(path, "long", self.options)
         self.recorder.calls.clear()
         return result["text"], len(result["segments"])
-
-
-class OrtRunner:
-    """Ours: the export on ONNX Runtime (fast.OnnxSenseVoice), the same frontend and greedy decoding."""
-
-    def __init__(self, plan: Plan, backend: Backend):
-        import model as sv
-        from sensevoice import fast
-
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if plan.device.startswith("cuda") else \
-            ["CPUExecutionProvider"]
-        self.sv, self.plan = sv, plan
-        self.runner = fast.OnnxSenseVoice(plan.onnx_dir, int8=backend.options.get("int8", False),
-                                          threads=plan.threads, providers=providers, spin=plan.ort_spin)
-        self.recorder = TokenRecorder(self.runner.tokenizer)
-        self.options = sv.DecodingOptions.from_kwargs({"language": plan.language, "use_itn": plan.use_itn})
-        self.vad = fsmn_vad(plan.vad_dir, plan.device, plan.threads)
-
-    def load_audio(self, path: str):
-        return self.sv.load_audio(path, path).numpy()
-
-    def features(self, wave):
-        return self.sv.SenseVoiceSmall.extract_features([wave], ["x"], self.runner.frontend, SAMPLE_RATE)
-
-    def decode(self, feats) -> Hyp:
-        result = self.runner.decode_features(*feats, ["x"], self.options)[0]
-        return Hyp(self.recorder.take(1)[0], result["text"])
-
-    def transcribe(self, items: Sequence[Any]) -> list[Hyp]:
-        results = self.runner.inference(list(items), language=self.plan.language, use_itn=self.plan.use_itn)
-        return [Hyp(t, r["text"]) for t, r in zip(self.recorder.take(len(items)), results)]
-
-    def transcribe_long(self, path: str) -> tuple[str, int]:
-        return long_by_segments(self, self.vad, path, self.plan.batch_size_s)
 
 
 class SherpaRunner:
@@ -291,7 +255,7 @@ class SherpaRunner:
         from sensevoice import export
 
         onnx_dir = Path(plan.onnx_dir)
-        name = export.INT8_NAME if backend.options.get("int8") else export.FP32_NAME
+        name = export.INT8_NAME if backend.precision == "int8" else export.FP32_NAME
         self.recognizer = sherpa_onnx.OfflineRecognizer.from_sense_voice(
             model=str(onnx_dir / name), tokens=str(onnx_dir / export.TOKENS_NAME), num_threads=plan.threads,
             provider="cuda" if plan.device.startswith("cuda") else "cpu", language=plan.language,
@@ -336,7 +300,7 @@ class FunasrOnnxRunner:
         from funasr_onnx import SenseVoiceSmall as FunasrOnnxSenseVoice
 
         self.model = FunasrOnnxSenseVoice(funasr_onnx_view(Path(plan.onnx_dir)), batch_size=1,
-                                          quantize=backend.options.get("int8", False),
+                                          quantize=backend.precision == "int8",
                                           intra_op_num_threads=plan.threads,
                                           device_id="0" if plan.device.startswith("cuda") else "-1")
         self.recorder = TokenRecorder(self.model.tokenizer)
@@ -390,7 +354,7 @@ def funasr_onnx_view(onnx_dir: Path) -> str:
 
 
 RUNNERS: dict[str, Callable[[Plan, Backend], Any]] = {
-    "funasr": FunasrRunner, "torch": TorchRunner, "ort": OrtRunner, "sherpa": SherpaRunner,
+    "funasr": FunasrRunner, "torch": PipelineRunner, "ort": PipelineRunner, "sherpa": SherpaRunner,
     "funasr-onnx": FunasrOnnxRunner,
 }
 
@@ -465,13 +429,11 @@ def run_worker(backend_name: str, plan: Plan) -> dict[str, Any]:
     torch.set_num_threads(plan.threads)
     runner, load_s = timed(lambda: RUNNERS[backend.runner](plan, backend))
     result: dict[str, Any] = {"load_s": round(load_s, 2), "rss_after_load_mb": round(peak_rss_mb())}
-    if plan.warm_batch or backend.options.get("compile"):  # torch.compile compiles a batch-size class here
+    if plan.warm_batch:
         _, first_s = timed(lambda: runner.transcribe(plan.mixed_batches[-1]))
         result["first_batch_s"] = round(first_s, 2)
     result["latency"] = {k: measure_latency(runner, p, plan.warmup, plan.reps) for k, p in plan.clips.items()}
     result["mixed"] = measure_mixed(runner, plan.mixed_batches, plan.mixed_passes)
-    if backend.options.get("compile"):  # VAD segments bring new batch-size classes: compile them first
-        _, result["first_long_s"] = timed(lambda: runner.transcribe_long(plan.long))
     result["long"] = measure_long(runner, plan.long)
     result["peak_rss_mb"] = round(peak_rss_mb())
     if hasattr(runner, "verify"):

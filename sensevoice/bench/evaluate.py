@@ -23,7 +23,9 @@ from typing import Any, Iterable, Sequence
 from rapidfuzz.distance import Levenshtein
 from tqdm import tqdm
 
-from sensevoice import modeldir
+import model as sv
+
+from sensevoice.pipeline import Transcriber
 from sensevoice.argtypes import non_negative_float
 from sensevoice.training.train import read_jsonl
 
@@ -87,19 +89,19 @@ def markdown(result: dict[str, Any], title: str) -> str:
 
 def decode(model_dir: Path, rows: Sequence[dict[str, Any]], batch: int, threads: int | None,
            blank_penalty: float = 0.0) -> list[dict[str, Any]]:
-    automodel = modeldir.load_automodel(model_dir, ncpu=threads)
-    model, kwargs = automodel.model, automodel.kwargs
-    hyps = []
+    """Every row's source through the pipeline (whole clips, no VAD: the test sets are short utterances), with
+    language auto (LID is measured) and the row's own ITN choice."""
+    transcriber = Transcriber(model_dir, vad=False, threads=threads, batch_size_s=batch * 10.0)
+    hyps: list[dict[str, Any]] = [{}] * len(rows)
     for itn in ("<|woitn|>", "<|withitn|>"):
-        chosen = [(i, r) for i, r in enumerate(rows) if r["with_or_wo_itn"] == itn]
+        options = sv.DecodingOptions(textnorm=strip_tag(itn), blank_penalty=blank_penalty)
+        chosen = [i for i, r in enumerate(rows) if r["with_or_wo_itn"] == itn]
         for start in tqdm(range(0, len(chosen), batch), desc=f"decode {strip_tag(itn)}", unit="batch"):
             part = chosen[start: start + batch]
-            results, _ = model.inference([r["source"] for _, r in part], key=[r["key"] for _, r in part],
-                                         tokenizer=kwargs["tokenizer"], frontend=kwargs["frontend"],
-                                         language="auto", use_itn=itn == "<|withitn|>",
-                                         blank_penalty=blank_penalty)
-            hyps.extend(zip([i for i, _ in part], results))
-    return [h for _, h in sorted(hyps, key=lambda pair: pair[0])]
+            prepared = [transcriber.prepare(rows[i]["source"], rows[i]["key"]) for i in part]
+            for i, result in zip(part, transcriber.decode(prepared, options)):
+                hyps[i] = result
+    return hyps
 
 
 def report_paths(out: Path) -> tuple[Path, Path]:

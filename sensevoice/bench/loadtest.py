@@ -194,7 +194,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [sys.executable, "-m", "sensevoice.serve", "--model", str(args.model), "--port", str(port),
                "--log-level", "warning", "--max-queue", str(max(256, 2 * args.clients)),
-               "--max-batch-s", str(args.max_batch_s), "--max-wait-ms", str(args.max_wait_ms)]
+               "--batch-size-s", str(args.batch_size_s), "--max-wait-ms", str(args.max_wait_ms)]
     if args.threads:
         command += ["--threads", str(args.threads)]
     server = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, "SENSEVOICE_API_KEY": ""})
@@ -243,7 +243,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration-s", type=float, default=20.0, help="concurrent phase (default %(default)s)")
     parser.add_argument("--sequential-s", type=float, default=10.0, help="one-client phase (default %(default)s)")
     parser.add_argument("--audio", type=Path, nargs="+", default=sorted((REPO_ROOT / "examples").glob("*.flac")))
-    parser.add_argument("--max-batch-s", type=float, default=60.0, help="server option (default %(default)s)")
+    parser.add_argument("--batch-size-s", type=float, default=60.0, help="server option (default %(default)s)")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="server option (default %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="server option: torch threads")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sequential, concurrent = measure(args.url.rstrip("/"), headers, clips, args)
     else:
         server, base = start_server(args)
-        report["server"] = (f"python -m sensevoice.serve, max_batch_s={args.max_batch_s:g}, "
+        report["server"] = (f"python -m sensevoice.serve, batch_size_s={args.batch_size_s:g}, "
                             f"max_wait_ms={args.max_wait_ms:g}, threads={args.threads or default_threads()}")
         try:
             sequential, concurrent = measure(base, {}, clips, args)

@@ -91,6 +91,7 @@ def build_long_file(path: Path, minutes: float, source: str, seed: int = 0) -> P
 def random_model_dir(kind: str) -> Path:
     """A model directory with random weights: 'official' (official size, tokenizer, am.mvn) or 'tiny'."""
     from sensevoice import modeldir
+    from sensevoice.modeldir import ModelDir
 
     dst = DATA_DIR / f"random_{kind}"
     if (dst / "model.pt").is_file():
@@ -100,7 +101,7 @@ def random_model_dir(kind: str) -> Path:
         if folder is None:
             raise SystemExit("--random official needs the official release files (../shared/official)")
         src = folder / "SenseVoiceSmall"
-        return modeldir.make_model_dir(dst, src / "chn_jpn_yue_eng_ko_spectok.bpe.model", src / "am.mvn", seed=0)
+        return ModelDir.create(dst, src / "chn_jpn_yue_eng_ko_spectok.bpe.model", src / "am.mvn", seed=0).path
     from sensevoice.training.tokenizer import train_tokenizer
 
     words = "the a cat dog sat on mat hello world one two three four five six seven eight nine ten".split()
@@ -108,7 +109,7 @@ def random_model_dir(kind: str) -> Path:
     bpe = train_tokenizer([" ".join(rng.choice(words, size=8)) for _ in range(400)], dst / "tiny.bpe.model", 200)
     cmvn = modeldir.write_cmvn(dst / "am.mvn", np.full(560, 10.0), np.full(560, 3.0))
     tiny = {"output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2, "tp_blocks": 1}
-    return modeldir.make_model_dir(dst, bpe, cmvn, tiny, seed=0)
+    return ModelDir.create(dst, bpe, cmvn, tiny, seed=0).path
 
 
 def run(model_dir: Path, audio: Path, batch_size_s: float, threads: int) -> dict:
@@ -117,13 +118,14 @@ def run(model_dir: Path, audio: Path, batch_size_s: float, threads: int) -> dict
 
     from tqdm import tqdm
 
-    from sensevoice.transcribe import TranscribeOptions, Transcriber
+    import model as sv
+    from sensevoice.pipeline import Transcriber
 
     reset_peak_rss()
     before = rss_mb()
     t0 = time.perf_counter()
     with redirect_stdout(sys.stderr):
-        transcriber = Transcriber(model_dir, device="cpu", ncpu=threads)
+        transcriber = Transcriber(model_dir, device="cpu", threads=threads, batch_size_s=batch_size_s)
     load_s = time.perf_counter() - t0
     loaded = rss_mb()
     reset_peak_rss()
@@ -135,11 +137,11 @@ def run(model_dir: Path, audio: Path, batch_size_s: float, threads: int) -> dict
         bar.update(done_s - bar.n)
 
     t0 = time.perf_counter()
-    result = transcriber.transcribe(audio, audio.stem, TranscribeOptions(batch_size_s=batch_size_s), progress)
+    result = transcriber.transcribe(audio, audio.stem, sv.DecodingOptions(), progress)
     wall_s = time.perf_counter() - t0
     bar.close()
     audio_s = result["duration_ms"] / 1000
-    dims = transcriber.model.dims
+    dims = transcriber.backend.model.dims
     return {
         "model_dir": str(model_dir), "d_model": dims.d_model, "blocks": dims.n_blocks + dims.n_tp_blocks,
         "audio": str(audio), "audio_s": audio_s, "segments": len(result["segments"]),

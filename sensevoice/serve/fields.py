@@ -3,6 +3,8 @@ files raise ``ApiError`` (422, listing the valid values), which the app turns in
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -11,7 +13,6 @@ from starlette.datastructures import FormData, UploadFile
 
 import model as sv
 from sensevoice.serve import formats
-from sensevoice.serve.engine import RequestOptions
 
 MODEL_ID = "sensevoice-small"
 MODEL_ALIASES = ("whisper-1",)  # what OpenAI SDK examples send; this service hosts one model
@@ -80,21 +81,23 @@ def uploads(form: FormData, name: str) -> list[UploadFile]:
     return files  # type: ignore[return-value]
 
 
-def request_options(language: str, use_itn: bool, timestamps: bool) -> RequestOptions:
-    return RequestOptions(language=sv.LANGUAGE_ALIASES.get(language, language), use_itn=use_itn, timestamps=timestamps)
+def request_options(base: sv.DecodingOptions, language: str, use_itn: bool, timestamps: bool) -> sv.DecodingOptions:
+    """The server-wide decoding options with this request's language, ITN choice and timestamps."""
+    return dataclasses.replace(base, language=language, textnorm="withitn" if use_itn else "woitn",
+                               output_timestamp=timestamps)
 
 
 @dataclass(frozen=True)
 class OpenAIRequest:
     """A validated OpenAI transcription request."""
 
-    options: RequestOptions
+    options: sv.DecodingOptions
     response_format: str
     granularities: tuple[str, ...]
     upload: UploadFile
 
 
-def parse_openai(form: FormData, model_id: str) -> OpenAIRequest:
+def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.DecodingOptions()) -> OpenAIRequest:
     """The fields of an OpenAI transcription request, validated; ``use_itn`` (default true) is ours."""
     check_fields(form, OPENAI_FIELDS)
     choice(form, "model", (model_id, *MODEL_ALIASES), model_id)
@@ -108,7 +111,7 @@ def parse_openai(form: FormData, model_id: str) -> OpenAIRequest:
                        "timestamp_granularities[]")
     if granularities and response_format != "verbose_json":
         raise ApiError(422, "timestamp_granularities[] needs response_format=verbose_json", "timestamp_granularities[]")
-    options = request_options(language, flag(form, "use_itn", True),
+    options = request_options(base, language, flag(form, "use_itn", True),
                               formats.needs_timestamps(response_format, granularities))
     upload, *extra = uploads(form, "file")
     if extra:
@@ -116,11 +119,12 @@ def parse_openai(form: FormData, model_id: str) -> OpenAIRequest:
     return OpenAIRequest(options, response_format, granularities, upload)
 
 
-def parse_asr(form: FormData) -> tuple[RequestOptions, list[UploadFile], list[str]]:
+def parse_asr(form: FormData, base: sv.DecodingOptions = sv.DecodingOptions()
+              ) -> tuple[sv.DecodingOptions, list[UploadFile], list[str]]:
     """The fields of an api.py request, validated: options, files and their keys (default: the file names)."""
     check_fields(form, ASR_FIELDS)
     language = choice(form, "lang", LANGUAGE_CHOICES, "auto")
-    options = request_options(language, flag(form, "use_itn", False), False)
+    options = request_options(base, language, flag(form, "use_itn", False), False)
     files = uploads(form, "files")
     keys_text = text_field(form, "keys", "")
     keys = [k.strip() for k in keys_text.split(",")] if keys_text else [f.filename or f"file{i}"

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 import model as sv
 from sensevoice import modeldir
+from sensevoice.modeldir import ModelDir
 from sensevoice.training.tokenizer import train_tokenizer
 from sensevoice.training.train import read_jsonl
 
@@ -60,7 +61,7 @@ def init(corpus: Path, out: Path, vocab_size: int, encoder_conf: dict, seed: int
     sentences = [line for line in (corpus / "text.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
     bpe = train_tokenizer(sentences, out / TOKENIZER_NAME, vocab_size)
     cmvn = corpus_cmvn(corpus / "train.jsonl", out / "am.mvn", seed=seed)
-    return modeldir.make_model_dir(out, bpe, cmvn, encoder_conf, seed=seed)
+    return ModelDir.create(out, bpe, cmvn, encoder_conf, seed=seed).path
 
 
 def copy_model_files(model_dir: Path, out: Path) -> None:
@@ -95,7 +96,7 @@ def grow(model_dir: Path, out: Path, num_blocks: int, seed: int = 0) -> Path:
     copy_model_files(model_dir, out)
     config["encoder_conf"]["num_blocks"] = num_blocks
     modeldir.write_config(config, out / "config.yaml")
-    state = modeldir.build_model(out, seed=seed).state_dict()
+    state = ModelDir(out).build(seed=seed).state_dict()
     trained = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
 
     # encoders0 (the block that changes width) stays first; the n - 1 blocks after it are the ones that grow.

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 import model as sv
 from sensevoice import modeldir
+from sensevoice.modeldir import ModelDir
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +284,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     init, out = Path(args.init), Path(args.out)
-    model, tokenizer, frontend = load_for_training(init)
+    source = ModelDir(init)
+    model, tokenizer, frontend = source.load(), source.tokenizer, source.frontend()
     if args.no_specaug:
         model.specaug = None
     prepare_out_dir(init, out)
@@ -345,22 +347,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     progress.close()
     (out / "train_history.json").write_text(json.dumps(history))
     return {**history, "seconds_per_step": (time.perf_counter() - started) / max(1, step - first_step)}
-
-
-def load_for_training(model_dir: Path):
-    """Model (strictly loaded from model.pt), tokenizer and a dither-free frontend of a model directory."""
-    from funasr.frontends.wav_frontend import WavFrontend
-    from funasr.tokenizer.sentencepiece_tokenizer import SentencepiecesTokenizer
-
-    model_dir = Path(model_dir)
-    config = modeldir.read_config(model_dir / "config.yaml")
-    descriptor = json.loads((model_dir / "configuration.json").read_text())
-    bpe = descriptor["file_path_metas"]["tokenizer_conf"]["bpemodel"]
-    model = modeldir.build_model(model_dir, seed=None)
-    sv.load_checkpoint(model, str(model_dir / "model.pt"))
-    tokenizer = SentencepiecesTokenizer(bpemodel=str(model_dir / bpe))
-    frontend = WavFrontend(**{**config["frontend_conf"], "cmvn_file": str(model_dir / "am.mvn"), "dither": 0.0})
-    return model, tokenizer, frontend
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,216 @@
+"""The one transcription pipeline under every front door (CLI, service, benchmark, batch jobs):
+
+    audio (path, URL, bytes, array) -> 16 kHz mono -> VAD segments -> features per segment     ``prepare``
+    -> duration-bucketed batches over the segments of every item -> backend -> greedy CTC  ``decode``
+    -> one result per item, segments and timestamps on the item's own timeline
+
+``prepare`` is thread-safe (the service runs it on request threads, off the model's thread); ``decode`` takes the
+prepared items of any number of requests and shares model calls between them.
+
+FunASR's ``AutoModel.generate`` with a ``vad_model`` does the same job, but it merges the segments' results by
+adding up every field (``"language": "enenzh"``; a TypeError when a field is None), leaves ``token_timestamp``
+relative to its segment, leaves out an input whose transcript is empty (so later results shift) and turns
+batching off on ``device="cpu"``. Here each segment keeps its own fields, every timestamp is absolute, every input
+gets a result, and ``batch_size_s`` batches on any device.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import model as sv
+from sensevoice import backends
+from sensevoice.modeldir import ModelDir
+from sensevoice.subtitles import TIMESTAMP_KEYS
+from sensevoice.vad import MAX_SEGMENT_MS, Vad
+
+SAMPLES_PER_MS = sv.SAMPLE_RATE // 1000  # 16
+NO_VAD_WARN_S = 60  # without VAD an input is one forward pass; attention memory grows with its length squared
+MAX_PAD_RATIO = 1.3  # in one model call the longest segment is at most 1.3x the shortest: padding wastes < 23 %
+SEGMENT_FIELDS = ("text", "clean_text", "language", "emotion", "event", "itn")
+
+Progress = Callable[[float, float], None]  # (seconds of audio decoded so far, seconds in this call)
+
+
+def check_batch_size_s(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"batch_size_s={value!r} must be a positive number of seconds of audio")
+    return float(value)
+
+
+def plan_batches(durations_ms: Sequence[int], batch_size_s: float) -> list[list[int]]:
+    """Segment indices grouped into model calls, shortest first. A call grows while its padded size (longest x
+    count) stays within ``batch_size_s`` (FunASR's rule, on every device) and its longest segment is at most
+    MAX_PAD_RATIO x its shortest (segments of unrelated lengths meet across inputs and requests, and padding a
+    2 s clip to 30 s would waste most of a call). A segment longer than the budget runs alone."""
+    budget_ms = batch_size_s * 1000
+    batches: list[list[int]] = []
+    for i in sorted(range(len(durations_ms)), key=lambda i: (durations_ms[i], i)):
+        if batches:
+            batch = batches[-1]
+            shortest = durations_ms[batch[0]]
+            if durations_ms[i] * (len(batch) + 1) <= budget_ms and durations_ms[i] <= MAX_PAD_RATIO * max(shortest, 1):
+                batch.append(i)
+                continue
+        batches.append([i])
+    return batches
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """One input ready for the model: its speech segments on its own timeline and their features."""
+
+    key: str
+    duration_ms: int
+    spans: tuple[tuple[int, int], ...]  # [start_ms, end_ms) of each segment
+    feats: tuple[Tensor, ...]  # (T_i, n_input) fbank + LFR + CMVN features of each segment
+
+    @property
+    def duration_s(self) -> float:
+        return self.duration_ms / 1000
+
+
+def shift_spans(spans: Sequence[Sequence[int]], start_ms: int, end_ms: int) -> list[list[int]]:
+    """Segment-relative [start, end] ms -> absolute, clamped to the segment (the model's last frame centre may
+    lie a few ms past the segment's last sample)."""
+    return [[min(int(s) + start_ms, end_ms), min(int(e) + start_ms, end_ms)] for s, e in spans]
+
+
+def segment_entry(item: dict[str, Any], start_ms: int, end_ms: int) -> dict[str, Any]:
+    """One model result (segment-relative) -> a segment of the input's result (absolute times)."""
+    entry = {"start_ms": start_ms, "end_ms": end_ms, **{k: item.get(k) for k in SEGMENT_FIELDS}}
+    if "token_timestamp" in item:
+        entry.update(words=list(item["words"]), timestamp=shift_spans(item["timestamp"], start_ms, end_ms),
+                     tokens=list(item["tokens"]),
+                     token_timestamp=shift_spans(item["token_timestamp"], start_ms, end_ms))
+    return entry
+
+
+def input_result(key: str, duration_ms: int, segments: list[dict[str, Any]], timestamps: bool) -> dict[str, Any]:
+    """Segments -> the input's result: texts joined with a space (as FunASR joins them), timestamps concatenated,
+    and the input's language/emotion/event/itn tags: those of its longest segment ("" without speech)."""
+    longest = max(segments, key=lambda s: s["end_ms"] - s["start_ms"], default={})
+    result = {"key": key, "duration_ms": duration_ms,
+              "text": " ".join(s["text"] for s in segments),
+              "clean_text": " ".join(s["clean_text"] for s in segments if s["clean_text"]),
+              **{tag: longest.get(tag) or "" for tag in ("language", "emotion", "event", "itn")},
+              "segments": segments}
+    if timestamps:
+        for name in TIMESTAMP_KEYS:
+            result[name] = [x for s in segments for x in s.get(name, [])]
+    return result
+
+
+def load_backend(model_dir: ModelDir, options: sv.BackendOptions, device: str, threads: int | None
+                 ) -> backends.Backend:
+    """The backend ``options`` asks for. ONNX Runtime over the directory's own export needs no PyTorch weights."""
+    onnx_name = backends.ONNX_FILES.get(options.precision)
+    if options.backend == "onnxruntime" and (model_dir.path / onnx_name).is_file():
+        return backends.OrtBackend(model_dir.path / onnx_name, options, threads, backends.ort_providers(device))
+    return backends.for_model(model_dir.load(device), options, model_dir.path, threads)
+
+
+class Transcriber:
+    """A model directory loaded once behind one backend, with or without the offline FSMN-VAD, that transcribes
+    any number of inputs."""
+
+    def __init__(self, model_dir: str | os.PathLike | ModelDir,
+                 backend: sv.BackendOptions | backends.Backend = sv.BackendOptions(),
+                 vad: bool = True, device: str = "cpu", threads: int | None = None, batch_size_s: float = 60.0,
+                 vad_model: str | os.PathLike = "fsmn-vad", max_segment_ms: int = MAX_SEGMENT_MS):
+        self.batch_size_s = check_batch_size_s(batch_size_s)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.model_dir = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
+        self.tokenizer, self.special = self.model_dir.tokenizer, self.model_dir.special
+        self.frontend = self.model_dir.frontend()
+        # A ready backend (e.g. an ONNX Runtime session with non-default settings) is used as it is.
+        self.backend = load_backend(self.model_dir, backend, device, threads) \
+            if isinstance(backend, sv.BackendOptions) else backend
+        self.vad = Vad(vad_model, max_segment_ms, device, threads) if vad else None
+
+    # ---- per input, any thread ---------------------------------------------------------------------------------
+    def features(self, wave: np.ndarray, key: str) -> Tensor:
+        """(T, n_input) features of one 16 kHz waveform, exactly as ``SenseVoiceSmall.inference`` computes them."""
+        feats, _ = sv.SenseVoiceSmall.extract_features([wave], [key], self.frontend, sv.SAMPLE_RATE)
+        return feats[0]
+
+    def prepare(self, audio: Any, key: str, fs: int = sv.SAMPLE_RATE, use_vad: bool = True) -> Prepared:
+        """Decode one input, cut it at pauses (with VAD, unless ``use_vad=False``) and compute its segments'
+        features. Errors name ``key``: ``model.AudioInputError`` (not audio), FileNotFoundError."""
+        return self.prepare_wave(sv.load_audio(audio, key, fs).numpy(), key, use_vad)
+
+    def prepare_wave(self, wave: np.ndarray, key: str, use_vad: bool = True) -> Prepared:
+        """``prepare`` of an already decoded (N,) float32 16 kHz waveform."""
+        duration_ms = int(len(wave) * 1000 / sv.SAMPLE_RATE)
+        if self.vad is not None and use_vad:
+            spans = self.vad.segments(wave)
+        else:
+            if duration_ms > NO_VAD_WARN_S * 1000:
+                warnings.warn(f"{key}: {duration_ms / 1000:.0f} s of audio in one forward pass (no VAD); memory "
+                              "grows with the square of the length, use VAD for long audio", stacklevel=2)
+            spans = [(0, duration_ms)]
+        # Views, not copies: the same slicing as FunASR's slice_padding_audio_samples.
+        feats = tuple(self.features(wave[s * SAMPLES_PER_MS:e * SAMPLES_PER_MS], f"{key}@{s}ms") for s, e in spans)
+        return Prepared(key, duration_ms, tuple(spans), feats)
+
+    # ---- many inputs, the model's thread ----------------------------------------------------------------------
+    def decode(self, items: Sequence[Prepared], options: sv.DecodingOptions = sv.DecodingOptions(),
+               progress: Progress | None = None, batch_size_s: float | None = None) -> list[dict[str, Any]]:
+        """One result per prepared item, in order; the segments of all items share the model calls, planned
+        within ``batch_size_s`` (default: the transcriber's)."""
+        budget_s = self.batch_size_s if batch_size_s is None else check_batch_size_s(batch_size_s)
+        pieces = [(i, n) for i, item in enumerate(items) for n in range(len(item.spans))]
+        feats = [items[i].feats[n] for i, n in pieces]
+        durations_ms = [len(f) * sv.ENC_FRAME_MS for f in feats]
+        total_s, done_s = sum(durations_ms) / 1000, 0.0
+        if progress:
+            progress(done_s, total_s)
+        outputs: list[dict[str, Any]] = [{}] * len(pieces)
+        for batch in plan_batches(durations_ms, budget_s):
+            padded = nn.utils.rnn.pad_sequence([feats[p] for p in batch], batch_first=True)  # (B, T, n_input)
+            lens = torch.tensor([len(feats[p]) for p in batch])  # (B,)
+            keys = [f"{items[pieces[p][0]].key}/{pieces[p][1]}" for p in batch]
+            with torch.no_grad():
+                scores, out_lens = self.backend.ctc_scores(padded, lens, options.language, options.textnorm)
+            for p, result in zip(batch, sv.decode_scores(scores, out_lens, keys, options, self.special,
+                                                         self.tokenizer)):
+                outputs[p] = result
+            done_s += sum(durations_ms[p] for p in batch) / 1000
+            if progress:
+                progress(done_s, total_s)
+        segments: list[list[dict[str, Any]]] = [[] for _ in items]
+        for (i, n), output in zip(pieces, outputs):
+            segments[i].append(segment_entry(output, *items[i].spans[n]))
+        return [input_result(item.key, item.duration_ms, segs, options.output_timestamp)
+                for item, segs in zip(items, segments)]
+
+    # ---- both -------------------------------------------------------------------------------------------------
+    def transcribe(self, audio: Any, key: str = "audio", options: sv.DecodingOptions = sv.DecodingOptions(),
+                   progress: Progress | None = None, batch_size_s: float | None = None) -> dict[str, Any]:
+        """One input -> ``{"key", "duration_ms", "text", "clean_text", "segments": [...]}`` (+ ``words``/
+        ``timestamp``/``tokens``/``token_timestamp`` with ``options.output_timestamp``); raises on bad input."""
+        return self.decode([self.prepare(audio, key, options.fs)], options, progress, batch_size_s)[0]
+
+    def transcribe_many(self, inputs: Sequence[Any], keys: Sequence[str],
+                        options: sv.DecodingOptions = sv.DecodingOptions()) -> list[dict[str, Any]]:
+        """Many inputs decoded together; an input that cannot be read gets ``{"key", "error"}`` in its place and
+        the others are transcribed all the same."""
+        if len(inputs) != len(keys):
+            raise ValueError(f"{len(inputs)} inputs for {len(keys)} keys")
+        prepared: list[Prepared | dict[str, Any]] = []
+        for audio, key in zip(inputs, keys):
+            try:
+                prepared.append(self.prepare(audio, key, options.fs))
+            except (OSError, ValueError) as err:  # AudioInputError is a ValueError
+                prepared.append({"key": key, "error": str(err)})
+        good = iter(self.decode([p for p in prepared if isinstance(p, Prepared)], options))
+        return [next(good) if isinstance(p, Prepared) else p for p in prepared]
