@@ -150,8 +150,8 @@ def test_bad_inputs_are_reported_and_the_others_written(capsys, tiny_dir, clips,
     assert (tmp_path / "short.txt").is_file() and not (tmp_path / "notes.txt").exists()
 
 
-def test_only_unreadable_inputs_fail_without_loading_the_model(capsys, tmp_path, clips):
-    code, _, err = run(capsys, "transcribe", str(clips / "missing.wav"), str(clips / "dup"), "--model", str(tmp_path))
+def test_only_unreadable_inputs_fail_without_loading_the_model(capsys, tiny_dir, clips):
+    code, _, err = run(capsys, "transcribe", str(clips / "missing.wav"), str(clips / "dup"), "--model", str(tiny_dir))
     assert code == cli.EXIT_FAILED and "model:" not in err
     assert "missing.wav: no such file" in err and f"{clips / 'dup'}: not a file" in err
 
@@ -253,8 +253,9 @@ LIGHT_RUN = ("import runpy, sys; sys.argv = ['sensevoice', *sys.argv[1:]]\n"
     (["serve", "--help"], 0, ""),
     (["transcribe", "{clips}/short.wav", "{clips}/other.flac", "-f", "json"], 2, "need --output-dir"),
     (["transcribe", "{clips}/missing.wav", "{clips}/gone.wav"], 1, "missing.wav: no such file"),
-    (["transcribe", "{clips}/short.wav", "--model", "{clips}/nowhere"], 2, "is not a directory"),
-    (["serve", "--model", "{clips}/nowhere"], 2, "not a model directory"),
+    (["transcribe", "{clips}/short.wav", "--model", "{clips}/nowhere"], 2, "nowhere: not a directory"),
+    (["serve", "--model", "{clips}"], 2, "not a model directory"),
+    (["transcribe", "{clips}/short.wav", "--backend", "onnxruntime", "--precision", "bf16"], 2, "not available"),
     (["serve", "--port", "{busy}"], 2, "already in use"),
     (["export", "--model", "{clips}/nowhere", "--out", "{clips}/onnx"], 2, "no such directory"),
 ])
