@@ -14,7 +14,6 @@ import model as sv
 from conftest import ROOT, TINY_ENCODER
 from helpers import load_parts
 from oracle import build_oracle
-from sensevoice import modeldir
 from sensevoice.modeldir import ModelDir
 from sensevoice.bench import long as bench_long
 
@@ -120,11 +119,18 @@ def test_importing_model_py_after_the_builtin_makes_ours_the_registered_class():
 
 
 def test_model_py_imports_nothing_but_stdlib_numpy_torch_funasr():
+    """FunASR imports model.py alone, by path. The one exception is the optional-backend boundary: the sensevoice
+    package beside it is imported inside SenseVoiceSmall.scorer, only for a backend other than torch fp32."""
     import ast
 
     tree = ast.parse((ROOT / "model.py").read_text())
+    scorer = next(node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == "scorer")
+    lazy = {id(node) for node in ast.walk(scorer) if isinstance(node, ast.ImportFrom) and node.module == "sensevoice"}
+    assert len(lazy) == 1
     roots = set()
     for node in ast.walk(tree):
+        if id(node) in lazy:
+            continue
         if isinstance(node, ast.Import):
             roots |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -132,6 +138,25 @@ def test_model_py_imports_nothing_but_stdlib_numpy_torch_funasr():
             roots.add(node.module.split(".")[0])
     allowed = set(sys.stdlib_module_names) | {"numpy", "torch", "torchaudio", "funasr", "soundfile"}
     assert roots <= allowed, roots - allowed
+
+
+def test_default_backend_needs_no_sensevoice_package(tiny_dir):
+    """model.py on its own (the sensevoice package unimportable): the default backend decodes, another backend
+    says which package it needs."""
+    code = (
+        "import sys; sys.modules['sensevoice'] = None\n"
+        "from funasr import AutoModel\n"
+        f"m = AutoModel(model={str(tiny_dir)!r}, trust_remote_code=True, remote_code={str(ROOT / 'model.py')!r}, "
+        "device='cpu', disable_update=True, ncpu=1, disable_pbar=True)\n"
+        "import numpy as np\n"
+        "print('TEXT', type(m.generate(input=np.zeros(16000, np.float32))[0]['text']).__name__)\n"
+        "try:\n"
+        "    m.generate(input=np.zeros(16000, np.float32), backend='onnxruntime')\n"
+        "except ImportError as err:\n"
+        "    print('ERROR', err)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tiny_dir, timeout=300)
+    assert "TEXT str" in done.stdout, done.stderr[-2000:]
+    assert "ERROR backend='onnxruntime' precision='fp32' needs the sensevoice package" in done.stdout
 
 
 def test_random_weight_directory_is_refused(tiny_dir, tmp_path):
