@@ -14,10 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import funasr.datasets.audio_datasets.index_ds  # noqa: F401  (registers IndexDSJsonl)
 import torch
+from funasr.datasets.sense_voice_datasets.datasets import SenseVoiceCTCDataset
 
 import model as sv
 from sensevoice import modeldir
+from sensevoice.training import train
 from test_train import corpus  # noqa: F401  (fixture: four official-format rows with speech-like wavs)
 
 EPOCHS = 6  # the four utterances fit one batch: one optimizer step per epoch, validated after each
@@ -94,3 +97,18 @@ def test_a_broken_model_py_is_caught(tiny_dir, corpus, tmp_path):  # noqa: F811
     assert f"Loading remote code failed: {broken}" in log
     assert registered_class_file(log) != broken
     assert registered_class_file(log).as_posix().endswith("funasr/models/sense_voice/model.py")
+
+
+def test_funasr_dataset_gives_forward_our_targets(tiny_dir, corpus):  # noqa: F811
+    """FunASR's SenseVoiceCTCDataset (what funasr-train feeds ``forward``) builds each row's text ids exactly as our
+    trainer does: the four tags first, then the transcript; its collator pads them with our ignore_id."""
+    model, tokenizer, frontend = train.load_for_training(tiny_dir)
+    dataset = SenseVoiceCTCDataset(str(corpus), index_ds="IndexDSJsonl", frontend=frontend, tokenizer=tokenizer,
+                                   batch_size=6000, batch_type="token")
+    ours = train.Featurizer(model, tokenizer, frontend)
+    rows = train.read_jsonl(corpus)
+    assert [dataset[i]["text"].tolist() for i in range(len(rows))] == [ours.target(row) for row in rows]
+    batch = dataset.collator([dataset[i] for i in range(len(rows))])
+    assert batch["text"].min() == model.ignore_id  # padded
+    loss, stats, _ = model(**batch)  # (B, 1) int32 lengths, as the collator gives them
+    assert torch.isfinite(loss) and stats["batch_size"] == len(rows)
