@@ -10,6 +10,11 @@ memory (fp16), and SpecAugment (config.yaml ``specaug``) supplies the training-t
 ``--precision bf16`` runs forward and backward under bf16 autocast (weights and optimizer stay fp32): on CPUs
 with AMX or AVX512-BF16 it is the fast choice. ``--device cuda`` trains on a GPU (features stay in host memory;
 each batch is copied over); checkpoints and ``model.pt`` are always written with CPU tensors.
+
+``torchrun --nproc_per_node N -m sensevoice.training.train ...`` trains one model in N processes with
+DistributedDataParallel (gloo on CPUs; NCCL with ``--device cuda``, process i on cuda:LOCAL_RANK). The batch plan
+does not depend on N: ``--batch-frames`` is the whole step's budget and each process computes every N-th utterance of
+each batch, so N processes train as one process with the same arguments would (and ``--resume`` may change N).
 """
 
 from __future__ import annotations
@@ -20,14 +25,17 @@ import itertools
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 import model as sv
@@ -162,6 +170,86 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun job, from the variables torchrun sets (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, requested: torch.device) -> torch.device:
+        """``--device cuda`` means cuda:LOCAL_RANK for each process of a multi-process run."""
+        if not self.enabled or requested.type == "cpu":
+            return requested
+        if requested.index is not None:
+            raise ValueError(f"--device {requested}: under torchrun pass --device cuda; process i uses cuda:LOCAL_RANK")
+        return resolve_device(f"cuda:{self.local_rank}")
+
+    def start(self, device: torch.device) -> None:
+        if self.enabled:
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    def stop(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.barrier()  # nobody leaves while rank 0 still validates or writes
+            dist.destroy_process_group()
+
+    @contextmanager
+    def main_first(self) -> Iterator[None]:
+        """Rank 0 runs the block (writes the output directory, builds the feature cache), then the others do."""
+        if self.enabled and not self.is_main:
+            dist.barrier()
+        yield
+        if self.enabled and self.is_main:
+            dist.barrier()
+
+    def shard(self, batch: Sequence[int]) -> tuple[list[int], float]:
+        """This rank's utterances of a global batch (every world_size-th) and the factor on its mean loss that
+        makes DDP's gradient average the gradient of the whole batch's mean loss: len(mine) * world / len(batch).
+        A rank left without utterances computes the batch's first one with factor 0 (every rank joins each step)."""
+        mine = list(batch[self.rank::self.world_size])
+        if not mine:
+            return list(batch[:1]), 0.0
+        return mine, len(mine) * self.world_size / len(batch)
+
+    def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """The module to train through: DDP over ``model`` (which keeps the checkpoint keys) when distributed."""
+        if not self.enabled:
+            return model
+        return torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
+
+    def batch_loss(self, loss: torch.Tensor, factor: float) -> float:
+        """The whole batch's mean loss (this rank's share weighted by ``factor``, summed over ranks)."""
+        if not self.enabled:
+            return loss.item()
+        total = loss.detach().float() * factor / self.world_size
+        dist.all_reduce(total)
+        return total.item()
+
+    def seed(self, seed: int, step: int) -> None:
+        """Ranks > 0 draw their own SpecAugment and prompt-dropout randomness (rank 0 keeps the single-process
+        stream, restored from the checkpoint on resume), from (seed, rank, step)."""
+        if self.rank > 0:
+            torch.manual_seed((seed * 1_000_003 + self.rank) * 1_000_003 + step)
+
+
 def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
     """Linear warm-up to ``peak``, then cosine decay to 5 % of it at ``total``."""
     if step < warmup:
@@ -281,22 +369,26 @@ def autocast(precision: str, device: torch.device):
 def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.no_specaug and args.specaug_conf:
         raise ValueError("--no-specaug and --specaug-conf contradict each other; pass one")
-    device = resolve_device(args.device)
+    ranks = Distributed.from_env()
+    device = ranks.device(resolve_device(args.device))
+    ranks.start(device)
     torch.manual_seed(args.seed)
     init, out = Path(args.init), Path(args.out)
     source = ModelDir(init)
     model, tokenizer, frontend = source.load(), source.tokenizer, source.frontend()
     if args.no_specaug:
         model.specaug = None
-    prepare_out_dir(init, out)
-    if args.dropout is not None:
-        set_dropout(model, out / "config.yaml", args.dropout)
-    if args.specaug_conf:
-        set_specaug_conf(model, out / "config.yaml", args.specaug_conf)
-    featurize = Featurizer(model, tokenizer, frontend)
-    train_utts = [utt for jsonl in args.train
-                  for utt in cached_features(featurize, Path(jsonl), args.limit, init, out / "features")]
-    val_utts = cached_features(featurize, Path(args.val), args.limit, init, out / "features") if args.val else []
+    with ranks.main_first():  # rank 0 writes the output directory and the feature cache; the others then read it
+        prepare_out_dir(init, out)
+        if args.dropout is not None:
+            set_dropout(model, out / "config.yaml", args.dropout)
+        if args.specaug_conf:
+            set_specaug_conf(model, out / "config.yaml", args.specaug_conf)
+        featurize = Featurizer(model, tokenizer, frontend)
+        train_utts = [utt for jsonl in args.train
+                      for utt in cached_features(featurize, Path(jsonl), args.limit, init, out / "features")]
+        val_utts = (cached_features(featurize, Path(args.val), args.limit, init, out / "features")
+                    if args.val and ranks.is_main else [])  # rank 0 validates
 
     model.to(device)  # before the optimizer exists, so its state lives beside the parameters
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -311,6 +403,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         if device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         log.info("resumed from %s at step %d", resume_from, step)
+    ranks.seed(args.seed, step)
+    net = ranks.wrap(model, device)  # trains through DDP when distributed; ``model`` keeps the checkpoint keys
 
     history = {"train_loss": [], "val_loss": []}
     if resume_from is not None and (out / "train_history.json").is_file():  # keep the curve of earlier runs
@@ -318,34 +412,39 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         history = {name: [entry for entry in earlier.get(name, []) if entry[0] <= step] for name in history}
     model.train()
     first_step, started = step, time.perf_counter()  # validation and checkpoint time included
-    progress = tqdm(total=args.max_steps, initial=step, desc="train", unit="step", mininterval=10)
+    progress = tqdm(total=args.max_steps, initial=step, desc="train", unit="step", mininterval=10,
+                    disable=not ranks.is_main)
     last_step = min(args.max_steps, args.stop_at or args.max_steps)
     for batch in epoch_batches(train_utts, args.batch_frames, args.seed, skip=step):
         if step >= last_step:
             break
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args.lr, args.warmup, args.max_steps)
+        shard, factor = ranks.shard(batch)  # the whole batch, factor 1, in a single process
         with autocast(args.precision, device):
-            loss, stats, _ = model(**collate([train_utts[i] for i in batch], model.ignore_id, device),
-                                   tokenizer=tokenizer)
+            loss, stats, _ = net(**collate([train_utts[i] for i in shard], model.ignore_id, device),
+                                 tokenizer=tokenizer)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * factor if ranks.enabled else loss).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         optimizer.step()
         step += 1
-        history["train_loss"].append((step, loss.item()))
+        batch_loss = ranks.batch_loss(loss, factor)
+        history["train_loss"].append((step, batch_loss))
         progress.update(1)
-        progress.set_postfix(loss=f"{loss.item():.3f}", ctc=f"{stats['loss_ctc'].item():.3f}",
+        progress.set_postfix(loss=f"{batch_loss:.3f}", ctc=f"{stats['loss_ctc'].item():.3f}",
                              tags=f"{stats['acc_rich'].item():.2f}")
         if val_utts and (step % args.val_every == 0 or step == last_step):
             val = validation_loss(model, val_utts, args.batch_frames, tokenizer, device)
             history["val_loss"].append((step, val))
             progress.write(f"step {step}: validation loss {val:.4f}")
-        if step % args.save_every == 0 or step == last_step:
+        if ranks.is_main and (step % args.save_every == 0 or step == last_step):
             save_checkpoint(out, model, optimizer, step, rng_state(device))
             (out / "train_history.json").write_text(json.dumps(history))  # the curve survives a killed run
     progress.close()
-    (out / "train_history.json").write_text(json.dumps(history))
+    if ranks.is_main:
+        (out / "train_history.json").write_text(json.dumps(history))
+    ranks.stop()
     return {**history, "seconds_per_step": (time.perf_counter() - started) / max(1, step - first_step)}
 
 
@@ -359,7 +458,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-at", type=int, default=None,
                         help="stop after this step (a checkpoint is written) while keeping the --max-steps schedule; "
                              "resume later with --resume (the schedule then follows that run's --max-steps)")
-    parser.add_argument("--batch-frames", type=int, default=6000, help="padded feature frames per batch (60 ms each)")
+    parser.add_argument("--batch-frames", type=int, default=6000,
+                        help="padded feature frames per batch (60 ms each); under torchrun, of all processes together")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--weight-decay", type=float, default=0.01)
@@ -387,6 +487,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     history = train(args)
+    if not Distributed.from_env().is_main:
+        return 0
     last = history["val_loss"][-1][1] if history["val_loss"] else float("nan")
     print(f"trained {args.out}: final train loss {history['train_loss'][-1][1]:.4f}, validation loss {last:.4f}, "
           f"{history['seconds_per_step']:.3f} s per step ({args.precision})")
