@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -109,3 +110,29 @@ def trained_tiny_dir(tiny_dir) -> Path:
     from helpers import train_tiny
 
     return train_tiny(tiny_dir, tiny_dir.parent / f"{tiny_dir.name}_trained")
+
+
+TRAIN_ROWS = [  # (text, language, emotion, event, itn): the corpus fixture's official-format rows
+    ("hello world", "<|en|>", "<|HAPPY|>", "<|Speech|>", "<|woitn|>"),
+    ("你好", "<|zh|>", "<|NEUTRAL|>", "<|BGM|>", "<|withitn|>"),
+    ("one two three", "<|en|>", "<|SAD|>", "<|Speech|>", "<|woitn|>"),
+    ("안녕하세요", "<|ko|>", "<|ANGRY|>", "<|Laughter|>", "<|woitn|>")]
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """TRAIN_ROWS as an official-format jsonl with speech-like wavs (the trainers' tests)."""
+    import soundfile
+
+    folder = tmp_path_factory.mktemp("corpus")
+    lines = []
+    for i, (text, lang, emo, event, itn) in enumerate(TRAIN_ROWS):
+        wav = folder / f"u{i}.wav"
+        audio = speechlike(1.0 + 0.4 * i, seed=i)
+        soundfile.write(wav, audio, 16000)
+        lines.append({"key": f"u{i}", "source": str(wav), "source_len": len(audio) // 160, "target": text,
+                      "target_len": len(text), "text_language": lang, "emo_target": emo, "event_target": event,
+                      "with_or_wo_itn": itn})
+    path = folder / "train.jsonl"
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+    return path

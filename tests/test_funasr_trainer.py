@@ -20,8 +20,8 @@ from funasr.datasets.sense_voice_datasets.datasets import SenseVoiceCTCDataset
 
 import model as sv
 from sensevoice import modeldir
+from sensevoice.modeldir import ModelDir
 from sensevoice.training import train
-from test_train import corpus  # noqa: F401  (fixture: four official-format rows with speech-like wavs)
 
 EPOCHS = 6  # the four utterances fit one batch: one optimizer step per epoch, validated after each
 # "| SenseVoiceSmall | SenseVoiceSmall | /path/to/model.py:507 |" in FunASR's model_classes table
@@ -69,7 +69,7 @@ def test_funasr_train_fine_tunes_our_model(tiny_dir, corpus, tmp_path):  # noqa:
 
     checkpoint = torch.load(out / "model.pt", map_location="cpu", weights_only=False)
     assert checkpoint["epoch"] == EPOCHS
-    model = modeldir.build_model(tiny_dir, seed=None)
+    model = ModelDir(tiny_dir).build(seed=None)
     sv.load_checkpoint(model, str(out / "model.pt"))  # strict: every key and shape, FunASR's wrapper unwrapped
     initial = torch.load(tiny_dir / "model.pt", weights_only=True)
     trained = model.state_dict()
@@ -79,7 +79,7 @@ def test_funasr_train_fine_tunes_our_model(tiny_dir, corpus, tmp_path):  # noqa:
     package = tmp_path / "package"  # FunASR's model.pt dropped into a model directory serves as it is
     shutil.copytree(tiny_dir, package)
     shutil.copyfile(out / "model.pt", package / "model.pt")
-    automodel = modeldir.load_automodel(package, ncpu=2)
+    automodel = ModelDir(package).automodel(ncpu=2)
     assert all(torch.equal(automodel.model.state_dict()[k], v) for k, v in trained.items())
     assert isinstance(automodel.generate(input=str(corpus.parent / "u0.wav"))[0]["text"], str)
 

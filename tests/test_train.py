@@ -16,28 +16,6 @@ from sensevoice import modeldir
 from sensevoice.modeldir import ModelDir
 from sensevoice.training import train
 
-ROWS = [("hello world", "<|en|>", "<|HAPPY|>", "<|Speech|>", "<|woitn|>"),
-        ("你好", "<|zh|>", "<|NEUTRAL|>", "<|BGM|>", "<|withitn|>"),
-        ("one two three", "<|en|>", "<|SAD|>", "<|Speech|>", "<|woitn|>"),
-        ("안녕하세요", "<|ko|>", "<|ANGRY|>", "<|Laughter|>", "<|woitn|>")]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus")
-    lines = []
-    for i, (text, lang, emo, event, itn) in enumerate(ROWS):
-        wav = folder / f"u{i}.wav"
-        audio = speechlike(1.0 + 0.4 * i, seed=i)
-        soundfile.write(wav, audio, 16000)
-        lines.append({"key": f"u{i}", "source": str(wav), "source_len": len(audio) // 160, "target": text,
-                      "target_len": len(text), "text_language": lang, "emo_target": emo, "event_target": event,
-                      "with_or_wo_itn": itn})
-    path = folder / "train.jsonl"
-    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
-    return path
-
-
 def args(tiny_dir, corpus, out, steps, resume=False):
     return ["--init", str(tiny_dir), "--train", str(corpus), "--val", str(corpus), "--out", str(out),
             "--max-steps", str(steps), "--batch-frames", "80", "--save-every", "3", "--val-every", "3",
