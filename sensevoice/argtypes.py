@@ -159,3 +159,10 @@ def check_backend(args: argparse.Namespace) -> None:
     if args.precision not in precisions:
         raise ValueError(f"--precision {args.precision!r} is not available with --backend {args.backend}; "
                          f"expected one of {', '.join(precisions)}")
+
+
+def module_main(prog: str, doc: str | None, add_arguments, run, argv=None) -> int:
+    """The ``main(argv)`` of a ``python -m`` module: its parser (first docstring line as description), then ``run``."""
+    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

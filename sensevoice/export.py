@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from sensevoice import heavy
-from sensevoice.argtypes import existing_dir
+from sensevoice.argtypes import existing_dir, module_main
 
 if TYPE_CHECKING:  # imported where used: ``sensevoice --help`` must not load torch
     import numpy as np
@@ -295,9 +295,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.export", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return module_main("python -m sensevoice.export", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def test_jsonl(tmp_path):
     return path
 
 
-def test_command_measures_each_path_and_writes_tables(trained_tiny_dir, test_jsonl, tmp_path):  # noqa: F811
+def test_command_measures_each_path_and_writes_tables(trained_tiny_dir, test_jsonl, tmp_path):
     out = tmp_path / "results" / "agree.fp32"  # a dot in the name: OUT.json, not a replaced suffix
     assert agreement.main(["--model", str(trained_tiny_dir), "--test", str(test_jsonl), "--paths",
                            "ort,ort-int8,torch-int8", "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
@@ -43,7 +43,7 @@ def test_command_measures_each_path_and_writes_tables(trained_tiny_dir, test_jso
     assert "| ort-int8 |" in (out.parent / "agree.fp32.md").read_text()
 
 
-def test_unknown_path_is_refused_by_name(trained_tiny_dir, test_jsonl, tmp_path):  # noqa: F811
+def test_unknown_path_is_refused_by_name(trained_tiny_dir, test_jsonl, tmp_path):
     with pytest.raises(ValueError, match="ort-int4"):
         agreement.measure(trained_tiny_dir, [], ["ort-int4"], tmp_path)
 

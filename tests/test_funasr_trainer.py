@@ -55,7 +55,7 @@ def registered_class_file(log: str) -> Path:
     return Path(found[0])
 
 
-def test_funasr_train_fine_tunes_our_model(tiny_dir, corpus, tmp_path):  # noqa: F811
+def test_funasr_train_fine_tunes_our_model(tiny_dir, corpus, tmp_path):
     out = tmp_path / "exp"
     log = funasr_train(tiny_dir, modeldir.MODEL_PY, corpus, out, EPOCHS)
 
@@ -84,7 +84,7 @@ def test_funasr_train_fine_tunes_our_model(tiny_dir, corpus, tmp_path):  # noqa:
     assert isinstance(automodel.generate(input=str(corpus.parent / "u0.wav"))[0]["text"], str)
 
 
-def test_a_broken_model_py_is_caught(tiny_dir, corpus, tmp_path):  # noqa: F811
+def test_a_broken_model_py_is_caught(tiny_dir, corpus, tmp_path):
     """FunASR falls back to its built-in class when model.py fails to import, and says so only in passing:
     the class check above must see it (zero epochs: FunASR builds the model and stops, exit status 0)."""
     source = modeldir.MODEL_PY.read_text()
@@ -99,10 +99,11 @@ def test_a_broken_model_py_is_caught(tiny_dir, corpus, tmp_path):  # noqa: F811
     assert registered_class_file(log).as_posix().endswith("funasr/models/sense_voice/model.py")
 
 
-def test_funasr_dataset_gives_forward_our_targets(tiny_dir, corpus):  # noqa: F811
+def test_funasr_dataset_gives_forward_our_targets(tiny_dir, corpus):
     """FunASR's SenseVoiceCTCDataset (what funasr-train feeds ``forward``) builds each row's text ids exactly as our
     trainer does: the four tags first, then the transcript; its collator pads them with our ignore_id."""
-    model, tokenizer, frontend = train.load_for_training(tiny_dir)
+    source = ModelDir(tiny_dir)
+    model, tokenizer, frontend = source.load(), source.tokenizer, source.frontend()
     dataset = SenseVoiceCTCDataset(str(corpus), index_ds="IndexDSJsonl", frontend=frontend, tokenizer=tokenizer,
                                    batch_size=6000, batch_type="token")
     ours = train.Featurizer(model, tokenizer, frontend)

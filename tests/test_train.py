@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import pytest
-import soundfile
 import torch
 
 import model as sv
-from conftest import ROOT, speechlike
+from conftest import ROOT
 from sensevoice import modeldir
 from sensevoice.modeldir import ModelDir
 from sensevoice.training import train

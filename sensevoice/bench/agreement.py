@@ -22,6 +22,7 @@ from rapidfuzz.distance import Levenshtein
 from tqdm import tqdm
 
 import model as sv
+from sensevoice.argtypes import module_main
 from sensevoice import backends
 from sensevoice.modeldir import ModelDir
 
@@ -133,9 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.agreement", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return module_main("python -m sensevoice.bench.agreement", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from tqdm import tqdm
 import model as sv
 
 from sensevoice.pipeline import Transcriber
-from sensevoice.argtypes import non_negative_float
+from sensevoice.argtypes import module_main, non_negative_float
 from sensevoice.training.train import read_jsonl
 
 WORD_LANGUAGES = {"en"}  # scored by WER; the others by CER
@@ -143,9 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.evaluate", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return module_main("python -m sensevoice.bench.evaluate", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

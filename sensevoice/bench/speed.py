@@ -32,7 +32,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from sensevoice import heavy
-from sensevoice.argtypes import existing_dir, non_negative_int, positive_float, positive_int
+from sensevoice.argtypes import existing_dir, module_main, non_negative_int, positive_float, positive_int
 from sensevoice.bench import backends as bb
 
 from sensevoice import REPO_ROOT
@@ -531,9 +531,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return module_main("python -m sensevoice.bench", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":
