@@ -10,13 +10,13 @@ clips in ``examples/``. Point ``--model`` at a directory holding the official Se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from sensevoice import modeldir
-
+from sensevoice import heavy, modeldir
 from sensevoice.modeldir import ModelDir
 
 DEMO_DIR = modeldir.REPO_ROOT / "demo"
@@ -36,7 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
              if args.model.resolve() == DEMO_DIR.resolve() else "the model directory you gave")
     print(f"model: {args.model} — {which}")
     print("official weights: python -m sensevoice.demo --model /path/to/SenseVoiceSmall  (model.pt + its files)\n")
-    automodel = ModelDir(args.model).automodel(ncpu=None)
+    heavy.import_funasr()
+    with contextlib.redirect_stdout(sys.stderr):  # FunASR prints while loading; stdout is for the transcripts
+        automodel = ModelDir(args.model).automodel(ncpu=None)
     labels = {}  # (file name, itn tag) -> the rich transcript the example was generated from
     if (EXAMPLES / "labels.jsonl").is_file():
         for line in (EXAMPLES / "labels.jsonl").read_text(encoding="utf-8").splitlines():
