@@ -96,13 +96,12 @@ def existing_dir(text: str) -> Path:
 
 
 def language(text: str) -> str:
-    """A language of model.LANGUAGES, or an alias of one (zn -> zh)."""
+    """A language of model.LANGUAGES, or an alias of one (model.DecodingOptions maps zn to zh)."""
     languages, aliases = model_constant("LANGUAGES"), model_constant("LANGUAGE_ALIASES")
-    value = aliases.get(text, text)
-    if value not in languages:
+    if text not in languages and text not in aliases:
         raise argparse.ArgumentTypeError(f"expected one of {', '.join(languages)} (or {', '.join(aliases)}), "
                                          f"got {text!r}")
-    return value
+    return text
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser, scope: str = "", itn_default: bool = True,

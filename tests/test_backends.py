@@ -136,3 +136,11 @@ def test_automodel_refuses_an_unknown_backend(trained_tiny_dir):
                           device="cpu", disable_update=True, ncpu=1, disable_pbar=True, backend="tensorrt")
     with pytest.raises(ValueError, match="backend='tensorrt'; expected one of"):
         automodel.generate(input=speechlike(1.0))
+
+
+def test_a_missing_runtime_package_is_named(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(ImportError, match="needs the onnxruntime package"):
+        backends.OrtBackend(tmp_path / "model.onnx", sv.BackendOptions("onnxruntime"))
