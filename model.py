@@ -605,6 +605,7 @@ class SenseVoiceSmall(nn.Module):
         self.ignore_id = ignore_id
         self.length_normalized_loss = length_normalized_loss
         self.lsm_weight = lsm_weight
+        self._backend = None  # another backend than torch fp32, built on first use (scorer)
         tokenizer = kwargs.get("tokenizer")
         self.special = SpecialTokens.from_pieces(tokenizer_pieces(tokenizer)) if tokenizer is not None else None
 
@@ -708,20 +709,19 @@ class SenseVoiceSmall(nn.Module):
         """``(feats, lens, language, textnorm) -> (scores, lens)`` of the chosen backend. The default is this
         module's PyTorch fp32 path; the others (ONNX Runtime, int8, bf16) live in the ``sensevoice`` package
         beside this file and are built once, on first use (FunASR passes ``model_path`` and ``ncpu``)."""
-        if runtime == BackendOptions() and getattr(self, "_converted", None) is None:
-            return self.ctc_logprobs
-        if getattr(self, "_converted", runtime) != runtime:
-            raise ValueError(f"this model already runs as {self._converted.name}; build another for {runtime.name}")
-        backend = getattr(self, "_backend", None)
-        if backend is None:
+        if self._backend is None:
+            if runtime == BackendOptions():
+                return self.ctc_logprobs
             try:
                 from sensevoice import backends
             except ImportError as err:
                 raise ImportError(f"backend={runtime.backend!r} precision={runtime.precision!r} needs the sensevoice "
                                   f"package that ships beside model.py (pip install it from the repository): {err}")
-            backend = backends.for_model(self, runtime, kwargs.get("model_path"), kwargs.get("ncpu"))
-            self._backend, self._converted = backend, runtime
-        return backend.ctc_scores
+            self._backend = backends.for_model(self, runtime, kwargs.get("model_path"), kwargs.get("ncpu"))
+        elif self._backend.options != runtime:
+            raise ValueError(f"this model already runs as {self._backend.options.name}; build another for "
+                             f"{runtime.name}")
+        return self._backend.ctc_scores
 
     @staticmethod
     def _keys(key: Any, n: int) -> list[str]:

@@ -184,6 +184,7 @@ def to_onnx(model: sv.SenseVoiceSmall, metadata: dict[str, str], path: Path, ops
     with torch.no_grad(), warnings.catch_warnings(), attention:
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")  # Slice with step: harmless
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the constant event/emotion rows
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript")  # chosen: see above
         torch.onnx.export(exportable(model), dummy_inputs(model.dims.n_input), buffer, dynamo=False,
                           opset_version=opset, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
                           dynamic_axes=DYNAMIC_AXES)
