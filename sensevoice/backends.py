@@ -164,3 +164,13 @@ def for_model(model: sv.SenseVoiceSmall, options: sv.BackendOptions, model_dir: 
     device = str(next(model.parameters()).device)
     path = onnx_file(model.eval(), ModelDir(model_dir), options.precision, cache)
     return OrtBackend(path, options, threads=threads, providers=ort_providers(device))
+
+
+def for_dir(source: ModelDir, options: sv.BackendOptions, device: str = "cpu", threads: int | None = None
+            ) -> Backend:
+    """The backend ``options`` asks for, over a model directory. ONNX Runtime over the directory's own export
+    (model.onnx / model_quant.onnx) needs no PyTorch weights, so an export directory without model.pt serves."""
+    own = source.path / ONNX_FILES.get(options.precision, "")
+    if options.backend == "onnxruntime" and own.is_file():
+        return OrtBackend(own, options, threads, ort_providers(device))
+    return for_model(source.load(device), options, source.path, threads)

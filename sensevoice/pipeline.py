@@ -109,15 +109,6 @@ def input_result(key: str, duration_ms: int, segments: list[dict[str, Any]], tim
     return result
 
 
-def load_backend(model_dir: ModelDir, options: sv.BackendOptions, device: str, threads: int | None
-                 ) -> backends.Backend:
-    """The backend ``options`` asks for. ONNX Runtime over the directory's own export needs no PyTorch weights."""
-    onnx_name = backends.ONNX_FILES.get(options.precision)
-    if options.backend == "onnxruntime" and (model_dir.path / onnx_name).is_file():
-        return backends.OrtBackend(model_dir.path / onnx_name, options, threads, backends.ort_providers(device))
-    return backends.for_model(model_dir.load(device), options, model_dir.path, threads)
-
-
 class Transcriber:
     """A model directory loaded once behind one backend, with or without the offline FSMN-VAD, that transcribes
     any number of inputs."""
@@ -133,7 +124,7 @@ class Transcriber:
         self.tokenizer, self.special = self.model_dir.tokenizer, self.model_dir.special
         self.frontend = self.model_dir.frontend()
         # A ready backend (e.g. an ONNX Runtime session with non-default settings) is used as it is.
-        self.backend = load_backend(self.model_dir, backend, device, threads) \
+        self.backend = backends.for_dir(self.model_dir, backend, device, threads) \
             if isinstance(backend, sv.BackendOptions) else backend
         self.vad = Vad(vad_model, max_segment_ms, device, threads) if vad else None
 
