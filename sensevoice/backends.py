@@ -31,12 +31,13 @@ import torch
 from torch import Tensor, nn
 
 import model as sv
+from sensevoice import export
 from sensevoice.modeldir import ModelDir
 
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "SENSEVOICE_CACHE"
-ONNX_FILES = {"fp32": "model.onnx", "int8": "model_quant.onnx"}  # export.FP32_NAME / INT8_NAME (FunASR's names)
+ONNX_FILES = {"fp32": export.FP32_NAME, "int8": export.INT8_NAME}  # FunASR's names: model.onnx, model_quant.onnx
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ORT_PACKAGE_HINT = "the onnxruntime package (pinned in setup.cfg: pip install -c constraints.txt onnxruntime)"
 
@@ -89,8 +90,6 @@ class OrtBackend:
             import onnxruntime as ort
         except ImportError as err:
             raise ImportError(f"backend='onnxruntime' needs {ORT_PACKAGE_HINT}: {err}") from err
-        from sensevoice import export
-
         session_options = ort.SessionOptions()
         session_options.intra_op_num_threads = threads or torch.get_num_threads()
         session_options.inter_op_num_threads = 1
@@ -137,8 +136,6 @@ def onnx_file(model: sv.SenseVoiceSmall, source: ModelDir, precision: str, cache
         return source.path / name
     folder = (cache or cache_root()) / "onnx" / weights_digest(model)
     if not (folder / name).is_file():
-        from sensevoice import export
-
         log.warning("exporting %s to ONNX (%s) into %s, once for these weights…", source.path, precision, folder)
         staging = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
         export.export_model(model, source, staging, int8=precision == "int8")
