@@ -22,6 +22,8 @@ from sensevoice.serve.app import ServeConfig, create_app, serve_in_thread
 from sensevoice.serve.batcher import Batcher
 from sensevoice.pipeline import Transcriber
 
+pytestmark = pytest.mark.slow  # builds and runs clients in five toolchains against a live server
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ROOT / "clients"
 API_KEY = "client-test-key"

@@ -17,6 +17,8 @@ from sensevoice.pipeline import Transcriber
 from sensevoice.serve.app import ServeConfig, create_app
 from sensevoice.serve.batcher import Batcher
 
+pytestmark = pytest.mark.slow  # the demo model through three doors, official recordings included
+
 
 @pytest.fixture(scope="module")
 def mixed_files(tmp_path_factory, official_or_none) -> list[Path]:

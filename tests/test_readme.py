@@ -17,6 +17,7 @@ def test_readme_has_snippets():
     assert len(SNIPPETS) >= 5
 
 
+@pytest.mark.slow  # each snippet in a fresh interpreter, models loaded from scratch
 @pytest.mark.parametrize("index", range(len(SNIPPETS)))
 def test_snippet_runs(index):
     out = subprocess.run([sys.executable, "-c", SNIPPETS[index]], cwd=ROOT, capture_output=True, text=True,
