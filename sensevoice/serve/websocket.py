@@ -12,8 +12,9 @@ so FunASR's own clients connect unchanged to ``ws://host:port/``:
 
 Partial texts are re-decodes, so a later one may revise an earlier one: ``text`` carries only what extends the
 text already sent (FunASR's clients concatenate it) and ``segment_text`` the whole current hypothesis. Our own
-fields ride beside the protocol's: ``segment_text``, ``start_ms``, ``end_ms``, ``language``, ``emotion``,
-``event``, ``warning``, ``lag_s``, ``error``. ``hotwords`` are accepted and ignored (the model has no biasing).
+fields ride beside the protocol's: ``segment_text``, ``segment_final``, ``start_ms``, ``end_ms``,
+``endpoint_ms`` (the stream time at which the VAD closed the segment), ``language``, ``emotion``, ``event``,
+``warning``, ``lag_s``, ``error``. ``hotwords`` are accepted and ignored (the model has no biasing).
 
 All streams share the service's ``Batcher``: their partial and final decodes meet in the same model calls as the
 HTTP requests. A stream has at most one partial decode in flight; one that falls behind real time by more than
@@ -245,7 +246,7 @@ class Utterance:
         cut = len(data) - len(data) % 2
         self.carry = data[cut:]
         closed = await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, pcm16_to_float(data[:cut]))
-        await self.finals(closed, last=False)
+        await self.finals(closed, last=False, endpoint_ms=self.stream.now_ms)
         lag_s = time.monotonic() - self.started - self.stream.now_ms / 1000
         self.session.hub.stats["max_lag_s"] = max(self.session.hub.stats["max_lag_s"], lag_s)
         if lag_s > self.config.max_lag_s:
@@ -290,8 +291,9 @@ class Utterance:
             self.partial.cancel()
             self.partial = None
 
-    async def finals(self, closed: list[Prepared], last: bool) -> None:
-        """Decode and send each closed segment; with ``last`` the final message carries is_final/is_end."""
+    async def finals(self, closed: list[Prepared], last: bool, endpoint_ms: int) -> None:
+        """Decode and send each closed segment; with ``last`` the final message carries is_final/is_end.
+        ``endpoint_ms``: the stream time when the VAD closed them (clients measure latency from it)."""
         if closed:
             self.cancel_partial()
         for n, item in enumerate(closed):
@@ -304,7 +306,7 @@ class Utterance:
                 shown = text
             end = last and n == len(closed) - 1
             await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], shown, segment,
-                                                   segment_text=text, segment_final=True, is_final=end,
+                                                   segment_text=text, segment_final=True, endpoint_ms=endpoint_ms, is_final=end,
                                                    **({"is_end": True} if end else {})))
             self.sent = ""
 
@@ -316,7 +318,7 @@ class Utterance:
         samples = pcm16_to_float(tail[:len(tail) - len(tail) % 2]) if tail else np.zeros(0, np.float32)
         closed = await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, samples, True)
         if closed:
-            await self.finals(closed, last=True)
+            await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)
         else:
             await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], "", None,
                                                    is_final=True, is_end=True, timestamp="", stamp_sents=[]))
