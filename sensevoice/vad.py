@@ -77,3 +77,55 @@ class Vad:
         with self._lock:
             results = self.automodel.inference(wave)
         return [(int(start), int(end)) for start, end in results[0]["value"]]
+
+
+FLUSH_SAMPLES = 160  # 10 ms of silence: what a flush of a stream with nothing pending feeds the VAD
+STREAM_STEP_MS = 60  # FunASR's streaming VAD step (its runtime server feeds 60 x chunk_size[1] / chunk_interval ms)
+
+
+class StreamingVad:
+    """The official FSMN-VAD in FunASR's streaming mode (``FsmnVADStreaming.inference`` with a per-stream
+    ``cache`` and ``is_final``), loaded once and shared by any number of streams (``open()`` one each).
+    Segments longer than ``max_segment_ms`` are cut, as in the offline path."""
+
+    def __init__(self, vad_model: str | os.PathLike = "fsmn-vad", max_segment_ms: int = MAX_SEGMENT_MS,
+                 device: str = "cpu"):
+        from funasr import AutoModel
+
+        if isinstance(max_segment_ms, bool) or not isinstance(max_segment_ms, int) or max_segment_ms <= 0:
+            raise ValueError(f"max_segment_ms={max_segment_ms!r} must be a positive integer (milliseconds)")
+        automodel = AutoModel(model=resolve_vad_model(vad_model), device=device, ncpu=1, disable_update=True,
+                              disable_pbar=True, disable_log=True, max_single_segment_time=max_segment_ms)
+        self.model, self.frontend, self.device = automodel.model, automodel.kwargs["frontend"], device
+        self._lock = threading.Lock()  # the model and its frontend object are shared; each stream's state is its cache
+
+    def open(self) -> "VadStream":
+        return VadStream(self)
+
+
+class VadStream:
+    """One stream's VAD state. ``feed`` takes the next 16 kHz samples and returns the VAD's events on the stream's
+    timeline: ``(start_ms, -1)`` speech began, ``(-1, end_ms)`` the open segment ended, ``(start_ms, end_ms)``
+    both. ``is_final=True`` flushes (an open segment is closed) and resets the state for a next utterance."""
+
+    def __init__(self, vad: StreamingVad):
+        self.vad = vad
+        self.cache: dict = {}
+
+    def feed(self, samples: np.ndarray, is_final: bool = False) -> list[tuple[int, int]]:
+        import torch
+
+        if len(samples) == 0:
+            if not is_final:
+                return []
+            samples = np.zeros(FLUSH_SAMPLES, np.float32)  # FunASR returns early on empty input, without flushing
+        chunk_ms = max(STREAM_STEP_MS, len(samples) // 16)  # one VAD call for the whole chunk (< 15 s: streaming)
+        with self.vad._lock:
+            results, _ = self.vad.model.inference([torch.from_numpy(np.ascontiguousarray(samples, np.float32))],
+                                                  key=["stream"], frontend=self.vad.frontend, cache=self.cache,
+                                                  is_final=is_final, chunk_size=min(chunk_ms, 14_000),
+                                                  device=self.vad.device)
+        return [(int(start), int(end)) for start, end in results[0]["value"]]
+
+    def close(self) -> None:
+        self.cache.clear()

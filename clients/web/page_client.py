@@ -154,6 +154,25 @@ def transcribe_file(driver: WebDriver, url: str, audio: Path, api_key: str | Non
     return result_text(driver)
 
 
+def live_recording(driver: WebDriver, url: str, seconds: float, api_key: str | None) -> dict:
+    """Record ``seconds`` in live mode (Chromium with FAKE_MICROPHONE_FLAGS and
+    ``--use-file-for-fake-audio-capture=WAV``): the partial texts seen while recording and the final text shown
+    once the stream ends."""
+    open_page(driver, url, api_key)
+    time.sleep(1.0)  # /health tells the page that the server streams
+    driver.click("#record")
+    partials: set[str] = set()
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        partials.add(driver.script("return document.getElementById('live-partial').textContent;"))
+        time.sleep(0.1)
+    driver.click("#record")
+    time.sleep(3.0)  # the last segment's final result
+    return {"partials": sorted(p for p in partials if p),
+            "final": driver.script("return document.getElementById('live-final').textContent;"),
+            "error": driver.script("return document.getElementById('error').textContent;")}
+
+
 def transcribe_recording(driver: WebDriver, url: str, seconds: float, api_key: str | None) -> str:
     """Record ``seconds`` from the microphone (start Chromium with FAKE_MICROPHONE_FLAGS) and press Transcribe."""
     open_page(driver, url, api_key)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import FormData, UploadFile
@@ -301,7 +301,8 @@ def add_info_routes(app: FastAPI, service: Service) -> None:
                 "max_queue": batcher.max_queue, "languages": list(fields.LANGUAGE_CHOICES),
                 "response_formats": list(formats.RESPONSE_FORMATS),
                 "limits": {"max_upload_bytes": config.max_upload_bytes, "max_audio_s": config.max_audio_s,
-                           "audio_formats": list(AUDIO_FORMATS), "upload_timeout_s": config.upload_timeout_s}}
+                           "audio_formats": list(AUDIO_FORMATS), "upload_timeout_s": config.upload_timeout_s},
+                "streaming": getattr(app.state, "streams", None) is not None}
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -367,8 +368,9 @@ def add_error_handlers(app: FastAPI) -> None:
         return error_response(500, f"internal error ({type(err).__name__}: {err})")
 
 
-def create_app(batcher: Batcher, config: ServeConfig = ServeConfig()) -> FastAPI:
-    """The service over a (not yet started) batcher; the app's lifespan starts and stops it."""
+def create_app(batcher: Batcher, config: ServeConfig = ServeConfig(), streams: Any = None) -> FastAPI:
+    """The service over a (not yet started) batcher; the app's lifespan starts and stops it. ``streams`` (a
+    ``websocket.StreamHub`` over the same batcher) adds live transcription in FunASR's protocol at ws://.../."""
     service = Service(batcher, config)
 
     @contextlib.asynccontextmanager
@@ -379,12 +381,21 @@ def create_app(batcher: Batcher, config: ServeConfig = ServeConfig()) -> FastAPI
         finally:
             await asyncio.get_running_loop().run_in_executor(None, batcher.stop)
             service.decoder.shutdown(wait=False, cancel_futures=True)
+            if streams is not None:
+                streams.shutdown()
 
     app = FastAPI(title="SenseVoiceSmall", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
     add_error_handlers(app)
     add_transcription_routes(app, service)
     add_info_routes(app, service)
+    if streams is not None:
+        @app.websocket("/")
+        async def live(websocket: WebSocket) -> None:
+            """Live transcription in FunASR's runtime protocol (sensevoice/serve/websocket.py)."""
+            await streams.serve(websocket)
+
+        app.state.streams = streams
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
     app.add_middleware(UploadTimeout, timeout_s=config.upload_timeout_s)
     app.add_middleware(RequestMetrics, metrics=service.metrics, paths=frozenset(r.path for r in app.routes))

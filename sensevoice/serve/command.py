@@ -18,7 +18,8 @@ from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding
                                  positive_float, positive_int)
 
 DESCRIPTION = ("Serve SenseVoiceSmall over HTTP: OpenAI-compatible POST /v1/audio/transcriptions, SenseVoice's "
-               "POST /api/v1/asr, GET /health, /v1/models, /metrics, and a browser page at /.")
+               "POST /api/v1/asr, GET /health, /v1/models, /metrics, a browser page at /, and live transcription "
+               "over WebSocket at ws://HOST:PORT/ in FunASR's runtime protocol.")
 API_KEY_ENV = "SENSEVOICE_API_KEY"
 EXIT_USAGE = 2  # as argparse (and the sensevoice CLI) exit on a usage error
 NO_VAD_MAX_AUDIO_S = 60.0  # without VAD a file is one forward pass (attention memory grows with length squared)
@@ -68,6 +69,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "gets 408, stalled headers a closed connection (default %(default)s)")
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                         help=f"require 'Authorization: Bearer KEY' on /v1, /api and /metrics (default: ${API_KEY_ENV})")
+    parser.add_argument("--streaming", action=argparse.BooleanOptionalAction, default=True,
+                        help="live transcription over WebSocket at ws://HOST:PORT/ in FunASR's runtime protocol, with "
+                             "the streaming FSMN-VAD (default: on)")
+    parser.add_argument("--max-streams", type=positive_int, default=32,
+                        help="open live streams; one more is refused with a reason (default %(default)s)")
+    parser.add_argument("--partial-interval-ms", type=positive_int, default=480,
+                        help="audio between two partial decodes of a stream's open segment (default %(default)s)")
+    parser.add_argument("--partial-window-s", type=positive_float, default=8.0,
+                        help="longest audio one partial decode re-reads (default %(default)s)")
+    parser.add_argument("--stream-idle-s", type=positive_float, default=30.0,
+                        help="a live stream silent this long is closed (default %(default)s)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                         help="(default %(default)s)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
@@ -148,7 +160,7 @@ def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
                          max_audio_s=args.max_audio_s or (VAD_MAX_AUDIO_S if args.vad else NO_VAD_MAX_AUDIO_S),
                          timeout_s=args.timeout_s, api_key=args.api_key or None, use_vad=args.vad,
                          upload_timeout_s=args.upload_timeout_s, decoding=decoding)
-    app = create_app(batcher, config)
+    app = create_app(batcher, config, stream_hub(args, batcher, config) if args.streaming else None)
     # uvicorn's own 503 is the last guard: uploads being received or decoded are not in the batcher's queue yet.
     # A keep-alive timeout above uvicorn's 5 s: under full load the event loop can lag that long, and a
     # connection closed while its next request is already in flight fails that request.
@@ -157,6 +169,21 @@ def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
                                            timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=10))
     server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+def stream_hub(args: argparse.Namespace, batcher, config):
+    """The live streams' shared state (sensevoice/serve/websocket.py) over the HTTP API's batcher and key."""
+    from sensevoice.serve.stream import StreamConfig
+    from sensevoice.serve.websocket import StreamHub
+    from sensevoice.vad import StreamingVad
+
+    try:
+        limits = StreamConfig(max_streams=args.max_streams, partial_interval_ms=args.partial_interval_ms,
+                              window_ms=int(args.partial_window_s * 1000), idle_timeout_s=args.stream_idle_s)
+    except ValueError as err:
+        raise UsageError(f"--partial-window-s {args.partial_window_s:g}: {err}")
+    return StreamHub(StreamingVad(device=args.device), batcher, limits, config.api_key, config.decoding,
+                     config.timeout_s)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -197,24 +197,74 @@ function encodeWav(chunks, sampleRate) {
   return new Blob([view], { type: "audio/wav" });
 }
 
+// ---- live mode: while recording, 80 ms blocks of 16-bit PCM go to ws://host/ (FunASR's protocol, 2pass) and the
+// partial text of the open segment shows beside the final texts of the closed ones ----
+let streaming = false;  // /health says the server takes live streams
+const LIVE_BLOCK = 1280;  // samples per message: 80 ms at 16 kHz
+
+function openLive() {
+  const key = $("apikey").value.trim();
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/` +
+    (key ? `?api_key=${encodeURIComponent(key)}` : "");
+  const ws = new WebSocket(url, ["binary"]);
+  const live = { ws, pending: [], size: 0, finals: [], done: null };
+  live.done = new Promise((resolve) => { ws.onclose = resolve; });
+  ws.onopen = () => ws.send(JSON.stringify({ mode: "2pass", chunk_size: [5, 10, 5], chunk_interval: 10,
+    wav_name: "microphone", wav_format: "pcm", audio_fs: 16000, is_speaking: true, itn: $("itn").checked,
+    language: $("language").value }));
+  ws.onmessage = (e) => {
+    const m = JSON.parse(e.data);
+    if (m.error) showError(`live: ${m.error}`);
+    if (m.segment_final && m.segment_text) live.finals.push(m.segment_text);
+    $("live-final").textContent = live.finals.join(" ");
+    $("live-partial").textContent = m.segment_final || m.error ? "" : (m.segment_text || "");
+    if (m.is_end) ws.close();
+  };
+  $("live").hidden = false;
+  $("live-final").textContent = "";
+  $("live-partial").textContent = "";
+  return live;
+}
+
+function sendLive(live, block) {
+  live.pending.push(block);
+  live.size += block.length;
+  if (live.size < LIVE_BLOCK || live.ws.readyState !== WebSocket.OPEN) return;
+  const pcm = new Int16Array(live.size);
+  let offset = 0;
+  for (const b of live.pending) {
+    for (const x of b) pcm[offset++] = Math.max(-1, Math.min(1, x)) * 0x7fff;
+  }
+  live.ws.send(pcm.buffer);
+  live.pending = [];
+  live.size = 0;
+}
+
+async function closeLive(live) {
+  if (live.ws.readyState === WebSocket.OPEN) live.ws.send(JSON.stringify({ is_speaking: false }));
+  await Promise.race([live.done, new Promise((r) => setTimeout(r, 30000))]);
+}
+
 async function startRecording() {
   const stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1 } });
   const context = new AudioContext({ sampleRate: 16000 });
   await context.audioWorklet.addModule("/static/recorder-worklet.js");
   const tap = new AudioWorkletNode(context, "pcm-tap");
   const chunks = [];
-  tap.port.onmessage = (e) => chunks.push(e.data);
+  const live = streaming ? openLive() : null;
+  tap.port.onmessage = (e) => { chunks.push(e.data); if (live) sendLive(live, e.data); };
   context.createMediaStreamSource(stream).connect(tap);
-  recorder = { stream, context, chunks };
+  recorder = { stream, context, chunks, live };
   $("record").textContent = "■ Stop";
   $("record").classList.add("recording");
 }
 
 async function stopRecording() {
-  const { stream, context, chunks } = recorder;
+  const { stream, context, chunks, live } = recorder;
   recorder = null;
   stream.getTracks().forEach((t) => t.stop());
   await context.close();
+  if (live) await closeLive(live);
   $("record").textContent = "● Record";
   $("record").classList.remove("recording");
   setAudio(encodeWav(chunks, context.sampleRate), "recording.wav");
@@ -238,6 +288,7 @@ async function loadHealth() {
     $("language").replaceChildren(...options);
     $("language").value = "auto";
     showLimits(health);
+    streaming = !!health.streaming;
   } catch (err) {
     $("health").textContent = "server unreachable";
   }

@@ -1,0 +1,205 @@
+"""Live-stream benchmark: ``sensevoice serve`` in a subprocess, N WebSocket streams (FunASR's protocol, 2pass) of a
+recording sent at real time in fixed chunks, all starting together; then one long stream sent as fast as the server
+takes it while the server's RSS is sampled.
+
+    python -m sensevoice.bench.stream --model demo --audio ../shared/official/example/enNews.wav --streams 1 16
+
+Per stream and segment, from the client's clock (the audio at stream time t was sent at start + t):
+- first partial: its arrival - the time the segment's start (VAD, stream time) was sent;
+- final after endpoint: the final's arrival - the time the audio at which the VAD closed the segment was sent
+  (``endpoint_ms``); "after end" adds the VAD's trailing silence (the segment's ``end_ms``);
+- lag: any result's arrival - the time the audio it covers was sent (how far behind real time the stream is).
+Writes ``<name>.json`` and ``<name>.md`` to ``--out``. No assertions: a measuring tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import httpx
+import numpy as np
+import soundfile
+from websockets.asyncio.client import connect
+
+from sensevoice import REPO_ROOT
+from sensevoice.bench.loadtest import STARTUP_TIMEOUT_S, free_port, machine
+
+RATE = 16000
+
+
+def start_server(model: str, threads: int | None, extra: Sequence[str]) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    command = [sys.executable, "-m", "sensevoice.serve", "--model", model, "--port", str(port), "--log-level",
+               "warning", *(["--threads", str(threads)] if threads else []), *extra]
+    server = subprocess.Popen(command, cwd=REPO_ROOT)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with code {server.returncode}: {' '.join(command)}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return server, port
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.terminate()
+    raise SystemExit(f"the server did not answer /health within {STARTUP_TIMEOUT_S:g} s")
+
+
+async def one_stream(url: str, pcm: bytes, chunk_ms: int, realtime: bool, name: str) -> dict[str, Any]:
+    """Send ``pcm`` in chunks (at real time, or as fast as the server reads); every answer with its arrival time,
+    relative to the stream's start."""
+    step = RATE * 2 * chunk_ms // 1000
+    answers: list[tuple[float, dict]] = []
+    async with connect(url, subprotocols=["binary"], max_size=None) as ws:
+        await ws.send(json.dumps({"mode": "2pass", "chunk_size": [5, 10, 5], "chunk_interval": 10, "wav_name": name,
+                                  "wav_format": "pcm", "audio_fs": RATE, "is_speaking": True, "itn": True}))
+        started = time.monotonic()
+
+        async def receive() -> None:
+            async for message in ws:
+                answers.append((time.monotonic() - started, json.loads(message)))
+                if answers[-1][1].get("is_end"):
+                    return
+
+        receiver = asyncio.create_task(receive())
+        for n, begin in enumerate(range(0, len(pcm), step)):
+            if realtime:
+                await asyncio.sleep(max(0.0, started + n * chunk_ms / 1000 - time.monotonic()))
+            await ws.send(pcm[begin:begin + step])
+        sent_s = time.monotonic() - started
+        await ws.send(json.dumps({"is_speaking": False}))
+        await asyncio.wait_for(receiver, 600)
+    return {"answers": answers, "sent_s": sent_s}
+
+
+def stream_stats(run: dict[str, Any]) -> dict[str, list[float]]:
+    answers = run["answers"]
+    finals = [(t, a) for t, a in answers if a.get("segment_final")]
+    partials = [(t, a) for t, a in answers if a.get("mode") == "2pass-online"]
+    first_partial = []
+    for _, final in finals:
+        mine = [t - final["start_ms"] / 1000 for t, a in partials if a["start_ms"] == final["start_ms"]]
+        if mine:
+            first_partial.append(min(mine))
+    return {"first_partial_s": first_partial,
+            "final_after_endpoint_s": [t - a["endpoint_ms"] / 1000 for t, a in finals if not a.get("is_end")],
+            "final_after_end_s": [t - a["end_ms"] / 1000 for t, a in finals if not a.get("is_end")],
+            "lag_s": [t - a["end_ms"] / 1000 for t, a in partials] + [t - a["endpoint_ms"] / 1000 for t, a in finals
+                                                                        if not a.get("is_end")],
+            "warnings": [1.0 for _, a in answers if "warning" in a], "errors": [1.0 for _, a in answers if "error" in a]}
+
+
+def summary(values: Sequence[float]) -> dict[str, float | int]:
+    if not values:
+        return {"n": 0}
+    x = np.asarray(values)
+    return {"n": int(x.size), "p50": round(float(np.percentile(x, 50)), 3),
+            "p95": round(float(np.percentile(x, 95)), 3), "max": round(float(x.max()), 3)}
+
+
+async def phase(url: str, pcm: bytes, streams: int, chunk_ms: int) -> dict[str, Any]:
+    runs = await asyncio.gather(*(one_stream(url, pcm, chunk_ms, True, f"s{i}") for i in range(streams)))
+    merged: dict[str, list[float]] = {}
+    for run in runs:
+        for key, values in stream_stats(run).items():
+            merged.setdefault(key, []).extend(values)
+    result = {key: summary(values) for key, values in merged.items() if key not in ("warnings", "errors")}
+    result.update(streams=streams, chunk_ms=chunk_ms, warnings=len(merged["warnings"]), errors=len(merged["errors"]),
+                  max_lag_per_stream_s=[round(max(stream_stats(r)["lag_s"], default=0.0), 3) for r in runs])
+    return result
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def memory_phase(url: str, pcm: bytes, repeats: int, pid: int, chunk_ms: int) -> dict[str, Any]:
+    """One stream of ``repeats`` x the recording, sent as fast as the server reads it; RSS every second."""
+    samples: list[tuple[float, float]] = []
+    started = time.monotonic()
+
+    async def sample() -> None:
+        while True:
+            samples.append((round(time.monotonic() - started, 1), round(rss_mb(pid), 1)))
+            await asyncio.sleep(1.0)
+
+    sampler = asyncio.create_task(sample())
+    run = await one_stream(url, pcm * repeats, chunk_ms, False, "long")
+    sampler.cancel()
+    rss = [m for _, m in samples]
+    third = max(1, len(rss) // 3)
+    return {"audio_s": round(len(pcm) * repeats / 2 / RATE, 1), "wall_s": round(time.monotonic() - started, 1),
+            "segments": sum(1 for _, a in run["answers"] if a.get("segment_final")),
+            "rss_mb_first_third_max": max(rss[:third]), "rss_mb_last_third_max": max(rss[-third:]),
+            "rss_mb_samples": samples}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [f"# Live streams: {report['name']}", "", f"- command: `{report['command']}`",
+             f"- machine: {m['cpu']}, {m['usable_cores']} usable of {m['logical_cores']} logical cores",
+             f"- model: {report['model']}, audio: {report['audio']} ({report['audio_s']} s), 2pass, real time", "",
+             "| streams | chunk ms | first partial after onset p50/p95 s | final after endpoint p50/p95 s "
+             "| final after segment end p50 s | lag p95/max s | warnings | errors |", "|---|---|---|---|---|---|---|---|"]
+    for p in report["phases"]:
+        lines.append(f"| {p['streams']} | {p['chunk_ms']} | {p['first_partial_s'].get('p50')} / "
+                     f"{p['first_partial_s'].get('p95')} | {p['final_after_endpoint_s'].get('p50')} / "
+                     f"{p['final_after_endpoint_s'].get('p95')} | {p['final_after_end_s'].get('p50')} | "
+                     f"{p['lag_s'].get('p95')} / {p['lag_s'].get('max')} | {p['warnings']} | {p['errors']} |")
+    if report.get("memory"):
+        mem = report["memory"]
+        lines += ["", f"Memory: one stream of {mem['audio_s']} s (the recording repeated; shortened from hours) "
+                      f"sent as fast as read in {mem['wall_s']} s, {mem['segments']} segments: server RSS max "
+                      f"{mem['rss_mb_first_third_max']} MB in the first third, {mem['rss_mb_last_third_max']} MB in "
+                      "the last third."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--audio", type=Path, default=REPO_ROOT.parent / "shared/official/example/enNews.wav")
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--chunk-ms", type=int, default=80)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--memory-repeats", type=int, default=10, help="0: skip the memory phase")
+    parser.add_argument("--name", default="stream_demo")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    args = parser.parse_args(argv)
+    wave, fs = soundfile.read(args.audio, dtype="int16")
+    if fs != RATE or wave.ndim != 1:
+        raise SystemExit(f"{args.audio}: need 16 kHz mono")
+    pcm = wave.astype("<i2").tobytes()
+    server, port = start_server(args.model, args.threads, ["--max-streams", str(max(args.streams) + 1)])
+    url = f"ws://127.0.0.1:{port}/"
+    try:
+        phases = [asyncio.run(phase(url, pcm, n, args.chunk_ms)) for n in args.streams]
+        memory = asyncio.run(memory_phase(url, pcm, args.memory_repeats, server.pid, args.chunk_ms)) \
+            if args.memory_repeats else None
+    finally:
+        server.terminate()
+        server.wait(30)
+    report = {"name": args.name, "command": "python -m sensevoice.bench.stream " + " ".join(sys.argv[1:] if argv is None
+                                                                                          else argv),
+              "machine": machine(), "model": args.model, "audio": args.audio.name, "audio_s": round(len(wave) / fs, 1),
+              "phases": phases, "memory": memory}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

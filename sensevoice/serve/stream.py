@@ -1,0 +1,165 @@
+"""One live audio stream, apart from any protocol: its audio, its streaming-VAD state, the speech segment that is
+open, and the prepared items the model decodes for it (``Prepared``, as the pipeline's ``prepare`` makes them):
+
+    samples -> streaming FSMN-VAD -> closed segment  -> Prepared of the whole segment       (the final result)
+                                  -> open segment    -> Prepared of its last window         (a partial result)
+
+A closed segment's features are those of the same span cut from the whole recording, so its final text is the
+offline transcription of that VAD segment. A partial decodes only the open segment's audio since its *anchor*;
+once that window reaches ``window_ms`` its text is frozen and the anchor moves to its end, so a partial never
+costs more than one window however long the segment grows (the VAD closes any segment at 30 s, as offline).
+
+Memory is bounded: the stream keeps the open segment's audio and ``PREROLL_MS`` before it (the VAD dates a start
+back by a few hundred ms), never the whole recording.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from torch import Tensor
+
+import model as sv
+from sensevoice.pipeline import SAMPLES_PER_MS, Prepared
+from sensevoice.vad import VadStream
+
+PREROLL_MS = 3000  # audio kept before the open segment (or the present, in silence)
+MIN_PARTIAL_MS = 200  # a shorter open window is not worth a model call
+
+Features = Callable[[np.ndarray, str], Tensor]  # (N,) 16 kHz samples, key -> (T, n_input), Transcriber.features
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Limits and pacing of live streams (``sensevoice serve --max-streams ...``)."""
+
+    max_streams: int = 32  # open WebSocket streams; one more is refused with a reason
+    partial_interval_ms: int = 480  # audio between two partial decodes of the open segment
+    window_ms: int = 8000  # a partial decodes at most this much audio (then its text is frozen)
+    idle_timeout_s: float = 30.0  # a stream silent (no message) this long is closed
+    max_lag_s: float = 1.0  # further behind real time than this: the client is told and partials pause
+
+    def __post_init__(self):
+        for name in ("max_streams", "partial_interval_ms", "window_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        for name in ("idle_timeout_s", "max_lag_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be a positive number of seconds")
+        if self.window_ms < MIN_PARTIAL_MS:
+            raise ValueError(f"window_ms={self.window_ms} must be at least {MIN_PARTIAL_MS}")
+
+
+class Stream:
+    """One utterance's audio and VAD state. ``feed`` and ``partial_item`` compute features (call them off the event
+    loop); a stream is used by one task at a time."""
+
+    def __init__(self, vad: VadStream, features: Features, key: str, window_ms: int):
+        self.vad, self.features, self.key, self.window_ms = vad, features, key, window_ms
+        self.samples = np.zeros(0, np.float32)  # kept audio; samples[0] is the stream's sample number `offset`
+        self.offset = 0
+        self.received = 0  # samples since the stream's start
+        self.open_start: int | None = None  # ms: the open segment's start (None: in silence)
+        self.anchor_ms = 0  # start of the open segment's partial window
+        self.frozen = ""  # text of the open segment's earlier windows
+        self.last_partial_ms = 0  # stream time of the last partial decode
+        self.lock = threading.Lock()  # feed (a worker thread) vs partial_item (another) and partial_text (the loop)
+
+    @property
+    def now_ms(self) -> int:
+        return self.received // SAMPLES_PER_MS
+
+    @property
+    def kept_samples(self) -> int:
+        return len(self.samples)
+
+    def feed(self, samples: np.ndarray, is_final: bool = False) -> list[Prepared]:
+        """Append 16 kHz samples and run the VAD on them; the segments that closed, ready for the model.
+        ``is_final`` ends the utterance: an open segment closes at the last sample."""
+        with self.lock:
+            return self._feed(samples, is_final)
+
+    def _feed(self, samples: np.ndarray, is_final: bool) -> list[Prepared]:
+        self.samples = np.concatenate([self.samples, samples.astype(np.float32, copy=False)])
+        self.received += len(samples)
+        closed: list[Prepared] = []
+        for start_ms, end_ms in self.vad.feed(samples, is_final):
+            if start_ms != -1:
+                self.open_start = self.anchor_ms = self.last_partial_ms = start_ms
+                self.frozen = ""
+            if end_ms != -1 and self.open_start is not None:
+                closed.append(self.item(self.open_start, min(end_ms, self.now_ms)))
+                self.open_start = None
+        if is_final and self.open_start is not None:
+            closed.append(self.item(self.open_start, self.now_ms))
+            self.open_start = None
+        self.trim()
+        return [item for item in closed if item.duration_ms > 0]
+
+    def item(self, start_ms: int, end_ms: int) -> Prepared:
+        """The span [start_ms, end_ms) of the stream as a prepared item whose timestamps are stream-absolute."""
+        first = max(start_ms * SAMPLES_PER_MS - self.offset, 0)
+        wave = self.samples[first:max(end_ms * SAMPLES_PER_MS - self.offset, first)]
+        key = f"{self.key}@{start_ms}ms"
+        return Prepared(key, end_ms - start_ms, ((start_ms, end_ms),), (self.features(wave, key),))
+
+    def trim(self) -> None:
+        keep_from = (self.open_start if self.open_start is not None else self.now_ms - PREROLL_MS) * SAMPLES_PER_MS
+        drop = min(max(keep_from - self.offset, 0), len(self.samples))
+        if drop:
+            self.samples = self.samples[drop:]
+            self.offset += drop
+
+    # ---- partial results ----------------------------------------------------------------------------------------
+    def partial_due(self, interval_ms: int) -> bool:
+        return self.open_start is not None and self.now_ms - self.last_partial_ms >= interval_ms \
+            and self.now_ms - self.anchor_ms >= MIN_PARTIAL_MS
+
+    def partial_item(self) -> Prepared | None:
+        """The open segment's window (anchor to now) as a prepared item; None in silence."""
+        with self.lock:
+            return self._partial_item()
+
+    def _partial_item(self) -> Prepared | None:
+        if self.open_start is None or self.now_ms - self.anchor_ms < MIN_PARTIAL_MS:
+            return None
+        self.last_partial_ms = self.now_ms
+        return self.item(self.anchor_ms, self.now_ms)
+
+    def partial_text(self, item: Prepared, text: str) -> str | None:
+        """The open segment's hypothesis from a decoded window (None when the window is stale: its segment closed
+        or its anchor moved meanwhile). A window that reached ``window_ms`` is frozen into the hypothesis."""
+        start_ms, end_ms = item.spans[0]
+        with self.lock:
+            return self._partial_text(start_ms, end_ms, text)
+
+    def _partial_text(self, start_ms: int, end_ms: int, text: str) -> str | None:
+        if self.open_start is None or start_ms != self.anchor_ms:
+            return None
+        hypothesis = join_texts(self.frozen, text)
+        if end_ms - start_ms >= self.window_ms:
+            self.frozen, self.anchor_ms = hypothesis, end_ms
+        return hypothesis
+
+    def close(self) -> None:
+        self.vad.close()
+        self.samples = np.zeros(0, np.float32)
+
+
+def join_texts(*texts: str) -> str:
+    return " ".join(t for t in texts if t)
+
+
+def pcm16_to_float(data: bytes) -> np.ndarray:
+    """Little-endian 16-bit PCM bytes (an even number) -> (N,) float32 samples in [-1, 1)."""
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def looks_like_container(data: bytes) -> bool:
+    """A file header (WAV, FLAC, Ogg, MP3 with ID3, MP4) where raw PCM samples were expected. Only magics of 3+ bytes:
+    MP3's 2-byte frame sync is also a plausible first PCM sample."""
+    return data.startswith(tuple(m for m in sv.CONTAINER_MAGIC if len(m) >= 3)) or data[4:8] == b"ftyp"

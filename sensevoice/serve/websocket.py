@@ -1,0 +1,324 @@
+"""Live transcription over WebSocket in FunASR's runtime protocol (runtime/python/websocket/funasr_wss_server.py),
+so FunASR's own clients connect unchanged to ``ws://host:port/``:
+
+    client: {"mode": "offline"|"online"|"2pass", "chunk_size": [5, 10, 5], "chunk_interval": 10, "wav_name": ...,
+             "is_speaking": true, "hotwords": ..., "itn": true, "audio_fs": 16000, "wav_format": "pcm"}
+            binary 16-bit little-endian PCM chunks, 16 kHz mono ...
+            {"is_speaking": false}            (then a new first message starts the next utterance, or close)
+    server: {"mode": "online"|"2pass-online", "text": <new text since the last message of this segment>, ...}
+            {"mode": "offline"|"2pass-offline", "text": <the segment's final text>, "timestamp": "[[s, e], ...]",
+             "stamp_sents": [...], "is_final": false, ...}        one per VAD segment, times from the stream's start
+            the answer to {"is_speaking": false} has "is_final": true and "is_end": true
+
+Partial texts are re-decodes, so a later one may revise an earlier one: ``text`` carries only what extends the
+text already sent (FunASR's clients concatenate it) and ``segment_text`` the whole current hypothesis. Our own
+fields ride beside the protocol's: ``segment_text``, ``segment_final``, ``start_ms``, ``end_ms``,
+``endpoint_ms`` (the stream time at which the VAD closed the segment), ``language``, ``emotion``, ``event``,
+``warning``, ``lag_s``, ``error``. ``hotwords`` are accepted and ignored (the model has no biasing).
+
+All streams share the service's ``Batcher``: their partial and final decodes meet in the same model calls as the
+HTTP requests. A stream has at most one partial decode in flight; one that falls behind real time by more than
+``max_lag_s`` is told so (``warning``) and gets no partials until it catches up, so it cannot slow the others
+without bound. Refusals (wrong key, too many streams, bad first message, non-PCM audio, idle) are a JSON
+``{"error": ..., "is_end": true, "is_final": false}`` and then a close with a WebSocket code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+import model as sv
+from sensevoice.pipeline import Prepared
+from sensevoice.serve import fields
+from sensevoice.serve.batcher import Batcher, QueueFull, ShuttingDown
+from sensevoice.serve.stream import Stream, StreamConfig, looks_like_container, pcm16_to_float
+from sensevoice.vad import StreamingVad
+
+log = logging.getLogger(__name__)
+
+MODES = ("offline", "online", "2pass")
+PARTIAL_MODE = {"online": "online", "2pass": "2pass-online"}
+FINAL_MODE = {"offline": "offline", "online": "online", "2pass": "2pass-offline"}
+CLOSE_POLICY, CLOSE_UNSUPPORTED, CLOSE_GOING_AWAY, CLOSE_TRY_LATER = 1008, 1003, 1001, 1013
+WARN_EVERY_S = 2.0  # at most one lag warning per stream this often
+
+
+class StreamError(Exception):
+    """Ends a stream: the message goes to the client as ``{"error": ...}``, then the socket closes with ``code``."""
+
+    def __init__(self, message: str, code: int = CLOSE_POLICY):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A validated first message."""
+
+    mode: str
+    wav_name: str
+    options: sv.DecodingOptions
+
+
+def parse_first(message: dict[str, Any], base: sv.DecodingOptions) -> Settings:
+    """FunASR's first message -> Settings; StreamError names a bad field and what is accepted."""
+    mode = message.get("mode", "2pass")
+    if mode not in MODES:
+        raise StreamError(f"mode={mode!r}; expected one of {list(MODES)}")
+    audio_fs = message.get("audio_fs", sv.SAMPLE_RATE)
+    if audio_fs != sv.SAMPLE_RATE:
+        raise StreamError(f"audio_fs={audio_fs!r}: send {sv.SAMPLE_RATE} Hz audio (resampling is not supported)",
+                          CLOSE_UNSUPPORTED)
+    wav_format = message.get("wav_format", "pcm")
+    if wav_format != "pcm":
+        raise StreamError(f"wav_format={wav_format!r}: send raw 16-bit little-endian PCM ('pcm')", CLOSE_UNSUPPORTED)
+    language = message.get("language", "auto")  # ours: FunASR's protocol has no language field
+    if language not in fields.LANGUAGE_CHOICES:
+        raise StreamError(f"language={language!r}; expected one of {list(fields.LANGUAGE_CHOICES)}")
+    itn = message.get("itn", True)
+    if not isinstance(itn, bool):
+        raise StreamError(f"itn={itn!r} must be true or false")
+    options = fields.request_options(base, language, itn, timestamps=True)
+    return Settings(mode, str(message.get("wav_name", "stream")), options)
+
+
+def result_message(settings: Settings, mode: str, text: str, segment: dict[str, Any] | None, **extra: Any
+                   ) -> dict[str, Any]:
+    """A result in FunASR's shape; ``segment`` (a decoded segment, stream-absolute times) adds the timestamps and
+    our tags."""
+    body: dict[str, Any] = {"mode": mode, "text": text, "wav_name": settings.wav_name, "is_final": False}
+    if segment is not None:
+        spans = segment.get("timestamp", [])
+        body.update(timestamp=json.dumps(spans) if spans else "",
+                    stamp_sents=[{"text_seg": " ".join(segment.get("words", [])), "punc": "",
+                                  "start": segment["start_ms"], "end": segment["end_ms"], "ts_list": spans}],
+                    start_ms=segment["start_ms"], end_ms=segment["end_ms"],
+                    **{tag: segment.get(tag) or "" for tag in ("language", "emotion", "event")})
+    body.update(extra)
+    return body
+
+
+class StreamHub:
+    """What the WebSocket route shares: the streaming VAD, the service's batcher, the limits and the open streams."""
+
+    def __init__(self, vad: StreamingVad, batcher: Batcher, config: StreamConfig = StreamConfig(),
+                 api_key: str | None = None, decoding: sv.DecodingOptions = sv.DecodingOptions(),
+                 timeout_s: float = 120.0):
+        self.vad, self.batcher, self.config = vad, batcher, config
+        self.api_key, self.decoding, self.timeout_s = api_key, decoding, timeout_s
+        self.executor = ThreadPoolExecutor(2, thread_name_prefix="sensevoice-stream")  # VAD + features
+        self.active = 0
+        self.stats: dict[str, float] = {"streams": 0, "refused": 0, "max_lag_s": 0.0, "warnings": 0}
+
+    def authorized(self, ws: WebSocket) -> bool:
+        """The HTTP API's key, as ``Authorization: Bearer KEY`` or (browsers cannot set headers) ``?api_key=KEY``."""
+        if self.api_key is None:
+            return True
+        scheme, _, token = ws.headers.get("authorization", "").partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" else ws.query_params.get("api_key", "")
+        return hmac.compare_digest(given.encode(), self.api_key.encode())
+
+    async def serve(self, ws: WebSocket) -> None:
+        offered = ws.scope.get("subprotocols") or []
+        await ws.accept(subprotocol="binary" if "binary" in offered else None)  # FunASR's clients offer "binary"
+        try:
+            if not self.authorized(ws):
+                raise StreamError("missing or wrong API key: send 'Authorization: Bearer <key>' or ?api_key=<key>")
+            if self.active >= self.config.max_streams:
+                self.stats["refused"] += 1
+                raise StreamError(f"{self.active} streams are open, the limit is {self.config.max_streams}; retry "
+                                  "later", CLOSE_TRY_LATER)
+            self.active += 1
+            self.stats["streams"] += 1
+            try:
+                await Session(ws, self).run()
+            finally:
+                self.active -= 1
+        except StreamError as err:
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await ws.send_text(json.dumps({"error": str(err), "is_end": True, "is_final": False}))
+                await ws.close(err.code, str(err)[:120])
+        except WebSocketDisconnect:
+            log.info("a stream's client disconnected")
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class Session:
+    """One WebSocket connection: utterances one after another, each from a first message to is_speaking false."""
+
+    def __init__(self, ws: WebSocket, hub: StreamHub):
+        self.ws, self.hub, self.config = ws, hub, hub.config
+        self.send_lock = asyncio.Lock()
+
+    async def receive(self) -> dict[str, Any] | None:
+        """The next message; None when the client closed; StreamError after idle_timeout_s of silence."""
+        try:
+            message = await asyncio.wait_for(self.ws.receive(), self.config.idle_timeout_s)
+        except TimeoutError:
+            raise StreamError(f"no message for {self.config.idle_timeout_s:g} s; closing the stream",
+                              CLOSE_GOING_AWAY) from None
+        return None if message["type"] == "websocket.disconnect" else message
+
+    async def send(self, body: dict[str, Any]) -> None:
+        async with self.send_lock:
+            await self.ws.send_text(json.dumps(body, ensure_ascii=False))
+
+    async def run(self) -> None:
+        while (message := await self.receive()) is not None:
+            if "text" not in message or message["text"] is None:
+                raise StreamError("the first message must be JSON text with the stream's settings (mode, "
+                                  "chunk_size, wav_name, is_speaking, ...), not audio")
+            try:
+                first = json.loads(message["text"])
+            except json.JSONDecodeError as err:
+                raise StreamError(f"the first message is not JSON ({err})") from None
+            if not isinstance(first, dict):
+                raise StreamError("the first message must be a JSON object")
+            if first.get("is_speaking", True) is False:
+                continue  # an end with nothing begun: nothing to answer
+            if not await Utterance(self, parse_first(first, self.hub.decoding)).run():
+                return
+
+    async def decode(self, item: Prepared, options: sv.DecodingOptions) -> dict[str, Any]:
+        """One prepared item through the service's batcher; overload is a StreamError (1013)."""
+        try:
+            [result] = await self.hub.batcher.transcribe([item], options, self.hub.timeout_s)
+        except (QueueFull, ShuttingDown, TimeoutError) as err:
+            raise StreamError(f"the server is overloaded ({type(err).__name__}: {err}); retry later",
+                              CLOSE_TRY_LATER) from err
+        return result
+
+
+class Utterance:
+    """From a first message to ``is_speaking: false``: audio in, partial and final results out."""
+
+    def __init__(self, session: Session, settings: Settings):
+        self.session, self.settings, self.config = session, settings, session.config
+        hub = session.hub
+        self.stream = Stream(hub.vad.open(), hub.batcher.transcriber.features, settings.wav_name,
+                             self.config.window_ms)
+        self.loop = asyncio.get_running_loop()
+        self.partial: asyncio.Task | None = None
+        self.sent = ""  # text of the open segment already sent in partials (``text`` carries only what extends it)
+        self.carry = b""  # an odd byte left over from the last chunk
+        self.started: float | None = None  # when the first audio arrived
+        self.warned = 0.0
+
+    async def run(self) -> bool:
+        """Serve the utterance; False when the client went away."""
+        try:
+            while (message := await self.session.receive()) is not None:
+                if message.get("bytes") is not None:
+                    await self.audio(message["bytes"])
+                    continue
+                try:
+                    control = json.loads(message.get("text") or "")
+                except json.JSONDecodeError as err:
+                    raise StreamError(f"a text message that is not JSON ({err})") from None
+                if isinstance(control, dict) and control.get("is_speaking") is False:
+                    await self.finish()
+                    return True
+            return False
+        finally:
+            self.cancel_partial()
+            self.stream.close()
+
+    async def audio(self, data: bytes) -> None:
+        if self.started is None:
+            if looks_like_container(data):
+                raise StreamError(f"binary messages must be raw 16-bit PCM, not a file (starts with {data[:8]!r}); "
+                                  "send the samples without the header", CLOSE_UNSUPPORTED)
+            self.started = time.monotonic()
+        data = self.carry + data
+        cut = len(data) - len(data) % 2
+        self.carry = data[cut:]
+        closed = await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, pcm16_to_float(data[:cut]))
+        await self.finals(closed, last=False, endpoint_ms=self.stream.now_ms)
+        lag_s = time.monotonic() - self.started - self.stream.now_ms / 1000
+        self.session.hub.stats["max_lag_s"] = max(self.session.hub.stats["max_lag_s"], lag_s)
+        if lag_s > self.config.max_lag_s:
+            await self.warn(lag_s)
+        elif self.settings.mode in PARTIAL_MODE and self.partial is None \
+                and self.stream.partial_due(self.config.partial_interval_ms):
+            self.partial = asyncio.create_task(self.decode_partial())
+
+    async def warn(self, lag_s: float) -> None:
+        now = time.monotonic()
+        if now - self.warned < WARN_EVERY_S:
+            return
+        self.warned = now
+        self.session.hub.stats["warnings"] += 1
+        await self.session.send(result_message(
+            self.settings, FINAL_MODE[self.settings.mode], "", None, lag_s=round(lag_s, 3),
+            warning=f"the server is {lag_s:.1f} s behind real time; partial results pause until it catches up"))
+
+    async def decode_partial(self) -> None:
+        try:
+            item = await self.loop.run_in_executor(self.session.hub.executor, self.stream.partial_item)
+            if item is None:
+                return
+            result = await self.session.decode(item, self.settings.options)
+            hypothesis = self.stream.partial_text(item, result["clean_text"])
+            if hypothesis is None:  # its segment closed meanwhile: the final result says it
+                return
+            delta = hypothesis[len(self.sent):] if hypothesis.startswith(self.sent) else ""
+            self.sent = hypothesis if delta else self.sent
+            await self.session.send(result_message(self.settings, PARTIAL_MODE[self.settings.mode], delta, None,
+                                                   segment_text=hypothesis, start_ms=self.stream.open_start,
+                                                   end_ms=item.spans[0][1]))
+        except StreamError as err:
+            log.warning("partial decode of %s skipped: %s", self.settings.wav_name, err)
+        except Exception:  # a partial is best effort; the final result decides
+            log.exception("partial decode of %s failed", self.settings.wav_name)
+        finally:
+            self.partial = None
+
+    def cancel_partial(self) -> None:
+        if self.partial is not None:
+            self.partial.cancel()
+            self.partial = None
+
+    async def finals(self, closed: list[Prepared], last: bool, endpoint_ms: int) -> None:
+        """Decode and send each closed segment; with ``last`` the final message carries is_final/is_end.
+        ``endpoint_ms``: the stream time when the VAD closed them (clients measure latency from it)."""
+        if closed:
+            self.cancel_partial()
+        for n, item in enumerate(closed):
+            result = await self.session.decode(item, self.settings.options)
+            segment = result["segments"][0]
+            text = segment["clean_text"] or ""
+            if self.settings.mode == "online":  # no second pass: the final only extends the partials sent
+                shown = text[len(self.sent):] if text.startswith(self.sent) else ""
+            else:
+                shown = text
+            end = last and n == len(closed) - 1
+            await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], shown, segment,
+                                                   segment_text=text, segment_final=True, endpoint_ms=endpoint_ms, is_final=end,
+                                                   **({"is_end": True} if end else {})))
+            self.sent = ""
+
+    async def finish(self) -> None:
+        """``is_speaking: false``: flush the VAD, send the last segments, the last with is_final and is_end."""
+        tail = self.carry
+        self.carry = b""
+        self.cancel_partial()
+        samples = pcm16_to_float(tail[:len(tail) - len(tail) % 2]) if tail else np.zeros(0, np.float32)
+        closed = await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, samples, True)
+        if closed:
+            await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)
+        else:
+            await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], "", None,
+                                                   is_final=True, is_end=True, timestamp="", stamp_sents=[]))
