@@ -226,7 +226,7 @@ def build_dataset(args: argparse.Namespace, todo: list[Input], device: str, acto
     bytes_column = parquet_columns(args.input)[1] if args.input.endswith(".parquet") else None
     if bytes_column:  # the audio bytes stay in the Parquet file until a prepare task reads its row
         wanted = {item.key: item.source for item in todo}
-        ds = ray.data.read_parquet(args.input, columns=["key", bytes_column]).filter(
+        ds = ray.data.read_parquet(args.input).select_columns(["key", bytes_column]).filter(
             lambda row: row["key"] in wanted).map(lambda row: {**row, "source": wanted[row["key"]]})
     else:
         ds = ray.data.from_items([{"key": item.key, "source": item.source} for item in todo])
