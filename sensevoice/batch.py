@@ -27,6 +27,7 @@ import json
 import os
 import re
 import secrets
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,8 +341,6 @@ def check_arguments(args: argparse.Namespace) -> list[Input]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     inputs = check_arguments(args)
     store = Store(args.output, args.format, args.timestamps)
     store.check_manifest(settings(args))

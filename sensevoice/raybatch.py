@@ -211,8 +211,9 @@ def plan_actors(args: argparse.Namespace) -> tuple[str, int, int]:
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
     device = args.device or ("cuda" if gpus else "cpu")
-    actors = args.actors or (max(gpus, 1) if device == "cuda" else max(1, (os.cpu_count() or 2) // 2))
-    threads = args.threads or max(1, min(cpus, os.cpu_count() or 1) // actors)
+    machine_cpus = cpus if args.address else os.cpu_count() or 1  # a local Ray counts the actors' CPUs on top
+    actors = args.actors or (max(gpus, 1) if device == "cuda" else max(1, machine_cpus // 2))
+    threads = args.threads or max(1, min(machine_cpus, os.cpu_count() or 1) // actors)
     return device, actors, threads
 
 

@@ -151,7 +151,8 @@ def test_parquet_bytes_input(capsys, corpus, tiny_dir, local_ray, tmp_path):
     pq.write_table(pa.table({"key": ["good", "bad"], "audio": [f.read_bytes() for f in files]}), tmp_path / "b.parquet")
     code, _ = run_batch(capsys, tmp_path / "b.parquet", "-o", tmp_path / "out", "--model", tiny_dir, "--actors", "1")
     assert code == 0
-    assert [(r["key"], r["source"]) for r in batch.read_output(tmp_path / "out")] == [("good", f"{tmp_path}/b.parquet[good]")]
+    rows = batch.read_output(tmp_path / "out")
+    assert [(r["key"], r["source"]) for r in rows] == [("good", f"{tmp_path}/b.parquet[good]")]
     assert [r["key"] for r in batch.read_output(tmp_path / "out", "failures")] == ["bad"]
 
 
