@@ -85,6 +85,13 @@ def markdown(result: dict) -> str:
              "model loading included), same corpus, same cores. Written by `python -m sensevoice.bench.batchjob`.", "",
              "| command | wall s | files/s | audio-h/h |", "|---|---:|---:|---:|"]
     lines += [f"| {name} | {r['wall_s']} | {r['files_per_s']} | {r['audio_h_per_h']} |" for name, r in runs.items()]
+    lines += ["", "On a 2-core machine a 10-minute job is dominated by fixed costs that `transcribe` pays once and "
+              "`batch` pays per process: Ray's start-up, every worker process importing torch and FunASR and "
+              "loading the VAD (each prepare worker) or the model (each actor), and one prepare task per file. A "
+              "second actor on 2 cores only adds a process competing for the same cores. `batch` is for what "
+              "`transcribe` cannot do (many machines and GPUs, resumable output, failures as rows); on one small "
+              "machine `transcribe` is the faster door. The machine is shared with other developers' jobs, so "
+              "the numbers carry their noise."]
     lines += ["", f"## Projection to N GPU actors (not measured: no GPU here)", "",
               f"N x the measured per-actor rate ({result['per_actor_audio_h_per_h']} audio-h/h, 1 CPU actor, start-up "
               f"included) x an assumed GPU/CPU-actor speed-up of {result['gpu_speedup_assumed']}. Assumes: actors "
