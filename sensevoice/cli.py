@@ -252,6 +252,10 @@ EXPORT_EXIT_HELP = ("exit status: 0 exported and checked against PyTorch; 1 the 
                     "stderr); 2 usage error (bad option, no such model directory); 130 interrupted")
 BENCH_EXIT_HELP = ("exit status: 0 results written (a backend that failed is reported in them); 1 the benchmark "
                    "failed (the error on stderr); 2 usage error (bad option); 130 interrupted")
+BATCH_EXIT_HELP = ("exit status: 0 every input has a row (results or failures); 1 the job failed (the error on "
+                   "stderr; finished shards stay, a rerun goes on from them); 2 usage error (bad input, format, "
+                   "address, options that differ from the output's earlier runs); 130 interrupted (finished files "
+                   "written; rerun to go on)")
 COMMANDS: dict[str, Command] = {
     "transcribe": Command("transcribe audio files (any length) to text, subtitles or JSON", "sensevoice.cli",
                           EXIT_HELP, add_arguments="add_transcribe_arguments", run="run_transcribe"),
@@ -259,6 +263,8 @@ COMMANDS: dict[str, Command] = {
                      "sensevoice.serve.command", SERVE_EXIT_HELP),
     "export": Command("export a model directory to ONNX (official I/O names, sherpa-onnx metadata, optional int8)",
                       "sensevoice.export", EXPORT_EXIT_HELP),
+    "batch": Command("transcribe a corpus on Ray Data (a laptop or a cluster) into resumable JSONL/Parquet shards",
+                     "sensevoice.batch", BATCH_EXIT_HELP),
     "bench": Command("benchmark backends (FunASR built-in, ours eager/fast/ONNX, sherpa-onnx, funasr-onnx)",
                      "sensevoice.bench.speed", BENCH_EXIT_HELP),
 }

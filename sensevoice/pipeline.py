@@ -114,7 +114,7 @@ class Transcriber:
     any number of inputs."""
 
     def __init__(self, model_dir: str | os.PathLike | ModelDir,
-                 backend: sv.BackendOptions | backends.Backend = sv.BackendOptions(),
+                 backend: sv.BackendOptions | backends.Backend | None = sv.BackendOptions(),
                  vad: bool = True, device: str = "cpu", threads: int | None = None, batch_size_s: float = 60.0,
                  vad_model: str | os.PathLike = "fsmn-vad", max_segment_ms: int = MAX_SEGMENT_MS):
         self.batch_size_s = check_batch_size_s(batch_size_s)
@@ -123,7 +123,8 @@ class Transcriber:
         self.model_dir = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
         self.tokenizer, self.special = self.model_dir.tokenizer, self.model_dir.special
         self.frontend = self.model_dir.frontend()
-        # A ready backend (e.g. an ONNX Runtime session with non-default settings) is used as it is.
+        # A ready backend (e.g. an ONNX Runtime session with non-default settings) is used as it is; None loads no
+        # network at all: a prepare-only transcriber (the CPU stage of a batch job, apart from the model's actors).
         self.backend = backends.for_dir(self.model_dir, backend, device, threads) \
             if isinstance(backend, sv.BackendOptions) else backend
         self.vad = Vad(vad_model, max_segment_ms, device, threads) if vad else None
@@ -158,6 +159,8 @@ class Transcriber:
                progress: Progress | None = None, batch_size_s: float | None = None) -> list[dict[str, Any]]:
         """One result per prepared item, in order; the segments of all items share the model calls, planned
         within ``batch_size_s`` (default: the transcriber's)."""
+        if self.backend is None:
+            raise RuntimeError("this Transcriber was built with backend=None: it prepares inputs, it cannot decode")
         budget_s = self.batch_size_s if batch_size_s is None else check_batch_size_s(batch_size_s)
         pieces = [(i, n) for i, item in enumerate(items) for n in range(len(item.spans))]
         feats = [items[i].feats[n] for i, n in pieces]

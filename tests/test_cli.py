@@ -241,10 +241,10 @@ def test_serve_busy_port_is_a_usage_error_before_the_model_loads(capsys, tiny_di
     assert code == cli.EXIT_USAGE and f"--port {port}: already in use on 127.0.0.1" in err and "--port 0" in err
 
 
-# Each runs `python -m sensevoice ...` in a fresh process and reports whether torch/FunASR got imported.
+# Each runs `python -m sensevoice ...` in a fresh process and reports whether torch/FunASR/Ray got imported.
 LIGHT_RUN = ("import runpy, sys; sys.argv = ['sensevoice', *sys.argv[1:]]\n"
              "try: runpy.run_module('sensevoice', run_name='__main__')\n"
-             "except SystemExit as e: print('heavy' if {'torch', 'funasr'} & set(sys.modules) else 'light', "
+             "except SystemExit as e: print('heavy' if {'torch', 'funasr', 'ray'} & set(sys.modules) else 'light', "
              "file=sys.stderr); raise")
 
 
@@ -258,6 +258,10 @@ LIGHT_RUN = ("import runpy, sys; sys.argv = ['sensevoice', *sys.argv[1:]]\n"
     (["transcribe", "{clips}/short.wav", "--backend", "onnxruntime", "--precision", "bf16"], 2, "not available"),
     (["serve", "--port", "{busy}"], 2, "already in use"),
     (["export", "--model", "{clips}/nowhere", "--out", "{clips}/onnx"], 2, "no such directory"),
+    (["batch", "{clips}/nowhere", "-o", "{clips}/out"], 2, "nowhere': no such file or directory"),
+    (["batch", "{clips}/short.wav", "-o", "{clips}/out"], 2, "short.wav': unknown input format '.wav'"),
+    (["batch", "{clips}", "-o", "{clips}/out", "--address", "ray:/head"], 2,
+     "argument --address: expected auto, ray://HOST:PORT (e.g. ray://head:10001) or HOST:PORT, got 'ray:/head'"),
 ])
 def test_usage_errors_come_before_heavy_imports(clips, argv, code, message):
     with busy_port() as listener:
@@ -265,7 +269,7 @@ def test_usage_errors_come_before_heavy_imports(clips, argv, code, message):
         proc = subprocess.run([sys.executable, "-c", LIGHT_RUN, *argv], capture_output=True, text=True, cwd=ROOT,
                               timeout=60)
     assert proc.returncode == code and message in proc.stderr, proc.stderr
-    assert proc.stderr.rstrip().endswith("light"), "torch or FunASR was imported for this"
+    assert proc.stderr.rstrip().endswith("light"), "torch, FunASR or Ray was imported for this"
 
 
 def fake_ffmpeg_env(folder) -> dict[str, str]:
