@@ -235,7 +235,7 @@ def search(scores: Tensor, lens: Tensor, options: sv.DecodingOptions, special: s
             language = options.language if options.language != "auto" else \
                 names[int(scores[b, 0, language_ids].argmax())]
             if language in LANGUAGE_SCRIPTS:
-                scores[b, sv.N_PROMPT:, torch.from_numpy(suppressed(special, language)).to(scores.device)] = NEG_INF
+                scores[b, :, torch.from_numpy(suppressed(special, language)).to(scores.device)] = NEG_INF
     greedy = sv.ctc_greedy(scores, lens, special.blank)
     graph = context_graph(options, tokenizer)
     beam = max(options.beam_size, sv.HOTWORD_BEAM) if graph else options.beam_size
