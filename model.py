@@ -163,6 +163,56 @@ def _check_flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
+MAX_BEAM = 64  # prefixes kept per frame, at most
+HOTWORD_BEAM = 4  # the beam of a search with hotwords and beam_size=1 (biasing needs alternatives to choose from)
+
+
+def _check_count(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{name}={value!r} must be an integer in [{low}, {high}]")
+    return int(value)
+
+
+def _check_weight(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value) \
+            or value < 0:
+        raise ValueError(f"{name}={value!r} must be a finite number >= 0")
+    return float(value)
+
+
+def _check_hotwords(value: Any) -> tuple[tuple[str, float | None], ...]:
+    """Hotwords as ((phrase, weight or None), ...): accepts phrases and (phrase, weight) pairs."""
+    if isinstance(value, str) or not isinstance(value, (tuple, list)):
+        raise TypeError(f"hotwords={value!r} must be a tuple of phrases or (phrase, weight) pairs; "
+                        "from_kwargs(hotword=...) reads a string or a file")
+    out = []
+    for entry in value:
+        phrase, weight = (entry, None) if isinstance(entry, str) else tuple(entry) if isinstance(entry, (tuple, list)) \
+            and len(entry) == 2 else (None, None)
+        if not isinstance(phrase, str) or not phrase.strip():
+            raise ValueError(f"hotword {entry!r} must be a non-empty phrase or a (phrase, weight) pair")
+        out.append((" ".join(phrase.split()), None if weight is None else _check_weight(f"weight of {phrase!r}", weight)))
+    return tuple(out)
+
+
+def read_hotwords(value: Any) -> tuple[tuple[str, float | None], ...]:
+    """FunASR's ``hotword``: a file with one phrase per line (a trailing number is its weight), or a string of
+    space-separated words; a list passes through."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isfile(value)):
+        entries = []
+        with open(value, encoding="utf-8") as lines:
+            for line in lines:
+                words = line.split()
+                if words and re.fullmatch(r"\d+(\.\d*)?", words[-1]) and len(words) > 1:
+                    entries.append((" ".join(words[:-1]), float(words[-1])))
+                elif words:
+                    entries.append(" ".join(words))
+        return _check_hotwords(entries)
+    if isinstance(value, str):
+        return _check_hotwords(value.split())
+    return _check_hotwords(value)
+
+
 @dataclass(frozen=True)
 class DecodingOptions:
     """How to decode: the one options type of every front door (CLI, service, AutoModel kwargs), validated on
@@ -176,8 +226,16 @@ class DecodingOptions:
     # blank_penalty): an under-confident model drops short words, and a penalty trades those deletions for
     # insertions. 0 is plain greedy CTC, token for token what FunASR's own SenseVoiceSmall decodes.
     blank_penalty: float = 0.0
-    output_timestamp: bool = False  # add per-token and per-word [start_ms, end_ms]
+    output_timestamp: bool = False  # add per-token and per-word [start_ms, end_ms] (and their probabilities)
     fs: int = SAMPLE_RATE  # sample rate of array/tensor inputs (files carry their own)
+    # The options below decode with sensevoice/decoding.py (imported only when one of them is set).
+    beam_size: int = 1  # CTC prefix beam search over the text frames; 1: greedy (with hotwords: HOTWORD_BEAM)
+    # Contextual biasing: ((phrase, weight or None for hotword_weight), ...); from_kwargs also reads FunASR's
+    # ``hotword`` (space-separated words, or a file with one phrase per line, optionally followed by a weight).
+    hotwords: tuple = ()
+    hotword_weight: float = 2.0  # bonus in nats per matched sentencepiece piece, taken back if the match fails
+    restrict_language: bool = False  # suppress pieces of other scripts than the forced (or detected) language's
+    tag_topk: int = 0  # add the k most likely languages, emotions and events with probabilities (0: off)
 
     def __post_init__(self):
         language = self.language if self.language is not None else "auto"
@@ -197,13 +255,23 @@ class DecodingOptions:
             raise ValueError(f"fs={fs!r} must be a positive integer sample rate in Hz")
         normalised = {"language": language, "blank_penalty": float(penalty), "fs": int(fs),
                       "ban_emo_unk": _check_flag("ban_emo_unk", self.ban_emo_unk),
-                      "output_timestamp": _check_flag("output_timestamp", self.output_timestamp)}
+                      "output_timestamp": _check_flag("output_timestamp", self.output_timestamp),
+                      "restrict_language": _check_flag("restrict_language", self.restrict_language),
+                      "beam_size": _check_count("beam_size", self.beam_size, 1, MAX_BEAM),
+                      "tag_topk": _check_count("tag_topk", self.tag_topk, 0, len(EVENTS)),
+                      "hotword_weight": _check_weight("hotword_weight", self.hotword_weight),
+                      "hotwords": _check_hotwords(self.hotwords)}
         for name, value in normalised.items():  # frozen: canonical values replace the accepted spellings
             object.__setattr__(self, name, value)
 
     @property
     def use_itn(self) -> bool:
         return self.textnorm == "withitn"
+
+    @property
+    def searches(self) -> bool:
+        """Whether decoding needs sensevoice/decoding.py (anything beyond FunASR's greedy search)."""
+        return self.beam_size > 1 or bool(self.hotwords) or self.restrict_language or self.tag_topk > 0
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> "DecodingOptions":
@@ -216,8 +284,13 @@ class DecodingOptions:
                 raise ValueError(f"use_itn={use_itn!r} contradicts textnorm={textnorm!r}")
         if textnorm is None:
             textnorm = "withitn" if use_itn else "woitn"
-        fields = {name: kwargs[name] for name in ("language", "ban_emo_unk", "blank_penalty", "output_timestamp", "fs")
-                  if name in kwargs}
+        names = ("language", "ban_emo_unk", "blank_penalty", "output_timestamp", "fs", "beam_size", "hotwords",
+                 "hotword_weight", "restrict_language", "tag_topk")
+        fields = {name: kwargs[name] for name in names if name in kwargs}
+        if kwargs.get("hotword") is not None:  # FunASR's spelling (contextual Paraformer)
+            if "hotwords" in kwargs:
+                raise ValueError("pass hotword= (FunASR's spelling) or hotwords=, not both")
+            fields["hotwords"] = read_hotwords(kwargs["hotword"])
         return cls(textnorm=textnorm, **fields)
 
 
@@ -474,29 +547,74 @@ def group_words(pieces: list[str], spans: list[list[int]]) -> tuple[list[str], l
     return words, word_spans
 
 
+def path_confidence(scores: Tensor, lse: Tensor, blank_logp: np.ndarray, path: list[tuple[int, int, int]], n: int
+                    ) -> tuple[list[float], float]:
+    """Confidence of one decoded path over frames [0, n): each token's posterior (the highest frame posterior of its
+    piece over the frames it spans) and ``avg_logprob``, the mean log-posterior of the path's label (its piece or
+    the blank) over the text frames. scores: (4 + T, V) as the search saw them (only the blank's column may have
+    been changed), lse: (4 + T,) their log-normaliser, blank_logp: (4 + T,) the blank's unchanged log-posterior."""
+    frames = [f for _, s, e in path for f in range(s, e)]
+    labels = [t for t, s, e in path for _ in range(s, e)]
+    logp = (scores[frames, labels] - lse[frames]).cpu().numpy() if frames else np.zeros(0)  # (frames,)
+    bounds = np.cumsum([0] + [e - s for _, s, e in path])
+    token_logp = [float(logp[a:b].max()) for a, b in zip(bounds[:-1], bounds[1:])]
+    text = [(f, x) for f, x in zip(frames, logp.tolist()) if N_PROMPT <= f < n]
+    blank_sum = float(blank_logp[N_PROMPT:n].sum()) - float(sum(blank_logp[f] for f, _ in text))
+    avg = (blank_sum + sum(x for _, x in text)) / max(n - N_PROMPT, 1)
+    return [math.exp(x) for x in token_logp], avg
+
+
+def no_speech_prob(scores: Tensor, special: SpecialTokens) -> float:
+    """P(<|nospeech|>) on the language frame, the softmax restricted to the language tags."""
+    ids = list(special.language.values())
+    return float(scores[0, ids].float().softmax(-1)[ids.index(special.language["nospeech"])])
+
+
 def describe_path(path: list[tuple[int, int, int]], key: str, n_speech_frames: int, special: SpecialTokens,
-                  tokenizer: Any, output_timestamp: bool) -> dict[str, Any]:
-    """One decoded path -> FunASR result: rich ``text`` plus structured fields (and timestamps)."""
+                  tokenizer: Any, output_timestamp: bool, probs: Sequence[float] | None = None) -> dict[str, Any]:
+    """One decoded path -> FunASR result: rich ``text`` plus structured fields (and timestamps, with the
+    tokens' and words' probabilities when ``probs`` gives each path token's: a word's is its pieces' minimum)."""
     text = tokenizer.decode([t for t, _, _ in path])
     result = {"key": key, "text": text, **split_rich_text(text)}
     if output_timestamp:
         # Tag tokens sit on the prompt frames; everything after them is speech on the audio timeline.
-        speech = [(t, s - N_PROMPT, e - N_PROMPT) for t, s, e in path if t not in special.names and e > N_PROMPT]
+        keep = [i for i, (t, s, e) in enumerate(path) if t not in special.names and e > N_PROMPT]
+        speech = [(path[i][0], path[i][1] - N_PROMPT, path[i][2] - N_PROMPT) for i in keep]
         pieces = [special.pieces[t] for t, _, _ in speech]
         spans = [frames_to_ms(max(s, 0), e, n_speech_frames) for _, s, e in speech]
         words, word_spans = group_words(pieces, spans)
         # FunASR's shape: "timestamp" holds one [start_ms, end_ms] per entry of "words".
         result.update(words=words, timestamp=word_spans, tokens=pieces, token_timestamp=spans)
+        if probs is not None:
+            token_probs = [round(probs[i], 4) for i in keep]
+            ranges = group_words(pieces, [[i, i] for i in range(len(pieces))])[1]  # piece index range per word
+            result.update(token_probability=token_probs,
+                          word_probability=[min(token_probs[a:b + 1]) for a, b in ranges])
     return result
 
 
 def decode_scores(scores: Tensor, lens: Tensor, keys: Sequence[str], options: DecodingOptions,
                   special: SpecialTokens, tokenizer: Any) -> list[dict[str, Any]]:
-    """(B, 4 + T, V) CTC log-probs or raw logits of any backend, (B,) lengths -> one result per item. The scores
-    are changed in place by the decoding options."""
-    paths = ctc_greedy(apply_decoding_options(scores, options, special), lens, special.blank)
-    return [describe_path(path, key, int(n) - N_PROMPT, special, tokenizer, options.output_timestamp)
-            for path, key, n in zip(paths, keys, lens.tolist())]
+    """(B, 4 + T, V) CTC log-probs or raw logits of any backend, (B,) lengths -> one result per item, with its
+    confidence (``avg_logprob``, ``no_speech_prob``; per token and word with timestamps). The scores are changed in
+    place by the decoding options. Greedy unless the options ask for more (sensevoice/decoding.py)."""
+    lse = scores.logsumexp(dim=-1)  # (B, 4 + T): confidences are posteriors, from log-probs or logits alike
+    blank_logp = (scores[:, :, special.blank] - lse).float().cpu().numpy()  # (B, 4 + T), before a blank penalty
+    tag_probs: list[dict[str, Any]] = [{} for _ in keys]
+    if options.searches:
+        from sensevoice import decoding  # beam search, hotwords, script restriction, tag probabilities
+
+        paths, tag_probs = decoding.search(scores, lens, options, special, tokenizer)
+    else:
+        paths = ctc_greedy(apply_decoding_options(scores, options, special), lens, special.blank)
+    results = []
+    for b, (path, key, n) in enumerate(zip(paths, keys, lens.tolist())):
+        probs, avg = path_confidence(scores[b], lse[b], blank_logp[b], path, n)
+        result = describe_path(path, key, n - N_PROMPT, special, tokenizer, options.output_timestamp, probs)
+        result.update(avg_logprob=round(avg, 4), no_speech_prob=round(no_speech_prob(scores[b], special), 4),
+                      **tag_probs[b])
+        results.append(result)
+    return results
 
 
 # ----------------------------------------------------------------------------------------------- audio input

@@ -122,6 +122,17 @@ def add_decoding_arguments(parser: argparse.ArgumentParser, scope: str = "", itn
                              "dropped short words for insertions (default: 0, plain greedy CTC as FunASR decodes)")
     parser.add_argument("--ban-emo-unk", action="store_true",
                         help=f"never output <|EMO_UNKNOWN|>{scope}: every speech segment gets one of the emotions")
+    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N",
+                        help=f"CTC prefix beam search with N prefixes{scope} (default: 1, greedy as FunASR decodes)")
+    parser.add_argument("--hotwords", default=None, metavar="FILE|WORDS",
+                        help=f"bias decoding towards these words{scope}: a file with one phrase per line (a trailing "
+                             "number is its weight) or space-separated words; searches with a beam of at least 4")
+    parser.add_argument("--hotword-weight", type=non_negative_float, default=2.0, metavar="X",
+                        help="bonus in nats per matched piece of a hotword (default: 2)")
+    parser.add_argument("--restrict-language", action="store_true",
+                        help=f"output only the scripts of the forced (or detected) language{scope} (zh/yue keep Latin)")
+    parser.add_argument("--tag-topk", type=non_negative_int, default=0, metavar="K",
+                        help=f"add the K most likely languages, emotions and events with probabilities{scope}")
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,7 +150,10 @@ def decoding_options(args: argparse.Namespace, **fields: Any):
     """model.DecodingOptions from the parsed arguments (plus ``fields``: per-call ones such as timestamps)."""
     import model as sv
 
-    from_args = {"ban_emo_unk": args.ban_emo_unk, "blank_penalty": args.blank_penalty}
+    from_args = {"ban_emo_unk": args.ban_emo_unk, "blank_penalty": args.blank_penalty, "beam_size": args.beam_size,
+                 "hotwords": sv.read_hotwords(args.hotwords) if args.hotwords else (),
+                 "hotword_weight": args.hotword_weight, "restrict_language": args.restrict_language,
+                 "tag_topk": args.tag_topk}
     if hasattr(args, "language"):
         from_args.update(language=args.language, textnorm="withitn" if args.itn else "woitn")
     return sv.DecodingOptions(**{**from_args, **fields})

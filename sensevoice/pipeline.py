@@ -1,7 +1,7 @@
 """The one transcription pipeline under every front door (CLI, service, benchmark, batch jobs):
 
     audio (path, URL, bytes, array) -> 16 kHz mono -> VAD segments -> features per segment     ``prepare``
-    -> duration-bucketed batches over the segments of every item -> backend -> greedy CTC  ``decode``
+    -> duration-bucketed batches over the segments of every item -> backend -> CTC search    ``decode``
     -> one result per item, segments and timestamps on the item's own timeline
 
 ``prepare`` is thread-safe (the service runs it on request threads, off the model's thread); ``decode`` takes the
@@ -35,7 +35,7 @@ from sensevoice.vad import MAX_SEGMENT_MS, Vad
 SAMPLES_PER_MS = sv.SAMPLE_RATE // 1000  # 16
 NO_VAD_WARN_S = 60  # without VAD an input is one forward pass; attention memory grows with its length squared
 MAX_PAD_RATIO = 1.3  # in one model call the longest segment is at most 1.3x the shortest: padding wastes < 23 %
-SEGMENT_FIELDS = ("text", "clean_text", "language", "emotion", "event", "itn")
+SEGMENT_FIELDS = ("text", "clean_text", "language", "emotion", "event", "itn", "avg_logprob", "no_speech_prob")
 
 Progress = Callable[[float, float], None]  # (seconds of audio decoded so far, seconds in this call)
 
@@ -87,10 +87,14 @@ def shift_spans(spans: Sequence[Sequence[int]], start_ms: int, end_ms: int) -> l
 def segment_entry(item: dict[str, Any], start_ms: int, end_ms: int) -> dict[str, Any]:
     """One model result (segment-relative) -> a segment of the input's result (absolute times)."""
     entry = {"start_ms": start_ms, "end_ms": end_ms, **{k: item.get(k) for k in SEGMENT_FIELDS}}
+    if "tag_probs" in item:
+        entry["tag_probs"] = item["tag_probs"]
     if "token_timestamp" in item:
         entry.update(words=list(item["words"]), timestamp=shift_spans(item["timestamp"], start_ms, end_ms),
                      tokens=list(item["tokens"]),
-                     token_timestamp=shift_spans(item["token_timestamp"], start_ms, end_ms))
+                     token_timestamp=shift_spans(item["token_timestamp"], start_ms, end_ms),
+                     word_probability=list(item["word_probability"]),
+                     token_probability=list(item["token_probability"]))
     return entry
 
 

@@ -17,7 +17,8 @@ MIN_CUE_MS = 1_500  # a cue this long may end early at a sentence end
 SENTENCE_END = tuple(".!?。！？")
 WORD_START = "\u2581"  # sentencepiece's word-boundary marker
 LINE_CHARS = 42  # srt/vtt cue text wraps at this width
-TIMESTAMP_KEYS = ("words", "timestamp", "tokens", "token_timestamp")  # what output_timestamp adds
+# What output_timestamp adds: words and tokens, their [start_ms, end_ms], their probabilities.
+TIMESTAMP_KEYS = ("words", "timestamp", "tokens", "token_timestamp", "word_probability", "token_probability")
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ MODEL_ID = "sensevoice-small"
 MODEL_ALIASES = ("whisper-1",)  # what OpenAI SDK examples send; this service hosts one model
 LANGUAGE_CHOICES = (*sv.LANGUAGES, *sv.LANGUAGE_ALIASES)
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-# OpenAI's transcription fields; prompt, temperature and stream=false are accepted and have no effect here.
+# OpenAI's transcription fields (temperature and stream=false are accepted and have no effect here; ``prompt``
+# becomes hotwords: its words bias the decoding), and ours: use_itn and the search options.
+SEARCH_FIELDS = ("beam_size", "restrict_language", "tag_topk")
 OPENAI_FIELDS = ("file", "model", "language", "response_format", "timestamp_granularities[]", "use_itn", "prompt",
-                 "temperature", "stream")
+                 "temperature", "stream", *SEARCH_FIELDS)
 ASR_FIELDS = ("files", "keys", "lang", "use_itn")  # SenseVoice's api.py
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                405: "invalid_request_error", 408: "timeout_error", 413: "request_too_large",
@@ -81,10 +83,32 @@ def uploads(form: FormData, name: str) -> list[UploadFile]:
     return files  # type: ignore[return-value]
 
 
-def request_options(base: sv.DecodingOptions, language: str, use_itn: bool, timestamps: bool) -> sv.DecodingOptions:
-    """The server-wide decoding options with this request's language, ITN choice and timestamps."""
-    return dataclasses.replace(base, language=language, textnorm="withitn" if use_itn else "woitn",
-                               output_timestamp=timestamps)
+def integer(form: FormData, name: str, default: int) -> int:
+    value = text_field(form, name, str(default))
+    if not value.isdigit():
+        raise ApiError(422, f"{name}={value!r}; expected an integer >= 0", name)
+    return int(value)
+
+
+def search_fields(form: FormData, base: sv.DecodingOptions) -> dict[str, object]:
+    """This request's search options (default: the server's); ``prompt``'s words become hotwords."""
+    fields: dict[str, object] = {"beam_size": integer(form, "beam_size", base.beam_size),
+                                 "restrict_language": flag(form, "restrict_language", base.restrict_language),
+                                 "tag_topk": integer(form, "tag_topk", base.tag_topk)}
+    prompt = text_field(form, "prompt", "")
+    if prompt:
+        fields["hotwords"] = base.hotwords + tuple((word, None) for word in prompt.split())
+    return fields
+
+
+def request_options(base: sv.DecodingOptions, language: str, use_itn: bool, timestamps: bool,
+                    **search: object) -> sv.DecodingOptions:
+    """The server-wide decoding options with this request's language, ITN choice, timestamps and search fields."""
+    try:
+        return dataclasses.replace(base, language=language, textnorm="withitn" if use_itn else "woitn",
+                                   output_timestamp=timestamps, **search)
+    except (TypeError, ValueError) as err:  # names the field and its allowed values
+        raise ApiError(422, str(err), str(err).split("=")[0]) from None
 
 
 @dataclass(frozen=True)
@@ -112,7 +136,7 @@ def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.De
     if granularities and response_format != "verbose_json":
         raise ApiError(422, "timestamp_granularities[] needs response_format=verbose_json", "timestamp_granularities[]")
     options = request_options(base, language, flag(form, "use_itn", True),
-                              formats.needs_timestamps(response_format, granularities))
+                              formats.needs_timestamps(response_format, granularities), **search_fields(form, base))
     upload, *extra = uploads(form, "file")
     if extra:
         raise ApiError(422, f"send one file per request ({1 + len(extra)} were sent)", "file")

@@ -39,16 +39,20 @@ def openai_text(result: dict[str, Any]) -> str:
 
 
 def verbose_json(result: dict[str, Any], granularities: Sequence[str]) -> dict[str, Any]:
-    """OpenAI's verbose_json (times in seconds) plus SenseVoice's fields: language, emotion, event, rich_text.
-    Segments are always listed; words when ``granularities`` asks for them."""
+    """OpenAI's verbose_json (times in seconds) plus SenseVoice's fields: language, emotion, event, rich_text
+    (and tag_probs with tag_topk). Segments are always listed, with OpenAI's ``avg_logprob`` and ``no_speech_prob``;
+    words when ``granularities`` asks for them, each with its ``probability``."""
     segments = [{"id": n, "seek": 0, "start": s["start_ms"] / 1000, "end": s["end_ms"] / 1000,
-                 "text": s["clean_text"], "rich_text": s["text"], **{k: s.get(k) for k in TAG_FIELDS}}
+                 "text": s["clean_text"], "rich_text": s["text"], **{k: s.get(k) for k in TAG_FIELDS},
+                 "avg_logprob": s.get("avg_logprob"), "no_speech_prob": s.get("no_speech_prob"),
+                 **({"tag_probs": s["tag_probs"]} if "tag_probs" in s else {})}
                 for n, s in enumerate(result["segments"])]
     body = {"task": "transcribe", "duration": result["duration_ms"] / 1000, "text": openai_text(result),
             **file_tags(result), "rich_text": result["text"], "segments": segments}
     if "word" in granularities:
-        body["words"] = [{"word": w, "start": s / 1000, "end": e / 1000}
-                         for w, (s, e) in zip(result.get("words", []), result.get("timestamp", []))]
+        probabilities = result.get("word_probability") or [None] * len(result.get("words", []))
+        body["words"] = [{"word": w, "start": s / 1000, "end": e / 1000, "probability": p}
+                         for w, (s, e), p in zip(result.get("words", []), result.get("timestamp", []), probabilities)]
     return body
 
 
