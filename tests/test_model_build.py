@@ -119,14 +119,16 @@ def test_importing_model_py_after_the_builtin_makes_ours_the_registered_class():
 
 
 def test_model_py_imports_nothing_but_stdlib_numpy_torch_funasr():
-    """FunASR imports model.py alone, by path. The one exception is the optional-backend boundary: the sensevoice
-    package beside it is imported inside SenseVoiceSmall.scorer, only for a backend other than torch fp32."""
+    """FunASR imports model.py alone, by path. The exceptions are the optional features' boundaries: the sensevoice
+    package beside it is imported inside a function, only for what the default path never needs (another backend:
+    SenseVoiceSmall.scorer; a search beyond greedy: decode_scores)."""
     import ast
 
     tree = ast.parse((ROOT / "model.py").read_text())
-    scorer = next(node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == "scorer")
-    lazy = {id(node) for node in ast.walk(scorer) if isinstance(node, ast.ImportFrom) and node.module == "sensevoice"}
-    assert len(lazy) == 1
+    functions = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    lazy = {id(node): name for name in ("scorer", "decode_scores") for node in ast.walk(functions[name])
+            if isinstance(node, ast.ImportFrom) and node.module == "sensevoice"}
+    assert sorted(lazy.values()) == ["decode_scores", "scorer"]
     roots = set()
     for node in ast.walk(tree):
         if id(node) in lazy:
