@@ -1,5 +1,5 @@
-"""Hotword recall: a synthetic set of English sentences with rare names (and as many without), spoken by the
-corpus's held-out espeak-ng voices, decoded greedy, with beam search and with biasing towards the names.
+"""Hotword recall: a synthetic set of English corpus sentences with rare first names (and as many without), spoken by
+the corpus's held-out espeak-ng voices, decoded greedy, with beam search and with biasing towards the names.
 
     python -m sensevoice.bench.hotwords --model demo --set data/hotwords --out bench/results/hotwords_demo
 
@@ -26,33 +26,48 @@ from sensevoice.argtypes import module_main
 from sensevoice.bench.evaluate import normalize, report_paths
 from sensevoice.pipeline import Transcriber
 
-# Made-up names: rare for the demo model, spelled with its pieces.
-NAMES = ("zorbel", "kaltrin", "morvax", "quintella", "brodwick", "tesmar", "valdor", "glimton", "fennick", "drusilla",
-         "ostrava", "pellinor", "yarrow", "kessling", "marlowe", "tibbon", "wendric", "corvina", "halvard", "nimbus",
-         "ravelle", "sorrento", "thackery", "ulmara", "vexley")
-TEMPLATES = ("please call {} tomorrow morning", "my friend {} lives near the station", "we met {} at the park",
-             "{} has a new red car", "the letter from {} came yesterday", "do you know where {} went",
-             "tell {} that dinner is ready", "i saw {} in the big garden")
-FILLERS = ("the doctor", "my sister", "our teacher", "the old man", "your brother", "the driver", "a neighbour",
-           "the baker")
-TEST_VOICES = ("m7", "caleb", "f4", "steph")  # synth.VOICE_POOLS["test"]: never heard in training
+N_NAMES = 25  # hotwords: first names the training corpus never used
+
+
+def rare_names(n: int = N_NAMES) -> tuple[str, ...]:
+    """``n`` English first names from Faker that the corpus generator's name pool (its training names) lacks: words
+    the model has never heard, spelled with its pieces."""
+    from sensevoice.training.data.text import faker_names
+
+    known = {name.lower() for name in faker_names("en_US", "first_name")}
+    pool = faker_names("en_US", "first_name", n=400, seed=2024)
+    return tuple(name.lower() for name in pool if name.lower() not in known and name.isalpha())[:n]
 
 
 def build(out: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """``n`` sentences with a name and ``n`` without, as wavs under ``out`` and rows in ``out/set.jsonl``."""
-    from sensevoice.training.data.synth import speak
+    """``n`` corpus sentences whose person is a rare name and ``n`` corpus sentences without one, spoken by the
+    corpus's held-out voices as the corpus renders them, as wavs under ``out`` and rows in ``out/set.jsonl``. The
+    sentences come from the corpus grammar, so what the model must learn from the hotwords is the name alone."""
+    import dataclasses
+
+    from sensevoice.training.data import corpus, synth, text
 
     rng = np.random.default_rng(seed)
+    names = rare_names()
+    with_person = tuple(t for t in text.EN_GRAMMAR.plain if "{person}" in t and "{person2}" not in t)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(2 * n):
-        template = TEMPLATES[i % len(TEMPLATES)]
-        name = NAMES[(i // 2) % len(NAMES)] if i % 2 == 0 else None
-        text = template.format(name or FILLERS[(i // 2) % len(FILLERS)])
-        wave, voice = speak(text, "en", TEST_VOICES[i % len(TEST_VOICES)], "NEUTRAL", rng)
+        name = names[(i // 2) % len(names)] if i % 2 == 0 else None
+        if name:
+            grammar = dataclasses.replace(text.EN_GRAMMAR, plain=with_person,
+                                          slots={**text.EN_GRAMMAR.slots, "person": lambda r, x=name: (x, x)})
+        else:
+            grammar = text.EN_GRAMMAR
+        sentence = text.make_sentence(grammar, rng, numeric=False)
+        variants = synth.VOICE_POOLS["test"]  # the corpus's held-out voices, never heard in training
+        speech, voice = synth.speak(sentence.say, "en", variants[i % len(variants)], "NEUTRAL", rng)
+        wave, _ = corpus.finish_audio(corpus.compose(speech, "Speech", rng, corpus.MAX_CLIP_S)[0], rng)  # as the
+        # corpus lays out its clips: pauses around the speech, room, background noise
         path = out / f"hw{i:04d}.wav"
         soundfile.write(path, wave, sv.SAMPLE_RATE)
-        rows.append({"key": path.stem, "source": str(path), "text": text, "name": name, "voice": voice.name})
+        rows.append({"key": path.stem, "source": str(path), "text": sentence.spoken, "name": name,
+                     "voice": voice.name})
     (out / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
@@ -77,12 +92,13 @@ def run(args: argparse.Namespace) -> int:
     set_dir = Path(args.set)
     listed = set_dir / "set.jsonl"
     rows = [json.loads(line) for line in listed.open()] if listed.is_file() else build(set_dir, args.n)
+    names = tuple(sorted({r["name"] for r in rows if r["name"]}))
     transcriber = Transcriber(args.model, vad=False, threads=args.threads)
     prepared = [transcriber.prepare(r["source"], r["key"]) for r in rows]
     decodings = dict(DECODINGS)
     for weight in args.weights:
-        decodings[f"beam4+hotwords w={weight:g}"] = {"beam_size": 4, "hotwords": NAMES, "hotword_weight": weight}
-    report: dict[str, Any] = {"model": str(args.model), "set": str(listed), "hotwords": list(NAMES), "results": {}}
+        decodings[f"beam4+hotwords w={weight:g}"] = {"beam_size": 4, "hotwords": names, "hotword_weight": weight}
+    report: dict[str, Any] = {"model": str(args.model), "set": str(listed), "hotwords": list(names), "results": {}}
     for name, fields in decodings.items():
         start = time.perf_counter()
         results = transcriber.decode(prepared, sv.DecodingOptions(language="en", **fields))
@@ -99,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                   for k, v in report["results"].items()]
         md, record = report_paths(Path(args.out))
         md.parent.mkdir(parents=True, exist_ok=True)
-        md.write_text(f"### Hotword recall: {args.model} on {listed} (language en, {len(NAMES)} hotwords)\n\n"
+        md.write_text(f"### Hotword recall: {args.model} on {listed} (language en, {len(names)} hotwords)\n\n"
                       + "\n".join(table) + "\n")
         record.write_text(json.dumps(report, indent=2))
     return 0
