@@ -21,7 +21,8 @@ def test_setup_cfg_pins_match_the_lock():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     direct = pins(config["options"]["install_requires"].splitlines())
-    direct |= pins(config["options.extras_require"]["test"].splitlines())
+    for extra in config["options.extras_require"]:  # test, data
+        direct |= pins(config["options.extras_require"][extra].splitlines())
     lock = pins((ROOT / "constraints.txt").read_text().splitlines())
     assert direct, "setup.cfg pins nothing"
     mismatched = {name: (version, lock.get(name)) for name, version in direct.items() if lock.get(name) != version}
