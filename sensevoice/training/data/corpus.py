@@ -81,7 +81,7 @@ from sensevoice.training.data import engines, opentext, sounds, synth, voices
 from sensevoice.training.data.sounds import SAMPLE_RATE
 from sensevoice.training.data.text import LANGS, Sentence, random_sentence
 
-SPLITS = ("train", "val", "test", "open", "cross")
+SPLITS = ("train", "val", "test")  # the splits of a corpus (make_corpus)
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2, "open": 4, "cross": 5}  # the second word of every clip's seed
 OPEN_SPLITS = ("open", "cross")  # text from opentext's open sources, held-out voices (see the module notes)
 # Sentence hash buckets (of 100) per split: a sentence's text decides its split, so no sentence crosses splits.
@@ -384,7 +384,7 @@ def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec =
     """Draw, render and write one clip (16-bit PCM, format from ``suffix``: .wav or .flac); returns its jsonl
     rows and its metadata row."""
     if split not in SPLIT_IDS:
-        raise ValueError(f"split={split!r}; expected one of {SPLITS}")
+        raise ValueError(f"split={split!r}; expected one of {tuple(SPLIT_IDS)}")
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
     key = key or f"{split}_{index:06d}"
     event, has_speech = draw_kind(rng, spec, variety.kinds)
