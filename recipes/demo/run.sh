@@ -161,3 +161,20 @@ if stage 6; then  # not released (stage 6 runs only when asked for): phase 7 gro
   $py -m sensevoice.training.recipe package --model exp/demo_p8b --out exp/demo_release8b
   $py -m sensevoice.bench.evaluate --model exp/demo_release8b --test $corpus/val.jsonl --out exp/val_eval8b
 fi
+if stage 7; then  # generalisation test splits (issue #23): held-out text sources and voices, held-out engines
+  # open: 50 clips per language from opentext's open-side sources (fortune files, People's Daily, HKCanCor files,
+  # manual pages, the Constitution) spoken by held-out espeak-ng voices, events from the extended table, plus 8
+  # clips of each of the 7 events alone (306 clips; ~5 min on a busy 2-core CPU, ~1.5 min of it loading and
+  # reading the Japanese manual pages with pykakasi).
+  $py -m sensevoice.training.data testset --split open --out data/open --n-per-lang 50 --n-events-alone 8 \
+      --events extended --seed 0 --jobs 1
+  # cross: the same kind of text, English by Flite (awb, rms, slt) and Japanese by Open JTalk (mei), engines no
+  # training clip uses; zh, yue and ko by held-out espeak-ng voices (250 clips).
+  $py -m sensevoice.training.data testset --split cross --out data/cross --n-per-lang 50 --seed 0 --jobs 1
+fi
+if stage 8; then  # the released model on the generalisation splits (the baseline for issue #23)
+  $py -m sensevoice.bench.evaluate --model demo --test data/open/open.jsonl --out bench/results/demo_eval_open
+  $py -m sensevoice.bench.evaluate --model demo --test data/cross/cross.jsonl --out bench/results/demo_eval_cross
+  $py -m sensevoice.bench.breakdown --model demo --test data/open/open.jsonl --out bench/results/demo_breakdown_open
+  $py -m sensevoice.bench.breakdown --model demo --test data/cross/cross.jsonl --out bench/results/demo_breakdown_cross
+fi

@@ -1,5 +1,7 @@
 """CLI: ``python -m sensevoice.training.data --out data/corpus --n-train 6000 --n-val 300 --n-test 600 --seed 0 --jobs 2``
-writes the corpus; ``python -m sensevoice.training.data examples --out examples`` writes the README demo clips."""
+writes the corpus; ``python -m sensevoice.training.data examples --out examples`` writes the README demo clips;
+``python -m sensevoice.training.data testset --split open --out data/open --n-per-lang 60`` writes a
+generalisation test split (``open``: held-out text sources and voices; ``cross``: also held-out engines)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from sensevoice.training.data.corpus import MAX_WARP, make_corpus, make_examples
+from sensevoice.training.data.corpus import (ACOUSTICS, EVENT_SETS, MAX_WARP, OPEN_SPLITS, make_corpus, make_examples,
+                                             make_testset)
+from sensevoice.training.data.engines import EngineMissing
 from sensevoice.training.data.synth import ESPEAK
 from sensevoice.training.data.voices import MAX_RANDOM_VARIANTS
 
@@ -29,6 +33,34 @@ def corpus_parser() -> argparse.ArgumentParser:
                              "factor drawn from [1 - W, 1 + W], its duration by the inverse (default 0: none)")
     parser.add_argument("--random-voices", type=int, default=0, metavar="N",
                         help="add N random espeak-ng voice variants to the train split's pool (default 0)")
+    parser.add_argument("--open-text", type=float, default=0.0, metavar="P",
+                        help="share of train speech clips whose sentence comes from the train-side open-vocabulary "
+                             "sources (sensevoice.training.data.opentext; default 0: templates only)")
+    parser.add_argument("--engines", type=float, default=0.0, metavar="P",
+                        help="share of train English clips spoken by Festival instead of espeak-ng (default 0)")
+    add_variety_options(parser)
+    return parser
+
+
+def add_variety_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", choices=EVENT_SETS, default="base",
+                        help="base: BGM, applause, laughter; extended: also crying, coughing, sneezing, breathing "
+                             "and music in several styles (default base)")
+    parser.add_argument("--acoustics", choices=ACOUSTICS, default="base",
+                        help="base: light room, 20-40 dB SNR; wide: room impulses RT60 0.2-1 s and 0-30 dB SNR "
+                             "with babble (default base)")
+
+
+def testset_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.training.data testset",
+                                     description="Write a generalisation test split (see corpus.make_testset).")
+    parser.add_argument("--split", choices=OPEN_SPLITS, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="output directory (e.g. data/open)")
+    parser.add_argument("--n-per-lang", type=int, default=60, help="speech clips per language")
+    parser.add_argument("--n-events-alone", type=int, default=0, help="clips of each event alone")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    add_variety_options(parser)
     return parser
 
 
@@ -42,10 +74,25 @@ def examples_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    examples = argv[:1] == ["examples"]
-    args = examples_parser().parse_args(argv[1:]) if examples else corpus_parser().parse_args(argv)
+    examples, testset = argv[:1] == ["examples"], argv[:1] == ["testset"]
+    if examples:
+        args = examples_parser().parse_args(argv[1:])
+    else:
+        args = testset_parser().parse_args(argv[1:]) if testset else corpus_parser().parse_args(argv)
     if shutil.which(ESPEAK) is None:
         sys.exit(f"{ESPEAK} not found: run scripts/install_system_deps.sh")
+    if testset:
+        if args.n_per_lang < 0 or args.n_events_alone < 0 or args.jobs < 1:
+            sys.exit("--n-per-lang and --n-events-alone must be >= 0, --jobs >= 1")
+        start = time.perf_counter()
+        try:
+            summary = make_testset(args.out, args.split, args.n_per_lang, args.n_events_alone, seed=args.seed,
+                                   jobs=args.jobs, events=args.events, acoustics=args.acoustics)
+        except EngineMissing as error:
+            sys.exit(str(error))
+        print(json.dumps({"out": str(args.out.resolve()), "clips": summary["clips"], "rows": summary["rows"],
+                          "seconds": round(time.perf_counter() - start, 1)}))
+        return 0
     if examples:
         args.out.mkdir(parents=True, exist_ok=True)
         for label in make_examples(args.out, args.seed):
@@ -59,11 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if not 0.0 <= args.warp <= MAX_WARP:
         sys.exit(f"--warp={args.warp}; expected 0 <= W <= {MAX_WARP}")
+    for name in ("open_text", "engines"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            sys.exit(f"--{name.replace('_', '-')}={getattr(args, name)}; expected 0 <= P <= 1")
     if not 0 <= args.random_voices <= MAX_RANDOM_VARIANTS:
         sys.exit(f"--random-voices={args.random_voices}; expected 0 <= N <= {MAX_RANDOM_VARIANTS} "
                  "(espeak-ng lists at most 349 voices)")
     summary = make_corpus(args.out, args.n_train, args.n_val, args.n_test, seed=args.seed, jobs=args.jobs,
-                          warp=args.warp, random_voices=args.random_voices)
+                          warp=args.warp, random_voices=args.random_voices, open_text=args.open_text,
+                          engines_p=args.engines, events=args.events, acoustics=args.acoustics)
     print(json.dumps({"out": str(args.out.resolve()), "clips": summary["clips"], "rows": summary["rows"],
                       "seconds": round(time.perf_counter() - start, 1)}))
     return 0

@@ -27,6 +27,25 @@ Voice variety beyond the fixed pools (``Variety``; the demo recipe's first corpo
 Every clip then gets, with probability 0.4, a small room (RT60 0.15-0.5 s) and always background noise
 20-40 dB below the signal. Languages and emotions are uniform and independent of the event.
 
+Open vocabulary and generalisation (``Variety``; all off by default, so earlier corpora are unchanged):
+
+* ``open_text=p`` (``--open-text``): a train-split speech clip takes, with probability p, a sentence from the
+  train-side sources of ``opentext`` instead of the templates.
+* ``engines=p`` (``--engines``): a train-split English clip is spoken, with probability p, by Festival
+  (``engines.ENGINE_ROLES['train']``) instead of espeak-ng.
+* ``events="extended"`` (``--events``): the kinds of ``CLIP_KINDS_EXTENDED``: crying, coughing, sneezing and
+  breathing beside BGM (in several styles, ``sounds.music_styled``), applause and laughter; the new events sit
+  before, after or under the speech, or alone.
+* ``acoustics="wide"`` (``--acoustics``): with p 0.5 a synthetic room impulse (RT60 0.2-1.0 s), then pink,
+  white, brown or babble noise at 0-30 dB SNR (instead of 20-40 dB).
+
+Generalisation test splits (``make_testset``; ``python -m sensevoice.training.data testset``):
+
+* ``open``: sentences from the open-side sources of ``opentext`` (no training row uses those sources), spoken
+  by held-out voices: the test pool plus random variants from their own stream (``HELD_OUT_VOICE_STREAM``).
+* ``cross``: the same text, English by Flite and Japanese by Open JTalk (engines no training clip uses); the
+  other languages by held-out espeak-ng voices.
+
 Splits hold out both sentences and voices: a sentence belongs to the split its hash bucket names
 (``SENTENCE_BUCKETS``), and each split draws voice variants from its own pool (``synth.VOICE_POOLS``).
 
@@ -56,12 +75,15 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
-from sensevoice.training.data import sounds, synth, voices
+from scipy import signal
+
+from sensevoice.training.data import engines, opentext, sounds, synth, voices
 from sensevoice.training.data.sounds import SAMPLE_RATE
 from sensevoice.training.data.text import LANGS, Sentence, random_sentence
 
-SPLITS = ("train", "val", "test")
-SPLIT_IDS = {"train": 0, "val": 1, "test": 2}  # the second word of every clip's seed
+SPLITS = ("train", "val", "test")  # the splits of a corpus (make_corpus)
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2, "open": 4, "cross": 5}  # the second word of every clip's seed
+OPEN_SPLITS = ("open", "cross")  # text from opentext's open sources, held-out voices (see the module notes)
 # Sentence hash buckets (of 100) per split: a sentence's text decides its split, so no sentence crosses splits.
 SENTENCE_BUCKETS = {"test": range(0, 10), "val": range(10, 15), "train": range(15, 100)}
 
@@ -70,11 +92,26 @@ CLIP_KINDS = (  # (event, has speech, probability); see the module table
     ("Speech", True, 0.64), ("BGM", True, 0.08), ("Applause", True, 0.08), ("Laughter", True, 0.08),
     ("BGM", False, 0.04), ("Applause", False, 0.04), ("Laughter", False, 0.04),
 )
-EVENT_SOUNDS = {"BGM": sounds.music, "Applause": sounds.applause, "Laughter": sounds.laughter}
+CLIP_KINDS_EXTENDED = (  # events="extended": (event, has speech, probability)
+    ("Speech", True, 0.50), ("BGM", True, 0.06), ("Applause", True, 0.05), ("Laughter", True, 0.05),
+    ("Cry", True, 0.03), ("Cough", True, 0.03), ("Sneeze", True, 0.03), ("Breath", True, 0.03),
+    ("BGM", False, 0.03), ("Applause", False, 0.03), ("Laughter", False, 0.03), ("Cry", False, 0.03),
+    ("Cough", False, 0.03), ("Sneeze", False, 0.03), ("Breath", False, 0.04),
+)
+EVENTS_EXTENDED = ("Speech", "BGM", "Applause", "Laughter", "Cry", "Cough", "Sneeze", "Breath")
+EVENT_SOUNDS = {"BGM": sounds.music, "Applause": sounds.applause, "Laughter": sounds.laughter,
+                "Cry": sounds.cry, "Cough": sounds.cough, "Sneeze": sounds.sneeze, "Breath": sounds.breath}
+NEW_EVENTS = ("Cry", "Cough", "Sneeze", "Breath")  # may also sit under the speech (P_UNDER)
+P_UNDER = 0.3
+EVENT_SETS = ("base", "extended")
+ACOUSTICS = ("base", "wide")
+HELD_OUT_VOICE_STREAM = 7  # random variants of the open and cross splits: [seed, 7, i]
+N_HELD_OUT_VOICES = 12
 
 MIN_CLIP_S, MAX_CLIP_S = 1.0, 8.0  # every clip's duration
 MIN_SPEECH_S = 0.6
-MAX_SPEECH_S = {"Speech": 7.2, "BGM": 7.2, "Applause": 6.0, "Laughter": 6.0}  # leaves room for pads and events
+MAX_SPEECH_S = {"Speech": 7.2, "BGM": 7.2, "Applause": 6.0, "Laughter": 6.0, "Cry": 6.0, "Cough": 6.0,
+                "Sneeze": 6.0, "Breath": 6.0}  # leaves room for pads and events
 MAX_SENTENCE_TRIES = 100  # redraws when a rendering is too long or short (short demo clips need many)
 P_PAIR_PLAIN = 0.25  # a clip without numbers gets both woitn and withitn rows with this probability
 P_NUMERIC = 0.35  # share of sentences from number templates
@@ -104,15 +141,33 @@ class Variety:
     warp: float = 0.0  # warp factors are drawn from [1 - warp, 1 + warp]; 0: none
     random_voices: tuple[str, ...] = ()  # extra train-split variants, found in the overlay at espeak_path
     espeak_path: str | None = None
+    open_text: float = 0.0  # share of train speech clips with an opentext sentence
+    engines: float = 0.0  # share of train English clips spoken by Festival
+    events: str = "base"  # "base" (CLIP_KINDS) or "extended" (CLIP_KINDS_EXTENDED)
+    acoustics: str = "base"  # "base" (light room, 20-40 dB SNR) or "wide" (see the module notes)
+    held_out_voices: tuple[str, ...] = ()  # extra variants of the open and cross splits (in the overlay)
 
     def __post_init__(self):
         if not 0.0 <= self.warp <= MAX_WARP:
             raise ValueError(f"warp={self.warp}; expected 0 <= warp <= {MAX_WARP} (a factor range of 1 +- warp)")
+        for name in ("open_text", "engines"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}={getattr(self, name)}; expected a probability in [0, 1]")
+        if self.events not in EVENT_SETS:
+            raise ValueError(f"events={self.events!r}; expected one of {EVENT_SETS}")
+        if self.acoustics not in ACOUSTICS:
+            raise ValueError(f"acoustics={self.acoustics!r}; expected one of {ACOUSTICS}")
         if self.random_voices and not self.espeak_path:
             raise ValueError("random_voices need espeak_path (the overlay made by voices.make_overlay)")
 
     def pool(self, split: str) -> tuple[str, ...]:
+        if split in OPEN_SPLITS:
+            return synth.VOICE_POOLS["test"] + self.held_out_voices
         return synth.VOICE_POOLS[split] + (self.random_voices if split == "train" else ())
+
+    @property
+    def kinds(self) -> tuple[tuple[str, bool, float], ...]:
+        return CLIP_KINDS_EXTENDED if self.events == "extended" else CLIP_KINDS
 
 
 def tag(name: str) -> str:
@@ -143,8 +198,8 @@ def target_len(lang: str, target: str) -> int:
     return len(target.split()) if lang == "en" else len(target)
 
 
-def draw_kind(rng: np.random.Generator, spec: ClipSpec) -> tuple[str, bool]:
-    kinds = [(e, s, p) for e, s, p in CLIP_KINDS
+def draw_kind(rng: np.random.Generator, spec: ClipSpec, table=CLIP_KINDS) -> tuple[str, bool]:
+    kinds = [(e, s, p) for e, s, p in table
              if spec.event in (None, e) and spec.has_speech in (None, s)]
     if not kinds:
         raise ValueError(f"no clip kind matches {spec}")
@@ -157,16 +212,27 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32)
 
 
-def compose(speech: np.ndarray, event: str, rng: np.random.Generator, max_s: float) -> tuple[np.ndarray, dict]:
-    """Speech plus its event, laid out as in the module table; returns (audio, layout for the metadata)."""
+def compose(speech: np.ndarray, event: str, rng: np.random.Generator, max_s: float, styled: bool = False
+            ) -> tuple[np.ndarray, dict]:
+    """Speech plus its event, laid out as in the module table; returns (audio, layout for the metadata).
+    ``styled``: BGM from ``sounds.music_styled`` (events="extended")."""
     speech_db = synth.active_rms_db(speech)
     x = np.concatenate([silence(rng.uniform(0.1, 0.4)), speech, silence(rng.uniform(0.1, 0.4))])
     layout: dict[str, Any] = {"speech_s": round(speech.size / SAMPLE_RATE, 3)}
     if event == "BGM":
         level = speech_db - rng.uniform(8, 18)
-        x = x + fit(synth.set_level(sounds.music(x.size / SAMPLE_RATE, rng), level), x.size)
+        bgm = sounds.music_styled if styled else sounds.music
+        x = x + fit(synth.set_level(bgm(x.size / SAMPLE_RATE, rng), level), x.size)
         layout.update(event_db=round(level - speech_db, 1))
-    elif event in ("Applause", "Laughter"):
+    elif event in NEW_EVENTS and rng.random() < P_UNDER:  # under the speech, 3-12 dB below it
+        seconds = rng.uniform(0.8, min(2.5, x.size / SAMPLE_RATE))
+        level = speech_db - rng.uniform(3, 12)
+        sound = synth.set_level(EVENT_SOUNDS[event](seconds, rng), level)
+        start = int(rng.integers(0, max(1, x.size - sound.size)))
+        x = x.copy()
+        x[start : start + sound.size] += sound[: x.size - start]
+        layout.update(event_s=round(seconds, 3), event_position="under", event_db=round(level - speech_db, 1))
+    elif event in ("Applause", "Laughter") + NEW_EVENTS:
         overlap = rng.uniform(0.0, 0.3)
         seconds = min(rng.uniform(0.8, 2.0), max_s - x.size / SAMPLE_RATE + overlap)
         level = speech_db - rng.uniform(0, 6)
@@ -176,7 +242,7 @@ def compose(speech: np.ndarray, event: str, rng: np.random.Generator, max_s: flo
         layout.update(event_s=round(seconds, 3), event_position="before" if before else "after",
                       event_db=round(level - speech_db, 1))
     elif event != "Speech":
-        raise ValueError(f"event={event!r}; expected one of {EVENTS}")
+        raise ValueError(f"event={event!r}; expected one of {EVENTS_EXTENDED}")
     return x, layout
 
 
@@ -194,16 +260,38 @@ def overlap_add(first: np.ndarray, second: np.ndarray, overlap_s: float) -> np.n
     return out
 
 
-def event_only(event: str, rng: np.random.Generator, max_s: float) -> tuple[np.ndarray, dict]:
+def event_only(event: str, rng: np.random.Generator, max_s: float, styled: bool = False
+               ) -> tuple[np.ndarray, dict]:
     seconds = rng.uniform(1.5, min(5.0, max_s - 0.2))
     level = rng.uniform(-28, -18)
-    x = synth.set_level(EVENT_SOUNDS[event](seconds, rng), level)
+    make = sounds.music_styled if styled and event == "BGM" else EVENT_SOUNDS[event]
+    x = synth.set_level(make(seconds, rng), level)
     layout = {"event_s": round(seconds, 3), "event_dbfs": round(level, 1)}
     return np.concatenate([silence(0.1), x, silence(0.1)]), layout
 
 
-def finish_audio(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def finish_wide(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """acoustics="wide": a synthetic room (p 0.5, RT60 0.2-1.0 s), then noise at 0-30 dB SNR."""
+    effects: dict[str, Any] = {}
+    if rng.random() < 0.5:
+        rt60 = rng.uniform(0.2, 1.0)
+        x = signal.fftconvolve(x, sounds.room_impulse(rng, rt60))[: x.size].astype(np.float32)
+        effects.update(rir_rt60=round(rt60, 2))
+    if x.size < MIN_CLIP_S * SAMPLE_RATE:
+        x = np.concatenate([x, silence(MIN_CLIP_S - x.size / SAMPLE_RATE + 0.01)])
+    snr = rng.uniform(0, 30)
+    color = ("white", "pink", "brown", "babble")[rng.integers(4)]
+    bed = sounds.babble(x.size, rng) if color == "babble" else sounds.noise(x.size, rng, color)
+    x = x + bed * 10 ** ((synth.active_rms_db(x) - snr) / 20)
+    effects.update(snr_db=round(snr, 1), noise=color)
+    peak = float(np.max(np.abs(x)))
+    return (x * (0.99 / peak) if peak > 0.99 else x).astype(np.float32), effects
+
+
+def finish_audio(x: np.ndarray, rng: np.random.Generator, acoustics: str = "base") -> tuple[np.ndarray, dict]:
     """Room, background noise, minimum length and a peak guard (ANGRY speech is loud on purpose)."""
+    if acoustics == "wide":
+        return finish_wide(x, rng)
     effects: dict[str, Any] = {}
     if rng.random() < 0.4:
         rt60, wet = rng.uniform(0.15, 0.5), rng.uniform(0.1, 0.3)
@@ -226,15 +314,40 @@ def render_speech(split: str, lang: str, variant: str, emotion: str, event: str,
     room for; returns the sentence, its audio, the voice and the warp factor used."""
     longest = max_s - (MAX_CLIP_S - MAX_SPEECH_S[event])  # the same room for pads and events in shorter clips
     warp = variety.warp
+    engine = draw_engine(lang, split, rng, variety)
     for _ in range(MAX_SENTENCE_TRIES):
-        sentence = draw_sentence(lang, split, rng, numeric)
+        sentence = draw_text(lang, split, rng, numeric, variety)
         factor = float(rng.uniform(1 - warp, 1 + warp)) if warp else 1.0
-        speech, voice = synth.speak(sentence.say, lang, variant, emotion, rng, warp=factor,
-                                    data_path=variety.espeak_path)
+        if engine == "espeak":
+            speech, voice = synth.speak(sentence.say, lang, variant, emotion, rng, warp=factor,
+                                        data_path=variety.espeak_path)
+        else:
+            speech, voice = engines.speak(sentence.say, lang, engine, emotion, rng, warp=factor)
         if MIN_SPEECH_S <= speech.size / SAMPLE_RATE <= longest:
             return sentence, speech, voice, factor
     raise RuntimeError(f"no {lang} sentence rendered within {MIN_SPEECH_S}-{longest:.1f} s "
                        f"in {MAX_SENTENCE_TRIES} tries ({emotion}, {variant})")
+
+
+def draw_text(lang: str, split: str, rng: np.random.Generator, numeric: bool | None, variety: Variety) -> Sentence:
+    """A template sentence of ``split``, an open-side opentext sentence (open and cross splits), or with
+    probability ``variety.open_text`` a train-side one (train split)."""
+    if split in OPEN_SPLITS:
+        return opentext.random_open_sentence(lang, "open", rng)
+    if split == "train" and variety.open_text and rng.random() < variety.open_text:
+        return opentext.random_open_sentence(lang, "train", rng)
+    return draw_sentence(lang, split, rng, numeric)
+
+
+def draw_engine(lang: str, split: str, rng: np.random.Generator, variety: Variety) -> str:
+    """"espeak", or the held-out engine of ``lang`` (cross split), or with probability ``variety.engines`` its
+    training engine (train split)."""
+    if split == "cross":
+        return engines.ENGINE_ROLES["cross"].get(lang, ("espeak",))[0]
+    train_engines = engines.ENGINE_ROLES["train"].get(lang)
+    if split == "train" and variety.engines and train_engines and rng.random() < variety.engines:
+        return train_engines[rng.integers(len(train_engines))]
+    return "espeak"
 
 
 def itn_modes(sentence: Sentence | None, rng: np.random.Generator) -> tuple[str, ...]:
@@ -271,10 +384,10 @@ def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec =
     """Draw, render and write one clip (16-bit PCM, format from ``suffix``: .wav or .flac); returns its jsonl
     rows and its metadata row."""
     if split not in SPLIT_IDS:
-        raise ValueError(f"split={split!r}; expected one of {SPLITS}")
+        raise ValueError(f"split={split!r}; expected one of {tuple(SPLIT_IDS)}")
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
     key = key or f"{split}_{index:06d}"
-    event, has_speech = draw_kind(rng, spec)
+    event, has_speech = draw_kind(rng, spec, variety.kinds)
     meta: dict[str, Any] = {"key": key, "split": split, "event": event, "speech": has_speech}
     sentence = lang = emotion = None
     if has_speech:
@@ -285,13 +398,19 @@ def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec =
         voices.variant_file(variant, variety.espeak_path)  # espeak-ng would quietly ignore a missing one
         sentence, speech, voice, factor = render_speech(split, lang, variant, emotion, event, rng, spec.numeric,
                                                         max_s, variety)
-        audio, layout = compose(speech, event, rng, max_s)
-        meta.update(lang=lang, emotion=emotion, variant=variant, voice=voice.name, warp=round(factor, 4),
-                    pitch=voice.pitch, speed=voice.speed, pitch_range=voice.pitch_range, say=sentence.say,
-                    spoken=sentence.spoken, written=sentence.written, itn=sentence.itn, template=sentence.template)
+        styled = variety.events == "extended"
+        audio, layout = compose(speech, event, rng, max_s, styled)
+        if isinstance(voice, synth.Voice):
+            meta.update(lang=lang, emotion=emotion, variant=variant, voice=voice.name, warp=round(factor, 4),
+                        pitch=voice.pitch, speed=voice.speed, pitch_range=voice.pitch_range)
+        else:
+            meta.update(lang=lang, emotion=emotion, variant=None, voice=voice.name, warp=round(factor * voice.warp, 4),
+                        tempo=round(voice.tempo, 3))
+        meta.update(say=sentence.say, spoken=sentence.spoken, written=sentence.written, itn=sentence.itn,
+                    template=sentence.template)
     else:
-        audio, layout = event_only(event, rng, max_s)
-    audio, effects = finish_audio(audio, rng)
+        audio, layout = event_only(event, rng, max_s, variety.events == "extended")
+    audio, effects = finish_audio(audio, rng, variety.acoustics)
     source = (Path(wav_dir) / f"{key}{suffix}").resolve()
     source.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(source, audio, SAMPLE_RATE, subtype="PCM_16")
@@ -301,10 +420,10 @@ def make_clip(seed: int, split: str, index: int, wav_dir: Path, spec: ClipSpec =
     return rows, meta
 
 
-def _clip_task(args: tuple[int, str, int, Path], variety: Variety = Variety()) -> tuple[list[dict], dict]:
-    seed, split, index, wav_dir = args
+def _clip_task(args: tuple, variety: Variety = Variety()) -> tuple[list[dict], dict]:
+    seed, split, index, wav_dir, *rest = args  # rest: an optional ClipSpec
     try:
-        return make_clip(seed, split, index, wav_dir, variety=variety)
+        return make_clip(seed, split, index, wav_dir, rest[0] if rest else ClipSpec(), variety=variety)
     except Exception as error:  # name the clip: a worker's traceback alone does not say which one failed
         raise RuntimeError(f"clip seed={seed} split={split} index={index}: {error!r}") from error
 
@@ -325,20 +444,26 @@ def espeak_version() -> str:
 
 
 def make_corpus(out: Path, n_train: int, n_val: int, n_test: int, seed: int = 0, jobs: int = 1,
-                warp: float = 0.0, random_voices: int = 0) -> dict[str, Any]:
+                warp: float = 0.0, random_voices: int = 0, open_text: float = 0.0, engines_p: float = 0.0,
+                events: str = "base", acoustics: str = "base") -> dict[str, Any]:
     """Write ``{train,val,test}.jsonl`` (official format), ``*.meta.jsonl`` (how each clip was made),
     ``wav/<split>/``, ``text.txt`` (every train target, for tokenizer training) and ``corpus.json``. ``warp``
     applies to every split written, ``random_voices`` to the train split (see the module notes)."""
     if random_voices < 0:
         raise ValueError(f"random_voices={random_voices}; expected >= 0")
-    Variety(warp=warp)  # checks the range before anything is written
+    options = dict(open_text=open_text, engines=engines_p, events=events, acoustics=acoustics)
+    Variety(warp=warp, **options)  # checks the ranges before anything is written
+    if engines_p:
+        for engine in {e for es in engines.ENGINE_ROLES["train"].values() for e in es}:
+            engines.check(engine)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     variants = voices.random_variants(random_voices, seed, RANDOM_VOICE_STREAM)
     overlay = str(voices.make_overlay(out / VOICE_OVERLAY, variants)) if variants else None
-    variety = Variety(warp=warp, random_voices=tuple(variants), espeak_path=overlay)
+    variety = Variety(warp=warp, random_voices=tuple(variants), espeak_path=overlay, **options)
     counts = {"train": n_train, "val": n_val, "test": n_test}
-    summary: dict[str, Any] = {"seed": seed, "warp": warp, "random_voices": random_voices, "clips": counts, "rows": {}, "espeak_ng": espeak_version(),
+    summary: dict[str, Any] = {"seed": seed, "warp": warp, "random_voices": random_voices, **options,
+                               "clips": counts, "rows": {}, "espeak_ng": espeak_version(),
                                "voice_pools": synth.VOICE_POOLS,
                                "sentence_buckets": {k: [v.start, v.stop] for k, v in SENTENCE_BUCKETS.items()}}
     train_targets: list[str] = []
@@ -357,6 +482,50 @@ def make_corpus(out: Path, n_train: int, n_val: int, n_test: int, seed: int = 0,
         summary["rows"][split] = n_rows
     (out / "text.txt").write_text("".join(t + "\n" for t in train_targets), encoding="utf-8")
     (out / "corpus.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def write_split(out: Path, split: str, tasks: list[tuple], jobs: int, variety: Variety) -> int:
+    """Render ``tasks`` into ``<out>/<split>.jsonl`` and ``<split>.meta.jsonl``; returns the row count."""
+    n_rows = 0
+    with open(out / f"{split}.jsonl", "w", encoding="utf-8") as rows_f, \
+            open(out / f"{split}.meta.jsonl", "w", encoding="utf-8") as meta_f:
+        for rows, meta in _run(tasks, jobs, split, variety):
+            rows_f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            meta_f.write(json.dumps(meta, ensure_ascii=False) + "\n")
+            n_rows += len(rows)
+    return n_rows
+
+
+def make_testset(out: Path, split: str, n_per_lang: int, n_events_alone: int = 0, seed: int = 0, jobs: int = 1,
+                 events: str = "base", acoustics: str = "base", langs: tuple[str, ...] = LANGS) -> dict[str, Any]:
+    """A generalisation test split (``open`` or ``cross``, see the module notes): ``n_per_lang`` speech clips
+    per language (event kinds drawn from the ``events`` table) and ``n_events_alone`` clips of each event alone.
+    Writes ``<split>.jsonl``, ``<split>.meta.jsonl``, ``wav/<split>/`` and ``<split>.json`` under ``out``."""
+    if split not in OPEN_SPLITS:
+        raise ValueError(f"split={split!r}; expected one of {OPEN_SPLITS}")
+    if split == "cross":
+        for lang in langs:
+            for engine in engines.ENGINE_ROLES["cross"].get(lang, ()):
+                engines.check(engine)
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    held_out = voices.random_variants(N_HELD_OUT_VOICES, seed, HELD_OUT_VOICE_STREAM, prefix="held")
+    overlay = str(voices.make_overlay(out / VOICE_OVERLAY, held_out))
+    variety = Variety(espeak_path=overlay, held_out_voices=tuple(held_out), events=events, acoustics=acoustics)
+    wav_dir = out / "wav" / split
+    tasks = [(seed, split, 100_000 * LANGS.index(lang) + i, wav_dir, ClipSpec(has_speech=True, lang=lang))
+             for lang in langs for i in range(n_per_lang)]
+    alone = EVENTS_EXTENDED[1:] if events == "extended" else EVENTS[1:]
+    tasks += [(seed, split, 1_000_000 + 1000 * k + i, wav_dir, ClipSpec(event=event, has_speech=False))
+              for k, event in enumerate(alone) for i in range(n_events_alone)]
+    rows = write_split(out, split, tasks, jobs, variety)
+    summary = {"split": split, "seed": seed, "n_per_lang": n_per_lang, "n_events_alone": n_events_alone,
+               "langs": list(langs), "events": events, "acoustics": acoustics, "clips": len(tasks), "rows": rows,
+               "voices": list(variety.pool(split)), "engines": {l: engines.ENGINE_ROLES["cross"].get(l, ("espeak",))[0]
+                                                               if split == "cross" else "espeak" for l in langs},
+               "text_sources": {l: opentext.source_names(l, "open") for l in langs}, "espeak_ng": espeak_version()}
+    (out / f"{split}.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return summary
 
 

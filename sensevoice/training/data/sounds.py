@@ -165,3 +165,206 @@ def reverb(x: np.ndarray, rng: np.random.Generator, rt60: float, wet: float) -> 
     tail /= np.sqrt(np.sum(tail**2)) + 1e-12
     wet_signal = signal.fftconvolve(x, tail)[: x.size]
     return ((1 - wet) * x + wet * wet_signal).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------- more events
+# Crying, coughing, sneezing and breathing (SenseVoice's <|Cry|>, <|Cough|>, <|Sneeze|>, <|Breath|>), and music
+# in several styles. Like laughter, they are source-filter sketches: a glottal or noise source through a few
+# formant resonators with an amplitude envelope; drawn from the rng, peak about 1.
+def _fade(n: int, attack_s: float, release_s: float) -> np.ndarray:
+    t = np.arange(n) / SAMPLE_RATE
+    return np.clip(np.minimum(t / max(attack_s, 1e-4), (n / SAMPLE_RATE - t) / max(release_s, 1e-4)), 0, 1)
+
+
+def _glottal(f0: np.ndarray, rng: np.random.Generator, jitter: float = 0.01, breathy: float = 0.2) -> np.ndarray:
+    """A pulse train following the per-sample pitch track ``f0`` (Hz), with jitter and breath noise."""
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + jitter * rng.standard_normal(f0.size))) / SAMPLE_RATE
+    return signal.sawtooth(phase) + breathy * rng.standard_normal(f0.size)
+
+
+def _band_noise(n: int, low: float, high: float, rng: np.random.Generator) -> np.ndarray:
+    b, a = signal.butter(2, [low, min(high, SAMPLE_RATE / 2 - 100)], "bandpass", fs=SAMPLE_RATE)
+    return signal.lfilter(b, a, rng.standard_normal(n))
+
+
+def _vowel(source: np.ndarray, formants: tuple[float, ...]) -> np.ndarray:
+    return sum(_resonate(source, f, 80 + 0.08 * f) / (k + 1) for k, f in enumerate(formants))
+
+
+def cry(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Crying: a baby's high wails (f0 350-550 Hz, rising then falling, vibrato) or an adult's lower sobs,
+    each followed by a gasping in-breath."""
+    n = int(seconds * SAMPLE_RATE)
+    out = np.zeros(n)
+    baby = bool(rng.random() < 0.6)
+    base = rng.uniform(350, 550) if baby else rng.uniform(220, 340)
+    formants = (rng.uniform(900, 1200), rng.uniform(1600, 2100), 3300) if baby else (750, 1250, 2600)
+    t0 = rng.uniform(0, 0.1)
+    while t0 < seconds - 0.3:
+        length = rng.uniform(0.6, 1.5) if baby else rng.uniform(0.25, 0.6)
+        m = int(length * SAMPLE_RATE)
+        t = np.arange(m) / SAMPLE_RATE
+        contour = 1 + 0.25 * np.sin(np.pi * t / length) - 0.15 * t / length  # rise, then fall
+        f0 = base * rng.uniform(0.9, 1.1) * contour * (1 + 0.03 * np.sin(2 * np.pi * rng.uniform(5, 8) * t))
+        wail = _vowel(_glottal(f0, rng, 0.02, 0.3), formants) * _fade(m, 0.05, 0.12)
+        _add(out, wail, int(t0 * SAMPLE_RATE))
+        gasp_s = rng.uniform(0.15, 0.35)
+        gasp = _band_noise(int(gasp_s * SAMPLE_RATE), 1500, 5000, rng) * 0.3 * _fade(int(gasp_s * SAMPLE_RATE), 0.05, 0.05)
+        _add(out, gasp, int((t0 + length + 0.03) * SAMPLE_RATE))
+        t0 += length + gasp_s + rng.uniform(0.05, 0.2)
+    return normalize_peak(out)
+
+
+def cough(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Coughing: bouts of 1-4 coughs, each an explosive broadband burst then a rough, decaying voiced tail."""
+    n = int(seconds * SAMPLE_RATE)
+    out = np.zeros(n)
+    f0 = rng.uniform(110, 260)
+    formants = (rng.uniform(500, 800), rng.uniform(1100, 1600), 2500)
+    t0 = rng.uniform(0, 0.2)
+    while t0 < seconds - 0.25:
+        for _ in range(int(rng.integers(1, 5))):
+            burst_n, tail_n = int(rng.uniform(0.03, 0.06) * SAMPLE_RATE), int(rng.uniform(0.12, 0.3) * SAMPLE_RATE)
+            t = np.arange(burst_n + tail_n) / SAMPLE_RATE
+            noise_part = _band_noise(t.size, 300, 6000, rng) * np.exp(-t / 0.04)
+            voiced = _vowel(_glottal(f0 * (1 - 0.3 * t), rng, 0.05, 0.8), formants) * np.exp(-t / 0.08)
+            x = (noise_part + 0.5 * voiced) * _fade(t.size, 0.003, 0.03)
+            _add(out, x * rng.uniform(0.6, 1.0), int(t0 * SAMPLE_RATE))
+            t0 += t.size / SAMPLE_RATE + rng.uniform(0.08, 0.25)
+        t0 += rng.uniform(0.4, 1.0)  # an in-breath between bouts
+    return normalize_peak(out)
+
+
+def sneeze(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Sneezing: a rising, breathy "ah-" in-breath, a short hold, then a loud hissy "choo" burst; repeated
+    when there is room."""
+    n = int(seconds * SAMPLE_RATE)
+    out = np.zeros(n)
+    f0 = rng.uniform(150, 330)
+    t0 = rng.uniform(0, 0.1)
+    while t0 < seconds - 0.6:
+        ah_n = int(rng.uniform(0.3, 0.6) * SAMPLE_RATE)
+        t = np.arange(ah_n) / SAMPLE_RATE
+        ah = _vowel(_glottal(f0 * (1 + 0.5 * t / t[-1]), rng, 0.02, 1.0), (800, 1300, 2600)) * (t / t[-1]) ** 2
+        _add(out, 0.35 * ah, int(t0 * SAMPLE_RATE))
+        t0 += ah_n / SAMPLE_RATE + rng.uniform(0.04, 0.12)
+        choo_n = int(rng.uniform(0.15, 0.3) * SAMPLE_RATE)
+        t = np.arange(choo_n) / SAMPLE_RATE
+        choo = (_band_noise(choo_n, 1800, 7000, rng) + 0.4 * _band_noise(choo_n, 300, 1500, rng)) * np.exp(-t / 0.07)
+        _add(out, choo * _fade(choo_n, 0.004, 0.02), int(t0 * SAMPLE_RATE))
+        t0 += choo_n / SAMPLE_RATE + rng.uniform(0.5, 1.2)
+    return normalize_peak(out)
+
+
+def breath(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Breathing: alternating in-breaths (higher, hissy) and out-breaths (lower, softer), 0.6-1.6 s each."""
+    n = int(seconds * SAMPLE_RATE)
+    out = np.zeros(n)
+    t0, inhale = rng.uniform(0, 0.2), bool(rng.random() < 0.5)
+    nose = bool(rng.random() < 0.5)  # through the nose: narrower and lower
+    while t0 < seconds - 0.3:
+        m = int(min(rng.uniform(0.6, 1.6), seconds - t0) * SAMPLE_RATE)
+        low, high = (900, 4500) if inhale else (300, 2200)
+        if nose:
+            low, high = low * 0.6, high * 0.6
+        x = _band_noise(m, low, high, rng) * np.hanning(m) ** 0.7 * (1.0 if inhale else 0.7)
+        _add(out, x, int(t0 * SAMPLE_RATE))
+        t0 += m / SAMPLE_RATE + rng.uniform(0.1, 0.5)
+        inhale = not inhale
+    return normalize_peak(out)
+
+
+INSTRUMENTS = ("piano", "organ", "strings", "pluck", "synth")
+SCALES = {"major pentatonic": PENTATONIC, "minor pentatonic": (0, 3, 5, 7, 10), "dorian": (0, 2, 3, 5, 7, 9, 10)}
+
+
+def _instrument(name: str, freq: float, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """One note of an instrument: piano (harmonic decay), organ (steady drawbars), strings (slow bow, vibrato),
+    pluck (Karplus-Strong string), synth (low-passed square)."""
+    m = int(seconds * SAMPLE_RATE)
+    t = np.arange(m) / SAMPLE_RATE
+    if name == "piano":
+        return _note(freq, seconds, 0.5, 5, rng)
+    if name == "organ":
+        tone = sum(np.sin(2 * np.pi * k * freq * t) * g for k, g in ((1, 1), (2, 0.6), (3, 0.3), (4, 0.25), (8, 0.1)))
+        return tone * _fade(m, 0.02, 0.05)
+    if name == "strings":
+        vib = 1 + 0.006 * np.sin(2 * np.pi * 5.5 * t)
+        saw = signal.sawtooth(2 * np.pi * freq * np.cumsum(vib) / SAMPLE_RATE)
+        b, a = signal.butter(2, min(4 * freq, 6000), "lowpass", fs=SAMPLE_RATE)
+        return signal.lfilter(b, a, saw) * _fade(m, min(0.25, seconds / 3), min(0.3, seconds / 3))
+    if name == "pluck":
+        period = max(2, int(SAMPLE_RATE / freq))
+        buf = rng.uniform(-1, 1, period)
+        out = np.empty(m)
+        for i in range(m):  # the string: a delay line averaged as it goes round
+            out[i] = buf[i % period]
+            buf[i % period] = 0.996 * 0.5 * (buf[i % period] + buf[(i + 1) % period])
+        return out
+    if name == "synth":
+        sq = signal.square(2 * np.pi * freq * t)
+        b, a = signal.butter(2, min(3 * freq, 5000), "lowpass", fs=SAMPLE_RATE)
+        return signal.lfilter(b, a, sq) * 0.6 * _fade(m, 0.01, 0.08)
+    raise ValueError(f"instrument={name!r}; expected one of {INSTRUMENTS}")
+
+
+def music_styled(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Background music in a drawn style: chord instrument and melody instrument (``INSTRUMENTS``), tempo
+    60-170 bpm, key, scale (``SCALES``), 3/4 or 4/4, chords as block chords or arpeggios, drums or none."""
+    n = int(seconds * SAMPLE_RATE)
+    out = np.zeros(n)
+    beat = 60.0 / rng.uniform(60, 170)
+    key = 45 + int(rng.integers(15))
+    meter = (3, 4)[rng.integers(2)]
+    chords_with, melody_with = INSTRUMENTS[rng.integers(len(INSTRUMENTS))], INSTRUMENTS[rng.integers(len(INSTRUMENTS))]
+    scale = list(SCALES.values())[rng.integers(len(SCALES))]
+    arpeggio = bool(rng.random() < 0.4)
+    progression = PROGRESSIONS[rng.integers(len(PROGRESSIONS))]
+    cache: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def play(instrument: str, note: int, beats: int, gain: float, start: int) -> None:
+        if (instrument, note, beats) not in cache:  # Karplus-Strong is a Python loop: render each note once
+            cache[instrument, note, beats] = _instrument(instrument, midi_hz(note), beats * beat, rng)
+        _add(out, gain * cache[instrument, note, beats], start)
+
+    for b in range(int(seconds / beat) + 1):
+        start = int(b * beat * SAMPLE_RATE)
+        root, triad = progression[(b // meter) % len(progression)]
+        if arpeggio:
+            play(chords_with, key + 12 + root + triad[b % 3], 1, 0.3, start)
+        elif b % meter == 0:
+            for interval in triad:
+                play(chords_with, key + 12 + root + interval, meter, 0.2, start)
+        if b % meter == 0:
+            play("piano" if chords_with == "strings" else chords_with, key - 12 + root, meter, 0.4, start)
+        if melody_with != chords_with and rng.random() < 0.7:
+            play(melody_with, key + 24 + scale[rng.integers(len(scale))], 1, 0.3, start)
+    if rng.random() < 0.5:
+        out += _drums(n, beat, rng)
+    return normalize_peak(out)
+
+
+def room_impulse(rng: np.random.Generator, rt60: float) -> np.ndarray:
+    """A synthetic room impulse response: the direct path, 6-12 early reflections (3-40 ms, each weaker) and a
+    diffuse tail decaying to -60 dB at ``rt60`` seconds, its highs damped faster than its lows."""
+    length = int(max(rt60, 0.05) * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    h = np.zeros(length)
+    h[0] = 1.0
+    for delay, gain in zip(rng.uniform(0.003, 0.04, int(rng.integers(6, 13))), rng.uniform(0.2, 0.7, 12)):
+        h[int(delay * SAMPLE_RATE)] += gain * rng.choice([-1, 1]) * np.exp(-6.9 * delay / rt60)
+    tail = rng.standard_normal(length) * np.exp(-6.9 * t / rt60) * (t > 0.005)
+    b, a = signal.butter(1, rng.uniform(2500, 6000), "lowpass", fs=SAMPLE_RATE)
+    h += rng.uniform(0.3, 0.8) * signal.lfilter(b, a, tail) / (np.sqrt(np.sum(tail**2)) + 1e-12) * 4
+    return (h / np.sqrt(np.sum(h**2))).astype(np.float32)
+
+
+def babble(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Speech-shaped, syllable-modulated noise (a crowd far away), unit RMS."""
+    x = noise(n, rng, "pink")
+    b, a = signal.butter(2, [200, 3500], "bandpass", fs=SAMPLE_RATE)
+    x = signal.lfilter(b, a, x)
+    t = np.arange(n) / SAMPLE_RATE
+    envelope = sum(1 + np.sin(2 * np.pi * rng.uniform(3, 6) * t + rng.uniform(0, 2 * np.pi)) for _ in range(4))
+    x = x * envelope
+    return (x / (np.sqrt(np.mean(x**2)) + 1e-12)).astype(np.float32)
