@@ -190,22 +190,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, threads: int | None, extra: Sequence[str]) -> tuple[subprocess.Popen, int]:
+    """``sensevoice serve`` in a subprocess on a free port (no API key), once it answers /health: (process, port)."""
     port = free_port()
-    command = [sys.executable, "-m", "sensevoice.serve", "--model", str(args.model), "--port", str(port),
-               "--log-level", "warning", "--max-queue", str(max(256, 2 * args.clients)),
-               "--batch-size-s", str(args.batch_size_s), "--max-wait-ms", str(args.max_wait_ms)]
-    if args.threads:
-        command += ["--threads", str(args.threads)]
+    command = [sys.executable, "-m", "sensevoice.serve", "--model", str(model), "--port", str(port), "--log-level",
+               "warning", *(["--threads", str(threads)] if threads else []), *extra]
     server = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, "SENSEVOICE_API_KEY": ""})
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"the server exited with code {server.returncode}: {' '.join(command)}")
         try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return server, base
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return server, port
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
@@ -275,7 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["server"] = f"{args.url} (external)"
         sequential, concurrent = measure(args.url.rstrip("/"), headers, clips, args)
     else:
-        server, base = start_server(args)
+        server, port = start_server(args.model, args.threads,
+                                    ["--max-queue", str(max(256, 2 * args.clients)), "--batch-size-s",
+                                     str(args.batch_size_s), "--max-wait-ms", str(args.max_wait_ms)])
+        base = f"http://127.0.0.1:{port}"
         report["server"] = (f"python -m sensevoice.serve, batch_size_s={args.batch_size_s:g}, "
                             f"max_wait_ms={args.max_wait_ms:g}, threads={args.threads or default_threads()}")
         try:

@@ -17,40 +17,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import httpx
 import numpy as np
 import soundfile
 from websockets.asyncio.client import connect
 
 from sensevoice import REPO_ROOT
-from sensevoice.bench.loadtest import STARTUP_TIMEOUT_S, free_port, machine
+from sensevoice.bench.loadtest import machine, start_server
 
 RATE = 16000
-
-
-def start_server(model: str, threads: int | None, extra: Sequence[str]) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    command = [sys.executable, "-m", "sensevoice.serve", "--model", model, "--port", str(port), "--log-level",
-               "warning", *(["--threads", str(threads)] if threads else []), *extra]
-    server = subprocess.Popen(command, cwd=REPO_ROOT)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with code {server.returncode}: {' '.join(command)}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return server, port
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    server.terminate()
-    raise SystemExit(f"the server did not answer /health within {STARTUP_TIMEOUT_S:g} s")
 
 
 async def one_stream(url: str, pcm: bytes, chunk_ms: int, realtime: bool, name: str) -> dict[str, Any]:
