@@ -22,7 +22,7 @@ import model as sv
 from sensevoice import REPO_ROOT
 from sensevoice.argtypes import module_main
 from sensevoice.bench.evaluate import report_paths
-from sensevoice.bench.hotwords import NAMES
+from sensevoice.bench.hotwords import rare_names
 from sensevoice.bench.speed import DEFAULT_WORK, resolve_model
 from sensevoice.pipeline import Transcriber
 
@@ -31,9 +31,9 @@ SYLLABLES = ("ka", "lo", "ver", "min", "tra", "sel", "bor", "dun", "qui", "zan")
 
 
 def hotwords(n: int) -> tuple[str, ...]:
-    """``n`` made-up names: bench.hotwords.NAMES, then two-syllable ones."""
+    """``n`` hotwords: the hotword set's rare first names, then made-up three-syllable ones."""
     made = [a + b + c for a in SYLLABLES for b in SYLLABLES for c in ("n", "x", "l")]
-    return tuple((list(NAMES) + made)[:n])
+    return tuple((list(rare_names()) + made)[:n])
 
 
 def clip() -> np.ndarray:
