@@ -37,6 +37,7 @@ SCRIPTS = {"hanzi": re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"),
            "kana": re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]"),
            "hangul": re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]"),
            "latin": re.compile(r"[A-Za-z\u00c0-\u024f]")}
+CONTROL_PIECE = re.compile(r"<[^<>|]+>")  # <unk>, <s>, </s> (tags are <|...|>)
 LANGUAGE_SCRIPTS = {"zh": {"hanzi", "latin"}, "yue": {"hanzi", "latin"}, "en": {"latin"}, "ja": {"kana", "hanzi"},
                     "ko": {"hangul"}}
 TAG_FAMILIES = {"language": (0, sv.LANGUAGES[1:]), "emotion": (1, sv.EMOTIONS), "event": (2, sv.EVENTS)}  # frame
@@ -51,12 +52,15 @@ _MASKS: dict[tuple[int, str], tuple[Any, np.ndarray]] = {}
 
 
 def suppressed(special: sv.SpecialTokens, language: str) -> np.ndarray:
-    """Ids of the pieces with a character of a script ``language`` does not use (tags are never suppressed)."""
+    """Ids of the pieces with a character of a script ``language`` does not use. Never suppressed: the tags, the
+    blank and sentencepiece's control pieces (``<unk>``, ``<s>``, ``</s>``: their angle-bracket names are no text;
+    the blank is piece 0, ``<unk>``, and suppressing it would make every frame emit a piece)."""
     key = (id(special.pieces), language)
     if key not in _MASKS:
         allowed = LANGUAGE_SCRIPTS[language]
         ids = [i for i, piece in enumerate(special.pieces)
-               if i not in special.names and scripts_of(piece) - allowed]
+               if i not in special.names and i != special.blank and not CONTROL_PIECE.fullmatch(piece)
+               and scripts_of(piece) - allowed]
         _MASKS[key] = (special.pieces, np.array(ids, dtype=np.int64))  # the pieces keep the id valid
     return _MASKS[key][1]
 

@@ -149,6 +149,16 @@ def test_restrict_language_suppresses_other_scripts(parts, special):
         i for i, p in enumerate(special.pieces) if decoding.scripts_of(p) == {"latin"})
 
 
+@pytest.mark.parametrize("language", ["en", "zh", "yue", "ja", "ko"])
+def test_restrict_language_never_suppresses_the_blank_or_control_pieces(special, language):
+    """The blank is piece 0, ``<unk>``: a Latin-looking name. Suppressing it under ja/ko made every frame emit a
+    piece (CER over 100 % on the demo test split before this was fixed)."""
+    suppressed = set(decoding.suppressed(special, language).tolist())
+    assert special.blank not in suppressed
+    assert not suppressed & {i for i, p in enumerate(special.pieces) if p in ("<unk>", "<s>", "</s>")}
+    assert not suppressed & set(special.names)
+
+
 def test_tag_probabilities(parts, special):
     _, tokenizer, _, _ = parts
     result = decode(peaked_scores(special, [{0: -0.01}]), special, tokenizer, tag_topk=3)

@@ -151,9 +151,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     return module_main("python -m sensevoice.bench.decoding", __doc__, add_arguments, run, argv)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 def reliability_figure(record: Path, out: Path) -> Path:
     """The reliability diagram of a ``--out`` record: accuracy vs mean confidence per bin, bin sizes below.
@@ -185,3 +182,7 @@ f('bench/results/decoding_demo.json', 'fig/confidence_reliability.png')"
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
