@@ -240,7 +240,8 @@ class Service:
         duration_s = len(wave) / sv.SAMPLE_RATE
         if duration_s > self.config.max_audio_s:
             raise ApiError(413, f"{key}: {duration_s:.1f} s of audio; the limit is {self.config.max_audio_s:g} s"
-                           + ("" if self.config.use_vad else " (start the server with --vad for long audio)"), "file")
+                           + ("" if self.config.use_vad else " (the server runs with --no-vad: without it, long audio is "
+                                                              "cut at pauses)"), "file")
         return self.batcher.transcriber.prepare_wave(wave, key)
 
     async def decode(self, upload: UploadFile, key: str) -> Prepared:

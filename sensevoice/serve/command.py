@@ -60,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=positive_float, default=64.0,
                         help="largest request body in MiB; more gets 413 (default %(default)s)")
     parser.add_argument("--max-audio-s", type=positive_float, default=None,
-                        help=f"longest audio per file; longer gets 413 (default {NO_VAD_MAX_AUDIO_S:g}, "
-                             f"{VAD_MAX_AUDIO_S:g} with --vad)")
+                        help=f"longest audio per file; longer gets 413 (default {VAD_MAX_AUDIO_S:g}, "
+                             f"{NO_VAD_MAX_AUDIO_S:g} with --no-vad)")
     parser.add_argument("--timeout-s", type=positive_float, default=120.0,
                         help="longest wait for a result once the upload is read; then 504 (default %(default)s)")
     parser.add_argument("--upload-timeout-s", type=positive_float, default=30.0,
