@@ -315,7 +315,7 @@ def test_size_limits_are_413(transcriber):
                           headers={"Content-Type": "multipart/form-data; boundary=B"})  # chunked: no Content-Length
         assert streamed.status_code == 413, streamed.text
         long_audio = c.post(OPENAI, **upload(wav_bytes(1.2)))
-        assert long_audio.status_code == 413 and "--vad" in long_audio.json()["error"]["message"]
+        assert long_audio.status_code == 413 and "--no-vad" in long_audio.json()["error"]["message"]
         assert c.post(OPENAI, **upload(wav_bytes(0.8))).status_code == 200
 
 
