@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -36,14 +37,17 @@ def profile(model_dir: Path, precision: str, clip_s: float, threads: int, runs: 
     inputs = dict(zip(export.INPUT_NAMES, (feats.numpy(), lens.numpy().astype(np.int32), *rows)))
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.enable_profiling = threads, True
+    scratch = tempfile.TemporaryDirectory(prefix="ort-profile-")  # ONNX Runtime writes its trace (~6 MB) here
+    options.profile_file_prefix = str(Path(scratch.name) / "trace")
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as OrtBackend runs it
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     for _ in range(runs):
         session.run(None, inputs)
     by_op: collections.Counter = collections.Counter()
-    for event in json.loads(Path(session.end_profiling()).read_text()):
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            by_op[event["args"]["op_name"]] += event["dur"]
+    with scratch:
+        for event in json.loads(Path(session.end_profiling()).read_text()):
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                by_op[event["args"]["op_name"]] += event["dur"]
     return {op: us / runs / 1000 for op, us in by_op.most_common()}
 
 
