@@ -637,8 +637,13 @@ def _decode_file(source: Any, name: str) -> tuple[np.ndarray, int]:
     return (samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)), int(fs)
 
 
+def is_audio_file(data: bytes) -> bool:
+    """Whether bytes start like an audio file (wav, flac, ogg, mp3, webm, mp4) rather than header-less PCM."""
+    return data.startswith(CONTAINER_MAGIC) or data[4:8] == b"ftyp"
+
+
 def _decode_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
-    if data.startswith(CONTAINER_MAGIC) or data[4:8] == b"ftyp":
+    if is_audio_file(data):
         return _decode_file(io.BytesIO(data), name)
     # FunASR's convention: header-less bytes are 16 kHz 16-bit little-endian PCM.
     if len(data) % 2:

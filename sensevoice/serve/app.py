@@ -71,7 +71,7 @@ def decode_upload(data: bytes, key: str):
     must be refused instead of transcribed as noise."""
     if not data:
         raise sv.AudioInputError(f"{key}: the file is empty (0 bytes)")
-    if not (data.startswith(sv.CONTAINER_MAGIC) or data[4:8] == b"ftyp"):
+    if not sv.is_audio_file(data):
         raise sv.AudioInputError(f"{key}: not an audio file (starts with {data[:8]!r}); accepted: wav, flac, ogg, "
                                  "mp3 (any sample rate, mono or multichannel)")
     return sv.load_audio(data, key).numpy()
