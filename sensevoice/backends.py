@@ -31,12 +31,11 @@ import torch
 from torch import Tensor, nn
 
 import model as sv
-from sensevoice import export
+from sensevoice import cache_root, export
 from sensevoice.modeldir import ModelDir
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "SENSEVOICE_CACHE"
 ONNX_FILES = {"fp32": export.FP32_NAME, "int8": export.INT8_NAME}  # FunASR's names: model.onnx, model_quant.onnx
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ORT_PACKAGE_HINT = "the onnxruntime package (pinned in setup.cfg: pip install -c constraints.txt onnxruntime)"
@@ -112,10 +111,6 @@ class OrtBackend:
 def ort_providers(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"] if str(device).startswith("cuda") \
         else ["CPUExecutionProvider"]
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sensevoice")
 
 
 def weights_digest(model: nn.Module) -> str:

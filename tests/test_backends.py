@@ -11,6 +11,7 @@ import torch
 import model as sv
 from conftest import ROOT, speechlike
 from helpers import BATCH, greedy_tokens, load_parts, trained_batch
+import sensevoice
 from sensevoice import backends
 from sensevoice.bench.agreement import token_agreement
 
@@ -95,7 +96,7 @@ def test_onnx_cache_is_keyed_by_the_weights(trained_tiny_dir, tmp_path, monkeypa
     other weights."""
     from sensevoice.modeldir import ModelDir
 
-    monkeypatch.setenv(backends.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(sensevoice.CACHE_ENV, str(tmp_path / "cache"))
     source = ModelDir(trained_tiny_dir)
     model = source.load()
     first = backends.onnx_file(model, source, "int8")
@@ -114,7 +115,7 @@ def test_automodel_runs_every_backend(trained_tiny_dir, tmp_path, monkeypatch, b
     decodes the text PyTorch fp32 decodes; int8 agrees on the trained utterances' text."""
     from funasr import AutoModel
 
-    monkeypatch.setenv(backends.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(sensevoice.CACHE_ENV, str(tmp_path / "cache"))
     audio = [speechlike(s, seed=i) for i, s in enumerate((1.6, 2.0, 1.8))]  # trained_batch's training utterances
     common = dict(model=str(trained_tiny_dir), trust_remote_code=True, remote_code=str(ROOT / "model.py"),
                   device="cpu", disable_update=True, ncpu=1, disable_pbar=True)

@@ -190,3 +190,22 @@ def test_open_testset(tmp_path):
 def test_testset_cli_refuses_a_bad_split(tmp_path):
     with pytest.raises(SystemExit):
         data_main(["testset", "--split", "train", "--out", str(tmp_path)])
+
+
+def test_normalised_sources_are_cached_on_disk_and_read_back(monkeypatch, tmp_path):
+    loads = []
+
+    def load():
+        loads.append(1)
+        return ["The ship sails at 5 pm.", "x"]
+
+    monkeypatch.setenv("SENSEVOICE_CACHE", str(tmp_path))
+    monkeypatch.setitem(opentext.SOURCES, "test-src", opentext.Source("test-src", "en", "train", "pip none", "none",
+                                                                      "a test source", load))
+    opentext.source_sentences.cache_clear()
+    first = opentext.source_sentences("test-src")
+    opentext.source_sentences.cache_clear()  # a new process: only the file is left
+    again = opentext.source_sentences("test-src")
+    opentext.source_sentences.cache_clear()
+    assert loads == [1] and again == first and [s.spoken for s in first] == ["the ship sails at five pm"]
+    assert [p.name for p in (tmp_path / "opentext").iterdir()] == [f"test-src-{opentext.normaliser_digest()}.json.gz"]

@@ -27,7 +27,7 @@ def test_init_then_package(tmp_path):
                      "emo_target": "<|NEUTRAL|>", "event_target": "<|Speech|>", "with_or_wo_itn": "<|woitn|>"})
     (corpus / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    init = recipe.init(corpus, tmp_path / "init", vocab_size=150, encoder_conf=TINY_ENCODER, seed=0)
+    init = recipe.init(tmp_path / "init", vocab_size=150, encoder_conf=TINY_ENCODER, seed=0, corpus=corpus)
     config = modeldir.read_config(init / "config.yaml")
     assert config["encoder_conf"]["output_size"] == TINY_ENCODER["output_size"]
     mvn = (init / "am.mvn").read_text()
@@ -48,6 +48,17 @@ def test_init_then_package(tmp_path):
     assert loaded.embed.weight.dtype == torch.float32
     assert all(np.allclose(loaded.state_dict()[k], fp32[k], atol=1e-2) for k in fp32)
     assert isinstance(loaded, sv.SenseVoiceSmall)
+
+
+def test_init_from_an_existing_tokenizer_and_cmvn_needs_no_corpus(tiny_dir, tmp_path):
+    source = ModelDir(tiny_dir)
+    made = recipe.init(tmp_path / "again", vocab_size=0, encoder_conf=TINY_ENCODER, seed=3,
+                       tokenizer=source.bpemodel, cmvn=tiny_dir / "am.mvn")
+    assert (made / "am.mvn").read_bytes() == (tiny_dir / "am.mvn").read_bytes()
+    assert ModelDir(made).tokenizer.get_vocab_size() == source.tokenizer.get_vocab_size()
+    with pytest.raises(ValueError, match="--cmvn or --corpus"):
+        recipe.init(tmp_path / "none", vocab_size=0, encoder_conf=TINY_ENCODER, seed=3,
+                    tokenizer=source.bpemodel)
 
 
 def test_grow_keeps_outputs_and_trains_new_blocks(tiny_dir, tmp_path):

@@ -181,14 +181,22 @@ def test_device_option_rejects_what_is_not_there():
     assert train.resolve_device("cpu") == torch.device("cpu")
 
 
-def test_collate_puts_the_batch_on_the_device_as_fp32():
+def test_feature_bank_gathers_padded_fp32_batches():
     utts = [train.Utterance("a", torch.randn(5, 4).half(), [1, 2, 3]),
-            train.Utterance("b", torch.randn(3, 4).half(), [4])]
-    batch = train.collate(utts, ignore_id=-1, device="cpu")
-    assert batch["speech"].dtype == torch.float32 and batch["speech"].shape == (2, 5, 4)
-    assert torch.equal(batch["speech"][1, :3], utts[1].feats.float()) and not batch["speech"][1, 3:].any()
-    assert batch["text"].tolist() == [[1, 2, 3], [4, -1, -1]]
-    assert batch["speech_lengths"].tolist() == [5, 3] and batch["text_lengths"].tolist() == [3, 1]
+            train.Utterance("b", torch.randn(3, 4).half(), [4]),
+            train.Utterance("c", torch.randn(2, 4).half(), [5, 6])]
+    batch = train.FeatureBank(utts).collate([2, 1], ignore_id=-1, device="cpu")  # any order, any subset
+    assert batch["speech"].dtype == torch.float32 and batch["speech"].shape == (2, 3, 4)
+    assert torch.equal(batch["speech"][0, :2], utts[2].feats.float()) and not batch["speech"][0, 2:].any()
+    assert torch.equal(batch["speech"][1], utts[1].feats.float())
+    assert batch["text"].tolist() == [[5, 6], [4, -1]]
+    assert batch["speech_lengths"].tolist() == [2, 3] and batch["text_lengths"].tolist() == [2, 1]
+
+
+def test_time_budget_sets_the_schedule_from_the_pace_of_the_first_steps(monkeypatch):
+    monkeypatch.setattr(train.time, "perf_counter", lambda: 110.0)  # 20 steps took 10 s: 0.5 s a step
+    assert train.budget_steps(step=20, first_step=0, started=100.0, deadline=160.0) == 20 + 100
+    assert train.budget_steps(step=20, first_step=0, started=100.0, deadline=105.0) == 21  # past it: one more
 
 
 def test_checkpoints_hold_cpu_tensors_whatever_the_device(tiny_dir, corpus, tmp_path):
@@ -237,3 +245,13 @@ def test_two_processes_train_as_one_with_their_joint_batch(tiny_dir, corpus, tmp
         for (step, a), (_, b) in zip(curves[0][name], curves[1][name]):
             assert b == pytest.approx(a, rel=5e-3), (name, step, curves)
     assert curves[1]["train_loss"][-1][1] < 0.5 * curves[1]["train_loss"][0][1]
+
+
+def test_features_from_worker_processes_equal_the_serial_ones(tiny_dir, corpus):
+    source = ModelDir(tiny_dir)
+    featurize = train.Featurizer(source.load(), source.tokenizer, source.frontend())
+    rows = train.read_jsonl(corpus)
+    serial, parallel = featurize(rows, "serial"), featurize(rows, "parallel", jobs=2)
+    assert [u.key for u in parallel] == [row["key"] for row in rows]
+    for one, other in zip(serial, parallel):
+        assert torch.equal(one.feats, other.feats) and one.target == other.target

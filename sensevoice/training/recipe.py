@@ -2,6 +2,7 @@
 
     python -m sensevoice.training.recipe init --corpus data/corpus --out exp/demo_init --vocab-size 1500 \
         --encoder-conf '{"output_size": 256, "num_blocks": 6, "tp_blocks": 2, "linear_units": 1024}'
+    python -m sensevoice.training.recipe init --tokenizer T.bpe.model --cmvn am.mvn --out DIR   # the files exist
     python -m sensevoice.training.recipe grow --model exp/demo --num-blocks 12 --out exp/demo_deep
     python -m sensevoice.training.recipe package --model exp/demo --out demo
 
@@ -56,12 +57,23 @@ def corpus_cmvn(jsonl: Path, out: Path, sample: int = 2000, seed: int = 0) -> Pa
     return modeldir.write_cmvn(out, mean.numpy(), std.numpy())
 
 
-def init(corpus: Path, out: Path, vocab_size: int, encoder_conf: dict, seed: int) -> Path:
+def init(out: Path, vocab_size: int, encoder_conf: dict, seed: int, corpus: Path | None = None,
+         text: Path | None = None, tokenizer: Path | None = None, cmvn: Path | None = None) -> Path:
+    """A random-weight model directory. Its tokenizer is trained on ``text`` (default: the corpus's text.txt)
+    unless an existing ``tokenizer`` is given; its am.mvn is computed from the corpus's training audio unless an
+    existing ``cmvn`` is given (a machine that has the two files needs neither the text nor the audio)."""
     out.mkdir(parents=True, exist_ok=True)
-    sentences = [line for line in (corpus / "text.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
-    bpe = train_tokenizer(sentences, out / TOKENIZER_NAME, vocab_size)
-    cmvn = corpus_cmvn(corpus / "train.jsonl", out / "am.mvn", seed=seed)
-    return ModelDir.create(out, bpe, cmvn, encoder_conf, seed=seed).path
+    if tokenizer is None:
+        text = text or (corpus / "text.txt" if corpus else None)
+        if text is None:
+            raise ValueError("init needs --tokenizer, --text or --corpus (whose text.txt trains the tokenizer)")
+        sentences = [line for line in Path(text).read_text(encoding="utf-8").splitlines() if line.strip()]
+        tokenizer = train_tokenizer(sentences, out / TOKENIZER_NAME, vocab_size)
+    if cmvn is None:
+        if corpus is None:
+            raise ValueError("init needs --cmvn or --corpus (whose training audio gives the CMVN statistics)")
+        cmvn = corpus_cmvn(corpus / "train.jsonl", out / "am.mvn", seed=seed)
+    return ModelDir.create(out, tokenizer, cmvn, encoder_conf, seed=seed).path
 
 
 def copy_model_files(model_dir: Path, out: Path) -> None:
@@ -130,7 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sensevoice.training.recipe", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="step", required=True)
     p_init = sub.add_parser("init", help="tokenizer + am.mvn + random-weight model directory from a corpus")
-    p_init.add_argument("--corpus", type=Path, required=True, help="folder with text.txt and train.jsonl")
+    p_init.add_argument("--corpus", type=Path, help="folder with text.txt and train.jsonl")
+    p_init.add_argument("--text", type=Path, help="tokenizer training text, a sentence a line (default: CORPUS/text.txt)")
+    p_init.add_argument("--tokenizer", type=Path, help="an existing SentencePiece model to use instead of training one")
+    p_init.add_argument("--cmvn", type=Path, help="an existing am.mvn to use instead of computing one from CORPUS")
     p_init.add_argument("--out", type=Path, required=True)
     p_init.add_argument("--vocab-size", type=int, default=1500)
     p_init.add_argument("--encoder-conf", type=json.loads, default={}, help="JSON overrides of config.yaml encoder_conf")
@@ -145,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_package.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.step == "init":
-        print(init(args.corpus, args.out, args.vocab_size, args.encoder_conf, args.seed))
+        print(init(args.out, args.vocab_size, args.encoder_conf, args.seed, corpus=args.corpus, text=args.text,
+                   tokenizer=args.tokenizer, cmvn=args.cmvn))
     elif args.step == "grow":
         print(grow(args.model, args.out, args.num_blocks, args.seed))
     else:

@@ -20,11 +20,13 @@ each batch, so N processes train as one process with the same arguments would (a
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
 import logging
 import math
+import multiprocessing
 import os
 import random
 import shutil
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
@@ -86,28 +89,48 @@ class Featurizer:
             raise ValueError(f"{row['key']}: tags {unknown} are not pieces of the tokenizer")
         return [self.piece_id[t] for t in tags] + list(self.tokenizer.encode(row["target"]))
 
-    def __call__(self, rows: Sequence[dict[str, Any]], desc: str) -> list[Utterance]:
-        out, by_source = [], {}  # ITN pairs share one recording: compute its features once
-        for row in tqdm(rows, desc=desc, unit="utt", leave=False, mininterval=10):
-            if row["source"] not in by_source:
-                feats, _ = self.model.extract_features([row["source"]], [row["key"]], self.frontend, sv.SAMPLE_RATE)
-                by_source[row["source"]] = feats[0].half()
-            out.append(Utterance(row["key"], by_source[row["source"]], self.target(row)))
-        return out
+    def features(self, source: str) -> np.ndarray:
+        """(T, n_input) float16 features of one recording (numpy: worker processes return it by value)."""
+        feats, _ = self.model.extract_features([source], [source], self.frontend, sv.SAMPLE_RATE)
+        return feats[0].half().numpy()
+
+    def __call__(self, rows: Sequence[dict[str, Any]], desc: str, jobs: int = 1) -> list[Utterance]:
+        sources = list(dict.fromkeys(row["source"] for row in rows))  # ITN pairs share one recording
+        progress = functools.partial(tqdm, total=len(sources), desc=desc, unit="utt", leave=False, mininterval=10)
+        if jobs > 1 and len(sources) > 1:
+            global _FEATURIZER
+            _FEATURIZER = self  # forked workers inherit it: the model is not pickled per task
+            with multiprocessing.get_context("fork").Pool(jobs, initializer=torch.set_num_threads,
+                                                          initargs=(1,)) as pool:
+                feats = list(progress(pool.imap(_worker_features, sources, chunksize=32)))
+        else:
+            feats = [self.features(source) for source in progress(sources)]
+        by_source = {source: torch.from_numpy(f) for source, f in zip(sources, feats)}
+        return [Utterance(row["key"], by_source[row["source"]], self.target(row)) for row in rows]
 
 
-def cached_features(featurize: Featurizer, jsonl: Path, limit: int, model_dir: Path, cache_dir: Path
-                    ) -> list[Utterance]:
-    """Features of a jsonl, computed once per (jsonl, limit, am.mvn, tokenizer) and kept on disk for restarts."""
+_FEATURIZER: Featurizer | None = None
+
+
+def _worker_features(source: str) -> np.ndarray:
+    return _FEATURIZER.features(source)
+
+
+def cached_features(featurize: Featurizer, jsonl: Path, limit: int, model_dir: Path, cache_dir: Path | None,
+                    jobs: int = 1) -> list[Utterance]:
+    """Features of a jsonl, computed once per (jsonl, limit, am.mvn, tokenizer) and kept in ``cache_dir`` for
+    restarts (``None``: not kept; for a one-off run whose features take longer to write than to compute)."""
     descriptor = json.loads((model_dir / "configuration.json").read_text())
     tokenizer_file = model_dir / descriptor["file_path_metas"]["tokenizer_conf"]["bpemodel"]
     digest = hashlib.sha1()
     for part in (jsonl.read_bytes(), str(limit).encode(), (model_dir / "am.mvn").read_bytes(), tokenizer_file.read_bytes()):
         digest.update(part)
-    path = cache_dir / f"{jsonl.stem}-{digest.hexdigest()[:16]}.pt"
-    if path.is_file():
+    path = cache_dir / f"{jsonl.stem}-{digest.hexdigest()[:16]}.pt" if cache_dir else None
+    if path and path.is_file():
         return [Utterance(**u) for u in torch.load(path, weights_only=False)]
-    utts = featurize(read_jsonl(jsonl)[: limit or None], f"features ({jsonl.name})")
+    utts = featurize(read_jsonl(jsonl)[: limit or None], f"features ({jsonl.name})", jobs)
+    if path is None:
+        return utts
     cache_dir.mkdir(parents=True, exist_ok=True)
     torch.save([u.__dict__ for u in utts], path)
     return utts
@@ -141,16 +164,34 @@ def epoch_batches(utts: Sequence[Utterance], max_frames: int, seed: int, skip: i
             yield batch
 
 
-def collate(utts: Sequence[Utterance], ignore_id: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    feats = torch.nn.utils.rnn.pad_sequence([u.feats for u in utts], batch_first=True)  # fp16 until on the device
-    text = torch.full((len(utts), max(len(u.target) for u in utts)), ignore_id, dtype=torch.long)
-    for i, u in enumerate(utts):
-        text[i, : len(u.target)] = torch.tensor(u.target)
-    batch = {"speech": feats, "speech_lengths": torch.tensor([u.feats.shape[0] for u in utts]),
-             "text": text, "text_lengths": torch.tensor([len(u.target) for u in utts])}
-    batch = {name: tensor.to(device) for name, tensor in batch.items()}
-    batch["speech"] = batch["speech"].float()
-    return batch
+class FeatureBank:
+    """Every utterance's features in one (total frames, n_input) fp16 tensor on one device, so that a batch is a
+    single gather there rather than B copies on the host (``--features-on-device`` keeps them on the GPU)."""
+
+    def __init__(self, utts: Sequence[Utterance], device: torch.device | str = "cpu"):
+        lengths = torch.tensor([u.feats.shape[0] for u in utts])
+        self.flat = torch.cat([u.feats for u in utts]).to(device)  # (sum of T, n_input) float16
+        self.lengths = lengths.to(device)
+        self.starts = (lengths.cumsum(0) - lengths).to(device)
+        self.targets = [u.target for u in utts]
+
+    def collate(self, indices: Sequence[int], ignore_id: int, device: torch.device | str = "cpu"
+                ) -> dict[str, torch.Tensor]:
+        """The padded batch of ``indices`` on ``device``: speech (B, T, n_input) fp32, zeros past each length."""
+        index = torch.tensor(list(indices), device=self.flat.device)
+        lengths = self.lengths[index]
+        frame = torch.arange(int(lengths.max()), device=self.flat.device)
+        rows = (self.starts[index, None] + frame).clamp(max=self.flat.shape[0] - 1)  # (B, T)
+        speech = self.flat[rows].masked_fill((frame >= lengths[:, None])[..., None], 0)
+        targets = [self.targets[i] for i in indices]
+        text = torch.full((len(targets), max(len(t) for t in targets)), ignore_id, dtype=torch.long)
+        for i, target in enumerate(targets):
+            text[i, : len(target)] = torch.tensor(target)
+        batch = {"speech": speech, "speech_lengths": lengths, "text": text,
+                 "text_lengths": torch.tensor([len(t) for t in targets])}
+        batch = {name: tensor.to(device) for name, tensor in batch.items()}
+        batch["speech"] = batch["speech"].float()
+        return batch
 
 
 def resolve_device(name: str) -> torch.device:
@@ -250,6 +291,17 @@ class Distributed:
             torch.manual_seed((seed * 1_000_003 + self.rank) * 1_000_003 + step)
 
 
+BUDGET_PROBE_STEPS = 20  # steps timed before --time-budget fixes the schedule's length
+
+
+def budget_steps(step: int, first_step: int, started: float, deadline: float) -> int:
+    """The last step that ends by ``deadline`` (a ``time.perf_counter()`` value), at the pace of the steps taken
+    since ``first_step`` (which began at ``started``)."""
+    now = time.perf_counter()
+    per_step = (now - started) / max(1, step - first_step)
+    return step + max(1, int((deadline - now) / per_step))
+
+
 def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
     """Linear warm-up to ``peak``, then cosine decay to 5 % of it at ``total``."""
     if step < warmup:
@@ -263,8 +315,9 @@ def validation_loss(model: sv.SenseVoiceSmall, utts: Sequence[Utterance], max_fr
                     device: torch.device | str = "cpu") -> float:
     model.eval()
     total, weight = 0.0, 0.0
+    bank = FeatureBank(utts, device)
     for batch in length_batches(utts, max_frames, rng=None):
-        loss, _, _ = model(**collate([utts[i] for i in batch], model.ignore_id, device), tokenizer=tokenizer)
+        loss, _, _ = model(**bank.collate(batch, model.ignore_id, device), tokenizer=tokenizer)
         total += loss.item() * len(batch)
         weight += len(batch)
     model.train()
@@ -367,6 +420,7 @@ def autocast(precision: str, device: torch.device):
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
+    deadline = time.perf_counter() + (args.time_budget or 0.0)  # --time-budget counts the features too
     if args.no_specaug and args.specaug_conf:
         raise ValueError("--no-specaug and --specaug-conf contradict each other; pass one")
     ranks = Distributed.from_env()
@@ -385,10 +439,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         if args.specaug_conf:
             set_specaug_conf(model, out / "config.yaml", args.specaug_conf)
         featurize = Featurizer(model, tokenizer, frontend)
-        train_utts = [utt for jsonl in args.train
-                      for utt in cached_features(featurize, Path(jsonl), args.limit, init, out / "features")]
-        val_utts = (cached_features(featurize, Path(args.val), args.limit, init, out / "features")
+        cache = None if args.no_feature_cache else out / "features"
+        train_utts = [utt for jsonl in args.train for utt in cached_features(
+            featurize, Path(jsonl), args.limit, init, cache, args.feature_jobs)]
+        val_utts = (cached_features(featurize, Path(args.val), args.limit, init, cache, args.feature_jobs)
                     if args.val and ranks.is_main else [])  # rank 0 validates
+    bank = FeatureBank(train_utts, device if args.features_on_device else "cpu")
 
     model.to(device)  # before the optimizer exists, so its state lives beside the parameters
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -418,12 +474,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     for batch in epoch_batches(train_utts, args.batch_frames, args.seed, skip=step):
         if step >= last_step:
             break
+        if args.time_budget and step == first_step + BUDGET_PROBE_STEPS:
+            last_step = args.max_steps = budget_steps(step, first_step, started, deadline)
+            progress.total = last_step
+            log.info("--time-budget %.0f s: the schedule ends at step %d", args.time_budget, last_step)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, args.lr, args.warmup, args.max_steps)
         shard, factor = ranks.shard(batch)  # the whole batch, factor 1, in a single process
         with autocast(args.precision, device):
-            loss, stats, _ = net(**collate([train_utts[i] for i in shard], model.ignore_id, device),
-                                 tokenizer=tokenizer)
+            loss, stats, _ = net(**bank.collate(shard, model.ignore_id, device), tokenizer=tokenizer)
         optimizer.zero_grad(set_to_none=True)
         (loss * factor if ranks.enabled else loss).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
@@ -480,6 +539,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cpu, cuda or cuda:N (a missing GPU is an error); bf16 autocast works on both")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N utterances of each list")
+    parser.add_argument("--feature-jobs", type=int, default=1, metavar="N",
+                        help="processes computing the features of a jsonl the first time (default 1)")
+    parser.add_argument("--no-feature-cache", action="store_true",
+                        help="do not keep the features in OUT/features (a one-off run on a fresh machine)")
+    parser.add_argument("--features-on-device", action="store_true",
+                        help="keep every training feature in the training device's memory (a GPU's: batches are "
+                             "gathered there instead of copied from the host each step)")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="finish about this long after starting, features included: after %d timed steps "
+                             "the cosine schedule's length (--max-steps) is set to what fits"
+                             % BUDGET_PROBE_STEPS)
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
 
 

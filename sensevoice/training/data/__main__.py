@@ -1,7 +1,8 @@
 """CLI: ``python -m sensevoice.training.data --out data/corpus --n-train 6000 --n-val 300 --n-test 600 --seed 0 --jobs 2``
 writes the corpus; ``python -m sensevoice.training.data examples --out examples`` writes the README demo clips;
 ``python -m sensevoice.training.data testset --split open --out data/open --n-per-lang 60`` writes a
-generalisation test split (``open``: held-out text sources and voices; ``cross``: also held-out engines)."""
+generalisation test split (``open``: held-out text sources and voices; ``cross``: also held-out engines);
+``python -m sensevoice.training.data text --out data/tokenizer.txt`` writes tokenizer training text."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 from sensevoice.training.data.corpus import (ACOUSTICS, EVENT_SETS, MAX_WARP, OPEN_SPLITS, make_corpus, make_examples,
-                                             make_testset)
+                                             make_testset, training_text)
 from sensevoice.training.data.engines import EngineMissing
 from sensevoice.training.data.synth import ESPEAK
 from sensevoice.training.data.voices import MAX_RANDOM_VARIANTS
@@ -38,6 +39,8 @@ def corpus_parser() -> argparse.ArgumentParser:
                              "sources (sensevoice.training.data.opentext; default 0: templates only)")
     parser.add_argument("--engines", type=float, default=0.0, metavar="P",
                         help="share of train English clips spoken by Festival instead of espeak-ng (default 0)")
+    parser.add_argument("--pauses", type=float, default=0.0, metavar="P",
+                        help="share of train espeak-ng clips spoken word by word with pauses between (default 0)")
     add_variety_options(parser)
     return parser
 
@@ -72,8 +75,25 @@ def examples_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def text_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sensevoice.training.data text",
+                                     description="Write tokenizer training text (see corpus.training_text).")
+    parser.add_argument("--out", type=Path, required=True, help="output text file, a sentence a line")
+    parser.add_argument("--per-lang", type=int, default=30000, help="train-side opentext sentences per language")
+    parser.add_argument("--templates", type=int, default=5000, help="template sentences per language")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["text"]:
+        args = text_parser().parse_args(argv[1:])
+        lines = training_text(args.per_lang, args.templates, args.seed)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        print(json.dumps({"out": str(args.out.resolve()), "lines": len(lines)}))
+        return 0
     examples, testset = argv[:1] == ["examples"], argv[:1] == ["testset"]
     if examples:
         args = examples_parser().parse_args(argv[1:])
@@ -106,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if not 0.0 <= args.warp <= MAX_WARP:
         sys.exit(f"--warp={args.warp}; expected 0 <= W <= {MAX_WARP}")
-    for name in ("open_text", "engines"):
+    for name in ("open_text", "engines", "pauses"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             sys.exit(f"--{name.replace('_', '-')}={getattr(args, name)}; expected 0 <= P <= 1")
     if not 0 <= args.random_voices <= MAX_RANDOM_VARIANTS:
@@ -114,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                  "(espeak-ng lists at most 349 voices)")
     summary = make_corpus(args.out, args.n_train, args.n_val, args.n_test, seed=args.seed, jobs=args.jobs,
                           warp=args.warp, random_voices=args.random_voices, open_text=args.open_text,
-                          engines_p=args.engines, events=args.events, acoustics=args.acoustics)
+                          engines_p=args.engines, events=args.events, acoustics=args.acoustics, pauses=args.pauses)
     print(json.dumps({"out": str(args.out.resolve()), "clips": summary["clips"], "rows": summary["rows"],
                       "seconds": round(time.perf_counter() - start, 1)}))
     return 0

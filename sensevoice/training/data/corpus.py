@@ -33,6 +33,8 @@ Open vocabulary and generalisation (``Variety``; all off by default, so earlier 
   train-side sources of ``opentext`` instead of the templates.
 * ``engines=p`` (``--engines``): a train-split English clip is spoken, with probability p, by Festival
   (``engines.ENGINE_ROLES['train']``) instead of espeak-ng.
+* ``pauses=p`` (``--pauses``): a train-split espeak-ng clip is, with probability p, spoken word by word (runs of
+  1-3 characters in zh/yue/ja) with 0.15-0.6 s pauses between (``synth.speak_in_pieces``).
 * ``events="extended"`` (``--events``): the kinds of ``CLIP_KINDS_EXTENDED``: crying, coughing, sneezing and
   breathing beside BGM (in several styles, ``sounds.music_styled``), applause and laughter; the new events sit
   before, after or under the speech, or alone.
@@ -67,6 +69,7 @@ import hashlib
 import json
 import multiprocessing
 import subprocess
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -146,11 +149,12 @@ class Variety:
     events: str = "base"  # "base" (CLIP_KINDS) or "extended" (CLIP_KINDS_EXTENDED)
     acoustics: str = "base"  # "base" (light room, 20-40 dB SNR) or "wide" (see the module notes)
     held_out_voices: tuple[str, ...] = ()  # extra variants of the open and cross splits (in the overlay)
+    pauses: float = 0.0  # share of train espeak-ng clips spoken word by word with pauses between
 
     def __post_init__(self):
         if not 0.0 <= self.warp <= MAX_WARP:
             raise ValueError(f"warp={self.warp}; expected 0 <= warp <= {MAX_WARP} (a factor range of 1 +- warp)")
-        for name in ("open_text", "engines"):
+        for name in ("open_text", "engines", "pauses"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}={getattr(self, name)}; expected a probability in [0, 1]")
         if self.events not in EVENT_SETS:
@@ -188,6 +192,20 @@ def draw_sentence(lang: str, split: str, rng: np.random.Generator, numeric: bool
         if sentence_bucket(lang, sentence.spoken) in buckets:
             return sentence
     raise RuntimeError(f"no {lang} sentence for split {split!r} in 10000 draws")
+
+
+def training_text(per_lang: int, templates_per_lang: int, seed: int = 0) -> list[str]:
+    """Text a tokenizer for the train split is fitted on: per language up to ``per_lang`` train-side opentext
+    sentences and ``templates_per_lang`` template sentences of the train buckets, each in both target forms
+    (spoken and written). Languages get equal shares, so the pieces are not all Mandarin words."""
+    rng = np.random.default_rng(seed)
+    lines: list[str] = []
+    for lang in LANGS:
+        pool = opentext.pool(lang, "train")
+        picked = [pool[i] for i in rng.permutation(len(pool))[:per_lang]]
+        picked += [draw_sentence(lang, "train", rng) for _ in range(templates_per_lang)]
+        lines += [form for sentence in picked for form in (sentence.spoken, sentence.written)]
+    return lines
 
 
 def fbank_frames(n_samples: int) -> int:
@@ -318,7 +336,10 @@ def render_speech(split: str, lang: str, variant: str, emotion: str, event: str,
     for _ in range(MAX_SENTENCE_TRIES):
         sentence = draw_text(lang, split, rng, numeric, variety)
         factor = float(rng.uniform(1 - warp, 1 + warp)) if warp else 1.0
-        if engine == "espeak":
+        if engine == "espeak" and split == "train" and variety.pauses and rng.random() < variety.pauses:
+            speech, voice = synth.speak_in_pieces(pieces(sentence.say, lang, rng), lang, variant, emotion, rng,
+                                                  warp=factor, data_path=variety.espeak_path)
+        elif engine == "espeak":
             speech, voice = synth.speak(sentence.say, lang, variant, emotion, rng, warp=factor,
                                         data_path=variety.espeak_path)
         else:
@@ -327,6 +348,26 @@ def render_speech(split: str, lang: str, variant: str, emotion: str, event: str,
             return sentence, speech, voice, factor
     raise RuntimeError(f"no {lang} sentence rendered within {MIN_SPEECH_S}-{longest:.1f} s "
                        f"in {MAX_SENTENCE_TRIES} tries ({emotion}, {variant})")
+
+
+def pieces(say: str, lang: str, rng: np.random.Generator) -> list[str]:
+    """What ``synth.speak_in_pieces`` says one at a time: words (en, ko), or runs of 1-3 characters (zh, yue,
+    ja: their text has no spaces); punctuation stays with the piece before it."""
+    if lang in ("en", "ko"):
+        return say.split()
+    chars = [c for c in say if not c.isspace()]
+    out: list[str] = []
+    while chars:
+        size = int(rng.integers(1, 4))
+        while size < len(chars) and is_punct(chars[size]):
+            size += 1
+        out.append("".join(chars[:size]))
+        chars = chars[size:]
+    return out
+
+
+def is_punct(char: str) -> bool:
+    return unicodedata.category(char).startswith("P")
 
 
 def draw_text(lang: str, split: str, rng: np.random.Generator, numeric: bool | None, variety: Variety) -> Sentence:
@@ -445,13 +486,13 @@ def espeak_version() -> str:
 
 def make_corpus(out: Path, n_train: int, n_val: int, n_test: int, seed: int = 0, jobs: int = 1,
                 warp: float = 0.0, random_voices: int = 0, open_text: float = 0.0, engines_p: float = 0.0,
-                events: str = "base", acoustics: str = "base") -> dict[str, Any]:
+                events: str = "base", acoustics: str = "base", pauses: float = 0.0) -> dict[str, Any]:
     """Write ``{train,val,test}.jsonl`` (official format), ``*.meta.jsonl`` (how each clip was made),
     ``wav/<split>/``, ``text.txt`` (every train target, for tokenizer training) and ``corpus.json``. ``warp``
     applies to every split written, ``random_voices`` to the train split (see the module notes)."""
     if random_voices < 0:
         raise ValueError(f"random_voices={random_voices}; expected >= 0")
-    options = dict(open_text=open_text, engines=engines_p, events=events, acoustics=acoustics)
+    options = dict(open_text=open_text, engines=engines_p, events=events, acoustics=acoustics, pauses=pauses)
     Variety(warp=warp, **options)  # checks the ranges before anything is written
     if engines_p:
         for engine in {e for es in engines.ENGINE_ROLES["train"].values() for e in es}:

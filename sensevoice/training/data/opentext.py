@@ -24,14 +24,17 @@ import functools
 import gzip
 import hashlib
 import importlib.util
+import json
+import os
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
+from sensevoice import cache_root
 from sensevoice.training.data import numbers as num
 from sensevoice.training.data.text import LANGS, PUNCT_RE, Sentence
 
@@ -342,10 +345,35 @@ def normalise(lang: str, raw: str, source: str = "") -> Sentence | None:
 
 
 # ----------------------------------------------------------------------------------------------- pools
+def normaliser_digest() -> str:
+    """A hash of the code that turns raw text into sentences: a cached pool is reused only while it is unchanged."""
+    digest = hashlib.sha1()
+    for module in (__file__, num.__file__, Path(__file__).with_name("text.py")):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 @functools.cache
 def source_sentences(name: str) -> tuple[Sentence, ...]:
     """The normalised, de-duplicated sentences of one source (in source order); a sentence too long for a
-    clip is cut into its clauses (at commas and semicolons), each kept if it fits."""
+    clip is cut into its clauses (at commas and semicolons), each kept if it fits.
+
+    Loading and normalising takes seconds to minutes per source (pykakasi reads every Japanese sentence), and
+    every worker process would repeat it, so the result is kept in ``cache_root()/opentext`` (one gzipped JSON
+    file per source and normaliser version); a machine without the source packages can use a copied cache."""
+    path = cache_root() / "opentext" / f"{name}-{normaliser_digest()}.json.gz"
+    if path.is_file():
+        return tuple(Sentence(**fields) for fields in json.loads(gzip.decompress(path.read_bytes())))
+    sentences = _load_source(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    staging.write_bytes(gzip.compress(json.dumps([asdict(s) for s in sentences],
+                                                 ensure_ascii=False).encode()))
+    os.replace(staging, path)  # atomic: parallel workers may write the same file
+    return sentences
+
+
+def _load_source(name: str) -> tuple[Sentence, ...]:
     source = SOURCES[name]
     seen: dict[str, Sentence] = {}
     for raw in source.load():

@@ -138,6 +138,24 @@ def espeak(text: str, voice: Voice) -> tuple[np.ndarray, int]:
     return parse_wav(wav)
 
 
+def speak_in_pieces(pieces: list[str], lang: str, variant: str, emotion: str, rng: np.random.Generator,
+                    warp: float = 1.0, data_path: str | None = None, gap_s: tuple[float, float] = (0.15, 0.6)
+                    ) -> tuple[np.ndarray, Voice]:
+    """``pieces`` (words, or a few characters of a CJK sentence) each spoken alone by one voice, trimmed and
+    joined by pauses drawn from ``gap_s``: speech with silences between words, so that a model learns where
+    words start and end (word timestamps) and hears isolated words, not only fluent sentences."""
+    voice = draw_voice(lang, variant, emotion, rng, data_path)
+    parts = []
+    for piece in pieces:
+        x, rate = espeak(piece, voice)
+        x = trim_silence(resample(x, rate, warp), keep_s=0.01)
+        if x.size:
+            parts += [x, np.zeros(int(rng.uniform(*gap_s) * SAMPLE_RATE), np.float32)]
+    if not parts:
+        raise RuntimeError(f"espeak-ng rendered none of {pieces!r}")
+    return apply_style(np.concatenate(parts[:-1]), emotion, rng), voice
+
+
 def parse_wav(wav: bytes) -> tuple[np.ndarray, int]:
     """Parse espeak-ng's streamed WAV: its RIFF and data sizes are placeholders, so read to the end of the data."""
     if wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
