@@ -45,7 +45,7 @@ $py -m sensevoice.training.recipe init --tokenizer "$init/sensevoice.bpe.model" 
 budget=$(( total - $(elapsed) - 30 ))  # 30 s left for the last validation and packaging
 $py -m sensevoice.training.train --init "$work/init" --train "$work/train.jsonl" --val "$work/chunk0/val.jsonl" \
     --out "$work/run" --device "$device" --precision bf16 --batch-frames "${BATCH_FRAMES:-60000}" \
-    --lr "${LR:-1.5e-3}" --warmup 400 --dropout 0.05 --specaug-conf '{"apply_time_mask": false}' \
+    --lr "${LR:-1.5e-3}" --warmup 400 --dropout 0.1 --specaug-conf '{"apply_time_mask": false}' \
     --max-steps 1000000 --time-budget "$budget" --val-every 1000000 --save-every 1000 --seed 0 \
     --feature-jobs "$jobs" --features-on-device --no-feature-cache
 trained=$(elapsed)
