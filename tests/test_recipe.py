@@ -61,6 +61,26 @@ def test_init_from_an_existing_tokenizer_and_cmvn_needs_no_corpus(tiny_dir, tmp_
                     tokenizer=source.bpemodel)
 
 
+def test_widen_adds_pieces_for_new_characters_and_keeps_the_greedy_output(tiny_dir, tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("hello 謝謝\n안녕 world\n", encoding="utf-8")
+    wide = recipe.widen(tiny_dir, text, tmp_path / "wide")
+    old, new = ModelDir(tiny_dir), ModelDir(wide)
+    n_old = old.tokenizer.get_vocab_size()
+    added = [new.tokenizer.sp.id_to_piece(i) for i in range(n_old, new.tokenizer.get_vocab_size())]
+    assert added and set(added) <= set("謝안녕") and len(added) == len(set(added))
+    for sentence in sentences()[:20]:  # text the old tokenizer covers keeps its ids
+        assert new.tokenizer.encode(sentence) == old.tokenizer.encode(sentence)
+    assert "<unk>" not in new.tokenizer.sp.encode("謝謝", out_type=str)
+
+    narrow_model, wide_model = old.load().eval(), new.load().eval()
+    feats, lens = torch.randn(2, 30, 560), torch.tensor([30, 17])
+    want, _ = narrow_model.ctc_logprobs(feats, lens, "auto", "woitn")
+    got, _ = wide_model.ctc_logprobs(feats, lens, "auto", "woitn")
+    assert got.shape[-1] == want.shape[-1] + len(added)
+    assert torch.equal(got.argmax(-1), want.argmax(-1))  # the new outputs start far below every old one
+
+
 def test_grow_keeps_outputs_and_trains_new_blocks(tiny_dir, tmp_path):
     deep = recipe.grow(tiny_dir, tmp_path / "deep", num_blocks=5, seed=1)
     assert modeldir.read_config(deep / "config.yaml")["encoder_conf"]["num_blocks"] == 5

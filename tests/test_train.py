@@ -195,8 +195,9 @@ def test_feature_bank_gathers_padded_fp32_batches():
 
 def test_time_budget_sets_the_schedule_from_the_pace_of_the_first_steps(monkeypatch):
     monkeypatch.setattr(train.time, "perf_counter", lambda: 110.0)  # 20 steps took 10 s: 0.5 s a step
-    assert train.budget_steps(step=20, first_step=0, started=100.0, deadline=160.0) == 20 + 100
-    assert train.budget_steps(step=20, first_step=0, started=100.0, deadline=105.0) == 21  # past it: one more
+    assert train.budget_steps(step=20, since_step=0, since=100.0, deadline=160.0) == 20 + 100
+    assert train.budget_steps(step=20, since_step=0, since=100.0, deadline=105.0) == 21  # past it: one more
+    assert train.budget_steps(step=100, since_step=20, since=106.0, deadline=160.0) == 100 + 1000  # 0.05 s a step now
 
 
 def test_checkpoints_hold_cpu_tensors_whatever_the_device(tiny_dir, corpus, tmp_path):
@@ -245,6 +246,14 @@ def test_two_processes_train_as_one_with_their_joint_batch(tiny_dir, corpus, tmp
         for (step, a), (_, b) in zip(curves[0][name], curves[1][name]):
             assert b == pytest.approx(a, rel=5e-3), (name, step, curves)
     assert curves[1]["train_loss"][-1][1] < 0.5 * curves[1]["train_loss"][0][1]
+
+
+def test_a_time_budget_ends_a_run_with_an_endless_schedule(tiny_dir, corpus, tmp_path):
+    out = tmp_path / "budget"
+    argv = args(tiny_dir, corpus, out, 10**9)  # without the budget this run would not end
+    assert train.main([*argv, "--time-budget", "0.5"]) == 0
+    history = json.loads((out / "train_history.json").read_text())
+    assert train.BUDGET_PROBES[0] < len(history["train_loss"]) < 1000  # ended soon after the first fit
 
 
 def test_features_from_worker_processes_equal_the_serial_ones(tiny_dir, corpus):

@@ -4,12 +4,15 @@
         --encoder-conf '{"output_size": 256, "num_blocks": 6, "tp_blocks": 2, "linear_units": 1024}'
     python -m sensevoice.training.recipe init --tokenizer T.bpe.model --cmvn am.mvn --out DIR   # the files exist
     python -m sensevoice.training.recipe grow --model exp/demo --num-blocks 12 --out exp/demo_deep
+    python -m sensevoice.training.recipe widen --model demo --text data/tokenizer.txt --out exp/demo_wide
     python -m sensevoice.training.recipe package --model exp/demo --out demo
 
 ``init`` trains a SentencePiece tokenizer on the corpus text (with every SenseVoice special token by name),
 computes CMVN statistics (am.mvn) from the training audio, and writes a model directory with random weights.
 ``grow`` gives a trained model more encoder blocks without changing what it computes: the new blocks sit between
 the trained ones and start as identities, so training goes on from the trained model's loss with more capacity.
+``widen`` gives a trained model a piece and a CTC output for every character of a text its tokenizer lacks, again
+without changing what it computes (the new outputs start far below the old ones).
 ``package`` copies a trained directory into a release folder with fp16 weights (they load into the fp32 model
 unchanged: ``load_state_dict`` casts).
 """
@@ -29,7 +32,7 @@ from tqdm import tqdm
 import model as sv
 from sensevoice import modeldir
 from sensevoice.modeldir import ModelDir
-from sensevoice.training.tokenizer import train_tokenizer
+from sensevoice.training.tokenizer import add_pieces, train_tokenizer
 from sensevoice.training.train import read_jsonl
 
 TOKENIZER_NAME = "sensevoice.bpe.model"
@@ -130,6 +133,24 @@ def grow(model_dir: Path, out: Path, num_blocks: int, seed: int = 0) -> Path:
     return out
 
 
+def widen(model_dir: Path, text: Path, out: Path) -> Path:
+    """A copy of a trained model whose tokenizer also has a piece for every character of ``text`` (one sentence a
+    line) and whose CTC head has a row for each new piece. The new rows start with zero weights and a bias below
+    every old one, so the copy decodes exactly as the original until training teaches it the new characters."""
+    copy_model_files(model_dir, out)
+    descriptor = json.loads((model_dir / "configuration.json").read_text())
+    tokenizer = descriptor["file_path_metas"]["tokenizer_conf"]["bpemodel"]
+    lines = Path(text).read_text(encoding="utf-8").splitlines()
+    added = add_pieces(model_dir / tokenizer, lines, out / tokenizer)
+    state = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+    weight, bias = state["ctc.ctc_lo.weight"].float(), state["ctc.ctc_lo.bias"].float()
+    state["ctc.ctc_lo.weight"] = torch.cat([weight, weight.new_zeros(len(added), weight.shape[1])])
+    state["ctc.ctc_lo.bias"] = torch.cat([bias, bias.new_full((len(added),), float(bias.min()) - 10.0)])
+    torch.save(state, out / "model.pt")
+    ModelDir(out).load()  # the widened directory builds and loads strictly
+    return out
+
+
 def package(model_dir: Path, out: Path) -> Path:
     """Release folder: model files + tokenizer, weights stored as fp16."""
     copy_model_files(model_dir, out)
@@ -155,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_grow.add_argument("--num-blocks", type=int, required=True, help="encoder_conf num_blocks of the result")
     p_grow.add_argument("--out", type=Path, required=True)
     p_grow.add_argument("--seed", type=int, default=0, help="seed of the new blocks' query/key/feed-forward weights")
+    p_widen = sub.add_parser("widen", help="a piece (and CTC row) for every new character of a text, same outputs")
+    p_widen.add_argument("--model", type=Path, required=True, help="trained model directory")
+    p_widen.add_argument("--text", type=Path, required=True, help="text whose characters the tokenizer must cover")
+    p_widen.add_argument("--out", type=Path, required=True)
     p_package = sub.add_parser("package", help="copy a trained model directory into a release folder (fp16)")
     p_package.add_argument("--model", type=Path, required=True)
     p_package.add_argument("--out", type=Path, required=True)
@@ -164,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    tokenizer=args.tokenizer, cmvn=args.cmvn))
     elif args.step == "grow":
         print(grow(args.model, args.out, args.num_blocks, args.seed))
+    elif args.step == "widen":
+        print(widen(args.model, args.text, args.out))
     else:
         print(package(args.model, args.out))
     return 0

@@ -39,3 +39,22 @@ def train_tokenizer(sentences: Iterable[str], model_path: Path, vocab_size: int)
     )
     model_path.write_bytes(proto.getvalue())
     return model_path
+
+
+def add_pieces(model_path: Path, text: Iterable[str], out_path: Path) -> list[str]:
+    """A copy of a SentencePiece model with one new piece for every character of ``text`` it has no piece for
+    (scored below every existing piece, so old text keeps its segmentation); returns the pieces added, which get
+    the ids after the old ones."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(Path(model_path).read_bytes())
+    known = {piece.piece for piece in proto.pieces}
+    lowest = min(piece.score for piece in proto.pieces)
+    added = sorted({char for line in text for char in line if not char.isspace()} - known)
+    for char in added:
+        piece = proto.pieces.add()
+        piece.piece, piece.score, piece.type = char, lowest - 1.0, sentencepiece_model_pb2.ModelProto.SentencePiece.NORMAL
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_path).write_bytes(proto.SerializeToString())
+    return added

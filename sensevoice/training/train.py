@@ -291,14 +291,17 @@ class Distributed:
             torch.manual_seed((seed * 1_000_003 + self.rank) * 1_000_003 + step)
 
 
-BUDGET_PROBE_STEPS = 20  # steps timed before --time-budget fixes the schedule's length
+# Steps into a run at which --time-budget fits the schedule's length to the time left, each time at the pace of the
+# steps since the previous fit: the first steps are slow (CUDA kernels chosen, memory pools grown), so the first
+# estimate is corrected by the later ones (a run on an H200 sped up 4x after step 20).
+BUDGET_PROBES = (20, 100, 400, 1600, 6400)
 
 
-def budget_steps(step: int, first_step: int, started: float, deadline: float) -> int:
+def budget_steps(step: int, since_step: int, since: float, deadline: float) -> int:
     """The last step that ends by ``deadline`` (a ``time.perf_counter()`` value), at the pace of the steps taken
-    since ``first_step`` (which began at ``started``)."""
+    since ``since_step`` (which began at ``since``)."""
     now = time.perf_counter()
-    per_step = (now - started) / max(1, step - first_step)
+    per_step = (now - since) / max(1, step - since_step)
     return step + max(1, int((deadline - now) / per_step))
 
 
@@ -471,11 +474,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     progress = tqdm(total=args.max_steps, initial=step, desc="train", unit="step", mininterval=10,
                     disable=not ranks.is_main)
     last_step = min(args.max_steps, args.stop_at or args.max_steps)
+    pace_since = (step, started)
     for batch in epoch_batches(train_utts, args.batch_frames, args.seed, skip=step):
         if step >= last_step:
             break
-        if args.time_budget and step == first_step + BUDGET_PROBE_STEPS:
-            last_step = args.max_steps = budget_steps(step, first_step, started, deadline)
+        if args.time_budget and step - first_step in BUDGET_PROBES:
+            last_step = args.max_steps = budget_steps(step, *pace_since, deadline)
+            pace_since = (step, time.perf_counter())
             progress.total = last_step
             log.info("--time-budget %.0f s: the schedule ends at step %d", args.time_budget, last_step)
         for group in optimizer.param_groups:
@@ -547,9 +552,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep every training feature in the training device's memory (a GPU's: batches are "
                              "gathered there instead of copied from the host each step)")
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                        help="finish about this long after starting, features included: after %d timed steps "
-                             "the cosine schedule's length (--max-steps) is set to what fits"
-                             % BUDGET_PROBE_STEPS)
+                        help="finish about this long after starting, features included: after %s steps the "
+                             "cosine schedule's length (--max-steps) is fitted to the time left, at the pace of "
+                             "the steps since the previous fit" % ", ".join(map(str, BUDGET_PROBES)))
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
 
 
