@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -169,6 +170,52 @@ def test_engines_render_or_name_their_install(engine, lang, text):
 def test_engine_roles_hold_one_engine_out_per_language():
     for lang, held in engines.ENGINE_ROLES["cross"].items():
         assert not set(held) & set(engines.ENGINE_ROLES["train"].get(lang, ()))
+
+
+def test_a_sentence_an_engine_crashes_on_is_replaced_by_another(monkeypatch):
+    said = []
+
+    def speak(text, lang, engine, emotion, rng, warp=1.0):
+        said.append(text)
+        if len(said) == 1:  # Festival's text2wave dies with signal 11 on a few sentences
+            raise subprocess.CalledProcessError(-11, ["text2wave"])
+        return np.zeros(16000 * 2, np.float32), engines.EngineVoice("festival", "kal_diphone", 1.0, 1.0)
+
+    monkeypatch.setattr(engines, "speak", speak)
+    monkeypatch.setattr(corpus, "draw_engine", lambda *args: "festival")
+    sentence, audio, _, _ = corpus.render_speech("train", "en", "m1", "NEUTRAL", "Speech", np.random.default_rng(0),
+                                                 None, 10.0)
+    assert len(said) == 2 and sentence.say == said[1] and audio.size == 32000
+
+    monkeypatch.setattr(engines, "speak", lambda *a, **k: (_ for _ in ()).throw(
+        subprocess.CalledProcessError(-11, ["text2wave"])))
+    with pytest.raises(RuntimeError, match="festival failed on 100"):
+        corpus.render_speech("train", "en", "m1", "NEUTRAL", "Speech", np.random.default_rng(0), None, 10.0)
+
+
+def test_pieces_are_words_or_short_character_runs_with_their_punctuation():
+    rng = np.random.default_rng(0)
+    assert corpus.pieces("Good morning, everyone.", "en", rng) == ["Good", "morning,", "everyone."]
+    runs = corpus.pieces("我们明天去北京，好吗？", "zh", rng)
+    assert "".join(runs) == "我们明天去北京，好吗？" and all(not corpus.is_punct(run[0]) for run in runs)
+    assert all(len(run.rstrip("，？")) <= 3 for run in runs)
+
+
+@needs_espeak
+def test_word_by_word_speech_has_pauses_between_the_words():
+    from sensevoice.training.data import synth
+
+    x, voice = synth.speak_in_pieces(["one", "two", "three"], "en", "m3", "NEUTRAL", np.random.default_rng(0),
+                                     gap_s=(0.3, 0.3))
+    frame = 160
+    energy = np.square(x[: x.size // frame * frame].reshape(-1, frame)).mean(1)
+    silent = energy < energy.max() * 1e-4
+    runs, length = [], 0  # lengths of the silent stretches (10 ms frames)
+    for quiet in silent:
+        length = length + 1 if quiet else 0
+        if length == 25:
+            runs.append(1)
+    assert len(runs) == 2 and voice.variant == "m3"  # two pauses of 0.3 s between three words
 
 
 # ----------------------------------------------------------------------------------------------- test splits

@@ -333,6 +333,7 @@ def render_speech(split: str, lang: str, variant: str, emotion: str, event: str,
     longest = max_s - (MAX_CLIP_S - MAX_SPEECH_S[event])  # the same room for pads and events in shorter clips
     warp = variety.warp
     engine = draw_engine(lang, split, rng, variety)
+    failures: list[str] = []
     for _ in range(MAX_SENTENCE_TRIES):
         sentence = draw_text(lang, split, rng, numeric, variety)
         factor = float(rng.uniform(1 - warp, 1 + warp)) if warp else 1.0
@@ -343,11 +344,16 @@ def render_speech(split: str, lang: str, variant: str, emotion: str, event: str,
             speech, voice = synth.speak(sentence.say, lang, variant, emotion, rng, warp=factor,
                                         data_path=variety.espeak_path)
         else:
-            speech, voice = engines.speak(sentence.say, lang, engine, emotion, rng, warp=factor)
+            try:
+                speech, voice = engines.speak(sentence.say, lang, engine, emotion, rng, warp=factor)
+            except subprocess.CalledProcessError as error:  # Festival crashes on a few sentences (signal 11)
+                failures.append(f"{engine} exit {error.returncode} on {sentence.say!r}")
+                continue
         if MIN_SPEECH_S <= speech.size / SAMPLE_RATE <= longest:
             return sentence, speech, voice, factor
     raise RuntimeError(f"no {lang} sentence rendered within {MIN_SPEECH_S}-{longest:.1f} s "
-                       f"in {MAX_SENTENCE_TRIES} tries ({emotion}, {variant})")
+                       f"in {MAX_SENTENCE_TRIES} tries ({emotion}, {variant}; {engine} failed on {len(failures)}: "
+                       f"{failures[:3]})")
 
 
 def pieces(say: str, lang: str, rng: np.random.Generator) -> list[str]:
