@@ -3,6 +3,7 @@
 #   bash recipes/demo/run.sh            # all stages
 #   bash recipes/demo/run.sh 3 4        # only stages 3..4
 #   bash recipes/demo/run.sh 6 6        # the deeper variants that were tried and not released (after stage 3)
+#   bash recipes/demo/run.sh 9 10       # open-vocabulary experiments (issue #23; not released)
 # Stages write under data/ and exp/ (git-ignored); stage 4 overwrites demo/, stage 5 the results in bench/results/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -177,4 +178,30 @@ if stage 8; then  # the released model on the generalisation splits (the baselin
   $py -m sensevoice.bench.evaluate --model demo --test data/cross/cross.jsonl --out bench/results/demo_eval_cross
   $py -m sensevoice.bench.breakdown --model demo --test data/open/open.jsonl --out bench/results/demo_breakdown_open
   $py -m sensevoice.bench.breakdown --model demo --test data/cross/cross.jsonl --out bench/results/demo_breakdown_cross
+fi
+if stage 9; then  # open vocabulary, fresh model on a GPU (issue #23; bench/results/open_vocab_gpu_run1.md): the
+  # tokenizer text (30,000 train-side opentext and 6,000 template sentences per language) and an 8,000-piece tokenizer,
+  # am.mvn from 2,000 clips of the training generator, then recipes/demo/open_vocab.sh where the GPU is (here, or
+  # carried there with scripts/pack_for_gpu.sh when that machine has no registry and no espeak-ng).
+  $py -m sensevoice.training.data text --out data/tokenizer.txt --per-lang 30000 --templates 6000
+  $py -m sensevoice.training.data --out data/cmvn_sample --n-train 2000 --n-val 0 --n-test 0 --seed 99 --warp 0.12 \
+      --random-voices 200 --open-text 0.7 --pauses 0.1 --events extended --acoustics wide --jobs 2
+  $py -m sensevoice.training.recipe init --corpus data/cmvn_sample --text data/tokenizer.txt --vocab-size 8000 \
+      --out exp/open_vocab_init --encoder-conf '{"output_size": 256, "attention_heads": 4, "linear_units": 1024,
+      "num_blocks": 12, "tp_blocks": 2}'
+  if [ "${OPEN_VOCAB_GPU:-0}" = 1 ]; then  # needs a CUDA GPU (minutes on an H200; days on 2 CPU cores)
+    bash recipes/demo/open_vocab.sh exp/open_vocab_release
+  fi
+fi
+if stage 10; then  # open vocabulary on the CPU: the demo model widened (a piece and a CTC row for each of the 5,040
+  # characters of the tokenizer text it lacks; same outputs until trained), fine-tuned on 24,000 open-text clips
+  # (Festival speaks 20 % of the English ones) for a fixed time.
+  $py -m sensevoice.training.recipe widen --model demo --text data/tokenizer.txt --out exp/demo_wide
+  $py -m sensevoice.training.data --out data/corpus_open1 --n-train 24000 --n-val 0 --n-test 0 --seed 31 --warp 0.12 \
+      --random-voices 200 --open-text 0.7 --pauses 0.1 --engines 0.2 --events extended --acoustics wide --jobs 2
+  $py -m sensevoice.training.train "${masked[@]}" --lr 5e-4 --init exp/demo_wide --out exp/demo_open --seed 12 \
+      --val-every 500 --max-steps 1000000 --time-budget "${OPEN_VOCAB_CPU_SECONDS:-3600}" --feature-jobs 2 \
+      --train data/corpus_open1/train.jsonl
+  $py -m sensevoice.bench.evaluate --model exp/demo_open --test data/open/open.jsonl --out exp/eval_demo_open_open
+  $py -m sensevoice.bench.evaluate --model exp/demo_open --test $corpus/test.jsonl --out exp/eval_demo_open_test
 fi
