@@ -200,7 +200,7 @@ if stage 10; then  # open vocabulary on the CPU: the demo model widened (a piece
   $py -m sensevoice.training.data --out data/corpus_open1 --n-train 24000 --n-val 0 --n-test 0 --seed 31 --warp 0.12 \
       --random-voices 200 --open-text 0.7 --pauses 0.1 --engines 0.2 --events extended --acoustics wide --jobs 2
   $py -m sensevoice.training.train "${masked[@]}" --lr 5e-4 --init exp/demo_wide --out exp/demo_open --seed 12 \
-      --val-every 500 --max-steps 1000000 --time-budget "${OPEN_VOCAB_CPU_SECONDS:-3600}" --feature-jobs 2 \
+      --val-every 500 --max-steps 1000000 --time-budget "${OPEN_VOCAB_CPU_SECONDS:-3300}" --feature-jobs 2 \
       --train data/corpus_open1/train.jsonl
   $py -m sensevoice.bench.evaluate --model exp/demo_open --test data/open/open.jsonl --out exp/eval_demo_open_open
   $py -m sensevoice.bench.evaluate --model exp/demo_open --test $corpus/test.jsonl --out exp/eval_demo_open_test
