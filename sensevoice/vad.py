@@ -54,6 +54,11 @@ def resolve_vad_model(vad_model: str | os.PathLike) -> str:
                      "official FSMN-VAD) nor a FunASR model directory with a config.yaml")
 
 
+def check_positive_ms(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name}={value!r} must be a positive integer (milliseconds)")
+
+
 class Vad:
     """The offline FSMN-VAD, loaded once: speech segments of whole 16 kHz waveforms, [(start_ms, end_ms)] in time
     order, computed exactly as FunASR's ``AutoModel(vad_model=...)`` computes them (same model, same options).
@@ -63,8 +68,7 @@ class Vad:
                  device: str = "cpu", ncpu: int | None = None):
         from funasr import AutoModel
 
-        if isinstance(max_segment_ms, bool) or not isinstance(max_segment_ms, int) or max_segment_ms <= 0:
-            raise ValueError(f"max_segment_ms={max_segment_ms!r} must be a positive integer (milliseconds)")
+        check_positive_ms("max_segment_ms", max_segment_ms)
         self.max_segment_ms = max_segment_ms
         self.automodel = AutoModel(model=resolve_vad_model(vad_model), device=device, ncpu=ncpu or 1,
                                    disable_update=True, disable_pbar=True, disable_log=True,
@@ -86,16 +90,25 @@ STREAM_STEP_MS = 60  # FunASR's streaming VAD step (its runtime server feeds 60 
 class StreamingVad:
     """The official FSMN-VAD in FunASR's streaming mode (``FsmnVADStreaming.inference`` with a per-stream
     ``cache`` and ``is_final``), loaded once and shared by any number of streams (``open()`` one each).
-    Segments longer than ``max_segment_ms`` are cut, as in the offline path."""
+    Segments longer than ``max_segment_ms`` are cut, as in the offline path.
+
+    When a segment ends: by default after FunASR's dynamic silence schedule, as offline and in FunASR's own streaming
+    server (2 s of silence while the segment is under 10 s, then 1 s, 0.8 s, ... as it grows); with
+    ``endpoint_silence_ms`` after that much silence, whatever the segment's length. A final result cannot come
+    before its endpoint, so a short fixed silence answers short utterances sooner and cuts speech at shorter
+    pauses."""
 
     def __init__(self, vad_model: str | os.PathLike = "fsmn-vad", max_segment_ms: int = MAX_SEGMENT_MS,
-                 device: str = "cpu"):
+                 device: str = "cpu", endpoint_silence_ms: int | None = None):
         from funasr import AutoModel
 
-        if isinstance(max_segment_ms, bool) or not isinstance(max_segment_ms, int) or max_segment_ms <= 0:
-            raise ValueError(f"max_segment_ms={max_segment_ms!r} must be a positive integer (milliseconds)")
+        check_positive_ms("max_segment_ms", max_segment_ms)
+        if endpoint_silence_ms is not None:
+            check_positive_ms("endpoint_silence_ms", endpoint_silence_ms)
         automodel = AutoModel(model=resolve_vad_model(vad_model), device=device, ncpu=1, disable_update=True,
                               disable_pbar=True, disable_log=True, max_single_segment_time=max_segment_ms)
+        # FunASR's switch: an explicit max_end_silence_time turns its dynamic schedule off
+        self.endpoint = {} if endpoint_silence_ms is None else {"max_end_silence_time": endpoint_silence_ms}
         self.model, self.frontend, self.device = automodel.model, automodel.kwargs["frontend"], device
         self._lock = threading.Lock()  # the model and its frontend object are shared; each stream's state is its cache
 
@@ -120,11 +133,13 @@ class VadStream:
                 return []
             samples = np.zeros(FLUSH_SAMPLES, np.float32)  # FunASR returns early on empty input, without flushing
         chunk_ms = max(STREAM_STEP_MS, len(samples) // 16)  # one VAD call for the whole chunk (< 15 s: streaming)
-        with self.vad._lock:
+        # no_grad: the cache carries the FSMN's memory from call to call; with autograd on, every call's graph
+        # stayed reachable through it, and a stream's memory and per-call time grew for as long as it lasted.
+        with self.vad._lock, torch.no_grad():
             results, _ = self.vad.model.inference([torch.from_numpy(np.ascontiguousarray(samples, np.float32))],
                                                   key=["stream"], frontend=self.vad.frontend, cache=self.cache,
                                                   is_final=is_final, chunk_size=min(chunk_ms, 14_000),
-                                                  device=self.vad.device)
+                                                  device=self.vad.device, **self.vad.endpoint)
         return [(int(start), int(end)) for start, end in results[0]["value"]]
 
     def close(self) -> None:

@@ -545,6 +545,32 @@ def test_batcher_waits_only_for_requests_on_their_way():
     assert echo.calls == [["x"], ["x", "y"]]
 
 
+def test_best_effort_requests_yield_to_the_others():
+    """Queued behind a running batch: best-effort p1, p2, then r1, r2. The next batch starts from r1 and takes r2,
+    then fills the budget left with p1 only (p2 would exceed it); p2 comes last."""
+    gate = Gate(Echo())
+    batcher = Batcher(gate, batch_size_s=3.0, max_wait_ms=0)
+
+    def transcribe(key: str, best_effort: bool):
+        return asyncio.ensure_future(batcher.transcribe([item(key, 1.0)], sv.DecodingOptions(),
+                                                        best_effort=best_effort))
+
+    async def scenario():
+        running = transcribe("first", False)
+        await asyncio.to_thread(gate.entered.wait, 30)
+        queued = [transcribe("p1", True), transcribe("p2", True), transcribe("r1", False), transcribe("r2", False)]
+        await asyncio.sleep(0)
+        gate.release.set()
+        return await asyncio.gather(running, *queued)
+
+    batcher.start()
+    with gate:
+        results = asyncio.run(scenario())
+    batcher.stop()
+    assert [r[0]["key"] for r in results] == ["first", "p1", "p2", "r1", "r2"]
+    assert [keys for keys, _ in gate.calls] == [["first"], ["r1", "r2", "p1"], ["p2"]]
+
+
 def test_batcher_refuses_beyond_max_queue_and_after_stop():
     gate = Gate(Echo())
     batcher = Batcher(gate, max_queue=1, max_wait_ms=0)

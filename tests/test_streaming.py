@@ -17,13 +17,14 @@ import pytest
 import soundfile
 from websockets.sync.client import connect
 
+import model as sv
 from sensevoice import modeldir
 from sensevoice.pipeline import Prepared, Transcriber
 from sensevoice.serve import fields
 from sensevoice.serve.app import ServeConfig, create_app, serve_in_thread
 from sensevoice.serve.batcher import Batcher
 from sensevoice.serve.stream import StreamConfig
-from sensevoice.serve.websocket import StreamHub
+from sensevoice.serve.websocket import StreamError, StreamHub, parse_first
 from sensevoice.vad import StreamingVad
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +160,23 @@ def test_bad_first_message_and_non_pcm_audio_are_refused(server, wav_file):
     assert code == 1003 and "8000" in error["error"]
     error, code = refused(url, START, wav_file.read_bytes())
     assert code == 1003 and "raw 16-bit PCM" in error["error"]
+    error, code = refused(url, json.dumps({"mode": "2pass", "hotwords": 20}))
+    assert code == 1008 and "hotwords=20" in error["error"] and "JSON object" in error["error"]
     assert hub.active == 0
+
+
+@pytest.mark.parametrize("hotwords, phrases", [
+    ("", ()),
+    (json.dumps({"阿里巴巴": 20, "Tongyi  Lab": 10}, ensure_ascii=False), ("阿里巴巴", "Tongyi Lab")),  # FunASR's client
+    ({"SenseVoice": 1}, ("SenseVoice",)),
+    ("Alibaba Tongyi", ("Alibaba", "Tongyi")),
+])
+def test_funasr_hotwords_bias_the_stream_decoding(hotwords, phrases):
+    base = sv.DecodingOptions(hotwords=(("FunASR", 3.0),))
+    settings = parse_first({"mode": "2pass", "hotwords": hotwords}, base)
+    assert settings.options.hotwords == (("FunASR", 3.0), *((p, None) for p in phrases))
+    with pytest.raises(StreamError, match="not a JSON object"):
+        parse_first({"hotwords": "{broken"}, base)
 
 
 def test_idle_stream_is_closed(server):

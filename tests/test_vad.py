@@ -179,3 +179,54 @@ def test_funasr_generate_with_vad_survives_segments_without_tags(tiny_dir):
     wave, _ = long_speechlike(BURSTS_S[:3])
     (result,) = automodel.generate(wave, batch_size_s=60)
     assert isinstance(result["text"], str) and isinstance(result["language"], str)
+
+
+# ----------------------------------------------------------------------------------------------- streaming
+def endpoints_when_streamed(detector: vad.StreamingVad, wave: np.ndarray, chunk_ms: int = 80
+                            ) -> list[tuple[int, int]]:
+    """(stream time at which the segment closed, its end_ms) for each segment of ``wave`` fed in chunks."""
+    stream, step, closed = detector.open(), chunk_ms * 16, []
+    for begin in range(0, len(wave), step):
+        now_ms = (begin + step) // 16
+        closed += [(now_ms, end) for _, end in stream.feed(wave[begin:begin + step]) if end != -1]
+    return closed
+
+
+def test_streaming_vad_keeps_no_autograd_graph_in_its_cache():
+    """The FSMN's memory travels from call to call in the cache; with autograd on, each call's graph stayed
+    reachable from it and a stream's memory grew for as long as it lasted."""
+    import torch
+
+    stream = vad.StreamingVad().open()
+    wave, _ = long_speechlike((3.0,))
+    for begin in range(0, len(wave), 1280):
+        stream.feed(wave[begin:begin + 1280])
+
+    def tensors(obj):
+        if isinstance(obj, torch.Tensor):
+            yield obj
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                yield from tensors(value)
+        elif isinstance(obj, (list, tuple)):
+            for value in obj:
+                yield from tensors(value)
+
+    cached = list(tensors(stream.cache))
+    assert cached, "the stream's cache holds no tensors: the test no longer looks where the state is"
+    assert not [t.shape for t in cached if t.grad_fn is not None or t.requires_grad]
+
+
+def test_streaming_vad_endpoint_silence_sets_how_soon_a_segment_closes():
+    """By default FunASR's dynamic schedule waits 2 s after a short segment; a fixed endpoint silence closes it
+    sooner (and may cut the burst's own short pauses too)."""
+    wave, bursts = long_speechlike((3.0, 3.0), gap_s=3.0)
+    dynamic = endpoints_when_streamed(vad.StreamingVad(), wave)
+    quick = endpoints_when_streamed(vad.StreamingVad(endpoint_silence_ms=400), wave)
+    assert len(dynamic) == len(bursts) <= len(quick)
+    for (closed_dynamic, _), (_, burst_end) in zip(dynamic, bursts):
+        last_quick = max(closed for closed, end in quick if end <= burst_end + 300)
+        assert burst_end + 1500 <= closed_dynamic, (dynamic, bursts)
+        assert burst_end < last_quick <= burst_end + 800, (quick, bursts)
+    with pytest.raises(ValueError, match="endpoint_silence_ms"):
+        vad.StreamingVad(endpoint_silence_ms=0)

@@ -1,15 +1,18 @@
 """Live-stream benchmark: ``sensevoice serve`` in a subprocess, N WebSocket streams (FunASR's protocol, 2pass) of a
-recording sent at real time in fixed chunks, all starting together; then one long stream sent as fast as the server
-takes it while the server's RSS is sampled.
+recording sent at real time in fixed chunks, all starting together (``--spread-s 0``, the worst case: every stream
+reaches every endpoint at the same moment) or spread evenly over ``--spread-s`` seconds; then one long stream of
+``--memory-minutes`` minutes sent at ``--memory-speed`` x real time while the server's RSS is sampled.
 
-    python -m sensevoice.bench.stream --model demo --audio ../shared/official/example/enNews.wav --streams 1 16
+    python -m sensevoice.bench.stream --model demo --streams 1 16 --spread-s 0 4 --memory-minutes 30
+    python -m sensevoice.bench.stream --model random-official --streams 1 --memory-minutes 0
 
-Per stream and segment, from the client's clock (the audio at stream time t was sent at start + t):
+Per stream and segment, from the client's clock (the audio at stream time t was due at start + t):
 - first partial: its arrival - the time the segment's start (VAD, stream time) was sent;
 - final after endpoint: the final's arrival - the time the audio at which the VAD closed the segment was sent
   (``endpoint_ms``); "after end" adds the VAD's trailing silence (the segment's ``end_ms``);
 - lag: any result's arrival - the time the audio it covers was sent (how far behind real time the stream is).
-Writes ``<name>.json`` and ``<name>.md`` to ``--out``. No assertions: a measuring tool.
+``random-official`` serves random official-size weights (``bench.speed.resolve_model``). Writes ``<name>.json`` and
+``<name>.md`` to ``--out``. No assertions: a measuring tool.
 """
 
 from __future__ import annotations
@@ -28,13 +31,16 @@ from websockets.asyncio.client import connect
 
 from sensevoice import REPO_ROOT
 from sensevoice.bench.loadtest import machine, start_server
+from sensevoice.bench.speed import DEFAULT_WORK, resolve_model
 
 RATE = 16000
 
 
-async def one_stream(url: str, pcm: bytes, chunk_ms: int, realtime: bool, name: str) -> dict[str, Any]:
-    """Send ``pcm`` in chunks (at real time, or as fast as the server reads); every answer with its arrival time,
-    relative to the stream's start."""
+async def one_stream(url: str, pcm: bytes, chunk_ms: int, speed: float | None, name: str, delay_s: float = 0.0
+                     ) -> dict[str, Any]:
+    """After ``delay_s``, send ``pcm`` in chunks at ``speed`` x real time (None: as fast as the server reads);
+    every answer with its arrival time, relative to the stream's start."""
+    await asyncio.sleep(delay_s)
     step = RATE * 2 * chunk_ms // 1000
     answers: list[tuple[float, dict]] = []
     async with connect(url, subprotocols=["binary"], max_size=None) as ws:
@@ -50,8 +56,8 @@ async def one_stream(url: str, pcm: bytes, chunk_ms: int, realtime: bool, name: 
 
         receiver = asyncio.create_task(receive())
         for n, begin in enumerate(range(0, len(pcm), step)):
-            if realtime:
-                await asyncio.sleep(max(0.0, started + n * chunk_ms / 1000 - time.monotonic()))
+            if speed:
+                await asyncio.sleep(max(0.0, started + n * chunk_ms / 1000 / speed - time.monotonic()))
             await ws.send(pcm[begin:begin + step])
         sent_s = time.monotonic() - started
         await ws.send(json.dumps({"is_speaking": False}))
@@ -84,14 +90,15 @@ def summary(values: Sequence[float]) -> dict[str, float | int]:
             "p95": round(float(np.percentile(x, 95)), 3), "max": round(float(x.max()), 3)}
 
 
-async def phase(url: str, pcm: bytes, streams: int, chunk_ms: int) -> dict[str, Any]:
-    runs = await asyncio.gather(*(one_stream(url, pcm, chunk_ms, True, f"s{i}") for i in range(streams)))
+async def phase(url: str, pcm: bytes, streams: int, chunk_ms: int, spread_s: float) -> dict[str, Any]:
+    runs = await asyncio.gather(*(one_stream(url, pcm, chunk_ms, 1.0, f"s{i}", i * spread_s / streams)
+                                  for i in range(streams)))
     merged: dict[str, list[float]] = {}
     for run in runs:
         for key, values in stream_stats(run).items():
             merged.setdefault(key, []).extend(values)
     result = {key: summary(values) for key, values in merged.items() if key not in ("warnings", "errors")}
-    result.update(streams=streams, chunk_ms=chunk_ms, warnings=len(merged["warnings"]), errors=len(merged["errors"]),
+    result.update(streams=streams, chunk_ms=chunk_ms, spread_s=spread_s, warnings=len(merged["warnings"]), errors=len(merged["errors"]),
                   max_lag_per_stream_s=[round(max(stream_stats(r)["lag_s"], default=0.0), 3) for r in runs])
     return result
 
@@ -103,8 +110,10 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def memory_phase(url: str, pcm: bytes, repeats: int, pid: int, chunk_ms: int) -> dict[str, Any]:
-    """One stream of ``repeats`` x the recording, sent as fast as the server reads it; RSS every second."""
+async def memory_phase(url: str, pcm: bytes, minutes: float, speed: float, pid: int, chunk_ms: int
+                       ) -> dict[str, Any]:
+    """One stream of ``minutes`` of audio (the recording repeated) at ``speed`` x real time; the server's RSS every
+    second and its growth per hour of audio (a least-squares line over all but the first tenth, the warm-up)."""
     samples: list[tuple[float, float]] = []
     started = time.monotonic()
 
@@ -113,46 +122,61 @@ async def memory_phase(url: str, pcm: bytes, repeats: int, pid: int, chunk_ms: i
             samples.append((round(time.monotonic() - started, 1), round(rss_mb(pid), 1)))
             await asyncio.sleep(1.0)
 
+    repeats = -(-int(minutes * 60 * RATE * 2) // len(pcm))
+    audio = (pcm * repeats)[:int(minutes * 60 * RATE) * 2]
     sampler = asyncio.create_task(sample())
-    run = await one_stream(url, pcm * repeats, chunk_ms, False, "long")
+    run = await one_stream(url, audio, chunk_ms, speed, "long")
     sampler.cancel()
-    rss = [m for _, m in samples]
+    wall = np.array([t for t, _ in samples])
+    rss = np.array([m for _, m in samples])
+    steady = wall >= wall[-1] / 10
+    audio_h = wall[steady] * speed / 3600  # audio hours sent by each sample
+    slope = float(np.polyfit(audio_h, rss[steady], 1)[0]) if steady.sum() >= 3 else float("nan")
     third = max(1, len(rss) // 3)
-    return {"audio_s": round(len(pcm) * repeats / 2 / RATE, 1), "wall_s": round(time.monotonic() - started, 1),
+    return {"audio_s": round(len(audio) / 2 / RATE, 1), "speed": speed, "wall_s": round(time.monotonic() - started, 1),
             "segments": sum(1 for _, a in run["answers"] if a.get("segment_final")),
-            "rss_mb_first_third_max": max(rss[:third]), "rss_mb_last_third_max": max(rss[-third:]),
-            "rss_mb_samples": samples}
+            "rss_mb_start": float(rss[0]), "rss_mb_first_third_max": float(rss[:third].max()),
+            "rss_mb_last_third_max": float(rss[-third:].max()), "rss_mb_max": float(rss.max()),
+            "rss_mb_end": float(rss[-1]), "rss_mb_per_audio_hour": round(slope, 1), "rss_mb_samples": samples}
 
 
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [f"# Live streams: {report['name']}", "", f"- command: `{report['command']}`",
              f"- machine: {m['cpu']}, {m['usable_cores']} usable of {m['logical_cores']} logical cores",
-             f"- model: {report['model']}, audio: {report['audio']} ({report['audio_s']} s), 2pass, real time", "",
-             "| streams | chunk ms | first partial after onset p50/p95 s | final after endpoint p50/p95 s "
-             "| final after segment end p50 s | lag p95/max s | warnings | errors |", "|---|---|---|---|---|---|---|---|"]
+             f"- model: {report['model']}, audio: {report['audio']} ({report['audio_s']} s), 2pass, real time",
+             f"- load average at start: {m['load_average_1m_at_start']:.2f}", "",
+             "| streams | starts spread over s | chunk ms | first partial after onset p50/p95 s | final after endpoint p50/p95 s "
+             "| final after segment end p50 s | lag p95/max s | warnings | errors |", "|---|---|---|---|---|---|---|---|---|"]
     for p in report["phases"]:
-        lines.append(f"| {p['streams']} | {p['chunk_ms']} | {p['first_partial_s'].get('p50')} / "
+        lines.append(f"| {p['streams']} | {p['spread_s']:g} | {p['chunk_ms']} | {p['first_partial_s'].get('p50')} / "
                      f"{p['first_partial_s'].get('p95')} | {p['final_after_endpoint_s'].get('p50')} / "
                      f"{p['final_after_endpoint_s'].get('p95')} | {p['final_after_end_s'].get('p50')} | "
                      f"{p['lag_s'].get('p95')} / {p['lag_s'].get('max')} | {p['warnings']} | {p['errors']} |")
     if report.get("memory"):
         mem = report["memory"]
-        lines += ["", f"Memory: one stream of {mem['audio_s']} s (the recording repeated; shortened from hours) "
-                      f"sent as fast as read in {mem['wall_s']} s, {mem['segments']} segments: server RSS max "
-                      f"{mem['rss_mb_first_third_max']} MB in the first third, {mem['rss_mb_last_third_max']} MB in "
-                      "the last third."]
+        lines += ["", f"Memory: one stream of {mem['audio_s'] / 60:.1f} min (the recording repeated) sent at "
+                      f"{mem['speed']:g}x real time in {mem['wall_s']} s, {mem['segments']} segments: server RSS "
+                      f"{mem['rss_mb_start']} MB at the start, {mem['rss_mb_end']} MB at the end (max "
+                      f"{mem['rss_mb_max']}; first third max {mem['rss_mb_first_third_max']}, last third max "
+                      f"{mem['rss_mb_last_third_max']}); trend after the first tenth "
+                      f"{mem['rss_mb_per_audio_hour']} MB per hour of audio."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="demo")
+    parser.add_argument("--model", default="demo", help="a model directory, demo, or random-official (random "
+                        "official-size weights)")
     parser.add_argument("--audio", type=Path, default=REPO_ROOT.parent / "shared/official/example/enNews.wav")
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--spread-s", type=float, nargs="+", default=[0.0],
+                        help="starts of the streams spread evenly over this many seconds (0: all at once); each "
+                        "value is a phase of its own for every --streams value above 1")
     parser.add_argument("--chunk-ms", type=int, default=80)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--memory-repeats", type=int, default=10, help="0: skip the memory phase")
+    parser.add_argument("--memory-minutes", type=float, default=30.0, help="0: skip the memory phase")
+    parser.add_argument("--memory-speed", type=float, default=8.0, help="the memory stream's pace, x real time")
     parser.add_argument("--name", default="stream_demo")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     args = parser.parse_args(argv)
@@ -160,18 +184,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if fs != RATE or wave.ndim != 1:
         raise SystemExit(f"{args.audio}: need 16 kHz mono")
     pcm = wave.astype("<i2").tobytes()
-    server, port = start_server(args.model, args.threads, ["--max-streams", str(max(args.streams) + 1)])
+    model = str(resolve_model(None, DEFAULT_WORK)[0]) if args.model == "random-official" else args.model
+    plan = [(n, spread) for n in args.streams for spread in (args.spread_s if n > 1 else [0.0])]
+    machine_at_start = machine()
+    server, port = start_server(model, args.threads, ["--max-streams", str(max(args.streams) + 1)])
     url = f"ws://127.0.0.1:{port}/"
     try:
-        phases = [asyncio.run(phase(url, pcm, n, args.chunk_ms)) for n in args.streams]
-        memory = asyncio.run(memory_phase(url, pcm, args.memory_repeats, server.pid, args.chunk_ms)) \
-            if args.memory_repeats else None
+        phases = [asyncio.run(phase(url, pcm, n, args.chunk_ms, spread)) for n, spread in plan]
+        memory = asyncio.run(memory_phase(url, pcm, args.memory_minutes, args.memory_speed, server.pid,
+                                          args.chunk_ms)) if args.memory_minutes > 0 else None
     finally:
         server.terminate()
         server.wait(30)
     report = {"name": args.name, "command": "python -m sensevoice.bench.stream " + " ".join(sys.argv[1:] if argv is None
                                                                                           else argv),
-              "machine": machine(), "model": args.model, "audio": args.audio.name, "audio_s": round(len(wave) / fs, 1),
+              "machine": machine_at_start, "model": args.model, "audio": args.audio.name, "audio_s": round(len(wave) / fs, 1),
               "phases": phases, "memory": memory}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")

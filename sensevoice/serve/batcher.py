@@ -5,6 +5,10 @@ budget of audio seconds, and decodes them in one call.
 While the worker is busy, requests pile up and the next batch takes them at once. When it is idle, the oldest
 request waits for company at most ``max_wait_ms``, and only while other requests are still arriving (being
 uploaded or decoded: see ``arriving``); a lone request is never delayed.
+
+*Best-effort* requests (a live stream's partial results, which a later one supersedes) yield to the others: a batch
+starts from the oldest request that is not best effort, and best-effort ones join it only in the audio budget that
+is left, or make a batch of their own when nothing else waits.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class Job:
     options: sv.DecodingOptions
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+    best_effort: bool = False
     arrived: float = field(default_factory=time.monotonic)
 
     @property
@@ -118,10 +123,11 @@ class Batcher:
             self._cond.notify()
 
     async def transcribe(self, items: Sequence[Prepared], options: sv.DecodingOptions, timeout_s: float | None = None,
-                         arrival: Arrival | None = None) -> list[dict[str, Any]]:
-        """File results for ``items``; raises QueueFull, ShuttingDown, TimeoutError or the transcriber's error."""
+                         arrival: Arrival | None = None, best_effort: bool = False) -> list[dict[str, Any]]:
+        """File results for ``items``; raises QueueFull, ShuttingDown, TimeoutError or the transcriber's error.
+        ``best_effort``: the request yields to the others (see the module's docstring)."""
         loop = asyncio.get_running_loop()
-        job = Job(list(items), options, loop.create_future(), loop)
+        job = Job(list(items), options, loop.create_future(), loop, best_effort)
         with self._cond:
             self._uncount(arrival)  # queued or refused: either way no longer on its way
             if self._stopping or self._thread is None:
@@ -192,7 +198,7 @@ class Batcher:
                     self._cond.wait()
                 if self._stopping:
                     return None
-                first = self._pending[0]
+                first = next((job for job in self._pending if not job.best_effort), self._pending[0])
                 remaining = first.arrived + self.max_wait_s - time.monotonic()
                 if remaining > 0 and self._arriving > 0 and self._ready_s(first.options) < self.batch_size_s:
                     self._cond.wait(remaining)
@@ -203,10 +209,11 @@ class Batcher:
         return sum(job.audio_s for job in self._pending if job.options == options)
 
     def _take(self, options: sv.DecodingOptions) -> list[Job]:
-        """Remove and return waiting jobs with these options, oldest first, within the audio budget (at least one)."""
+        """Remove and return waiting jobs with these options within the audio budget (at least one): oldest first,
+        best-effort ones after all the others."""
         jobs: list[Job] = []
         total_s = 0.0
-        for job in list(self._pending):
+        for job in sorted(self._pending, key=lambda job: job.best_effort):  # stable: oldest first in each class
             if job.options != options:
                 continue
             if jobs and total_s + job.audio_s > self.batch_size_s:

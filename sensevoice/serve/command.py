@@ -78,6 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="audio between two partial decodes of a stream's open segment (default %(default)s)")
     parser.add_argument("--partial-window-s", type=positive_float, default=8.0,
                         help="longest audio one partial decode re-reads (default %(default)s)")
+    parser.add_argument("--endpoint-silence-ms", type=positive_int, default=None,
+                        help="silence that ends a live stream's segment, whatever its length: its final result comes "
+                             "this much after the speech; less answers sooner and cuts at shorter pauses (default: "
+                             "FunASR's dynamic schedule, as offline: 2 s while a segment is under 10 s, then less)")
     parser.add_argument("--stream-idle-s", type=positive_float, default=30.0,
                         help="a live stream silent this long is closed (default %(default)s)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
@@ -182,8 +186,8 @@ def stream_hub(args: argparse.Namespace, batcher, config):
                               window_ms=int(args.partial_window_s * 1000), idle_timeout_s=args.stream_idle_s)
     except ValueError as err:
         raise UsageError(f"--partial-window-s {args.partial_window_s:g}: {err}")
-    return StreamHub(StreamingVad(device=args.device), batcher, limits, config.api_key, config.decoding,
-                     config.timeout_s)
+    vad = StreamingVad(device=args.device, endpoint_silence_ms=args.endpoint_silence_ms)
+    return StreamHub(vad, batcher, limits, config.api_key, config.decoding, config.timeout_s)
 
 
 def main(argv: list[str] | None = None) -> int:

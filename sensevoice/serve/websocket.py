@@ -14,7 +14,9 @@ Partial texts are re-decodes, so a later one may revise an earlier one: ``text``
 text already sent (FunASR's clients concatenate it) and ``segment_text`` the whole current hypothesis. Our own
 fields ride beside the protocol's: ``segment_text``, ``segment_final``, ``start_ms``, ``end_ms``,
 ``endpoint_ms`` (the stream time at which the VAD closed the segment), ``language``, ``emotion``, ``event``,
-``warning``, ``lag_s``, ``error``. ``hotwords`` are accepted and ignored (the model has no biasing).
+``warning``, ``lag_s``, ``error``. ``hotwords`` bias the decoding (the decoding's contextual biasing, as the HTTP
+API's ``prompt``): FunASR's clients send a JSON object ``{"phrase": weight, ...}`` as a string; its weights are on
+FunASR's scale, not ours, so each phrase gets the server's ``--hotword-weight``. Space-separated words work too.
 
 All streams share the service's ``Batcher``: their partial and final decodes meet in the same model calls as the
 HTTP requests. A stream has at most one partial decode in flight; one that falls behind real time by more than
@@ -89,8 +91,33 @@ def parse_first(message: dict[str, Any], base: sv.DecodingOptions) -> Settings:
     itn = message.get("itn", True)
     if not isinstance(itn, bool):
         raise StreamError(f"itn={itn!r} must be true or false")
-    options = fields.request_options(base, language, itn, timestamps=True)
+    hotwords = parse_hotwords(message.get("hotwords", ""))
+    search = {"hotwords": base.hotwords + hotwords} if hotwords else {}
+    try:
+        options = fields.request_options(base, language, itn, timestamps=True, **search)
+    except fields.ApiError as err:
+        raise StreamError(err.message) from None
     return Settings(mode, str(message.get("wav_name", "stream")), options)
+
+
+def parse_hotwords(value: Any) -> tuple[tuple[str, None], ...]:
+    """FunASR's ``hotwords`` field -> ((phrase, None), ...): "" for none, a JSON object of phrases (as a string, the
+    way its clients send it, or as an object) or a string of space-separated words."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise StreamError(f"hotwords={value[:80]!r} is not a JSON object ({err})") from None
+    if isinstance(value, dict):
+        phrases = list(value)
+    elif isinstance(value, str):
+        phrases = value.split()
+    else:
+        raise StreamError(f"hotwords={value!r}; expected FunASR's JSON object {{\"phrase\": weight, ...}} (as a "
+                          "string or an object) or space-separated words")
+    if not all(isinstance(p, str) and p.strip() for p in phrases):
+        raise StreamError(f"hotwords: every phrase must be non-empty text, got {phrases!r}")
+    return tuple((" ".join(p.split()), None) for p in phrases)
 
 
 def result_message(settings: Settings, mode: str, text: str, segment: dict[str, Any] | None, **extra: Any
@@ -192,10 +219,11 @@ class Session:
             if not await Utterance(self, parse_first(first, self.hub.decoding)).run():
                 return
 
-    async def decode(self, item: Prepared, options: sv.DecodingOptions) -> dict[str, Any]:
-        """One prepared item through the service's batcher; overload is a StreamError (1013)."""
+    async def decode(self, item: Prepared, options: sv.DecodingOptions, partial: bool = False) -> dict[str, Any]:
+        """One prepared item through the service's batcher (a partial yields to final results and HTTP requests);
+        overload is a StreamError (1013)."""
         try:
-            [result] = await self.hub.batcher.transcribe([item], options, self.hub.timeout_s)
+            [result] = await self.hub.batcher.transcribe([item], options, self.hub.timeout_s, best_effort=partial)
         except (QueueFull, ShuttingDown, TimeoutError) as err:
             raise StreamError(f"the server is overloaded ({type(err).__name__}: {err}); retry later",
                               CLOSE_TRY_LATER) from err
@@ -270,7 +298,7 @@ class Utterance:
             item = await self.loop.run_in_executor(self.session.hub.executor, self.stream.partial_item)
             if item is None:
                 return
-            result = await self.session.decode(item, self.settings.options)
+            result = await self.session.decode(item, self.settings.options, partial=True)
             hypothesis = self.stream.partial_text(item, result["clean_text"])
             if hypothesis is None:  # its segment closed meanwhile: the final result says it
                 return
