@@ -85,6 +85,10 @@ class Vad:
 
 FLUSH_SAMPLES = 160  # 10 ms of silence: what a flush of a stream with nothing pending feeds the VAD
 STREAM_STEP_MS = 60  # FunASR's streaming VAD step (its runtime server feeds 60 x chunk_size[1] / chunk_interval ms)
+# A longer feed (a backlog) is read in steps of at most this: each step costs about as much as a 60 ms one, and
+# FunASR's dynamic silence schedule moves on once a step, so a step much longer than a client's chunk would
+# change where segments end.
+MAX_STEP_MS = 480
 
 
 class StreamingVad:
@@ -132,13 +136,13 @@ class VadStream:
             if not is_final:
                 return []
             samples = np.zeros(FLUSH_SAMPLES, np.float32)  # FunASR returns early on empty input, without flushing
-        chunk_ms = max(STREAM_STEP_MS, len(samples) // 16)  # one VAD call for the whole chunk (< 15 s: streaming)
+        step_ms = min(max(STREAM_STEP_MS, len(samples) // 16), MAX_STEP_MS)
         # no_grad: the cache carries the FSMN's memory from call to call; with autograd on, every call's graph
         # stayed reachable through it, and a stream's memory and per-call time grew for as long as it lasted.
         with self.vad._lock, torch.no_grad():
             results, _ = self.vad.model.inference([torch.from_numpy(np.ascontiguousarray(samples, np.float32))],
                                                   key=["stream"], frontend=self.vad.frontend, cache=self.cache,
-                                                  is_final=is_final, chunk_size=min(chunk_ms, 14_000),
+                                                  is_final=is_final, chunk_size=step_ms,
                                                   device=self.vad.device, **self.vad.endpoint)
         return [(int(start), int(end)) for start, end in results[0]["value"]]
 

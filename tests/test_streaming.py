@@ -58,13 +58,17 @@ def server(parts):
         yield url.replace("http://", "ws://") + "/", hub
 
 
-def funasr_client(url: str, pcm: bytes, mode: str = "2pass", chunk_interval: int = 10, sleep_s: float = 0.0,
+def funasr_client(url: str, pcm: bytes, mode: str = "2pass", chunk_interval: int = 10, sleep_s: float | None = None,
                   wav_name: str = "demo") -> list[dict]:
     """funasr_wss_client.py's record_from_scp for one .wav, message for message: the first message, chunks of
     60 * chunk_size[1] / chunk_interval ms, then {"is_speaking": false, "is_end": true}; collects every answer
-    until the one with is_end."""
+    until the one with is_end. FunASR's client paces online and 2pass at real time and offline at 1 ms a chunk;
+    by default this one paces them at 10x real time and 1 ms (partials need audio arriving over time: a backlog
+    goes through the VAD at once)."""
     chunk_size = [5, 10, 5]
     stride = int(60 * chunk_size[1] / chunk_interval / 1000 * 16000 * 2)
+    if sleep_s is None:
+        sleep_s = 0.001 if mode == "offline" else 60 * chunk_size[1] / chunk_interval / 1000 / 10
     with connect(url, subprotocols=["binary"], max_size=None) as ws:
         ws.send(json.dumps({"mode": mode, "chunk_size": chunk_size, "chunk_interval": chunk_interval,
                             "encoder_chunk_look_back": 4, "decoder_chunk_look_back": 0, "audio_fs": 16000,
@@ -201,6 +205,24 @@ def test_too_many_streams_are_refused_and_a_dropped_client_is_freed(server, news
         time.sleep(0.05)
     assert hub.active == 0
     assert funasr_client(url, news_pcm[:16000 * 2 * 2], "offline")[-1]["is_end"]  # and the server still serves
+
+
+def test_a_backlog_goes_through_the_vad_at_once_and_metrics_count_streams(server, news_pcm):
+    """A client sending faster than real time builds a backlog: the server feeds the VAD with all the audio that
+    arrived since its last feed, not one call per message, and gives the same finals as a paced client."""
+    url, hub = server
+    metrics = hub.metrics
+    before = {name: getattr(metrics, name).value() for name in ("stream_audio_messages", "stream_vad_feeds")}
+    accepted = metrics.streams.value(("accepted",))
+    piece = news_pcm[:16000 * 2 * 15]
+    burst = funasr_client(url, piece, "offline", sleep_s=0.0)  # 60 ms messages, no pause between them
+    messages = metrics.stream_audio_messages.value() - before["stream_audio_messages"]
+    feeds = metrics.stream_vad_feeds.value() - before["stream_vad_feeds"]
+    assert messages == -(-len(piece) // 1920) and feeds < messages / 2, (messages, feeds)
+    paced = funasr_client(url, piece, "offline", sleep_s=0.006)
+    assert [(a["start_ms"], a["text"]) for a in burst] == [(a["start_ms"], a["text"]) for a in paced]
+    assert metrics.streams.value(("accepted",)) == accepted + 2 and metrics.streams_open.value() == 0
+    assert "sensevoice_stream_vad_feeds_total" in metrics.render()
 
 
 def test_api_key_is_required_when_set(parts, news_pcm):

@@ -138,8 +138,21 @@ class Metrics:
                                      BATCH_AUDIO_BUCKETS_S)
         self.batch_compute = Histogram("sensevoice_batch_compute_seconds", "Model time of one batch.",
                                        LATENCY_BUCKETS_S)
+        # live streams (sensevoice/serve/websocket.py)
+        self.streams_open = Gauge("sensevoice_streams_open", "Live WebSocket streams open.")
+        self.streams = Counter("sensevoice_streams_total", "Live streams accepted or refused.", ("outcome",))
+        self.stream_audio_messages = Counter("sensevoice_stream_audio_messages_total",
+                                             "Binary audio messages received on live streams.")
+        self.stream_vad_feeds = Counter("sensevoice_stream_vad_feeds_total",
+                                        "Streaming-VAD calls: one per audio message while the server keeps up, "
+                                        "fewer while it catches up with a backlog.")
+        self.stream_lag = Histogram("sensevoice_stream_lag_seconds", "How far behind real time a stream was "
+                                    "once the VAD had read its audio and its closed segments were decoded.", LATENCY_BUCKETS_S)
+        self.stream_warnings = Counter("sensevoice_stream_lag_warnings_total",
+                                       "Warnings sent to streams that fell behind real time.")
 
     def render(self) -> str:
         metrics = (self.requests, self.errors, self.latency, self.audio_seconds, self.queue_depth, self.rejected,
-                   self.batch_requests, self.batch_audio, self.batch_compute)
+                   self.batch_requests, self.batch_audio, self.batch_compute, self.streams_open, self.streams,
+                   self.stream_audio_messages, self.stream_vad_feeds, self.stream_lag, self.stream_warnings)
         return "\n".join(line for m in metrics for line in m.render()) + "\n"

@@ -146,7 +146,7 @@ class StreamHub:
         self.api_key, self.decoding, self.timeout_s = api_key, decoding, timeout_s
         self.executor = ThreadPoolExecutor(2, thread_name_prefix="sensevoice-stream")  # VAD + features
         self.active = 0
-        self.stats: dict[str, float] = {"streams": 0, "refused": 0, "max_lag_s": 0.0, "warnings": 0}
+        self.metrics = batcher.metrics  # the service's /metrics
 
     def authorized(self, ws: WebSocket) -> bool:
         """The HTTP API's key, as ``Authorization: Bearer KEY`` or (browsers cannot set headers) ``?api_key=KEY``."""
@@ -163,15 +163,17 @@ class StreamHub:
             if not self.authorized(ws):
                 raise StreamError("missing or wrong API key: send 'Authorization: Bearer <key>' or ?api_key=<key>")
             if self.active >= self.config.max_streams:
-                self.stats["refused"] += 1
+                self.metrics.streams.inc(labels=("refused",))
                 raise StreamError(f"{self.active} streams are open, the limit is {self.config.max_streams}; retry "
                                   "later", CLOSE_TRY_LATER)
             self.active += 1
-            self.stats["streams"] += 1
+            self.metrics.streams.inc(labels=("accepted",))
+            self.metrics.streams_open.set(self.active)
             try:
                 await Session(ws, self).run()
             finally:
                 self.active -= 1
+                self.metrics.streams_open.set(self.active)
         except StreamError as err:
             with contextlib.suppress(Exception):  # the client may be gone already
                 await ws.send_text(json.dumps({"error": str(err), "is_end": True, "is_final": False}))
@@ -231,7 +233,11 @@ class Session:
 
 
 class Utterance:
-    """From a first message to ``is_speaking: false``: audio in, partial and final results out."""
+    """From a first message to ``is_speaking: false``: audio in, partial and final results out.
+
+    A reader task takes the client's messages as they come; the utterance's own loop feeds the VAD with all the
+    audio that arrived since its last feed. Keeping up, that is one chunk a feed; behind (a final decode, a busy
+    CPU), the backlog goes through the VAD in one call instead of one call per chunk."""
 
     def __init__(self, session: Session, settings: Settings):
         self.session, self.settings, self.config = session, settings, session.config
@@ -241,42 +247,68 @@ class Utterance:
         self.loop = asyncio.get_running_loop()
         self.partial: asyncio.Task | None = None
         self.sent = ""  # text of the open segment already sent in partials (``text`` carries only what extends it)
-        self.carry = b""  # an odd byte left over from the last chunk
+        self.inbox: list[bytes] = []  # audio received and not fed yet
+        self.arrived = asyncio.Event()  # audio, the end of the utterance, or the client gone
+        self.carry = b""  # an odd byte left over from the last feed
         self.started: float | None = None  # when the first audio arrived
         self.warned = 0.0
 
     async def run(self) -> bool:
         """Serve the utterance; False when the client went away."""
+        reader = asyncio.create_task(self.read())
+        reader.add_done_callback(lambda _: self.arrived.set())
         try:
-            while (message := await self.session.receive()) is not None:
-                if message.get("bytes") is not None:
-                    await self.audio(message["bytes"])
-                    continue
-                try:
-                    control = json.loads(message.get("text") or "")
-                except json.JSONDecodeError as err:
-                    raise StreamError(f"a text message that is not JSON ({err})") from None
-                if isinstance(control, dict) and control.get("is_speaking") is False:
+            while True:
+                await self.arrived.wait()
+                self.arrived.clear()
+                if reader.done() and not reader.result():  # the client went away (a reader's error is raised here)
+                    return False
+                if self.inbox:
+                    await self.feed()
+                if reader.done() and not self.inbox:
                     await self.finish()
                     return True
-            return False
         finally:
+            reader.cancel()
             self.cancel_partial()
             self.stream.close()
 
-    async def audio(self, data: bytes) -> None:
+    async def read(self) -> bool:
+        """The client's messages until ``is_speaking: false`` (True) or its leaving (False)."""
+        while (message := await self.session.receive()) is not None:
+            if message.get("bytes") is not None:
+                self.receive_audio(message["bytes"])
+                continue
+            try:
+                control = json.loads(message.get("text") or "")
+            except json.JSONDecodeError as err:
+                raise StreamError(f"a text message that is not JSON ({err})") from None
+            if isinstance(control, dict) and control.get("is_speaking") is False:
+                return True
+        return False
+
+    def receive_audio(self, data: bytes) -> None:
         if self.started is None:
             if looks_like_container(data):
                 raise StreamError(f"binary messages must be raw 16-bit PCM, not a file (starts with {data[:8]!r}); "
                                   "send the samples without the header", CLOSE_UNSUPPORTED)
             self.started = time.monotonic()
-        data = self.carry + data
+        self.session.hub.metrics.stream_audio_messages.inc()
+        self.inbox.append(data)
+        self.arrived.set()
+
+    async def feed(self) -> None:
+        """The VAD over the audio that arrived; decode the segments it closed; pace the partials."""
+        data = self.carry + b"".join(self.inbox)
+        self.inbox.clear()
         cut = len(data) - len(data) % 2
         self.carry = data[cut:]
+        metrics = self.session.hub.metrics
+        metrics.stream_vad_feeds.inc()
         closed = await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, pcm16_to_float(data[:cut]))
         await self.finals(closed, last=False, endpoint_ms=self.stream.now_ms)
         lag_s = time.monotonic() - self.started - self.stream.now_ms / 1000
-        self.session.hub.stats["max_lag_s"] = max(self.session.hub.stats["max_lag_s"], lag_s)
+        metrics.stream_lag.observe(max(lag_s, 0.0))
         if lag_s > self.config.max_lag_s:
             await self.warn(lag_s)
         elif self.settings.mode in PARTIAL_MODE and self.partial is None \
@@ -288,7 +320,7 @@ class Utterance:
         if now - self.warned < WARN_EVERY_S:
             return
         self.warned = now
-        self.session.hub.stats["warnings"] += 1
+        self.session.hub.metrics.stream_warnings.inc()
         await self.session.send(result_message(
             self.settings, FINAL_MODE[self.settings.mode], "", None, lag_s=round(lag_s, 3),
             warning=f"the server is {lag_s:.1f} s behind real time; partial results pause until it catches up"))
