@@ -25,3 +25,27 @@ def test_bench_quick_runs_the_reference_and_ours_on_one_model(tiny_dir, tmp_path
     assert json.loads((tmp_path / "work" / "plan.json").read_text())["ort_spin"] is True  # reaches the workers
     assert "ONNX Runtime threads spin while a run is in progress" in (tmp_path / "out" / "tiny.md").read_text()
     assert (tmp_path / "fig.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_bench_stream_measures_live_streams_and_memory(tiny_dir, tmp_path):
+    """``python -m sensevoice.bench.stream`` end to end on the tiny model: two streams starting together and spread,
+    one at a time, and a short memory stream (~40 s)."""
+    import soundfile
+
+    from helpers_long import long_speechlike
+    from sensevoice.bench import stream as bench
+
+    wave, _ = long_speechlike((2.0, 1.5), gap_s=2.5)
+    soundfile.write(tmp_path / "speech.wav", (wave * 32767).astype("int16"), 16000)
+    assert bench.main(["--model", str(tiny_dir), "--audio", str(tmp_path / "speech.wav"), "--streams", "1", "2",
+                       "--spread-s", "0", "1", "--memory-minutes", "0.2", "--memory-speed", "4", "--name", "tiny",
+                       "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "tiny.json").read_text())
+    assert [(p["streams"], p["spread_s"]) for p in report["phases"]] == [(1, 0.0), (2, 0.0), (2, 1.0)]
+    for phase in report["phases"]:
+        assert phase["errors"] == 0 and phase["final_after_endpoint_s"]["n"] == 2 * phase["streams"]
+        assert len(phase["max_lag_per_stream_s"]) == phase["streams"]
+    memory = report["memory"]
+    assert memory["audio_s"] == 12.0 and memory["segments"] >= 2 and memory["rss_mb_max"] > 100
+    assert "| 2 | 1 | 80 |" in (tmp_path / "tiny.md").read_text()
