@@ -656,9 +656,14 @@ def test_command_line_defaults_and_model_resolution(tmp_path, tiny_dir, monkeypa
     assert (args.blank_penalty, args.ban_emo_unk) == (0.0, False)
     assert parser.parse_args(["--blank-penalty", "1.5", "--ban-emo-unk"]).blank_penalty == 1.5
     for bad in (["--batch-size-s", "0"], ["--batch-size-s", "nan"], ["--timeout-s", "inf"], ["--max-queue", "0"],
-                ["--max-wait-ms", "-1"], ["--blank-penalty", "-1"], ["--blank-penalty", "nan"]):
+                ["--max-wait-ms", "-1"], ["--blank-penalty", "-1"], ["--blank-penalty", "nan"],
+                ["--endpoint-silence-ms", "0"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
+    batcher = Batcher(Echo())
+    assert command.stream_hub(args, batcher, ServeConfig()).vad.endpoint == {}  # FunASR's dynamic schedule
+    quick = parser.parse_args(["--endpoint-silence-ms", "400"])
+    assert command.stream_hub(quick, batcher, ServeConfig()).vad.endpoint == {"max_end_silence_time": 400}
     from sensevoice import modeldir
 
     monkeypatch.setattr(modeldir, "DEMO_DIR", tmp_path / "demo")

@@ -158,6 +158,7 @@ def test_bad_first_message_and_non_pcm_audio_are_refused(server, wav_file):
     url, hub = server
     error, code = refused(url, b"\x00\x01" * 100)
     assert code == 1008 and "first message must be JSON" in error["error"] and error["is_end"]
+    assert (error["mode"], error["text"]) == ("offline", "")  # FunASR's client reads both from every message
     error, code = refused(url, json.dumps({"mode": "3pass"}))
     assert code == 1008 and "'3pass'" in error["error"] and "2pass" in error["error"]
     error, code = refused(url, json.dumps({"mode": "online", "audio_fs": 8000}))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -144,7 +145,8 @@ def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [f"# Live streams: {report['name']}", "", f"- command: `{report['command']}`",
              f"- machine: {m['cpu']}, {m['usable_cores']} usable of {m['logical_cores']} logical cores",
-             f"- model: {report['model']}, audio: {report['audio']} ({report['audio_s']} s), 2pass, real time",
+             f"- model: {report['model']}, audio: {report['audio']} ({report['audio_s']} s), 2pass, real time; "
+             f"endpoint: {report['endpoint']}",
              f"- load average at start: {m['load_average_1m_at_start']:.2f}", "",
              "| streams | starts spread over s | chunk ms | first partial after onset p50/p95 s | final after endpoint p50/p95 s "
              "| final after segment end p50 s | lag p95/max s | warnings | errors |", "|---|---|---|---|---|---|---|---|---|"]
@@ -174,7 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="starts of the streams spread evenly over this many seconds (0: all at once); each "
                         "value is a phase of its own for every --streams value above 1")
     parser.add_argument("--chunk-ms", type=int, default=80)
+    parser.add_argument("--endpoint-silence-ms", type=int, default=None,
+                        help="the server's --endpoint-silence-ms (default: its own, FunASR's dynamic schedule)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--server-args", default="", help="more options for sensevoice serve, e.g. '--backend "
+                        "onnxruntime --precision int8'")
     parser.add_argument("--memory-minutes", type=float, default=30.0, help="0: skip the memory phase")
     parser.add_argument("--memory-speed", type=float, default=8.0, help="the memory stream's pace, x real time")
     parser.add_argument("--name", default="stream_demo")
@@ -187,7 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = str(resolve_model(None, DEFAULT_WORK)[0]) if args.model == "random-official" else args.model
     plan = [(n, spread) for n in args.streams for spread in (args.spread_s if n > 1 else [0.0])]
     machine_at_start = machine()
-    server, port = start_server(model, args.threads, ["--max-streams", str(max(args.streams) + 1)])
+    server_args = ["--max-streams", str(max(args.streams) + 1)]
+    if args.endpoint_silence_ms:
+        server_args += ["--endpoint-silence-ms", str(args.endpoint_silence_ms)]
+    server_args += shlex.split(args.server_args)
+    server, port = start_server(model, args.threads, server_args)
     url = f"ws://127.0.0.1:{port}/"
     try:
         phases = [asyncio.run(phase(url, pcm, n, args.chunk_ms, spread)) for n, spread in plan]
@@ -196,10 +206,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.terminate()
         server.wait(30)
-    report = {"name": args.name, "command": "python -m sensevoice.bench.stream " + " ".join(sys.argv[1:] if argv is None
-                                                                                          else argv),
-              "machine": machine_at_start, "model": args.model, "audio": args.audio.name, "audio_s": round(len(wave) / fs, 1),
-              "phases": phases, "memory": memory}
+    command = "python -m sensevoice.bench.stream " + shlex.join(sys.argv[1:] if argv is None else argv)
+    endpoint = f"{args.endpoint_silence_ms} ms of silence" if args.endpoint_silence_ms \
+        else "FunASR's dynamic silence schedule"
+    endpoint += f"; server options: {args.server_args}" if args.server_args else ""
+    report = {"name": args.name, "command": command, "machine": machine_at_start, "endpoint": endpoint,
+              "model": args.model, "audio": args.audio.name, "audio_s": round(len(wave) / fs, 1), "phases": phases,
+              "memory": memory}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / f"{args.name}.md").write_text(markdown(report))

@@ -22,7 +22,8 @@ All streams share the service's ``Batcher``: their partial and final decodes mee
 HTTP requests. A stream has at most one partial decode in flight; one that falls behind real time by more than
 ``max_lag_s`` is told so (``warning``) and gets no partials until it catches up, so it cannot slow the others
 without bound. Refusals (wrong key, too many streams, bad first message, non-PCM audio, idle) are a JSON
-``{"error": ..., "is_end": true, "is_final": false}`` and then a close with a WebSocket code.
+``{"error": ..., "mode": "offline", "text": "", "is_end": true, "is_final": false}`` (``mode`` and ``text``: FunASR's
+client reads both from every message) and then a close with a WebSocket code.
 """
 
 from __future__ import annotations
@@ -176,7 +177,8 @@ class StreamHub:
                 self.metrics.streams_open.set(self.active)
         except StreamError as err:
             with contextlib.suppress(Exception):  # the client may be gone already
-                await ws.send_text(json.dumps({"error": str(err), "is_end": True, "is_final": False}))
+                await ws.send_text(json.dumps({"error": str(err), "mode": "offline", "text": "", "is_end": True,
+                                               "is_final": False}))
                 await ws.close(err.code, str(err)[:120])
         except WebSocketDisconnect:
             log.info("a stream's client disconnected")
