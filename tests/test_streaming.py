@@ -109,6 +109,10 @@ def test_funasr_client_2pass_finals_equal_offline_decoding_of_the_same_segments(
     first = finals[0]
     assert isinstance(first["timestamp"], str) and first["stamp_sents"][0]["start"] == spans[0][0]
     assert {"language", "emotion", "event", "wav_name"} <= set(first) and first["wav_name"] == "demo"
+    for final in finals:  # confidence, as in verbose_json
+        assert final["avg_logprob"] <= 0 and 0 <= final["no_speech_prob"] <= 1
+        assert len(final["word_probability"]) == len(json.loads(final["timestamp"] or "[]"))
+        assert all(0 <= p <= 1 for p in final["word_probability"])
     assert all(a["start_ms"] >= finals[0]["start_ms"] for a in partials)
     assert hub.active == 0
 

@@ -14,12 +14,14 @@ Partial texts are re-decodes, so a later one may revise an earlier one: ``text``
 text already sent (FunASR's clients concatenate it) and ``segment_text`` the whole current hypothesis. Our own
 fields ride beside the protocol's: ``segment_text``, ``segment_final``, ``start_ms``, ``end_ms``,
 ``endpoint_ms`` (the stream time at which the VAD closed the segment), ``language``, ``emotion``, ``event``,
+the final's confidence (``avg_logprob``, ``no_speech_prob``, ``word_probability`` beside ``timestamp``),
 ``warning``, ``lag_s``, ``error``. ``hotwords`` bias the decoding (the decoding's contextual biasing, as the HTTP
 API's ``prompt``): FunASR's clients send a JSON object ``{"phrase": weight, ...}`` as a string; its weights are on
 FunASR's scale, not ours, so each phrase gets the server's ``--hotword-weight``. Space-separated words work too.
 
 All streams share the service's ``Batcher``: their partial and final decodes meet in the same model calls as the
-HTTP requests. A stream has at most one partial decode in flight; one that falls behind real time by more than
+HTTP requests; partials are best effort and yield to finals and HTTP requests. A stream has at most one partial
+decode in flight; one that falls behind real time by more than
 ``max_lag_s`` is told so (``warning``) and gets no partials until it catches up, so it cannot slow the others
 without bound. Refusals (wrong key, too many streams, bad first message, non-PCM audio, idle) are a JSON
 ``{"error": ..., "mode": "offline", "text": "", "is_end": true, "is_final": false}`` (``mode`` and ``text``: FunASR's
@@ -54,6 +56,7 @@ MODES = ("offline", "online", "2pass")
 PARTIAL_MODE = {"online": "online", "2pass": "2pass-online"}
 FINAL_MODE = {"offline": "offline", "online": "online", "2pass": "2pass-offline"}
 CLOSE_POLICY, CLOSE_UNSUPPORTED, CLOSE_GOING_AWAY, CLOSE_TRY_LATER = 1008, 1003, 1001, 1013
+CONFIDENCE_FIELDS = ("avg_logprob", "no_speech_prob", "word_probability")  # a final's, as in verbose_json
 WARN_EVERY_S = 2.0  # at most one lag warning per stream this often
 
 
@@ -132,7 +135,8 @@ def result_message(settings: Settings, mode: str, text: str, segment: dict[str, 
                     stamp_sents=[{"text_seg": " ".join(segment.get("words", [])), "punc": "",
                                   "start": segment["start_ms"], "end": segment["end_ms"], "ts_list": spans}],
                     start_ms=segment["start_ms"], end_ms=segment["end_ms"],
-                    **{tag: segment.get(tag) or "" for tag in ("language", "emotion", "event")})
+                    **{tag: segment.get(tag) or "" for tag in ("language", "emotion", "event")},
+                    **{name: segment[name] for name in CONFIDENCE_FIELDS if segment.get(name) is not None})
     body.update(extra)
     return body
 
