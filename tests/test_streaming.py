@@ -176,7 +176,8 @@ def test_bad_first_message_and_non_pcm_audio_are_refused(server, wav_file):
 
 @pytest.mark.parametrize("hotwords, phrases", [
     ("", ()),
-    (json.dumps({"阿里巴巴": 20, "Tongyi  Lab": 10}, ensure_ascii=False), ("阿里巴巴", "Tongyi Lab")),  # FunASR's client
+    # FunASR's client sends a JSON object as a string
+    (json.dumps({"阿里巴巴": 20, "Tongyi  Lab": 10}, ensure_ascii=False), ("阿里巴巴", "Tongyi Lab")),
     ({"SenseVoice": 1}, ("SenseVoice",)),
     ("Alibaba Tongyi", ("Alibaba", "Tongyi")),
 ])

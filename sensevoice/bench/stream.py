@@ -99,7 +99,8 @@ async def phase(url: str, pcm: bytes, streams: int, chunk_ms: int, spread_s: flo
         for key, values in stream_stats(run).items():
             merged.setdefault(key, []).extend(values)
     result = {key: summary(values) for key, values in merged.items() if key not in ("warnings", "errors")}
-    result.update(streams=streams, chunk_ms=chunk_ms, spread_s=spread_s, warnings=len(merged["warnings"]), errors=len(merged["errors"]),
+    result.update(streams=streams, chunk_ms=chunk_ms, spread_s=spread_s, warnings=len(merged["warnings"]),
+                  errors=len(merged["errors"]),
                   max_lag_per_stream_s=[round(max(stream_stats(r)["lag_s"], default=0.0), 3) for r in runs])
     return result
 
@@ -148,8 +149,9 @@ def markdown(report: dict[str, Any]) -> str:
              f"- model: {report['model']}, audio: {report['audio']} ({report['audio_s']} s), 2pass, real time; "
              f"endpoint: {report['endpoint']}",
              f"- load average at start: {m['load_average_1m_at_start']:.2f}", "",
-             "| streams | starts spread over s | chunk ms | first partial after onset p50/p95 s | final after endpoint p50/p95 s "
-             "| final after segment end p50 s | lag p95/max s | warnings | errors |", "|---|---|---|---|---|---|---|---|---|"]
+             "| streams | starts spread over s | chunk ms | first partial after onset p50/p95 s "
+             "| final after endpoint p50/p95 s | final after segment end p50 s | lag p95/max s | warnings | errors |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for p in report["phases"]:
         lines.append(f"| {p['streams']} | {p['spread_s']:g} | {p['chunk_ms']} | {p['first_partial_s'].get('p50')} / "
                      f"{p['first_partial_s'].get('p95')} | {p['final_after_endpoint_s'].get('p50')} / "

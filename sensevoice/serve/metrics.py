@@ -146,8 +146,9 @@ class Metrics:
         self.stream_vad_feeds = Counter("sensevoice_stream_vad_feeds_total",
                                         "Streaming-VAD calls: one per audio message while the server keeps up, "
                                         "fewer while it catches up with a backlog.")
-        self.stream_lag = Histogram("sensevoice_stream_lag_seconds", "How far behind real time a stream was "
-                                    "once the VAD had read its audio and its closed segments were decoded.", LATENCY_BUCKETS_S)
+        self.stream_lag = Histogram("sensevoice_stream_lag_seconds",
+                                    "How far behind real time a stream was once the VAD had read its audio and its "
+                                    "closed segments were decoded.", LATENCY_BUCKETS_S)
         self.stream_warnings = Counter("sensevoice_stream_lag_warnings_total",
                                        "Warnings sent to streams that fell behind real time.")
 

@@ -22,9 +22,10 @@ FunASR's scale, not ours, so each phrase gets the server's ``--hotword-weight``.
 All streams share the service's ``Batcher``: their partial and final decodes meet in the same model calls as the
 HTTP requests; partials are best effort and yield to finals and HTTP requests. A stream has at most one partial
 decode in flight; one that falls behind real time by more than ``max_lag_s`` is told so (``warning``) and gets no
-partials until it catches up, so it cannot slow the others without bound. Refusals (wrong key, too many streams, bad first message, non-PCM audio, idle) are a JSON
-``{"error": ..., "mode": "offline", "text": "", "is_end": true, "is_final": false}`` (``mode`` and ``text``: FunASR's
-client reads both from every message) and then a close with a WebSocket code.
+partials until it catches up, so it cannot slow the others without bound. Refusals (wrong key, too many streams,
+bad first message, non-PCM audio, idle) are a JSON ``{"error": ..., "mode": "offline", "text": "", "is_end": true,
+"is_final": false}`` (``mode`` and ``text``: FunASR's client reads both from every message) and then a close with a
+WebSocket code.
 """
 
 from __future__ import annotations
