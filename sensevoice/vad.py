@@ -84,11 +84,11 @@ class Vad:
 
 
 FLUSH_SAMPLES = 160  # 10 ms of silence: what a flush of a stream with nothing pending feeds the VAD
-STREAM_STEP_MS = 60  # FunASR's streaming VAD step (its runtime server feeds 60 x chunk_size[1] / chunk_interval ms)
-# A longer feed (a backlog) is read in steps of at most this: each step costs about as much as a 60 ms one, and
-# FunASR's dynamic silence schedule moves on once a step, so a step much longer than a client's chunk would
-# change where segments end.
-MAX_STEP_MS = 480
+# The streaming VAD reads audio in steps of this much, whatever the chunks it is fed: FunASR's dynamic silence
+# schedule moves on once a step, so steps that followed the chunks would make a segment's end depend on how the
+# audio was cut into messages. A step costs about as much as a 60 ms one (FunASR's own server's step, ~2 ms on one
+# core): 120 ms halves that cost for an endpoint found at most 120 ms later.
+STEP_MS = 120
 
 
 class StreamingVad:
@@ -121,8 +121,8 @@ class StreamingVad:
 
 
 class VadStream:
-    """One stream's VAD state. ``feed`` takes the next 16 kHz samples and returns the VAD's events on the stream's
-    timeline: ``(start_ms, -1)`` speech began, ``(-1, end_ms)`` the open segment ended, ``(start_ms, end_ms)``
+    """One stream's VAD state. ``feed`` takes the next 16 kHz samples (read in ``STEP_MS`` steps; a remainder waits
+    for the next feed) and returns the VAD's events on the stream's timeline: ``(start_ms, -1)`` speech began, ``(-1, end_ms)`` the open segment ended, ``(start_ms, end_ms)``
     both. ``is_final=True`` flushes (an open segment is closed) and resets the state for a next utterance."""
 
     def __init__(self, vad: StreamingVad):
@@ -136,13 +136,12 @@ class VadStream:
             if not is_final:
                 return []
             samples = np.zeros(FLUSH_SAMPLES, np.float32)  # FunASR returns early on empty input, without flushing
-        step_ms = min(max(STREAM_STEP_MS, len(samples) // 16), MAX_STEP_MS)
         # no_grad: the cache carries the FSMN's memory from call to call; with autograd on, every call's graph
         # stayed reachable through it, and a stream's memory and per-call time grew for as long as it lasted.
         with self.vad._lock, torch.no_grad():
             results, _ = self.vad.model.inference([torch.from_numpy(np.ascontiguousarray(samples, np.float32))],
                                                   key=["stream"], frontend=self.vad.frontend, cache=self.cache,
-                                                  is_final=is_final, chunk_size=step_ms,
+                                                  is_final=is_final, chunk_size=STEP_MS,
                                                   device=self.vad.device, **self.vad.endpoint)
         return [(int(start), int(end)) for start, end in results[0]["value"]]
 

@@ -84,9 +84,10 @@ def funasr_client(url: str, pcm: bytes, mode: str = "2pass", chunk_interval: int
     return answers
 
 
-def offline_texts(transcriber: Transcriber, pcm: bytes, spans: list[tuple[int, int]]) -> list[str]:
-    """The offline pipeline's texts of the same VAD segments (features of each span cut from the whole wave)."""
-    wave = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+def offline_texts(transcriber: Transcriber, pcm: bytes | np.ndarray, spans: list[tuple[int, int]]) -> list[str]:
+    """The offline pipeline's texts of the same VAD segments (features of each span cut from the whole wave, given
+    as 16-bit PCM bytes or float samples)."""
+    wave = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0 if isinstance(pcm, bytes) else pcm
     feats = tuple(transcriber.features(wave[s * 16:e * 16], f"x@{s}ms") for s, e in spans)
     options = fields.request_options(ServeConfig().decoding, "auto", True, True)
     [result] = transcriber.decode([Prepared("x", len(wave) // 16, tuple(spans), feats)], options)
@@ -165,8 +166,13 @@ def test_bad_first_message_and_non_pcm_audio_are_refused(server, wav_file):
     assert (error["mode"], error["text"]) == ("offline", "")  # FunASR's client reads both from every message
     error, code = refused(url, json.dumps({"mode": "3pass"}))
     assert code == 1008 and "'3pass'" in error["error"] and "2pass" in error["error"]
-    error, code = refused(url, json.dumps({"mode": "online", "audio_fs": 8000}))
-    assert code == 1003 and "8000" in error["error"]
+    error, code = refused(url, json.dumps({"mode": "online", "audio_fs": 4000}))
+    assert code == 1003 and "audio_fs=4000" in error["error"] and "8000 to 192000" in error["error"]
+    error, code = refused(url, json.dumps({"mode": "offline", "wav_format": "mp3"}))
+    assert code == 1003 and "'others'" in error["error"]
+    error, code = refused(url, json.dumps({"mode": "offline", "wav_format": "others"}), b"not audio at all",
+                          json.dumps({"is_speaking": False}))
+    assert code == 1003 and "wav_format 'others'" in error["error"] and "look like text" in error["error"]
     error, code = refused(url, START, wav_file.read_bytes())
     assert code == 1003 and "raw 16-bit PCM" in error["error"]
     error, code = refused(url, json.dumps({"mode": "2pass", "hotwords": 20}))
@@ -227,8 +233,72 @@ def test_a_backlog_goes_through_the_vad_at_once_and_metrics_count_streams(server
     assert messages == -(-len(piece) // 1920) and feeds < messages / 2, (messages, feeds)
     paced = funasr_client(url, piece, "offline", sleep_s=0.006)
     assert [(a["start_ms"], a["text"]) for a in burst] == [(a["start_ms"], a["text"]) for a in paced]
+    deadline = time.monotonic() + 10  # the server ends a session just after its client has read is_end
+    while hub.active and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert metrics.streams.value(("accepted",)) == accepted + 2 and metrics.streams_open.value() == 0
     assert "sensevoice_stream_vad_feeds_total" in metrics.render()
+
+
+def finals_of(answers: list[dict]) -> list[tuple[int, int, str]]:
+    return [(a["start_ms"], a["end_ms"], a["segment_text"]) for a in answers if a.get("segment_final")]
+
+
+def test_a_whole_file_as_funasr_sends_other_formats(server, news_pcm, tmp_path):
+    """FunASR's client sends a file that is neither .wav nor .pcm as its bytes, with wav_format "others": decoded at
+    the end, it gives the same segments and texts as its samples sent as PCM."""
+    url, _ = server
+    piece = news_pcm[:16000 * 2 * 15]
+    path = tmp_path / "piece.flac"
+    soundfile.write(path, np.frombuffer(piece, "<i2"), 16000)
+    data = path.read_bytes()
+    stride = 1920
+    with connect(url, subprotocols=["binary"], max_size=None) as ws:
+        ws.send(json.dumps({"mode": "offline", "chunk_size": [5, 10, 5], "chunk_interval": 10, "wav_name": "f",
+                            "wav_format": "others", "audio_fs": 16000, "is_speaking": True, "hotwords": "",
+                            "itn": True}))
+        for begin in range(0, len(data), stride):
+            ws.send(data[begin:begin + stride])
+        ws.send(json.dumps({"is_speaking": False}))
+        answers = []
+        while not answers or not answers[-1].get("is_end"):
+            answers.append(json.loads(ws.recv(timeout=120)))
+    as_pcm = funasr_client(url, piece, "offline")
+    assert finals_of(answers) == finals_of(as_pcm) and len(finals_of(answers)) >= 2
+    assert answers[-1]["is_final"] and answers[-1]["wav_name"] == "f"
+
+
+def test_pcm_at_another_rate_is_resampled_as_it_arrives(server, parts, news_pcm):
+    """FunASR's client sends a .wav's samples at the file's rate with audio_fs: the server resamples them to 16 kHz
+    as they come, into the same samples as resampling the whole at once: the same segments (times in ms from the
+    stream's start) and texts."""
+    import soxr
+
+    url, _ = server
+    transcriber, vad = parts
+    piece = news_pcm[:16000 * 2 * 15]
+    at_8k = soxr.resample(np.frombuffer(piece, "<i2").astype(np.float32) / 32768, 16000, 8000)
+    pcm_8k = (np.clip(at_8k, -1, 1) * 32767).astype("<i2").tobytes()
+    with connect(url, subprotocols=["binary"], max_size=None) as ws:
+        ws.send(json.dumps({"mode": "2pass", "wav_name": "r", "wav_format": "pcm", "audio_fs": 8000,
+                            "is_speaking": True}))
+        for begin in range(0, len(pcm_8k), 960):  # 60 ms at 8 kHz
+            ws.send(pcm_8k[begin:begin + 960])
+            time.sleep(0.006)
+        ws.send(json.dumps({"is_speaking": False}))
+        answers = []
+        while not answers or not answers[-1].get("is_end"):
+            answers.append(json.loads(ws.recv(timeout=120)))
+    at_once = soxr.resample(np.frombuffer(pcm_8k, "<i2").astype(np.float32) / 32768, 8000, 16000)
+    stream, events, last = vad.open(), [], len(at_once) - 160  # the server's last feed: the resampler's tail
+    for begin in range(0, last, 1920):
+        events += stream.feed(at_once[begin:min(begin + 1920, last)])
+    events += stream.feed(at_once[last:], is_final=True)
+    spans = [(start, end) for start, end in zip([s for s, _ in events if s != -1], [e for _, e in events if e != -1])]
+    resampled = finals_of(answers)
+    assert [(s, e) for s, e, _ in resampled] == spans and len(spans) >= 2
+    assert [text for _, _, text in resampled] == offline_texts(transcriber, at_once, spans)
+    assert any(a["mode"] == "2pass-online" for a in answers)
 
 
 def test_api_key_is_required_when_set(parts, news_pcm):

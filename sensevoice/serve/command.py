@@ -183,7 +183,8 @@ def stream_hub(args: argparse.Namespace, batcher, config):
 
     try:
         limits = StreamConfig(max_streams=args.max_streams, partial_interval_ms=args.partial_interval_ms,
-                              window_ms=int(args.partial_window_s * 1000), idle_timeout_s=args.stream_idle_s)
+                              window_ms=int(args.partial_window_s * 1000), idle_timeout_s=args.stream_idle_s,
+                              max_file_mb=args.max_upload_mb)
     except ValueError as err:
         raise UsageError(f"--partial-window-s {args.partial_window_s:g}: {err}")
     vad = StreamingVad(device=args.device, endpoint_silence_ms=args.endpoint_silence_ms)

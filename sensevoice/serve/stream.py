@@ -41,15 +41,16 @@ class StreamConfig:
     window_ms: int = 8000  # a partial decodes at most this much audio (then its text is frozen)
     idle_timeout_s: float = 30.0  # a stream silent (no message) this long is closed
     max_lag_s: float = 1.0  # further behind real time than this: the client is told and partials pause
+    max_file_mb: float = 64.0  # a whole file sent as wav_format "others" (the service's --max-upload-mb)
 
     def __post_init__(self):
         for name in ("max_streams", "partial_interval_ms", "window_ms"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
-        for name in ("idle_timeout_s", "max_lag_s"):
+        for name in ("idle_timeout_s", "max_lag_s", "max_file_mb"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be a positive number of seconds")
+                raise ValueError(f"{name}={getattr(self, name)!r} must be a positive number")
         if self.window_ms < MIN_PARTIAL_MS:
             raise ValueError(f"window_ms={self.window_ms} must be at least {MIN_PARTIAL_MS}")
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import soxr
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import model as sv
@@ -55,8 +56,10 @@ log = logging.getLogger(__name__)
 MODES = ("offline", "online", "2pass")
 PARTIAL_MODE = {"online": "online", "2pass": "2pass-online"}
 FINAL_MODE = {"offline": "offline", "online": "online", "2pass": "2pass-offline"}
-CLOSE_POLICY, CLOSE_UNSUPPORTED, CLOSE_GOING_AWAY, CLOSE_TRY_LATER = 1008, 1003, 1001, 1013
+CLOSE_POLICY, CLOSE_UNSUPPORTED, CLOSE_GOING_AWAY, CLOSE_TRY_LATER, CLOSE_TOO_BIG = 1008, 1003, 1001, 1013, 1009
 CONFIDENCE_FIELDS = ("avg_logprob", "no_speech_prob", "word_probability")  # a final's, as in verbose_json
+WAV_FORMATS = ("pcm", "others")  # FunASR's client: "pcm" for .pcm and .wav (their samples), "others" for other files
+MIN_FS, MAX_FS = 8000, 192_000
 WARN_EVERY_S = 2.0  # at most one lag warning per stream this often
 
 
@@ -75,6 +78,8 @@ class Settings:
     mode: str
     wav_name: str
     options: sv.DecodingOptions
+    audio_fs: int = sv.SAMPLE_RATE  # of the PCM sent (resampled to 16 kHz as it arrives)
+    file: bool = False  # wav_format "others": the bytes are a file (WAV, FLAC, MP3, ...), decoded at the end
 
 
 def parse_first(message: dict[str, Any], base: sv.DecodingOptions) -> Settings:
@@ -83,12 +88,13 @@ def parse_first(message: dict[str, Any], base: sv.DecodingOptions) -> Settings:
     if mode not in MODES:
         raise StreamError(f"mode={mode!r}; expected one of {list(MODES)}")
     audio_fs = message.get("audio_fs", sv.SAMPLE_RATE)
-    if audio_fs != sv.SAMPLE_RATE:
-        raise StreamError(f"audio_fs={audio_fs!r}: send {sv.SAMPLE_RATE} Hz audio (resampling is not supported)",
+    if isinstance(audio_fs, bool) or not isinstance(audio_fs, int) or not MIN_FS <= audio_fs <= MAX_FS:
+        raise StreamError(f"audio_fs={audio_fs!r}: the PCM's sample rate in Hz, an integer from {MIN_FS} to {MAX_FS}",
                           CLOSE_UNSUPPORTED)
     wav_format = message.get("wav_format", "pcm")
-    if wav_format != "pcm":
-        raise StreamError(f"wav_format={wav_format!r}: send raw 16-bit little-endian PCM ('pcm')", CLOSE_UNSUPPORTED)
+    if wav_format not in WAV_FORMATS:
+        raise StreamError(f"wav_format={wav_format!r}: 'pcm' (raw 16-bit little-endian mono samples) or 'others' (a "
+                          "whole audio file, decoded once is_speaking is false)", CLOSE_UNSUPPORTED)
     language = message.get("language", "auto")  # ours: FunASR's protocol has no language field
     if language not in fields.LANGUAGE_CHOICES:
         raise StreamError(f"language={language!r}; expected one of {list(fields.LANGUAGE_CHOICES)}")
@@ -101,7 +107,7 @@ def parse_first(message: dict[str, Any], base: sv.DecodingOptions) -> Settings:
         options = fields.request_options(base, language, itn, timestamps=True, **search)
     except fields.ApiError as err:
         raise StreamError(err.message) from None
-    return Settings(mode, str(message.get("wav_name", "stream")), options)
+    return Settings(mode, str(message.get("wav_name", "stream")), options, audio_fs, wav_format == "others")
 
 
 def parse_hotwords(value: Any) -> tuple[tuple[str, None], ...]:
@@ -253,7 +259,10 @@ class Utterance:
         self.loop = asyncio.get_running_loop()
         self.partial: asyncio.Task | None = None
         self.sent = ""  # text of the open segment already sent in partials (``text`` carries only what extends it)
-        self.inbox: list[bytes] = []  # audio received and not fed yet
+        self.inbox: list[bytes] = []  # audio received and not fed yet (a file: all of it, until the end)
+        self.received_bytes = 0
+        self.resampler = soxr.ResampleStream(settings.audio_fs, sv.SAMPLE_RATE, 1, dtype="float32") \
+            if settings.audio_fs != sv.SAMPLE_RATE and not settings.file else None
         self.arrived = asyncio.Event()  # audio, the end of the utterance, or the client gone
         self.carry = b""  # an odd byte left over from the last feed
         self.started: float | None = None  # when the first audio arrived
@@ -269,9 +278,9 @@ class Utterance:
                 self.arrived.clear()
                 if reader.done() and not reader.result():  # the client went away (a reader's error is raised here)
                     return False
-                if self.inbox:
+                if self.inbox and not self.settings.file:
                     await self.feed()
-                if reader.done() and not self.inbox:
+                if reader.done() and (self.settings.file or not self.inbox):
                     await self.finish()
                     return True
         finally:
@@ -294,10 +303,15 @@ class Utterance:
         return False
 
     def receive_audio(self, data: bytes) -> None:
+        self.received_bytes += len(data)
+        if self.settings.file and self.received_bytes > self.config.max_file_mb * 2**20:
+            raise StreamError(f"the file is larger than {self.config.max_file_mb:g} MiB (the server's "
+                              "--max-upload-mb); send it as 'pcm' in chunks instead", CLOSE_TOO_BIG)
         if self.started is None:
-            if looks_like_container(data):
+            if not self.settings.file and looks_like_container(data):
                 raise StreamError(f"binary messages must be raw 16-bit PCM, not a file (starts with {data[:8]!r}); "
-                                  "send the samples without the header", CLOSE_UNSUPPORTED)
+                                  "send the samples without the header, or say wav_format 'others'",
+                                  CLOSE_UNSUPPORTED)
             self.started = time.monotonic()
         self.session.hub.metrics.stream_audio_messages.inc()
         self.inbox.append(data)
@@ -311,7 +325,8 @@ class Utterance:
         self.carry = data[cut:]
         metrics = self.session.hub.metrics
         metrics.stream_vad_feeds.inc()
-        closed = await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, pcm16_to_float(data[:cut]))
+        closed = await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed,
+                                                 self.to_16k(pcm16_to_float(data[:cut])))
         await self.finals(closed, last=False, endpoint_ms=self.stream.now_ms)
         lag_s = time.monotonic() - self.started - self.stream.now_ms / 1000
         metrics.stream_lag.observe(max(lag_s, 0.0))
@@ -376,13 +391,30 @@ class Utterance:
                                                    **({"is_end": True} if end else {})))
             self.sent = ""
 
+    def to_16k(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        return samples if self.resampler is None else self.resampler.resample_chunk(samples, last=last)
+
+    def decode_file(self) -> np.ndarray:
+        """wav_format "others": the bytes received, decoded as a file, at 16 kHz."""
+        data = b"".join(self.inbox)
+        self.inbox.clear()
+        try:
+            return sv.load_audio(data, self.settings.wav_name).numpy()
+        except sv.AudioInputError as err:
+            raise StreamError(f"wav_format 'others': {err}", CLOSE_UNSUPPORTED) from None
+
     async def finish(self) -> None:
-        """``is_speaking: false``: flush the VAD, send the last segments, the last with is_final and is_end."""
+        """``is_speaking: false``: flush the VAD (a file: run it over the whole decoded file), send the last
+        segments, the last with is_final and is_end."""
         tail = self.carry
         self.carry = b""
         self.cancel_partial()
-        samples = pcm16_to_float(tail[:len(tail) - len(tail) % 2]) if tail else np.zeros(0, np.float32)
-        closed = await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, samples, True)
+        closed = []
+        if self.settings.file:  # the whole file, then the end as a PCM stream ends: the same segments
+            wave = await self.loop.run_in_executor(self.session.hub.executor, self.decode_file)
+            closed += await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, wave)
+        samples = self.to_16k(pcm16_to_float(tail[:len(tail) - len(tail) % 2]), last=True)
+        closed += await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, samples, True)
         if closed:
             await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)
         else:
