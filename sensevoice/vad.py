@@ -123,7 +123,8 @@ class StreamingVad:
 class VadStream:
     """One stream's VAD state. ``feed`` takes the next 16 kHz samples (read in ``STEP_MS`` steps; a remainder waits
     for the next feed) and returns the VAD's events on the stream's timeline: ``(start_ms, -1)`` speech began,
-    ``(-1, end_ms)`` the open segment ended, ``(start_ms, end_ms)`` both. ``is_final=True`` flushes (an open segment is closed) and resets the state for a next utterance."""
+    ``(-1, end_ms)`` the open segment ended, ``(start_ms, end_ms)`` both. ``is_final=True`` flushes (an open
+    segment is closed) and resets the state for a next utterance."""
 
     def __init__(self, vad: StreamingVad):
         self.vad = vad
