@@ -59,20 +59,21 @@ def server(parts):
 
 
 def funasr_client(url: str, pcm: bytes, mode: str = "2pass", chunk_interval: int = 10, sleep_s: float | None = None,
-                  wav_name: str = "demo") -> list[dict]:
-    """funasr_wss_client.py's record_from_scp for one .wav, message for message: the first message, chunks of
-    60 * chunk_size[1] / chunk_interval ms, then {"is_speaking": false, "is_end": true}; collects every answer
-    until the one with is_end. FunASR's client paces online and 2pass at real time and offline at 1 ms a chunk;
-    by default this one paces them at 10x real time and 1 ms (partials need audio arriving over time: a backlog
-    goes through the VAD at once)."""
+                  wav_name: str = "demo", audio_fs: int = 16000, wav_format: str = "pcm") -> list[dict]:
+    """funasr_wss_client.py's record_from_scp for one file, message for message: the first message, chunks of
+    60 * chunk_size[1] / chunk_interval ms at ``audio_fs`` (a .wav's samples at its rate; "others": a file's bytes,
+    cut as if 16 kHz), then {"is_speaking": false, "is_end": true}; collects every answer until the one with
+    is_end. FunASR's client paces online and 2pass at real time and offline at 1 ms a chunk; by default this one
+    paces them at 10x real time and 1 ms (partials need audio arriving over time: a backlog goes through the VAD at
+    once)."""
     chunk_size = [5, 10, 5]
-    stride = int(60 * chunk_size[1] / chunk_interval / 1000 * 16000 * 2)
+    stride = int(60 * chunk_size[1] / chunk_interval / 1000 * audio_fs * 2)
     if sleep_s is None:
         sleep_s = 0.001 if mode == "offline" else 60 * chunk_size[1] / chunk_interval / 1000 / 10
     with connect(url, subprotocols=["binary"], max_size=None) as ws:
         ws.send(json.dumps({"mode": mode, "chunk_size": chunk_size, "chunk_interval": chunk_interval,
-                            "encoder_chunk_look_back": 4, "decoder_chunk_look_back": 0, "audio_fs": 16000,
-                            "wav_name": wav_name, "wav_format": "pcm", "is_speaking": True, "hotwords": "",
+                            "encoder_chunk_look_back": 4, "decoder_chunk_look_back": 0, "audio_fs": audio_fs,
+                            "wav_name": wav_name, "wav_format": wav_format, "is_speaking": True, "hotwords": "",
                             "itn": True}, ensure_ascii=False))
         for i in range((len(pcm) - 1) // stride + 1):
             ws.send(pcm[i * stride:(i + 1) * stride])
@@ -251,18 +252,7 @@ def test_a_whole_file_as_funasr_sends_other_formats(server, news_pcm, tmp_path):
     piece = news_pcm[:16000 * 2 * 15]
     path = tmp_path / "piece.flac"
     soundfile.write(path, np.frombuffer(piece, "<i2"), 16000)
-    data = path.read_bytes()
-    stride = 1920
-    with connect(url, subprotocols=["binary"], max_size=None) as ws:
-        ws.send(json.dumps({"mode": "offline", "chunk_size": [5, 10, 5], "chunk_interval": 10, "wav_name": "f",
-                            "wav_format": "others", "audio_fs": 16000, "is_speaking": True, "hotwords": "",
-                            "itn": True}))
-        for begin in range(0, len(data), stride):
-            ws.send(data[begin:begin + stride])
-        ws.send(json.dumps({"is_speaking": False}))
-        answers = []
-        while not answers or not answers[-1].get("is_end"):
-            answers.append(json.loads(ws.recv(timeout=120)))
+    answers = funasr_client(url, path.read_bytes(), "offline", wav_name="f", wav_format="others")
     as_pcm = funasr_client(url, piece, "offline")
     assert finals_of(answers) == finals_of(as_pcm) and len(finals_of(answers)) >= 2
     assert answers[-1]["is_final"] and answers[-1]["wav_name"] == "f"
@@ -279,16 +269,7 @@ def test_pcm_at_another_rate_is_resampled_as_it_arrives(server, parts, news_pcm)
     piece = news_pcm[:16000 * 2 * 15]
     at_8k = soxr.resample(np.frombuffer(piece, "<i2").astype(np.float32) / 32768, 16000, 8000)
     pcm_8k = (np.clip(at_8k, -1, 1) * 32767).astype("<i2").tobytes()
-    with connect(url, subprotocols=["binary"], max_size=None) as ws:
-        ws.send(json.dumps({"mode": "2pass", "wav_name": "r", "wav_format": "pcm", "audio_fs": 8000,
-                            "is_speaking": True}))
-        for begin in range(0, len(pcm_8k), 960):  # 60 ms at 8 kHz
-            ws.send(pcm_8k[begin:begin + 960])
-            time.sleep(0.006)
-        ws.send(json.dumps({"is_speaking": False}))
-        answers = []
-        while not answers or not answers[-1].get("is_end"):
-            answers.append(json.loads(ws.recv(timeout=120)))
+    answers = funasr_client(url, pcm_8k, "2pass", audio_fs=8000)  # 60 ms chunks at 8 kHz, 10x real time
     at_once = soxr.resample(np.frombuffer(pcm_8k, "<i2").astype(np.float32) / 32768, 8000, 16000)
     stream, events, last = vad.open(), [], len(at_once) - 160  # the server's last feed: the resampler's tail
     for begin in range(0, last, 1920):
