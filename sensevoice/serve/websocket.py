@@ -110,24 +110,21 @@ def parse_first(message: dict[str, Any], base: sv.DecodingOptions) -> Settings:
     return Settings(mode, str(message.get("wav_name", "stream")), options, audio_fs, wav_format == "others")
 
 
-def parse_hotwords(value: Any) -> tuple[tuple[str, None], ...]:
-    """FunASR's ``hotwords`` field -> ((phrase, None), ...): "" for none, a JSON object of phrases (as a string, the
-    way its clients send it, or as an object) or a string of space-separated words."""
+def parse_hotwords(value: Any) -> tuple[str, ...]:
+    """FunASR's ``hotwords`` field -> its phrases (``DecodingOptions`` checks and normalises them): "" for none, a
+    JSON object of phrases (as a string, the way its clients send it, or as an object) or a string of
+    space-separated words."""
     if isinstance(value, str) and value.strip().startswith("{"):
         try:
             value = json.loads(value)
         except json.JSONDecodeError as err:
             raise StreamError(f"hotwords={value[:80]!r} is not a JSON object ({err})") from None
     if isinstance(value, dict):
-        phrases = list(value)
-    elif isinstance(value, str):
-        phrases = value.split()
-    else:
-        raise StreamError(f"hotwords={value!r}; expected FunASR's JSON object {{\"phrase\": weight, ...}} (as a "
-                          "string or an object) or space-separated words")
-    if not all(isinstance(p, str) and p.strip() for p in phrases):
-        raise StreamError(f"hotwords: every phrase must be non-empty text, got {phrases!r}")
-    return tuple((" ".join(p.split()), None) for p in phrases)
+        return tuple(value)
+    if isinstance(value, str):
+        return tuple(value.split())
+    raise StreamError(f"hotwords={value!r}; expected FunASR's JSON object {{\"phrase\": weight, ...}} (as a "
+                      "string or an object) or space-separated words")
 
 
 def result_message(settings: Settings, mode: str, text: str, segment: dict[str, Any] | None, **extra: Any
