@@ -403,14 +403,13 @@ class Utterance:
     async def finish(self) -> None:
         """``is_speaking: false``: flush the VAD (a file: run it over the whole decoded file), send the last
         segments, the last with is_final and is_end."""
-        tail = self.carry
-        self.carry = b""
         self.cancel_partial()
         closed = []
         if self.settings.file:  # the whole file, then the end as a PCM stream ends: the same segments
             wave = await self.loop.run_in_executor(self.session.hub.executor, self.decode_file)
             closed += await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, wave)
-        samples = self.to_16k(pcm16_to_float(tail[:len(tail) - len(tail) % 2]), last=True)
+        # The resampler's last samples, if any (a byte left in ``carry`` is half a sample: dropped)
+        samples = self.to_16k(np.zeros(0, np.float32), last=True)
         closed += await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, samples, True)
         if closed:
             await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)
