@@ -8,10 +8,12 @@ unknown input format, a bad ``--address``, options that differ from the output's
 
 The output folder::
 
-    OUT/manifest.json              format and settings of the run that created it (a rerun must match them)
+    OUT/manifest.json              format and settings of the run that created it (a rerun must match them),
+                                   the model's id among them (ModelDir.identity: demo, official or custom, with
+                                   its weights hash), and the model's identity in full
     OUT/results/part-<run>-<n>.<jsonl|parquet>    key, source, duration_s, text, clean_text, language, emotion,
-                                                  event, itn, segments (absolute times), [words, timestamp], model,
-                                                  options
+                                                  event, itn, segments (absolute times), [words, timestamp], model
+                                                  (the model's id), options
     OUT/failures/part-<run>-<n>.<jsonl|parquet>   key, source, error
 
 Each shard is written whole (a temporary name, then a rename), so a run stopped at any point leaves only complete
@@ -223,7 +225,8 @@ def list_inputs(text: str, chosen: str = "auto") -> list[Input]:
 # ----------------------------------------------------------------------------------------------- output folder
 def settings(args: argparse.Namespace) -> dict[str, Any]:
     """What decides the transcripts: a rerun into the same output must use the same."""
-    return {"model": str(args.model_path), "language": args.language, "itn": args.itn,
+    return {"model": str(args.model_path), "model_id": args.model_identity.id, "language": args.language,
+            "itn": args.itn,
             "blank_penalty": args.blank_penalty, "ban_emo_unk": args.ban_emo_unk, "backend": args.backend,
             "precision": args.precision, "vad": args.vad, "timestamps": args.timestamps}
 
@@ -236,10 +239,11 @@ class Store:
         self.run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         self.written = 0
 
-    def check_manifest(self, wanted: dict[str, Any]) -> None:
-        """Create manifest.json, or check that this run matches it (UsageError names what differs)."""
+    def check_manifest(self, wanted: dict[str, Any], model: dict[str, Any] | None = None) -> None:
+        """Create manifest.json (``model``: the model's identity, for people), or check that this run matches its
+        settings (UsageError names what differs)."""
         path = self.root / "manifest.json"
-        manifest = {"format": self.fmt, "settings": wanted}
+        manifest = {"format": self.fmt, "settings": wanted, **({"model": model} if model is not None else {})}
         if path.is_file():
             old = json.loads(path.read_text(encoding="utf-8"))
             if old["format"] != self.fmt:
@@ -336,14 +340,16 @@ def check_arguments(args: argparse.Namespace) -> list[Input]:
     if args.working_dir is not None and not args.working_dir.is_dir():
         raise UsageError(f"--working-dir {str(args.working_dir)!r}: not a folder")
     inputs = list_inputs(args.input, args.input_format)
-    args.model_path = resolve_model_dir(args.model).path.resolve()
+    model_dir = resolve_model_dir(args.model)
+    args.model_path, args.model_identity = model_dir.path.resolve(), model_dir.identity
     return inputs
 
 
 def run(args: argparse.Namespace) -> int:
     inputs = check_arguments(args)
     store = Store(args.output, args.format, args.timestamps)
-    store.check_manifest(settings(args))
+    store.check_manifest(settings(args), args.model_identity.as_dict())
+    print(f"sensevoice batch: model: {args.model_identity}; from {args.model_path}", file=sys.stderr)
     todo = pending(inputs, store.done_keys())
     print(f"sensevoice batch: {len(inputs)} inputs, {len(inputs) - len(todo)} already in {args.output}, "
           f"{len(todo)} to do", file=sys.stderr)

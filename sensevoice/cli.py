@@ -138,7 +138,7 @@ def load_transcriber(model_dir, args: argparse.Namespace):
     """Load the model; FunASR prints to stdout while loading, so that goes to stderr (stdout is for results)."""
     from sensevoice.pipeline import Transcriber
 
-    print(f"{PROG}: model: {model_dir.path}", file=sys.stderr)
+    print(f"{PROG}: model: {model_dir.identity}; from {model_dir.path}", file=sys.stderr)
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return Transcriber(model_dir, backend=backend_options(args), vad=args.vad, device=args.device,

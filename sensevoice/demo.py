@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Sequence
 
 from sensevoice import heavy, modeldir
-from sensevoice.modeldir import ModelDir
+from sensevoice.modeldir import DEMO_DIR, ModelDir
 
-DEMO_DIR = modeldir.REPO_ROOT / "demo"
 EXAMPLES = modeldir.REPO_ROOT / "examples"
 
 
@@ -32,13 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     files = args.files or sorted(EXAMPLES.glob("*.flac"))
-    which = ("the embedded DEMO model (small, trained on synthetic espeak-ng speech; not the official weights)"
-             if args.model.resolve() == DEMO_DIR.resolve() else "the model directory you gave")
-    print(f"model: {args.model} — {which}")
+    model_dir = ModelDir(args.model)
+    print(f"model: {model_dir.identity}; from {model_dir.path}")
     print("official weights: python -m sensevoice.demo --model /path/to/SenseVoiceSmall  (model.pt + its files)\n")
     heavy.import_funasr()
     with contextlib.redirect_stdout(sys.stderr):  # FunASR prints while loading; stdout is for the transcripts
-        automodel = ModelDir(args.model).automodel(ncpu=None)
+        automodel = model_dir.automodel(ncpu=None)
     labels = {}  # (file name, itn tag) -> the rich transcript the example was generated from
     if (EXAMPLES / "labels.jsonl").is_file():
         for line in (EXAMPLES / "labels.jsonl").read_text(encoding="utf-8").splitlines():

@@ -5,20 +5,26 @@ A directory holds what the official release holds: ``config.yaml``, ``configurat
 ``file_path_metas.tokenizer_conf.bpemodel`` names the sentencepiece model), the tokenizer, ``am.mvn`` (CMVN) and
 ``model.pt``; optionally ``model.py`` (FunASR's remote code) and ONNX exports (``model.onnx``,
 ``model_quant.onnx``). An ONNX export directory is a model directory without ``model.pt``.
+
+``ModelDir.identity`` says which model a directory holds (the embedded demo, the official release, or a custom
+one, with a weights hash): every front door names the model that answers with that one ``ModelIdentity``.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import yaml
 
-from sensevoice import REPO_ROOT
+from sensevoice import REPO_ROOT, cache_root
 
 if TYPE_CHECKING:  # imported where used: resolving a --model argument must not load torch
     import numpy as np
@@ -30,6 +36,16 @@ MODEL_PY = REPO_ROOT / "model.py"
 DEMO_DIR = REPO_ROOT / "demo"  # the embedded default model
 OFFICIAL_ENV = "SENSEVOICE_OFFICIAL_DIR"
 REQUIRED_FILES = ("config.yaml", "configuration.json", "am.mvn")
+WEIGHT_FILES = ("model.pt", "model.onnx", "model_quant.onnx")  # the first one present is hashed for the identity
+
+OFFICIAL_HUB_NAME = "iic/SenseVoiceSmall"  # the official release on ModelScope (FunAudioLLM/SenseVoiceSmall on HF)
+# sha256 of chn_jpn_yue_eng_ko_spectok.bpe.model as released in iic/SenseVoiceSmall (its SHA256SUMS line in
+# ../shared/official; tests/test_identity.py checks it against that file)
+OFFICIAL_TOKENIZER_SHA256 = "aa87f86064c3730d799ddf7af3c04659151102cba548bce325cf06ba4da4e6a8"
+# encoder_conf keys that decide the shapes of the weights (the official values: this repository's config.yaml)
+ARCHITECTURE_KEYS = ("output_size", "attention_heads", "linear_units", "num_blocks", "tp_blocks", "kernel_size")
+SHORT_HASH = 12  # hex digits of the weights' sha256 shown in a model's id
+HASH_CACHE = "weights-sha256.json"  # in cache_root(): path -> size, mtime and sha256, so a restart hashes nothing
 
 
 class ModelDirError(ValueError):
@@ -67,10 +83,91 @@ def write_config(config: Mapping[str, Any], config_path: Path) -> Path:
     return Path(config_path)
 
 
-class ModelDir:
-    """One SenseVoiceSmall model directory, checked on construction; its parts are built on demand."""
+# ----------------------------------------------------------------------------------------------- identity
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model directory came from when a model hub resolved it (the front doors' ``--model HUB/NAME``)."""
 
-    def __init__(self, path: str | os.PathLike):
+    hub: str  # "modelscope" or "huggingface"
+    name: str  # the repository's name on that hub, e.g. "iic/SenseVoiceSmall"
+    revision: str | None = None  # the tag, branch or commit the hub resolved; None when it did not say
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.revision}" if self.revision else self.name
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model answers: what every front door names (the service's /health, /v1/models and verbose_json, the
+    WebSocket's finals, batch manifests and rows, the CLI's banner, the demo command)."""
+
+    kind: str  # "demo" (the embedded demo model), "official" (the official architecture and tokenizer), "custom"
+    id: str  # one token, no spaces: /v1/models's id and the "model" field of every door
+    description: str  # one sentence for people: what the model is; for the demo, what it can and cannot hear
+    weights_sha256: str | None  # sha256 of the weights file (as `sha256sum` prints it); None without weights
+    source: ModelSource | None = None  # the hub, name and revision, when a hub resolved the directory
+
+    @property
+    def is_demo(self) -> bool:
+        return self.kind == "demo"
+
+    def __str__(self) -> str:
+        """The line a command prints about its model: the id, then what it is."""
+        return f"{self.id} ({self.description})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The identity as JSON (the service's /health and /v1/models)."""
+        return {"id": self.id, "kind": self.kind, "description": self.description,
+                "weights_sha256": self.weights_sha256,
+                "source": None if self.source is None else {"hub": self.source.hub, "name": self.source.name,
+                                                            "revision": self.source.revision}}
+
+
+DEMO_DESCRIPTION = ("the embedded demo model: a small SenseVoice trained on synthetic espeak-ng speech only; it "
+                    "knows a few hundred words per language in robotic voices and gets real recordings wrong (for "
+                    f"real speech use the official model: --model {OFFICIAL_HUB_NAME})")
+
+
+def file_sha256(path: Path, cache_file: Path | None = None) -> str:
+    """sha256 of a file, remembered in ``cache_file`` (default: cache_root()/HASH_CACHE) under its path, size and
+    mtime: the official model.pt (936 MB) takes about 0.6 s to hash on one core, once."""
+    stat = path.stat()
+    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    cache_file = cache_root() / HASH_CACHE if cache_file is None else cache_file
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: hash, and start a new one
+        cache = {}
+    known = cache.get(str(path))
+    if isinstance(known, dict) and {k: known.get(k) for k in stamp} == stamp and isinstance(known.get("sha256"), str):
+        return known["sha256"]
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    cache[str(path)] = {**stamp, "sha256": digest.hexdigest()}
+    try:  # a read-only or full cache only costs the next start a hash
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        staging = cache_file.with_name(f"{cache_file.name}.tmp{os.getpid()}")
+        staging.write_text(json.dumps(cache, indent=0, sort_keys=True))
+        os.replace(staging, cache_file)
+    except OSError:
+        pass
+    return digest.hexdigest()
+
+
+def id_token(text: str) -> str:
+    """``text`` as part of a model id: letters, digits and ``._-`` only (a folder name may hold anything)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
+
+
+class ModelDir:
+    """One SenseVoiceSmall model directory, checked on construction; its parts are built on demand.
+
+    ``source``: where it came from when a model hub resolved it (``ModelSource``); None for a local folder."""
+
+    def __init__(self, path: str | os.PathLike, source: ModelSource | None = None):
+        self.source = source
         self.path = Path(path).resolve()
         if not self.path.is_dir():
             raise ModelDirError(f"{path}: not a directory (a model directory holds model.pt, config.yaml, "
@@ -112,6 +209,51 @@ class ModelDir:
         """The model.py FunASR imports for this directory: its own when it has one, else this repository's."""
         own = self.path / "model.py"
         return own if own.is_file() else MODEL_PY
+
+    # ---- identity ---------------------------------------------------------------------------------------------
+    @property
+    def weights_file(self) -> Path | None:
+        """The file that holds the weights: model.pt, else an ONNX export (model.onnx, model_quant.onnx)."""
+        return next((self.path / name for name in WEIGHT_FILES if (self.path / name).is_file()), None)
+
+    @property
+    def has_official_architecture(self) -> bool:
+        """The official encoder and tokenizer: config.yaml's shapes equal the official config's (this repository's)
+        and the tokenizer is the released file, byte for byte. The weights themselves cannot be told apart from a
+        fine-tune of the same shape."""
+        official = read_config()
+        conf, wanted = self.config.get("encoder_conf") or {}, official["encoder_conf"]
+        return (self.config.get("encoder") == official["encoder"]
+                and all(conf.get(key) == wanted[key] for key in ARCHITECTURE_KEYS)
+                and file_sha256(self.bpemodel) == OFFICIAL_TOKENIZER_SHA256)
+
+    @functools.cached_property
+    def identity(self) -> ModelIdentity:
+        """Which model this directory holds (demo, official or custom), named the same way by every front door.
+        The demo is recognised by its weights (the embedded demo/model.pt, wherever a copy lies); "official" by
+        structure (``has_official_architecture``); a hub source names the model by its hub name and revision."""
+        weights = self.weights_file
+        sha = file_sha256(weights) if weights is not None else None
+        short = sha[:SHORT_HASH] if sha else "no-weights"
+        demo_weights = DEMO_DIR / "model.pt"
+        if self.path == DEMO_DIR.resolve() or (sha and demo_weights.is_file() and file_sha256(demo_weights) == sha):
+            return ModelIdentity("demo", f"sensevoice-demo@{short}", DEMO_DESCRIPTION, sha, self.source)
+        if self.source is not None:  # named as the hub names it; a revision the hub did not say is the hash
+            name = f"{self.source.name}@{self.source.revision or short}"
+            where = f"{self.source.name} at revision {self.source.revision or '(not given)'} from {self.source.hub}"
+        else:
+            name, where = None, f"the folder {self.path.name}/"
+        if self.has_official_architecture:
+            kind, name = "official", name or f"sensevoice-small@{short}"
+            what = ("the official SenseVoiceSmall release" if self.source and self.source.name == OFFICIAL_HUB_NAME
+                    else "SenseVoiceSmall with the official architecture and tokenizer")
+        else:
+            kind, name = "custom", name or f"custom:{id_token(self.path.name)}@{short}"
+            conf = self.config.get("encoder_conf") or {}
+            what = (f"a custom SenseVoice model (d {conf.get('output_size')}, {conf.get('num_blocks')} + "
+                    f"{conf.get('tp_blocks')} blocks, tokenizer {self.bpemodel.name})")
+        weights_text = f"weights sha256 {short}" if sha else "no weights file"
+        return ModelIdentity(kind, name, f"{what}, {where}; {weights_text}", sha, self.source)
 
     # ---- parts ------------------------------------------------------------------------------------------------
     @functools.cached_property

@@ -266,7 +266,7 @@ def run_job(args: argparse.Namespace, todo: list[Input], store: Store) -> int:
     device, actors, threads = plan_actors(args)
     print(f"sensevoice batch: Ray {ray.__version__} at {args.address or 'local'}; {actors} model actor(s) on "
           f"{device}, {threads} thread(s) each", file=sys.stderr)
-    assembler = Assembler(str(args.model_path), options_text(args), args.timestamps)
+    assembler = Assembler(args.model_identity.id, options_text(args), args.timestamps)
     report = Report(len(todo), args.progress_every_s)
     buffers: dict[str, list[dict[str, Any]]] = {"results": [], "failures": []}
     last_flush = time.monotonic()

@@ -18,6 +18,7 @@ import soundfile
 from conftest import ROOT, speechlike
 from helpers_long import long_speechlike
 from sensevoice import batch, cli
+from sensevoice.modeldir import ModelDir
 
 ray = pytest.importorskip("ray", reason="needs the batch extra: pip install -c constraints.txt '.[batch]'")
 N_SHORT = 30
@@ -79,13 +80,16 @@ def test_every_good_file_s_text_is_transcribe_s(capsys, corpus, tiny_dir, jsonl_
     assert {r["key"] for r in rows} >= {"sub/clip00", "clip01", "long"}
 
 
-def test_long_file_has_absolute_segments_and_words(jsonl_out):
+def test_long_file_has_absolute_segments_and_words(jsonl_out, tiny_dir):
     long = next(r for r in batch.read_output(jsonl_out) if r["key"] == "long")
     starts = [s["start_ms"] for s in long["segments"]]
     assert len(starts) >= 3 and starts == sorted(starts) and long["segments"][-1]["end_ms"] <= long["duration_s"] * 1000
     assert long["segments"][1]["start_ms"] > 3000, "segment times are on the file's timeline"
     assert "words" in long and "timestamp" in long["segments"][0]
-    assert json.loads(long["options"])["output_timestamp"] is True and long["model"] == str(Path(long["model"]))
+    assert json.loads(long["options"])["output_timestamp"] is True
+    identity = ModelDir(tiny_dir).identity  # every row and the manifest name the model as every door does
+    manifest = json.loads((jsonl_out / "manifest.json").read_text())
+    assert long["model"] == manifest["settings"]["model_id"] == manifest["model"]["id"] == identity.id
 
 
 def test_corrupt_files_are_failure_rows_with_their_reasons(jsonl_out):

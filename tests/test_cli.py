@@ -18,6 +18,7 @@ import model as sv
 from conftest import ROOT, speechlike
 from helpers_long import long_speechlike
 from sensevoice import cli, subtitles
+from sensevoice.modeldir import ModelDir
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def run(capsys, *argv):
 def test_txt_to_stdout(capsys, tiny_dir, clips):
     code, out, err = run(capsys, "transcribe", str(clips / "long.wav"), "--model", str(tiny_dir))
     assert code == cli.EXIT_OK, err
-    assert f"model: {tiny_dir.resolve()}" in err
+    assert f"model: {ModelDir(tiny_dir).identity}; from {tiny_dir.resolve()}" in err  # tests/test_identity.py
     assert len(out.splitlines()) >= 3, "one line per speech segment"
     assert "<|" not in out, "txt is the clean text"
 
@@ -136,7 +137,8 @@ def test_default_model_is_the_demo_dir(capsys, tiny_dir, clips, monkeypatch):
 
     monkeypatch.setattr(modeldir, "DEMO_DIR", tiny_dir)
     code, _, err = run(capsys, "transcribe", str(clips / "short.wav"))
-    assert code == 0 and f"model: {tiny_dir.resolve()}" in err
+    assert code == 0 and f"model: sensevoice-demo@{ModelDir(tiny_dir).identity.weights_sha256[:12]}" in err
+    assert f"from {tiny_dir.resolve()}" in err
 
 
 # ----------------------------------------------------------------------------------------------- failures

@@ -74,6 +74,9 @@ class Gate:
         self.inner, self.calls = inner, []
         self.entered, self.release = threading.Event(), threading.Event()
 
+    def __getattr__(self, name):  # the rest (model_dir: the service names its model) is the inner transcriber's
+        return getattr(self.inner, name)
+
     def prepare_wave(self, wave, key):
         return self.inner.prepare_wave(wave, key)
 
@@ -272,7 +275,7 @@ def test_bad_audio_is_400_naming_the_file(client, data, name, status, needle):
     ({"language": "xx"}, "language", "'auto', 'zh', 'en', 'yue', 'ja', 'ko', 'nospeech'"),
     ({"response_format": "xml"}, "response_format", "['json', 'text', 'srt', 'vtt', 'verbose_json']"),
     ({"use_itn": "maybe"}, "use_itn", "expected one of"),
-    ({"model": "gpt-4o-transcribe"}, "model", "['sensevoice-small', 'whisper-1']"),
+    ({"model": "gpt-4o-transcribe"}, "model", "', 'sensevoice-small', 'whisper-1']"),  # the model's id first
     ({"stream": "true"}, "stream", "expected one of ['false'"),
     ({"temperatur": "0"}, "temperatur", "unknown form field"),
     ({"timestamp_granularities[]": "word"}, "timestamp_granularities[]", "needs response_format=verbose_json"),
@@ -329,7 +332,7 @@ def test_api_key(transcriber):
         good = {"Authorization": "Bearer s3cret"}
         assert c.post(OPENAI, headers=good, **upload(data)).status_code == 200
         assert c.post(ASR, headers=good, files=[("files", ("a.wav", data))]).status_code == 200
-        assert c.get("/v1/models", headers=good).json()["data"][0]["id"] == "sensevoice-small"
+        assert c.get("/v1/models", headers=good).json()["data"][0]["id"] == transcriber.model_dir.identity.id
         assert c.get("/health").status_code == 200 and c.get("/").status_code == 200  # open
 
 
@@ -369,7 +372,7 @@ class FailsOn:
 
     def __init__(self, inner, prefix: str):
         self.inner, self.prefix = inner, prefix
-        self.prepare_wave = inner.prepare_wave
+        self.prepare_wave, self.model_dir = inner.prepare_wave, inner.model_dir
 
     def decode(self, items, options):
         if any(item.key.startswith(self.prefix) for item in items):
@@ -401,7 +404,9 @@ def test_health_models_page(client):
     assert health["status"] == "ok" and health["vad"] is False and "yue" in health["languages"]
     assert health["limits"] == {"max_upload_bytes": 64 * 2**20, "max_audio_s": 60.0, "upload_timeout_s": 30.0,
                                 "audio_formats": ["wav", "flac", "ogg", "mp3"]}
-    assert client.get("/v1/models").json()["data"][0]["id"] == "sensevoice-small"
+    [listed] = client.get("/v1/models").json()["data"]
+    assert listed["id"] == health["model"] and listed["id"].startswith("custom:") and listed["kind"] == "custom"
+    assert health["model_identity"] == {k: listed[k] for k in health["model_identity"]}  # one identity
     page = client.get("/")
     assert page.status_code == 200 and 'id="file"' in page.text and "/static/app.js" in page.text
     for asset in ("app.js", "style.css", "recorder-worklet.js"):
@@ -676,8 +681,10 @@ def test_command_line_defaults_and_model_resolution(tmp_path, tiny_dir, monkeypa
     assert "--precision 'bf16' is not available with --backend onnxruntime" in capsys.readouterr().err
 
 
-def test_formats_reject_unknown_format():
+def test_formats_reject_unknown_format(transcriber):
     result = {"key": "k", "duration_ms": 0, "text": "", "clean_text": "", "segments": []}
+    model = transcriber.model_dir.identity
     with pytest.raises(ValueError, match="verbose_json"):
-        formats.openai_body(result, "xml", [])
-    assert formats.openai_body(result, "json", []) == {"text": ""}
+        formats.openai_body(result, "xml", [], model)
+    assert formats.openai_body(result, "json", [], model) == {"text": ""}
+    assert formats.openai_body(result, "verbose_json", [], model)["model"] == model.id

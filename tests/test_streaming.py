@@ -119,13 +119,15 @@ def test_funasr_client_2pass_finals_equal_offline_decoding_of_the_same_segments(
     assert hub.active == 0
 
 
-def test_offline_and_online_modes(server, news_pcm):
+def test_offline_and_online_modes(server, news_pcm, tiny_dir):
     url, _ = server
     piece = news_pcm[:16000 * 2 * 15]  # 15 s
     offline = funasr_client(url, piece, "offline")
     assert {a["mode"] for a in offline} == {"offline"} and offline[-1]["is_end"]
     online = funasr_client(url, piece, "online")
     assert {a["mode"] for a in online} == {"online"} and len(online) > len(offline)
+    finals = [a for a in offline + online if a.get("segment_final") or a.get("is_end")]
+    assert finals and {a["model"] for a in finals} == {modeldir.ModelDir(tiny_dir).identity.id}  # as /v1/models
     # The same segments, the same final texts, whatever the mode.
     assert [(a["start_ms"], a["segment_text"]) for a in online if a.get("segment_final")] == \
         [(a["start_ms"], a["text"]) for a in offline if a.get("segment_final")]

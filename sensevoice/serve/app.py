@@ -35,6 +35,7 @@ from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol, h11
 
 import model as sv
+from sensevoice.modeldir import ModelIdentity
 from sensevoice.serve import fields, formats
 from sensevoice.serve.fields import ApiError, error_response
 from sensevoice.serve.batcher import Arrival, Batcher, QueueFull, ShuttingDown
@@ -51,9 +52,8 @@ AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")  # what uploads may hold (model.lo
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Limits and identity of one service instance."""
+    """Limits of one service instance (the model it names is its transcriber's: ``ModelDir.identity``)."""
 
-    model_id: str = fields.MODEL_ID  # listed by /v1/models; requests may name it, an alias, or nothing
     max_upload_bytes: int = 64 * 2**20  # whole request body; more -> 413
     max_audio_s: float = 60.0  # one uploaded file, decoded; longer -> 413
     timeout_s: float = 120.0  # waiting in the queue + the model's batch; longer -> 504
@@ -200,10 +200,12 @@ class RequestMetrics:
 
 # ----------------------------------------------------------------------------------------------- service
 class Service:
-    """What the route handlers share: the batcher, the limits, the decoder threads."""
+    """What the route handlers share: the batcher, the limits, the decoder threads, the model's identity."""
 
     def __init__(self, batcher: Batcher, config: ServeConfig):
         self.batcher, self.config, self.metrics = batcher, config, batcher.metrics
+        # What answers, as /health, /v1/models and verbose_json name it; requests may name it, an alias, or nothing
+        self.model: ModelIdentity = batcher.transcriber.model_dir.identity
         self.decoder = ThreadPoolExecutor(config.decode_threads, thread_name_prefix="sensevoice-decode")
 
     def check_key(self, request: Request) -> None:
@@ -271,10 +273,10 @@ def add_transcription_routes(app: FastAPI, service: Service) -> None:
         service.check_capacity()
         with service.batcher.arriving() as arrival:
             async with service.form(request) as form:
-                parsed = fields.parse_openai(form, service.config.model_id, service.config.decoding)
+                parsed = fields.parse_openai(form, service.model.id, service.config.decoding)
                 audio = await service.decode(parsed.upload, parsed.upload.filename or "file")
             [result] = await service.transcribe([audio], parsed.options, arrival)
-        body = formats.openai_body(result, parsed.response_format, parsed.granularities)
+        body = formats.openai_body(result, parsed.response_format, parsed.granularities, service.model)
         if isinstance(body, dict):
             return JSONResponse(body)
         return PlainTextResponse(body, media_type=formats.MEDIA_TYPES[parsed.response_format])
@@ -293,12 +295,14 @@ def add_transcription_routes(app: FastAPI, service: Service) -> None:
 
 
 def add_info_routes(app: FastAPI, service: Service) -> None:
-    config, batcher = service.config, service.batcher
+    config, batcher, model = service.config, service.batcher, service.model
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        """Status, and the limits an upload must keep (the page shows them before anything is sent)."""
-        return {"status": "ok", "model": config.model_id, "vad": config.use_vad, "queue_depth": batcher.depth,
+        """Status, the model that answers (the page names it, and warns while the demo model serves), and the
+        limits an upload must keep (the page shows them before anything is sent)."""
+        return {"status": "ok", "model": model.id, "model_identity": model.as_dict(), "vad": config.use_vad,
+                "queue_depth": batcher.depth,
                 "max_queue": batcher.max_queue, "languages": list(fields.LANGUAGE_CHOICES),
                 "response_formats": list(formats.RESPONSE_FORMATS),
                 "limits": {"max_upload_bytes": config.max_upload_bytes, "max_audio_s": config.max_audio_s,
@@ -308,7 +312,7 @@ def add_info_routes(app: FastAPI, service: Service) -> None:
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
         service.check_key(request)
-        return {"object": "list", "data": [{"id": config.model_id, "object": "model", "created": 0,
+        return {"object": "list", "data": [{**model.as_dict(), "object": "model", "created": 0,
                                             "owned_by": "sensevoice"}]}
 
     @app.get("/metrics")

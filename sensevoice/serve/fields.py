@@ -14,8 +14,9 @@ from starlette.datastructures import FormData, UploadFile
 import model as sv
 from sensevoice.serve import formats
 
-MODEL_ID = "sensevoice-small"
-MODEL_ALIASES = ("whisper-1",)  # what OpenAI SDK examples send; this service hosts one model
+# Accepted as the form's ``model`` besides the served model's id (``ModelDir.identity``): this project's name, as
+# clients written before the id named the model send it, and what OpenAI SDK examples send; one model is served.
+MODEL_ALIASES = ("sensevoice-small", "whisper-1")
 LANGUAGE_CHOICES = (*sv.LANGUAGES, *sv.LANGUAGE_ALIASES)
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 # OpenAI's transcription fields (temperature and stream=false are accepted and have no effect here; ``prompt``

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any, Sequence
 
 from sensevoice import richtext, subtitles
+from sensevoice.modeldir import ModelIdentity
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("segment", "word")
@@ -38,17 +39,19 @@ def openai_text(result: dict[str, Any]) -> str:
     return result["clean_text"]
 
 
-def verbose_json(result: dict[str, Any], granularities: Sequence[str]) -> dict[str, Any]:
+def verbose_json(result: dict[str, Any], granularities: Sequence[str], model: ModelIdentity) -> dict[str, Any]:
     """OpenAI's verbose_json (times in seconds) plus SenseVoice's fields: language, emotion, event, rich_text
-    (and tag_probs with tag_topk). Segments are always listed, with OpenAI's ``avg_logprob`` and ``no_speech_prob``;
-    words when ``granularities`` asks for them, each with its ``probability``."""
+    (and tag_probs with tag_topk), and the model that answered (``model``: its id; ``model_identity``: its kind,
+    description, weights hash and source). Segments are always listed, with OpenAI's ``avg_logprob`` and
+    ``no_speech_prob``; words when ``granularities`` asks for them, each with its ``probability``."""
     segments = [{"id": n, "seek": 0, "start": s["start_ms"] / 1000, "end": s["end_ms"] / 1000,
                  "text": s["clean_text"], "rich_text": s["text"], **{k: s.get(k) for k in TAG_FIELDS},
                  "avg_logprob": s.get("avg_logprob"), "no_speech_prob": s.get("no_speech_prob"),
                  **({"tag_probs": s["tag_probs"]} if "tag_probs" in s else {})}
                 for n, s in enumerate(result["segments"])]
     body = {"task": "transcribe", "duration": result["duration_ms"] / 1000, "text": openai_text(result),
-            **file_tags(result), "rich_text": result["text"], "segments": segments}
+            **file_tags(result), "rich_text": result["text"], "segments": segments, "model": model.id,
+            "model_identity": model.as_dict()}
     if "word" in granularities:
         probabilities = result.get("word_probability") or [None] * len(result.get("words", []))
         body["words"] = [{"word": w, "start": s / 1000, "end": e / 1000, "probability": p}
@@ -56,12 +59,14 @@ def verbose_json(result: dict[str, Any], granularities: Sequence[str]) -> dict[s
     return body
 
 
-def openai_body(result: dict[str, Any], response_format: str, granularities: Sequence[str]) -> str | dict[str, Any]:
-    """A file result in one of RESPONSE_FORMATS: a dict for the JSON formats, else text."""
+def openai_body(result: dict[str, Any], response_format: str, granularities: Sequence[str],
+                model: ModelIdentity) -> str | dict[str, Any]:
+    """A file result in one of RESPONSE_FORMATS: a dict for the JSON formats, else text; verbose_json names
+    ``model``, the model that answered."""
     if response_format == "json":
         return {"text": openai_text(result)}
     if response_format == "verbose_json":
-        return verbose_json(result, granularities)
+        return verbose_json(result, granularities, model)
     if response_format == "text":
         return openai_text(result) + "\n"
     if response_format == "srt":

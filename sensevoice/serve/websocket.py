@@ -14,6 +14,7 @@ Partial texts are re-decodes, so a later one may revise an earlier one: ``text``
 text already sent (FunASR's clients concatenate it) and ``segment_text`` the whole current hypothesis. Our own
 fields ride beside the protocol's: ``segment_text``, ``segment_final``, ``start_ms``, ``end_ms``,
 ``endpoint_ms`` (the stream time at which the VAD closed the segment), ``language``, ``emotion``, ``event``,
+``model`` (on every final: the answering model's id, as the HTTP API's /v1/models and verbose_json name it),
 the final's confidence (``avg_logprob``, ``no_speech_prob``, ``word_probability`` beside ``timestamp``),
 ``warning``, ``lag_s``, ``error``. ``hotwords`` bias the decoding (the decoding's contextual biasing, as the HTTP
 API's ``prompt``): FunASR's clients send a JSON object ``{"phrase": weight, ...}`` as a string; its weights are on
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -155,6 +157,11 @@ class StreamHub:
         self.executor = ThreadPoolExecutor(2, thread_name_prefix="sensevoice-stream")  # VAD + features
         self.active = 0
         self.metrics = batcher.metrics  # the service's /metrics
+
+    @functools.cached_property
+    def model_id(self) -> str:
+        """The answering model's id (``ModelDir.identity``), which every final names."""
+        return self.batcher.transcriber.model_dir.identity.id
 
     def authorized(self, ws: WebSocket) -> bool:
         """The HTTP API's key, as ``Authorization: Bearer KEY`` or (browsers cannot set headers) ``?api_key=KEY``."""
@@ -385,6 +392,7 @@ class Utterance:
             end = last and n == len(closed) - 1
             await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], shown, segment,
                                                    segment_text=text, segment_final=True, endpoint_ms=endpoint_ms, is_final=end,
+                                                   model=self.session.hub.model_id,
                                                    **({"is_end": True} if end else {})))
             self.sent = ""
 
@@ -415,4 +423,5 @@ class Utterance:
             await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)
         else:
             await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], "", None,
-                                                   is_final=True, is_end=True, timestamp="", stamp_sents=[]))
+                                                   is_final=True, is_end=True, timestamp="", stamp_sents=[],
+                                                   model=self.session.hub.model_id))

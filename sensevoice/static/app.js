@@ -1,7 +1,8 @@
 // SenseVoice browser client: upload or record audio, POST it to /v1/audio/transcriptions (verbose_json) and show
-// the transcript with its language, emotion and event as badges, and its segments with times; copy or
-// download it as text, SRT, VTT or JSON. The server's limits (/health) are shown, and checked before an upload where the page
-// can (size, format). Server text is only ever set as textContent.
+// the transcript with its language, emotion and event as badges, and its segments with times (a click plays that
+// span of the audio); copy or download it as text, SRT, VTT or JSON. The server's limits (/health) are shown, and
+// checked before an upload where the page can (size, format); so is the model that answers, with a notice while
+// it is the demo model. Server text is only ever set as textContent.
 "use strict";
 
 const EMOTION_EMOJI = { HAPPY: "😊", SAD: "😔", ANGRY: "😡", NEUTRAL: "😐", FEARFUL: "😰", DISGUSTED: "🤢",
@@ -13,6 +14,8 @@ let audioBlob = null;   // what "Transcribe" sends: the chosen file or the last 
 let audioName = "";
 let limits = null;      // /health's "limits": max_upload_bytes, max_audio_s, audio_formats
 let lastResult = null;  // the last verbose_json answer
+let resultAudio = "";   // the object URL of the audio lastResult was transcribed from (its segments play it)
+let modelId = "sensevoice-small";  // what the form's model field names: /health's model id once it answers
 
 function setStatus(state, text) {
   $("status").dataset.state = state;
@@ -108,10 +111,31 @@ async function copy() {
   }
 }
 
+// Whether this browser draws ``emoji`` (a font has it): its drawing differs from that of a code point no font has
+// (U+0378 is unassigned), and is not blank. Without an emoji font the badges show their label alone, not a box.
+const emojiDrawn = new Map();
+function drawing(text) {
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 32;
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.textBaseline = "top";
+  context.font = "24px system-ui, sans-serif";
+  context.fillText(text, 0, 0);
+  return context.getImageData(0, 0, 32, 32).data;
+}
+function emojiRenders(emoji) {
+  if (!emojiDrawn.has(emoji)) {
+    const pixels = drawing(emoji), missing = drawing("\u0378");
+    const blank = pixels.every((value) => value === 0);
+    emojiDrawn.set(emoji, !blank && pixels.some((value, i) => value !== missing[i]));
+  }
+  return emojiDrawn.get(emoji);
+}
+
 function badge(kind, label, emoji) {
   const span = document.createElement("span");
   span.className = `badge ${kind}`;
-  span.textContent = emoji ? `${emoji} ${label}` : label;
+  span.textContent = emoji && emojiRenders(emoji) ? `${emoji} ${label}` : label;
   span.title = kind;
   return span;
 }
@@ -124,6 +148,42 @@ function tagBadges(item) {
   return badges;
 }
 
+// ---- a segment plays its span of the transcribed audio in the preview player ----
+let spanEnd = null;     // where the span being played stops (s); null: the player plays on as the user wants
+let ownSeek = false;    // the next "seeking" event is playSpan's, not the user's
+let watching = false;   // a frame loop is watching for spanEnd
+
+function playSpan(start, end, li) {
+  const player = $("preview");
+  if (player.src !== resultAudio) player.src = resultAudio;  // another file was chosen since
+  endSpan();
+  li.classList.add("playing");
+  ownSeek = true;
+  player.currentTime = start;
+  spanEnd = end;
+  player.play().then(watchSpan, (err) => showError(`cannot play the audio here (${err.message})`));
+}
+
+function stopAtSpanEnd() {
+  if (spanEnd !== null && $("preview").currentTime >= spanEnd) $("preview").pause();  // "pause" ends the span
+}
+
+function watchSpan() {  // every frame while a span plays; "timeupdate" also checks, where frames are throttled
+  if (watching) return;
+  watching = true;
+  const frame = () => {
+    stopAtSpanEnd();
+    if (spanEnd !== null && !$("preview").paused) requestAnimationFrame(frame);
+    else watching = false;
+  };
+  requestAnimationFrame(frame);
+}
+
+function endSpan() {
+  spanEnd = null;
+  document.querySelectorAll("#segments li.playing").forEach((item) => item.classList.remove("playing"));
+}
+
 function showResult(body) {
   lastResult = body;
   $("copied").textContent = "";
@@ -131,12 +191,26 @@ function showResult(body) {
   $("text").textContent = body.text;
   $("text").lang = body.language || "";
   $("rich").textContent = body.rich_text || "";
+  const identity = body.model_identity || {};
+  $("answered-by").textContent = `answered by ${body.model || "?"}` +
+    (identity.kind === "demo" ? " — the demo model, which knows synthetic speech only" : "");
+  $("answered-by").title = identity.description || "";
   const items = (body.segments || []).map((s) => {
     const li = document.createElement("li");
     const time = document.createElement("span");
     time.className = "time";
     time.textContent = `${s.start.toFixed(2)}–${s.end.toFixed(2)} s `;
     li.append(time, ...tagBadges(s), document.createTextNode(s.text));
+    if (resultAudio) {
+      li.className = "seek";
+      li.tabIndex = 0;
+      li.setAttribute("role", "button");
+      li.title = `play ${s.start.toFixed(2)}–${s.end.toFixed(2)} s`;
+      li.addEventListener("click", () => playSpan(s.start, s.end, li));
+      li.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); playSpan(s.start, s.end, li); }
+      });
+    }
     return li;
   });
   $("segments").replaceChildren(...items);
@@ -149,7 +223,7 @@ async function transcribe(event) {
   if (!audioBlob) return;
   const form = new FormData();
   form.append("file", audioBlob, audioName);
-  form.append("model", "sensevoice-small");
+  form.append("model", modelId);
   form.append("response_format", "verbose_json");
   form.append("language", $("language").value);
   form.append("use_itn", $("itn").checked ? "true" : "false");
@@ -165,6 +239,7 @@ async function transcribe(event) {
     const response = await fetch("/v1/audio/transcriptions", { method: "POST", body: form, headers });
     const body = await response.json();
     if (!response.ok) throw new Error(`${response.status}: ${body.error ? body.error.message : response.statusText}`);
+    resultAudio = $("preview").src;
     showResult(body);
     setStatus("done", `done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
   } catch (err) {
@@ -280,10 +355,19 @@ async function toggleRecording() {
   }
 }
 
+function showModel(id, identity) {
+  modelId = id;
+  $("model").textContent = id;
+  $("model").title = identity.description;
+  $("model").dataset.kind = identity.kind;
+  $("demo-notice").hidden = identity.kind !== "demo";
+}
+
 async function loadHealth() {
   try {
     const health = await (await fetch("/health")).json();
-    $("health").textContent = `${health.model}${health.vad ? " + VAD" : ""} · queue ${health.queue_depth}`;
+    showModel(health.model, health.model_identity);
+    $("health").textContent = `${health.vad ? "VAD · " : ""}queue ${health.queue_depth}`;
     const options = health.languages.map((l) => new Option(l, l));
     $("language").replaceChildren(...options);
     $("language").value = "auto";
@@ -301,6 +385,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("form").addEventListener("submit", transcribe);
   $("copy").addEventListener("click", copy);
   $("download").addEventListener("click", download);
+  $("preview").addEventListener("timeupdate", stopAtSpanEnd);
+  $("preview").addEventListener("pause", endSpan);  // at the span's end, or the user paused: plays on freely after
+  $("preview").addEventListener("seeking", () => { if (ownSeek) ownSeek = false; else endSpan(); });
   if (!window.AudioWorkletNode || !navigator.mediaDevices) $("record").disabled = true;
   loadHealth();
 });
