@@ -130,7 +130,7 @@ DEMO_DESCRIPTION = ("the embedded demo model: a small SenseVoice trained on synt
 
 def file_sha256(path: Path, cache_file: Path | None = None) -> str:
     """sha256 of a file, remembered in ``cache_file`` (default: cache_root()/HASH_CACHE) under its path, size and
-    mtime: the official model.pt (936 MB) takes about 0.6 s to hash on one core, once."""
+    mtime: the official model.pt (936 MB) is hashed once per version of the file, not at every start."""
     stat = path.stat()
     stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     cache_file = cache_root() / HASH_CACHE if cache_file is None else cache_file
@@ -145,6 +145,7 @@ def file_sha256(path: Path, cache_file: Path | None = None) -> str:
     with path.open("rb") as f:
         for block in iter(lambda: f.read(2**20), b""):
             digest.update(block)
+    cache = {name: entry for name, entry in cache.items() if os.path.exists(name)}  # forget deleted files
     cache[str(path)] = {**stamp, "sha256": digest.hexdigest()}
     try:  # a read-only or full cache only costs the next start a hash
         cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +226,7 @@ class ModelDir:
         conf, wanted = self.config.get("encoder_conf") or {}, official["encoder_conf"]
         return (self.config.get("encoder") == official["encoder"]
                 and all(conf.get(key) == wanted[key] for key in ARCHITECTURE_KEYS)
-                and file_sha256(self.bpemodel) == OFFICIAL_TOKENIZER_SHA256)
+                and hashlib.sha256(self.bpemodel.read_bytes()).hexdigest() == OFFICIAL_TOKENIZER_SHA256)
 
     @functools.cached_property
     def identity(self) -> ModelIdentity:

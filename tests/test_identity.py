@@ -103,6 +103,13 @@ def test_weights_hash_is_sha256sum_and_computed_once_per_file_version(tmp_path):
     weights.write_bytes(b"b" * 3_000_000)
     os.utime(weights, ns=(entry["mtime_ns"] + 10**9, entry["mtime_ns"] + 10**9))
     assert file_sha256(weights, cache) == hashlib.sha256(b"b" * 3_000_000).hexdigest()  # rewritten: hashed again
+    gone = tmp_path / "deleted.pt"
+    gone.write_bytes(b"c")
+    file_sha256(gone, cache)
+    gone.unlink()
+    (tmp_path / "other.pt").write_bytes(b"d")
+    file_sha256(tmp_path / "other.pt", cache)  # the next write drops the deleted file's entry
+    assert str(gone) not in json.loads(cache.read_text()) and str(weights) in json.loads(cache.read_text())
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     assert file_sha256(weights, blocked / "hashes.json") == hashlib.sha256(b"b" * 3_000_000).hexdigest()

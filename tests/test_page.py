@@ -1,0 +1,131 @@
+"""The browser page in headless Chromium: it names the model that answers and shows the demo notice while the demo
+model serves (and none with another model); a demo result on real speech is shown, not hidden; a clicked segment
+plays its span of the uploaded audio; badges fall back to their text where no emoji font draws their icon."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import ROOT
+from sensevoice.modeldir import DEMO_DIR, OFFICIAL_HUB_NAME, ModelDir
+from sensevoice.pipeline import Transcriber
+from sensevoice.serve.app import ServeConfig, create_app, serve_in_thread
+from sensevoice.serve.batcher import Batcher
+
+INSTALL = "install with: bash scripts/install_client_toolchains.sh"
+# A click is a user gesture, but headless Chromium has no sound card: let the player play without one.
+PLAYER_FLAGS = ("--autoplay-policy=no-user-gesture-required",)
+
+
+@pytest.fixture(scope="module")
+def page_client():
+    """clients/web/page_client.py as a module; skips when Chromium or chromedriver is missing."""
+    if shutil.which("chromedriver") is None:
+        pytest.skip(f"chromedriver not installed ({INSTALL})")
+    spec = importlib.util.spec_from_file_location("page_client", ROOT / "clients" / "web" / "page_client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if module.find_chromium() is None:
+        pytest.skip(f"chromium not installed ({INSTALL})")
+    return module
+
+
+@pytest.fixture(scope="module")
+def driver(page_client):
+    with page_client.browser(PLAYER_FLAGS) as driver:
+        yield driver
+
+
+def serve(model_dir, vad: bool):
+    return serve_in_thread(create_app(Batcher(Transcriber(model_dir, vad=vad, threads=2), max_wait_ms=2),
+                                      ServeConfig(use_vad=vad)))
+
+
+def header(driver, url: str) -> dict:
+    """The page's model name and demo notice once /health has answered."""
+    driver.cmd("POST", "/url", {"url": url + "/"})
+    deadline = time.monotonic() + 30
+    while driver.script("return document.getElementById('model').dataset.kind || '';") == "":
+        assert time.monotonic() < deadline, "the page never showed the model"
+        time.sleep(0.05)
+    return driver.script("""const notice = document.getElementById('demo-notice');
+        return {model: document.getElementById('model').textContent,
+                description: document.getElementById('model').title,
+                notice_shown: !notice.hidden && notice.getBoundingClientRect().height > 0,
+                notice: notice.textContent.replace(/\\s+/g, ' ')};""")
+
+
+@pytest.fixture(scope="module")
+def two_clips(tmp_path_factory):
+    """Two example clips with 2 s of silence between them: two speech segments with the VAD."""
+    first, fs = soundfile.read(ROOT / "examples" / "en.flac", dtype="float32")
+    second, fs2 = soundfile.read(ROOT / "examples" / "zh.flac", dtype="float32")
+    assert fs == fs2
+    path = tmp_path_factory.mktemp("page") / "two.wav"
+    soundfile.write(path, np.concatenate([first, np.zeros(2 * fs, np.float32), second]), fs)
+    return path
+
+
+def test_demo_model_page_names_it_warns_and_still_shows_its_result(driver, page_client, two_clips):
+    identity = ModelDir(DEMO_DIR).identity
+    with serve(DEMO_DIR, vad=True) as url:
+        seen = header(driver, url)
+        assert seen["model"] == identity.id and seen["description"] == identity.description
+        assert seen["notice_shown"], seen
+        assert f"sensevoice serve --model {OFFICIAL_HUB_NAME}" in seen["notice"] and "synthetic" in seen["notice"]
+        text = page_client.transcribe_file(driver, url, two_clips, None)
+        result = driver.script("""return {hidden: document.getElementById('result').hidden,
+            by: document.getElementById('answered-by').textContent,
+            segments: [...document.querySelectorAll('#segments li')].map((li) => li.title)};""")
+    assert text and not result["hidden"], "the demo model's result is shown"
+    assert result["by"].startswith(f"answered by {identity.id}") and "synthetic speech only" in result["by"]
+    assert len(result["segments"]) >= 2 and all(t.startswith("play ") for t in result["segments"]), result
+
+
+def test_a_clicked_segment_plays_its_span(driver, page_client, two_clips):
+    with serve(DEMO_DIR, vad=True) as url:
+        page_client.transcribe_file(driver, url, two_clips, None)
+        spans = driver.script("return lastResult.segments.map((s) => [s.start, s.end]);")
+        assert len(spans) >= 2, spans
+        start, end = spans[0]  # the first: the file plays on past its end unless the page stops it
+        assert spans[1][0] - end > 0.5, spans
+        driver.click("#segments li:nth-child(1)")
+        time.sleep(0.3)
+        playing = driver.script("const p = document.getElementById('preview'); "
+                                "return {time: p.currentTime, paused: p.paused, error: "
+                                "document.getElementById('error').textContent, marked: "
+                                "document.querySelector('#segments li:nth-child(1)').classList.contains('playing')};")
+        assert not playing["error"] and not playing["paused"] and playing["marked"], playing
+        assert start <= playing["time"] < end, (playing, start, end)
+        time.sleep(end - start + 0.5)
+        stopped = driver.script("const p = document.getElementById('preview'); "
+                                "return {time: p.currentTime, paused: p.paused, marked: "
+                                "document.querySelectorAll('#segments li.playing').length};")
+    assert stopped["paused"] and end <= stopped["time"] < end + 0.3 and stopped["marked"] == 0, (stopped, end)
+
+
+def test_another_model_has_no_demo_notice(driver, tiny_dir):
+    with serve(tiny_dir, vad=False) as url:
+        seen = header(driver, url)
+    assert seen["model"] == ModelDir(tiny_dir).identity.id and not seen["notice_shown"], seen
+
+
+def test_badges_show_their_icon_or_their_text(driver, tiny_dir):
+    """Each badge carries its emoji only where this browser draws it, else its text alone (not a box). Debian's
+    Chromium with DejaVu fonts only (no fonts-noto-color-emoji) draws 😊 but not 🗣️: one badge of each kind."""
+    with serve(tiny_dir, vad=False) as url:
+        driver.cmd("POST", "/url", {"url": url + "/"})
+        seen = driver.script("""
+            const item = {language: 'en', emotion: 'HAPPY', event: 'Speech'};
+            return {badges: tagBadges(item).map((b) => b.textContent),
+                    drawn: [EMOTION_EMOJI.HAPPY, EVENT_EMOJI.Speech].map(emojiRenders),
+                    letter: emojiRenders('A'), unassigned: emojiRenders('\\u0378')};""")
+    assert seen["letter"] and not seen["unassigned"], "the check tells drawn from missing"
+    happy, speech = seen["drawn"]
+    assert seen["badges"] == ["en", f"{'😊 ' if happy else ''}HAPPY", f"{'🗣️ ' if speech else ''}Speech"]
