@@ -1,6 +1,6 @@
 """Which model answers: ``ModelDir.identity`` (the embedded demo, the official architecture, a custom model; the
 weights' sha256; the hub's name and revision when a hub resolved it), and every front door naming it the same way:
-the CLI's banner, the demo command, /health, /v1/models, verbose_json, a batch job's manifest and banner."""
+the banners of the CLI's transcribe and serve, the demo command, /health, /v1/models, verbose_json, a batch job's manifest and banner."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def test_weights_hash_is_sha256sum_and_computed_once_per_file_version(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- doors
-def test_every_door_names_the_same_model(tiny_dir, wav_file, tmp_path, capsys):
+def test_every_door_names_the_same_model(tiny_dir, wav_file, tmp_path, capsys, monkeypatch):
     identity = ModelDir(tiny_dir).identity
     banner = f"model: {identity}; from {tiny_dir.resolve()}"
 
@@ -125,6 +125,12 @@ def test_every_door_names_the_same_model(tiny_dir, wav_file, tmp_path, capsys):
 
     assert demo.main(["--model", str(tiny_dir), str(wav_file)]) == 0
     assert banner in capsys.readouterr().out.splitlines()[0]
+
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets=None: None)  # loaded, never served
+    assert cli.main(["serve", "--model", str(tiny_dir), "--port", "0", "--no-vad", "--no-streaming"]) == 1
+    assert f"sensevoice serve: {banner}" in capsys.readouterr().err
 
     app = create_app(Batcher(Transcriber(tiny_dir, vad=False, threads=2), max_wait_ms=2), ServeConfig())
     with TestClient(app) as client:

@@ -159,9 +159,7 @@ def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
                                   threads=threads, batch_size_s=args.batch_size_s)
     except (FileNotFoundError, ValueError, TypeError) as err:  # no weights, a config or tokenizer that does not fit
         raise UsageError(f"cannot load the model from {model_dir.path}: {err}")
-    # the demo model gets real speech wrong: a warning, so that a log at --log-level warning still says so
-    logging.log(logging.WARNING if model_dir.identity.is_demo else logging.INFO, "model: %s; from %s",
-                model_dir.identity, model_dir.path)
+    print(f"sensevoice serve: model: {model_dir.identity}; from {model_dir.path}", file=sys.stderr)  # as transcribe
     batcher = Batcher(transcriber, args.batch_size_s, args.max_wait_ms, args.max_queue, args.max_queue_audio_s)
     config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
                          max_audio_s=args.max_audio_s or (VAD_MAX_AUDIO_S if args.vad else NO_VAD_MAX_AUDIO_S),
