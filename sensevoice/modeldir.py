@@ -38,7 +38,8 @@ OFFICIAL_ENV = "SENSEVOICE_OFFICIAL_DIR"
 REQUIRED_FILES = ("config.yaml", "configuration.json", "am.mvn")
 WEIGHT_FILES = ("model.pt", "model.onnx", "model_quant.onnx")  # the first one present is hashed for the identity
 
-OFFICIAL_HUB_NAME = "iic/SenseVoiceSmall"  # the official release on ModelScope (FunAudioLLM/SenseVoiceSmall on HF)
+OFFICIAL_HUB_NAME = "iic/SenseVoiceSmall"  # the official release on ModelScope: what the commands suggest
+OFFICIAL_HUB_NAMES = (OFFICIAL_HUB_NAME, "FunAudioLLM/SenseVoiceSmall")  # ... and the same on Hugging Face
 # sha256 of chn_jpn_yue_eng_ko_spectok.bpe.model as released in iic/SenseVoiceSmall (its SHA256SUMS line in
 # ../shared/official; tests/test_identity.py checks it against that file)
 OFFICIAL_TOKENIZER_SHA256 = "aa87f86064c3730d799ddf7af3c04659151102cba548bce325cf06ba4da4e6a8"
@@ -91,9 +92,6 @@ class ModelSource:
     hub: str  # "modelscope" or "huggingface"
     name: str  # the repository's name on that hub, e.g. "iic/SenseVoiceSmall"
     revision: str | None = None  # the tag, branch or commit the hub resolved; None when it did not say
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.revision}" if self.revision else self.name
 
 
 @dataclass(frozen=True)
@@ -246,7 +244,7 @@ class ModelDir:
             name, where = None, f"the folder {self.path.name}/"
         if self.has_official_architecture:
             kind, name = "official", name or f"sensevoice-small@{short}"
-            what = ("the official SenseVoiceSmall release" if self.source and self.source.name == OFFICIAL_HUB_NAME
+            what = ("the official SenseVoiceSmall release" if self.source and self.source.name in OFFICIAL_HUB_NAMES
                     else "SenseVoiceSmall with the official architecture and tokenizer")
         else:
             kind, name = "custom", name or f"custom:{id_token(self.path.name)}@{short}"

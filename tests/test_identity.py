@@ -80,6 +80,8 @@ def test_a_hub_source_names_the_model_by_hub_name_and_revision(official, tmp_pat
     assert released.description.startswith("the official SenseVoiceSmall release, iic/SenseVoiceSmall at revision "
                                            "v2.0.4 from modelscope")
     assert released.as_dict()["source"] == {"hub": "modelscope", "name": "iic/SenseVoiceSmall", "revision": "v2.0.4"}
+    mirrored = ModelDir(folder, ModelSource("huggingface", "FunAudioLLM/SenseVoiceSmall", "3eb3b4e")).identity
+    assert mirrored.id == "FunAudioLLM/SenseVoiceSmall@3eb3b4e" and "official SenseVoiceSmall release" in str(mirrored)
     unpinned = ModelDir(folder, ModelSource("huggingface", "someone/finetune")).identity
     assert unpinned.id == f"someone/finetune@{sha256(folder / 'model.pt')[:12]}"  # no revision: the hash says which
 

@@ -302,8 +302,8 @@ def add_info_routes(app: FastAPI, service: Service) -> None:
         """Status, the model that answers (the page names it, and warns while the demo model serves), and the
         limits an upload must keep (the page shows them before anything is sent)."""
         return {"status": "ok", "model": model.id, "model_identity": model.as_dict(), "vad": config.use_vad,
-                "queue_depth": batcher.depth,
-                "max_queue": batcher.max_queue, "languages": list(fields.LANGUAGE_CHOICES),
+                "queue_depth": batcher.depth, "max_queue": batcher.max_queue,
+                "languages": list(fields.LANGUAGE_CHOICES),
                 "response_formats": list(formats.RESPONSE_FORMATS),
                 "limits": {"max_upload_bytes": config.max_upload_bytes, "max_audio_s": config.max_audio_s,
                            "audio_formats": list(AUDIO_FORMATS), "upload_timeout_s": config.upload_timeout_s},
