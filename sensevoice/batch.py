@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, check_backend,
-                                 positive_float, positive_int)
+from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
+                                 check_backend, positive_float, positive_int)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4", ".pcm")
 INPUT_FORMATS = ("auto", "folder", "glob", "scp", "jsonl", "parquet")
@@ -74,9 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-format", choices=INPUT_FORMATS, default="auto",
                         help="default: from the path (a folder, glob characters, .scp, .jsonl, .parquet)")
     parser.add_argument("-f", "--format", choices=OUTPUT_FORMATS, default="jsonl", help="shard format (default: jsonl)")
-    parser.add_argument("--model", type=Path, default=None, metavar="DIR",
-                        help="model directory, as seen by every worker (shared storage, or relative to the job's "
-                             "working_dir); default: the embedded demo model")
+    add_model_arguments(parser, default="the embedded demo model; a directory as seen by every worker: shared "
+                                "storage, or relative to the job's working_dir; a hub name is looked up on this "
+                                "machine, so on a cluster its cache must be on shared storage")
     add_decoding_arguments(parser)
     add_backend_arguments(parser)
     parser.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
@@ -336,7 +336,7 @@ def check_arguments(args: argparse.Namespace) -> list[Input]:
     if args.working_dir is not None and not args.working_dir.is_dir():
         raise UsageError(f"--working-dir {str(args.working_dir)!r}: not a folder")
     inputs = list_inputs(args.input, args.input_format)
-    args.model_path = resolve_model_dir(args.model).path.resolve()
+    args.model_path = resolve_model_dir(args).path.resolve()
     return inputs
 
 

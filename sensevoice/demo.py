@@ -1,10 +1,11 @@
 """README command 1: transcribe the bundled example clips and print rich and clean text.
 
-    python -m sensevoice.demo [--model DIR] [FILES...]
+    python -m sensevoice.demo [--model DIR|NAME [--hub ms|hf] [--revision REV]] [FILES...]
 
 Defaults to the embedded demo model (``demo/``, trained by our recipe on synthetic espeak-ng speech) and the
-clips in ``examples/``. Point ``--model`` at a directory holding the official SenseVoiceSmall release
-(model.pt, config.yaml, configuration.json, tokenizer, am.mvn) to use the official weights instead.
+clips in ``examples/``. ``--model iic/SenseVoiceSmall`` (ModelScope; ``--hub hf --model FunAudioLLM/SenseVoiceSmall``
+for Hugging Face) uses the official weights, from the hub's cache or downloaded once; ``--model DIR`` a directory
+holding the official release (model.pt, config.yaml, configuration.json, tokenizer, am.mvn).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Sequence
 
 from sensevoice import heavy, modeldir
-from sensevoice.modeldir import ModelDir
+from sensevoice.argtypes import add_model_arguments
+from sensevoice.hub import OFFICIAL
+from sensevoice.modeldir import ModelDir, ModelDirError
 
 DEMO_DIR = modeldir.REPO_ROOT / "demo"
 EXAMPLES = modeldir.REPO_ROOT / "examples"
@@ -26,19 +29,25 @@ EXAMPLES = modeldir.REPO_ROOT / "examples"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sensevoice.demo", description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="*", type=Path, help="audio files (default: examples/*.flac)")
-    parser.add_argument("--model", type=Path, default=DEMO_DIR, help="model directory (default: demo/)")
+    add_model_arguments(parser, default="demo/")
     parser.add_argument("--language", default="auto")
     parser.add_argument("--itn", action="store_true", help="inverse text normalisation (written form)")
     args = parser.parse_args(argv)
 
     files = args.files or sorted(EXAMPLES.glob("*.flac"))
+    try:
+        model_dir = ModelDir.resolve(args.model, hub=args.hub, revision=args.revision)
+    except ModelDirError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     which = ("the embedded DEMO model (small, trained on synthetic espeak-ng speech; not the official weights)"
-             if args.model.resolve() == DEMO_DIR.resolve() else "the model directory you gave")
-    print(f"model: {args.model} — {which}")
-    print("official weights: python -m sensevoice.demo --model /path/to/SenseVoiceSmall  (model.pt + its files)\n")
+             if model_dir.path == DEMO_DIR.resolve() else
+             f"{model_dir.source}" if model_dir.source else "the model directory you gave")
+    print(f"model: {model_dir.path} — {which}")
+    print(f"official weights: python -m sensevoice.demo --model {OFFICIAL['ms']}  (ModelScope; or --hub hf --model "
+          f"{OFFICIAL['hf']}; or --model DIR with model.pt + its files)\n")
     heavy.import_funasr()
     with contextlib.redirect_stdout(sys.stderr):  # FunASR prints while loading; stdout is for the transcripts
-        automodel = ModelDir(args.model).automodel(ncpu=None)
+        automodel = model_dir.automodel(ncpu=None)
     labels = {}  # (file name, itn tag) -> the rich transcript the example was generated from
     if (EXAMPLES / "labels.jsonl").is_file():
         for line in (EXAMPLES / "labels.jsonl").read_text(encoding="utf-8").splitlines():

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import yaml
 
 from sensevoice import REPO_ROOT
+from sensevoice import hub as hubs
 
 if TYPE_CHECKING:  # imported where used: resolving a --model argument must not load torch
     import numpy as np
@@ -68,9 +69,20 @@ def write_config(config: Mapping[str, Any], config_path: Path) -> Path:
 
 
 class ModelDir:
-    """One SenseVoiceSmall model directory, checked on construction; its parts are built on demand."""
+    """One SenseVoiceSmall model directory, checked on construction; its parts are built on demand.
 
-    def __init__(self, path: str | os.PathLike):
+    ``path`` is a folder, or a model name on a hub (``iic/SenseVoiceSmall`` on ModelScope, FunASR's default;
+    ``FunAudioLLM/SenseVoiceSmall`` with ``hub="hf"``): taken from that hub library's cache with no network call,
+    else downloaded into it (sensevoice/hub.py). A folder of that name, when there is one, wins, as in FunASR.
+    ``source`` then says which hub, name and revision the files came from (None for a folder)."""
+
+    def __init__(self, path: str | os.PathLike, hub: str = hubs.DEFAULT_HUB, revision: str | None = None):
+        self.source: hubs.HubSource | None = None
+        if not Path(path).exists() and hubs.is_hub_name(str(path)):
+            try:
+                path, self.source = hubs.snapshot(str(path), hub, revision)
+            except hubs.HubError as err:
+                raise ModelDirError(str(err)) from None
         self.path = Path(path).resolve()
         if not self.path.is_dir():
             raise ModelDirError(f"{path}: not a directory (a model directory holds model.pt, config.yaml, "
@@ -92,18 +104,22 @@ class ModelDir:
         self.weights = self.path / "model.pt"
 
     def __repr__(self) -> str:
-        return f"ModelDir({str(self.path)!r})"
+        from_hub = "" if self.source is None else f", from {self.source}"
+        return f"ModelDir({str(self.path)!r}{from_hub})"
 
     @classmethod
-    def resolve(cls, model: str | os.PathLike | None, option: str = "--model") -> "ModelDir":
-        """The model a front door was given, or the embedded demo model when none; ModelDirError says why not."""
+    def resolve(cls, model: str | os.PathLike | None, option: str = "--model", hub: str = hubs.DEFAULT_HUB,
+                revision: str | None = None) -> "ModelDir":
+        """The model a front door was given (a folder or a hub name, see the class), or the embedded demo model when
+        none; ModelDirError says why not."""
         if model is None:
             if not (DEMO_DIR / "model.pt").is_file():
                 raise ModelDirError(f"no model given and no demo model ({DEMO_DIR}/model.pt): pass {option} DIR (a "
-                                    "directory with model.pt, config.yaml, configuration.json, tokenizer and am.mvn)")
+                                    "directory with model.pt, config.yaml, configuration.json, tokenizer and am.mvn) "
+                                    f"or {option} {hubs.OFFICIAL[hubs.DEFAULT_HUB]} (the official release)")
             model = DEMO_DIR
         try:
-            return cls(model)
+            return cls(model, hub, revision)
         except ModelDirError as err:
             raise ModelDirError(f"{option} {err}") from None
 
