@@ -225,15 +225,27 @@ def other_hub_hint(name: str, hub: str) -> str:
     return f" (on {HUBS[hub]} the official release is {OFFICIAL[hub]}; {name} is its {HUBS[other]} name)"
 
 
-def not_available(name: str, hub: str, revision: str | None, why: str) -> HubError:
-    """The one line for a model that is neither cached nor downloadable here: what was tried, how to get it."""
+def not_available(name: str, hub: str, revision: str | None, reason: str, cached: Path | None) -> HubError:
+    """The one line for a model that is neither cached (complete) nor downloadable here: what was tried, and how
+    to get it."""
     hint = other_hub_hint(name, hub)
     wanted = OFFICIAL[hub] if hint else name
+    where = (f"only an incomplete copy in the {HUBS[hub]} cache ({cached}, lacking {missing_files(cached)})"
+             if cached is not None else f"not in the {HUBS[hub]} cache ({cache_root(hub)})")
     options = (f" --hub {hub}" if hub != DEFAULT_HUB else "") + (f" --revision {revision}" if revision else "")
     folder = wanted.rsplit("/", 1)[-1]
-    return HubError(f"{name}: not in the {HUBS[hub]} cache ({cache_root(hub)}) and {why}{hint}. On a connected "
-                    f"machine run `sensevoice download {wanted}{options} --local-dir {folder}`, copy that folder here "
-                    f"and pass --model {folder} (or copy that machine's cache here)")
+    return HubError(f"{name}: {where} and {reason}{hint}. On a connected machine run `sensevoice download "
+                    f"{wanted}{options} --local-dir {folder}`, copy that folder here and pass --model {folder} (or "
+                    "copy that machine's cache here)")
+
+
+def why_not_downloadable(hub: str) -> str | None:
+    """Why the hub cannot be asked now: an offline switch, or no answer to the probe; None when it can."""
+    blocked = offline_reason(hub)
+    if blocked:
+        return f"the hub is off: {blocked}"
+    unreachable = unreachable_reason(endpoint(hub))
+    return f"{HUBS[hub]} ({endpoint(hub)}) cannot be reached: {unreachable}" if unreachable else None
 
 
 def snapshot(name: str, hub: str = DEFAULT_HUB, revision: str | None = None) -> tuple[Path, HubSource]:
@@ -244,14 +256,9 @@ def snapshot(name: str, hub: str = DEFAULT_HUB, revision: str | None = None) -> 
     cached = cached_snapshot(repo, hub, revision)
     if cached is not None and not missing_files(cached):
         return cached, source_of(cached, hub, repo, revision)
-    why = None if cached is None else f"the cached copy ({cached}) lacks {missing_files(cached)}"
-    blocked = offline_reason(hub)
-    if blocked:
-        raise not_available(repo, hub, revision, f"{why or 'the hub is off'}: {blocked}")
-    unreachable = unreachable_reason(endpoint(hub))
-    if unreachable:
-        raise not_available(repo, hub, revision, f"{HUBS[hub]} ({endpoint(hub)}) cannot be reached: {unreachable}"
-                            + (f"; {why}" if why else ""))
+    reason = why_not_downloadable(hub)
+    if reason:
+        raise not_available(repo, hub, revision, reason, cached)
     return download(repo, hub, revision)
 
 
@@ -294,8 +301,7 @@ def prepare(name: str, hub: str = DEFAULT_HUB, revision: str | None = None,
     if cached is not None and not missing_files(cached):
         print(f"sensevoice: copying {repo} from the {HUBS[hub]} cache ({cached}) to {local_dir}", file=sys.stderr)
         return copy_release(cached, Path(local_dir)), source_of(cached, hub, repo, revision)
-    blocked = offline_reason(hub)
-    unreachable = blocked or unreachable_reason(endpoint(hub))
-    if unreachable:
-        raise not_available(repo, hub, revision, f"{HUBS[hub]} ({endpoint(hub)}) cannot be reached: {unreachable}")
+    reason = why_not_downloadable(hub)
+    if reason:
+        raise not_available(repo, hub, revision, reason, cached)
     return download(repo, hub, revision, Path(local_dir))

@@ -196,8 +196,9 @@ def test_a_cached_copy_without_weights_is_not_used(env, tiny_dir, tmp_path, monk
     shutil.copytree(tiny_dir, tmp_path / "no_weights", ignore=shutil.ignore_patterns("model.pt"))
     lay_out_ms(Path(env["MODELSCOPE_CACHE"]), MS_NAME, tmp_path / "no_weights")
     monkeypatch.setenv(hub.OFFLINE_ENV, "1")
-    with pytest.raises(ModelDirError, match=r"--model iic/SenseVoiceSmall: not in the ModelScope cache .* the cached "
-                                            r"copy \(.*\) lacks \['model.pt'\]: SENSEVOICE_OFFLINE=1"):
+    with pytest.raises(ModelDirError, match=r"--model iic/SenseVoiceSmall: only an incomplete copy in the ModelScope "
+                                            r"cache \(.*master, lacking \['model.pt'\]\) and the hub is off: "
+                                            r"SENSEVOICE_OFFLINE=1\. On a connected machine"):
         ModelDir.resolve(MS_NAME)
 
 
@@ -402,6 +403,30 @@ def test_every_door_takes_a_hub_name(command, capsys):
         cli.main([command, "--help"])
     out = capsys.readouterr().out
     assert "--model DIR|NAME" in out and "--hub {ms,hf}" in out and "--revision REV" in out
+
+
+@pytest.mark.parametrize("command", ["transcribe", "serve", "batch", "export", "bench", "demo"])
+def test_every_door_resolves_through_the_hub(env, wav_file, tmp_path, capsys, monkeypatch, no_network, command):
+    """Each door sends a hub name to the one resolver: uncached and offline, each says so in the same words."""
+    monkeypatch.setenv(hub.OFFLINE_ENV, "1")
+    model = ["--model", MS_NAME]
+    argv = {"transcribe": [str(wav_file), *model], "serve": [*model, "--port", "0"],
+            "batch": [str(wav_file.parent), "-o", str(tmp_path / "out"), *model],
+            "export": [*model, "--out", str(tmp_path / "onnx")],
+            "bench": [*model, "--work", str(tmp_path / "work"), "--backends", "funasr"], "demo": model}[command]
+    if command == "demo":
+        from sensevoice import demo
+
+        with pytest.raises(SystemExit) as exit_:
+            demo.main(argv)
+        code = exit_.value.code
+    else:
+        code = cli.main([command, *argv])
+    assert code == 2
+    assert f"--model {MS_NAME}: not in the ModelScope cache ({env['MODELSCOPE_CACHE']}) and the hub is off: " \
+           f"SENSEVOICE_OFFLINE=1. On a connected machine run `sensevoice download {MS_NAME} --local-dir " \
+           "SenseVoiceSmall`" in capsys.readouterr().err
+    assert no_network == []
 
 
 # ----------------------------------------------------------------------------------------------- download
