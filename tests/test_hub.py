@@ -462,6 +462,86 @@ def test_download_into_the_cache_prints_the_cached_folder(env, tiny_dir, capsys,
     assert code == 0 and stdout == f"{snapshot}\n" and f"{HF_NAME}@{COMMIT} (Hugging Face)" in stderr, stderr
 
 
+class FakeHuggingFace:
+    """A Hugging Face endpoint on 127.0.0.1 (``HF_ENDPOINT``) serving one repository at one commit, with the routes
+    huggingface_hub's snapshot_download reads: revision info, the file tree, and resolve (HEAD, then GET)."""
+
+    def __init__(self, repo: str, files: Path, commit: str = COMMIT):
+        import http.server
+        import threading
+
+        blobs = {f.name: f.read_bytes() for f in sorted(files.iterdir()) if f.is_file()}
+        self.requests: list[str] = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def answer(self, body: bytes, headers: dict[str, str], send_body: bool):
+                self.send_response(200)
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if send_body:
+                    self.wfile.write(body)
+
+            def route(self, send_body: bool):
+                fake.requests.append(f"{self.command} {self.path}")
+                path = self.path.split("?")[0]
+                if path.startswith(f"/api/models/{repo}/revision/"):
+                    info = {"id": repo, "sha": commit, "siblings": [{"rfilename": name} for name in blobs]}
+                    return self.answer(json.dumps(info).encode(), {"Content-Type": "application/json"}, send_body)
+                if path.startswith(f"/api/models/{repo}/tree/"):
+                    tree = [{"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+                            for name, data in blobs.items()]
+                    return self.answer(json.dumps(tree).encode(), {"Content-Type": "application/json"}, send_body)
+                prefix = f"/{repo}/resolve/{commit}/"
+                if path.startswith(prefix) and path[len(prefix):] in blobs:
+                    data = blobs[path[len(prefix):]]
+                    return self.answer(data, {"X-Repo-Commit": commit,
+                                              "ETag": f'"{hashlib.sha1(data).hexdigest()}"'}, send_body)
+                self.send_error(404)
+
+            def do_GET(self):
+                self.route(send_body=True)
+
+            def do_HEAD(self):
+                self.route(send_body=False)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow  # the download's strict load in a fresh process: ~40 s on 2 busy cores
+def test_a_download_fills_the_library_s_cache_and_is_found_there_offline(env, tiny_dir, no_network):
+    """`sensevoice download --hub hf` through huggingface_hub itself (a fresh process, HF_ENDPOINT at a local fake):
+    progress on stderr, the release checked and loaded strictly, the snapshot in the cache; then the same name
+    resolves from that cache with the hub gone."""
+    fake = FakeHuggingFace(HF_NAME, tiny_dir)
+    try:
+        online = {**env, "HF_ENDPOINT": fake.url, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        proc = guarded(online, "download", HF_NAME, "--hub", "hf")
+    finally:
+        fake.close()
+    assert proc.returncode == 0, proc.stderr
+    snapshot = Path(env["HF_HUB_CACHE"]) / f"models--{HF_NAME.replace('/', '--')}" / "snapshots" / COMMIT
+    assert proc.stdout == f"{snapshot}\n"
+    assert f"downloading {HF_NAME} from Hugging Face ({fake.url})" in proc.stderr
+    assert "model.pt loads strictly" in proc.stderr and "100%" in proc.stderr  # huggingface_hub's progress bar
+    assert any(r.startswith(f"GET /{HF_NAME}/resolve/{COMMIT}/model.pt") for r in fake.requests)
+    assert NETWORK_CALL not in proc.stderr  # only 127.0.0.1 was reached
+
+    model_dir = ModelDir(HF_NAME, hub="hf")
+    assert model_dir.path == snapshot and model_dir.source == HubSource("hf", HF_NAME, None, COMMIT)
+    assert (snapshot / "model.pt").read_bytes() == (tiny_dir / "model.pt").read_bytes() and no_network == []
+
+
 def test_download_refuses_a_checkpoint_that_does_not_load(env, tiny_dir, tmp_path, capsys, no_network):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_dir, broken)
