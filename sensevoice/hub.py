@@ -32,6 +32,7 @@ import re
 import shutil
 import ssl
 import sys
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -181,20 +182,28 @@ def offline_reason(hub: str) -> str | None:
 
 
 def unreachable_reason(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
-    """Why ``url`` cannot be reached (no route, no name, refused, timed out), or None when anything answers (any
-    HTTP status will do). Honours the proxy environment variables, as the hub libraries do."""
-    request = urllib.request.Request(url, method="HEAD")
-    try:
-        urllib.request.urlopen(request, timeout=timeout_s).close()
-    except urllib.error.HTTPError:
-        return None  # it answered
-    except urllib.error.URLError as err:
-        if isinstance(err.reason, ssl.SSLError):
-            return None  # something answered; whether its certificate passes is for the hub library to say
-        return str(err.reason)
-    except (OSError, ValueError) as err:  # timeouts, resets
-        return str(err) or type(err).__name__
-    return None
+    """Why ``url`` cannot be reached (no name, no route, refused, no answer within ``timeout_s``), or None when
+    anything answers (any HTTP status will do). Honours the proxy environment variables, as the hub libraries do.
+    Runs in a thread that is given up on after ``timeout_s``: a socket timeout does not bound a name lookup, which
+    a machine whose DNS server cannot be reached retries for tens of seconds."""
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout_s).close()
+            outcome.append(None)
+        except urllib.error.HTTPError:
+            outcome.append(None)  # it answered
+        except urllib.error.URLError as err:
+            # an SSL error means something answered; whether its certificate passes is for the hub library to say
+            outcome.append(None if isinstance(err.reason, ssl.SSLError) else str(err.reason))
+        except (OSError, ValueError) as err:  # timeouts, resets
+            outcome.append(str(err) or type(err).__name__)
+
+    worker = threading.Thread(target=probe, name="hub-probe", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    return outcome[0] if outcome else f"no answer within {timeout_s:g} s"
 
 
 def fetch(repo: str, hub: str, revision: str | None, local_dir: Path | None) -> Path:

@@ -247,8 +247,23 @@ def test_the_reachability_probe(tmp_path):
             start = time.monotonic()
             assert "refused" in hub.unreachable_reason(f"http://127.0.0.1:{CLOSED_PORT}/").lower()
             assert time.monotonic() - start < 2
+            with socket.socket() as silent:  # accepts connections (the backlog) but never answers
+                silent.bind(("127.0.0.1", 0))
+                silent.listen()
+                start = time.monotonic()
+                reason = hub.unreachable_reason(f"http://127.0.0.1:{silent.getsockname()[1]}/", timeout_s=0.5)
+                assert time.monotonic() - start < 1.5 and ("timed out" in reason or "no answer" in reason), reason
     finally:
         server.shutdown()
+
+
+def test_the_probe_gives_up_on_a_name_lookup_that_hangs(monkeypatch):
+    """A socket timeout does not bound getaddrinfo (a DNS server that cannot be reached is retried for tens of
+    seconds): the probe stops waiting after its timeout all the same."""
+    monkeypatch.setattr(hub.urllib.request, "urlopen", lambda *args, **kwargs: time.sleep(5))
+    start = time.monotonic()
+    assert hub.unreachable_reason("https://modelscope.cn", timeout_s=0.3) == "no answer within 0.3 s"
+    assert time.monotonic() - start < 1.5
 
 
 # ----------------------------------------------------------------------------------------------- doors
