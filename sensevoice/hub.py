@@ -12,7 +12,7 @@ in their own caches, so a model FunASR already downloaded is found and not fetch
 
 The cache is read first with ``local_files_only=True`` (no network). Only when the model is not there, or lacks a
 file of its release, is the hub asked, after a quick reachability probe (``PROBE_TIMEOUT_S``): offline, ModelScope's
-own retries take ~25 s before they fail, and a machine with no network should hear why at once. ``SENSEVOICE_OFFLINE=1``
+own retries take tens of seconds before they fail, and a machine with no network should hear why at once. ``SENSEVOICE_OFFLINE=1``
 (both hubs) and ``HF_HUB_OFFLINE=1`` (Hugging Face) skip the hub altogether.
 
 A release is complete when ``configuration.json`` and every file its ``file_path_metas`` names are there (for
