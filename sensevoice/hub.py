@@ -197,7 +197,7 @@ def unreachable_reason(url: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | No
         except urllib.error.URLError as err:
             # an SSL error means something answered; whether its certificate passes is for the hub library to say
             outcome.append(None if isinstance(err.reason, ssl.SSLError) else str(err.reason))
-        except (OSError, ValueError) as err:  # timeouts, resets
+        except Exception as err:  # timeouts, resets, a malformed answer: no traceback from a background thread
             outcome.append(str(err) or type(err).__name__)
 
     worker = threading.Thread(target=probe, name="hub-probe", daemon=True)
