@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
-                                 check_backend, positive_float, positive_int)
+                                 check_backend, model_dir_from_args, positive_float, positive_int)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4", ".pcm")
 INPUT_FORMATS = ("auto", "folder", "glob", "scp", "jsonl", "parquet")
@@ -325,8 +325,6 @@ def pending(inputs: Iterable[Input], done: set[str]) -> list[Input]:
 # ----------------------------------------------------------------------------------------------- run
 def check_arguments(args: argparse.Namespace) -> list[Input]:
     """Everything the arguments alone decide (UsageError), before Ray, torch and FunASR are imported."""
-    from sensevoice.cli import resolve_model_dir
-
     try:
         check_backend(args)
     except ValueError as err:
@@ -336,7 +334,7 @@ def check_arguments(args: argparse.Namespace) -> list[Input]:
     if args.working_dir is not None and not args.working_dir.is_dir():
         raise UsageError(f"--working-dir {str(args.working_dir)!r}: not a folder")
     inputs = list_inputs(args.input, args.input_format)
-    args.model_path = resolve_model_dir(args).path.resolve()
+    args.model_path = model_dir_from_args(args).path.resolve()
     return inputs
 
 

@@ -100,11 +100,6 @@ def check_device(name: str) -> None:
         raise UsageError(f"--device {name!r}: CUDA is not available here (use --device cpu)")
 
 
-def resolve_model_dir(args: argparse.Namespace):
-    """--model/--hub/--revision (default: the demo model) as a ModelDir; UsageError says why it is not one."""
-    return model_dir_from_args(args)
-
-
 def input_keys(inputs: Sequence[str]) -> list[str]:
     """A unique name per input (its file stem; 'stdin' for -), used for output files and result keys."""
     keys: list[str] = []
@@ -211,7 +206,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         check_backend(args)
     except ValueError as err:
         raise UsageError(str(err))
-    model_dir = resolve_model_dir(args)
+    model_dir = model_dir_from_args(args)
     problems = [(item, path_problem(item)) for item in args.inputs]
     if all(problem for _, problem in problems):  # nothing to do: say so without loading the model
         for item, problem in problems:

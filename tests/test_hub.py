@@ -329,7 +329,7 @@ def test_the_service_door_with_a_cached_hub_name_offline(env, tiny_dir, wav_file
     snapshot, argv = lay_out(env, "ms", tiny_dir)
     expected = transcript(capsys, tiny_dir, wav_file)
     args = cli.parse(cli.build_parser("serve"), ["serve", *argv])
-    model_dir = command.resolve_model_dir(args)
+    model_dir = command.model_dir_from_args(args)  # what `serve` resolves --model with
     assert model_dir.path == snapshot.resolve() and model_dir.source.name == MS_NAME
     transcriber = Transcriber(model_dir, vad=args.vad, threads=1)
     with TestClient(create_app(Batcher(transcriber, max_wait_ms=2), ServeConfig(use_vad=True))) as client:

@@ -93,12 +93,6 @@ def default_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
-def resolve_model_dir(args: argparse.Namespace):
-    """--model/--hub/--revision (default: the demo model) as a ModelDir; UsageError says why not. Light: no torch
-    (a hub name loads its hub library, see sensevoice/hub.py)."""
-    return model_dir_from_args(args)
-
-
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket for uvicorn, bound now (as uvicorn binds it); UsageError names a busy port or a host
     that is not this machine's."""
@@ -121,7 +115,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model and serve until interrupted; returns the exit code."""
-    model_dir = resolve_model_dir(args)
+    model_dir = model_dir_from_args(args)  # a hub name: from its cache, else downloaded
     try:
         check_backend(args)
     except ValueError as err:
