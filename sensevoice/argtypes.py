@@ -117,6 +117,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, default: str | None, re
                              f"model name on a hub: the official release is {official}; taken from that hub's cache "
                              "(where FunASR keeps it) with no network call, else downloaded"
                              + (f" (default: {default})" if default else ""))
+    add_hub_arguments(parser)
+
+
+def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
+    """--hub and --revision: where and at which revision a model name is looked up (sensevoice/hub.py)."""
+    from sensevoice import hub
+
     parser.add_argument("--hub", choices=list(hub.HUBS), default=hub.DEFAULT_HUB,
                         help=f"where a model name is looked up: {', '.join(f'{k} = {v}' for k, v in hub.HUBS.items())} "
                              f"(default: {hub.DEFAULT_HUB}, as FunASR)")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sensevoice import heavy
 from sensevoice import hub as hubs
-from sensevoice.argtypes import UsageError
+from sensevoice.argtypes import UsageError, add_hub_arguments
 
 def hub_name(text: str) -> str:
     if not hubs.is_hub_name(text):
@@ -32,11 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "names work too (fsmn-vad)")
     parser.add_argument("--local-dir", type=Path, default=None, metavar="DIR",
                         help="put the files in DIR, a plain folder to copy elsewhere (default: the hub's cache)")
-    parser.add_argument("--hub", choices=list(hubs.HUBS), default=hubs.DEFAULT_HUB,
-                        help=f"{', '.join(f'{k} = {v}' for k, v in hubs.HUBS.items())} (default: "
-                             f"{hubs.DEFAULT_HUB}, as FunASR)")
-    parser.add_argument("--revision", default=None, metavar="REV",
-                        help="branch, tag or commit (default: the hub's default branch)")
+    add_hub_arguments(parser)
 
 
 def check_weights(folder: Path) -> str:
