@@ -95,6 +95,52 @@ def existing_dir(text: str) -> Path:
     return path
 
 
+def model_argument(text: str) -> str:
+    """--model: a model folder, or a model name on a hub (owner/name, or a short name of FunASR's) that
+    ``ModelDir`` looks up in the hub library's cache (sensevoice/hub.py). Only the spelling is checked here."""
+    from sensevoice import hub
+
+    if not Path(text).exists() and not hub.is_hub_name(text):
+        raise argparse.ArgumentTypeError(f"{text}: not a directory, nor a model name on a hub (owner/name, e.g. "
+                                         f"{hub.OFFICIAL[hub.DEFAULT_HUB]})")
+    return text
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, default: str | None, required: bool = False) -> None:
+    """--model DIR|NAME with --hub and --revision, for every command that loads a model. ``default`` ends the help
+    of --model (what is used without it); None with ``required``."""
+    from sensevoice import hub
+
+    official = " or ".join(f"{name} on {hub.HUBS[h]} (--hub {h})" for h, name in hub.OFFICIAL.items())
+    parser.add_argument("--model", type=model_argument, required=required, default=None, metavar="DIR|NAME",
+                        help="model directory (model.pt, config.yaml, configuration.json, tokenizer, am.mvn), or a "
+                             f"model name on a hub: the official release is {official}; taken from that hub's cache "
+                             "(where FunASR keeps it) with no network call, else downloaded"
+                             + (f" (default: {default})" if default else ""))
+    add_hub_arguments(parser)
+
+
+def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
+    """--hub and --revision: where and at which revision a model name is looked up (sensevoice/hub.py)."""
+    from sensevoice import hub
+
+    parser.add_argument("--hub", choices=list(hub.HUBS), default=hub.DEFAULT_HUB,
+                        help=f"where a model name is looked up: {', '.join(f'{k} = {v}' for k, v in hub.HUBS.items())} "
+                             f"(default: {hub.DEFAULT_HUB}, as FunASR)")
+    parser.add_argument("--revision", default=None, metavar="REV",
+                        help="branch, tag or commit of a hub model (default: the hub's default branch)")
+
+
+def model_dir_from_args(args: argparse.Namespace, option: str = "--model"):
+    """The ``ModelDir`` of --model/--hub/--revision (the demo model without --model); UsageError says why not."""
+    from sensevoice.modeldir import ModelDir, ModelDirError
+
+    try:
+        return ModelDir.resolve(args.model, option, hub=args.hub, revision=args.revision)
+    except ModelDirError as err:
+        raise UsageError(str(err))
+
+
 def language(text: str) -> str:
     """A language of model.LANGUAGES, or an alias of one (model.DecodingOptions maps zn to zh)."""
     languages, aliases = model_constant("LANGUAGES"), model_constant("LANGUAGE_ALIASES")

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, check_backend,
-                                 positive_float, positive_int)
+from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
+                                 check_backend, model_dir_from_args, positive_float, positive_int)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4", ".pcm")
 INPUT_FORMATS = ("auto", "folder", "glob", "scp", "jsonl", "parquet")
@@ -76,9 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-format", choices=INPUT_FORMATS, default="auto",
                         help="default: from the path (a folder, glob characters, .scp, .jsonl, .parquet)")
     parser.add_argument("-f", "--format", choices=OUTPUT_FORMATS, default="jsonl", help="shard format (default: jsonl)")
-    parser.add_argument("--model", type=Path, default=None, metavar="DIR",
-                        help="model directory, as seen by every worker (shared storage, or relative to the job's "
-                             "working_dir); default: the embedded demo model")
+    add_model_arguments(parser, default="the embedded demo model; a directory as seen by every worker: shared "
+                                "storage, or relative to the job's working_dir; a hub name is looked up on this "
+                                "machine, so on a cluster its cache must be on shared storage")
     add_decoding_arguments(parser)
     add_backend_arguments(parser)
     parser.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
@@ -329,8 +329,6 @@ def pending(inputs: Iterable[Input], done: set[str]) -> list[Input]:
 # ----------------------------------------------------------------------------------------------- run
 def check_arguments(args: argparse.Namespace) -> list[Input]:
     """Everything the arguments alone decide (UsageError), before Ray, torch and FunASR are imported."""
-    from sensevoice.cli import resolve_model_dir
-
     try:
         check_backend(args)
     except ValueError as err:
@@ -340,7 +338,7 @@ def check_arguments(args: argparse.Namespace) -> list[Input]:
     if args.working_dir is not None and not args.working_dir.is_dir():
         raise UsageError(f"--working-dir {str(args.working_dir)!r}: not a folder")
     inputs = list_inputs(args.input, args.input_format)
-    model_dir = resolve_model_dir(args.model)
+    model_dir = model_dir_from_args(args)
     args.model_path, args.model_identity = model_dir.path.resolve(), model_dir.identity
     return inputs
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sensevoice import REPO_ROOT, heavy
-from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, backend_options,
-                                 check_backend, decoding_options, positive_float, positive_int)
+from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
+                                 backend_options, check_backend, decoding_options, model_dir_from_args, positive_float,
+                                 positive_int)
 from sensevoice.subtitles import FORMATS  # light: no torch
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -57,9 +58,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="FILE",
                         help=f"audio files (wav, flac, ogg, mp3; any rate, mono or not); {STDIN} reads audio bytes "
                              "from stdin (a file's bytes, or raw 16 kHz 16-bit PCM)")
-    parser.add_argument("--model", type=Path, default=None, metavar="DIR",
-                        help="model directory with model.pt, config.yaml, configuration.json, tokenizer, am.mvn "
-                             f"(default: the embedded demo model, {REPO_ROOT / 'demo'})")
+    add_model_arguments(parser, default=f"the embedded demo model, {REPO_ROOT / 'demo'}")
     add_decoding_arguments(parser)
     add_backend_arguments(parser)
     parser.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
@@ -99,16 +98,6 @@ def check_device(name: str) -> None:
         raise UsageError(f"--device {name!r}: {err}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {name!r}: CUDA is not available here (use --device cpu)")
-
-
-def resolve_model_dir(model: Path | None):
-    """--model (default: the demo model) as a ModelDir; UsageError says why it is not one."""
-    from sensevoice.modeldir import ModelDir, ModelDirError
-
-    try:
-        return ModelDir.resolve(model)
-    except ModelDirError as err:
-        raise UsageError(str(err))
 
 
 def input_keys(inputs: Sequence[str]) -> list[str]:
@@ -217,7 +206,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         check_backend(args)
     except ValueError as err:
         raise UsageError(str(err))
-    model_dir = resolve_model_dir(args.model)
+    model_dir = model_dir_from_args(args)
     problems = [(item, path_problem(item)) for item in args.inputs]
     if all(problem for _, problem in problems):  # nothing to do: say so without loading the model
         for item, problem in problems:
@@ -256,6 +245,9 @@ BATCH_EXIT_HELP = ("exit status: 0 every input has a row (results or failures); 
                    "stderr; finished shards stay, a rerun goes on from them); 2 usage error (bad input, format, "
                    "address, options that differ from the output's earlier runs); 130 interrupted (finished files "
                    "written; rerun to go on)")
+DOWNLOAD_EXIT_HELP = ("exit status: 0 downloaded (or found in the cache) and checked, its folder on stdout; 1 the "
+                      "files are there but the checkpoint does not load; 2 usage error (a bad name, not cached and "
+                      "the hub cannot be reached, a failed download); 130 interrupted")
 COMMANDS: dict[str, Command] = {
     "transcribe": Command("transcribe audio files (any length) to text, subtitles or JSON", "sensevoice.cli",
                           EXIT_HELP, add_arguments="add_transcribe_arguments", run="run_transcribe"),
@@ -267,6 +259,8 @@ COMMANDS: dict[str, Command] = {
                      "sensevoice.batch", BATCH_EXIT_HELP),
     "bench": Command("benchmark backends (FunASR built-in, ours eager/fast/ONNX, sherpa-onnx, funasr-onnx)",
                      "sensevoice.bench.speed", BENCH_EXIT_HELP),
+    "download": Command("download a model from ModelScope or Hugging Face into their cache or a folder, and check it",
+                        "sensevoice.download", DOWNLOAD_EXIT_HELP),
 }
 
 

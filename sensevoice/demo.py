@@ -1,10 +1,11 @@
 """README command 1: transcribe the bundled example clips and print rich and clean text.
 
-    python -m sensevoice.demo [--model DIR] [FILES...]
+    python -m sensevoice.demo [--model DIR|NAME [--hub ms|hf] [--revision REV]] [FILES...]
 
 Defaults to the embedded demo model (``demo/``, trained by our recipe on synthetic espeak-ng speech) and the
-clips in ``examples/``. Point ``--model`` at a directory holding the official SenseVoiceSmall release
-(model.pt, config.yaml, configuration.json, tokenizer, am.mvn) to use the official weights instead.
+clips in ``examples/``. ``--model iic/SenseVoiceSmall`` (ModelScope; ``--hub hf --model FunAudioLLM/SenseVoiceSmall``
+for Hugging Face) uses the official weights, from the hub's cache or downloaded once; ``--model DIR`` a directory
+holding the official release (model.pt, config.yaml, configuration.json, tokenizer, am.mvn).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Sequence
 
 from sensevoice import heavy, modeldir
-from sensevoice.modeldir import DEMO_DIR, ModelDir
+from sensevoice.argtypes import add_model_arguments
+from sensevoice.hub import OFFICIAL
+from sensevoice.modeldir import ModelDir, ModelDirError
 
 EXAMPLES = modeldir.REPO_ROOT / "examples"
 
@@ -25,15 +28,19 @@ EXAMPLES = modeldir.REPO_ROOT / "examples"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sensevoice.demo", description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="*", type=Path, help="audio files (default: examples/*.flac)")
-    parser.add_argument("--model", type=Path, default=DEMO_DIR, help="model directory (default: demo/)")
+    add_model_arguments(parser, default="demo/")
     parser.add_argument("--language", default="auto")
     parser.add_argument("--itn", action="store_true", help="inverse text normalisation (written form)")
     args = parser.parse_args(argv)
 
     files = args.files or sorted(EXAMPLES.glob("*.flac"))
-    model_dir = ModelDir(args.model)
+    try:
+        model_dir = ModelDir.resolve(args.model, hub=args.hub, revision=args.revision)
+    except ModelDirError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(f"model: {model_dir.identity}; from {model_dir.path}")
-    print("official weights: python -m sensevoice.demo --model /path/to/SenseVoiceSmall  (model.pt + its files)\n")
+    print(f"official weights: python -m sensevoice.demo --model {OFFICIAL['ms']}  (ModelScope; or --hub hf --model "
+          f"{OFFICIAL['hf']}; or --model DIR with model.pt + its files)\n")
     heavy.import_funasr()
     with contextlib.redirect_stdout(sys.stderr):  # FunASR prints while loading; stdout is for the transcripts
         automodel = model_dir.automodel(ncpu=None)

@@ -35,13 +35,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from sensevoice import heavy
-from sensevoice.argtypes import existing_dir, module_main
+from sensevoice.argtypes import add_model_arguments, model_dir_from_args, module_main
 
 if TYPE_CHECKING:  # imported where used: ``sensevoice --help`` must not load torch
     import numpy as np
     from torch import Tensor, nn
 
     import model as sv
+    from sensevoice.modeldir import ModelDir
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def fused_attention_function():
 def ort_fused_attention(model: nn.Module):
     """While tracing, every SANMAttention block attends through ``fused_attention_function`` (same math)."""
     import model as sv
+    from sensevoice.modeldir import ModelDir
 
     function = fused_attention_function()
     blocks = [m for m in model.modules() if isinstance(m, sv.SANMAttention)]
@@ -120,6 +122,7 @@ def dummy_inputs(n_input: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     import torch
 
     import model as sv
+    from sensevoice.modeldir import ModelDir
 
     g = torch.Generator().manual_seed(0)
     speech = torch.randn(2, 30, n_input, generator=g)
@@ -139,6 +142,7 @@ def read_cmvn(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def sherpa_metadata(model: sv.SenseVoiceSmall, frontend_conf: dict, cmvn: Path) -> dict[str, str]:
     """The metadata sherpa-onnx's SenseVoice model reads (all values as strings)."""
     import model as sv
+    from sensevoice.modeldir import ModelDir
 
     neg_mean, inv_stddev = read_cmvn(cmvn)
     if len(neg_mean) != model.dims.n_input:
@@ -243,12 +247,12 @@ def verify(model: sv.SenseVoiceSmall, path: Path, tolerance: float = VERIFY_TOLE
     return err
 
 
-def export(model_dir: Path, out_dir: Path, int8: bool = False, opset: int = OPSET, standard_ops: bool = False
-           ) -> dict[str, Path]:
+def export(model_dir: Path | ModelDir, out_dir: Path, int8: bool = False, opset: int = OPSET,
+           standard_ops: bool = False) -> dict[str, Path]:
     """Export a model directory to ``out_dir``; returns {"fp32": ..., "int8": ..., "tokens": ...} paths."""
     from sensevoice.modeldir import ModelDir
 
-    source = ModelDir(model_dir)
+    source = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
     if source.path == Path(out_dir).resolve():
         raise ValueError(f"--out {out_dir} is the model directory; export into a directory of its own")
     return export_model(source.load(), source, Path(out_dir), int8=int8, opset=opset, standard_ops=standard_ops)
@@ -276,8 +280,7 @@ def export_model(model: sv.SenseVoiceSmall, source, out_dir: Path, int8: bool = 
 
 # ----------------------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=existing_dir, required=True, metavar="DIR",
-                        help="model directory (model.pt, config.yaml, configuration.json, tokenizer, am.mvn)")
+    add_model_arguments(parser, default=None, required=True)
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     parser.add_argument("--int8", action="store_true",
                         help=f"also write {INT8_NAME} (dynamic int8 MatMul weights)")
@@ -287,9 +290,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    source = model_dir_from_args(args)
     heavy.import_funasr()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    paths = export(args.model, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
+    paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import yaml
 
 from sensevoice import REPO_ROOT, cache_root
+from sensevoice import hub as hubs
 
 if TYPE_CHECKING:  # imported where used: resolving a --model argument must not load torch
     import numpy as np
@@ -38,8 +39,8 @@ OFFICIAL_ENV = "SENSEVOICE_OFFICIAL_DIR"
 REQUIRED_FILES = ("config.yaml", "configuration.json", "am.mvn")
 WEIGHT_FILES = ("model.pt", "model.onnx", "model_quant.onnx")  # the first one present is hashed for the identity
 
-OFFICIAL_HUB_NAME = "iic/SenseVoiceSmall"  # the official release on ModelScope: what the commands suggest
-OFFICIAL_HUB_NAMES = (OFFICIAL_HUB_NAME, "FunAudioLLM/SenseVoiceSmall")  # ... and the same on Hugging Face
+OFFICIAL_HUB_NAME = hubs.OFFICIAL[hubs.DEFAULT_HUB]  # the official release on FunASR's default hub: what commands suggest
+OFFICIAL_HUB_NAMES = tuple(hubs.OFFICIAL.values())  # ... and the same on every hub
 # sha256 of chn_jpn_yue_eng_ko_spectok.bpe.model as released in iic/SenseVoiceSmall (its SHA256SUMS line in
 # ../shared/official; tests/test_identity.py checks it against that file)
 OFFICIAL_TOKENIZER_SHA256 = "aa87f86064c3730d799ddf7af3c04659151102cba548bce325cf06ba4da4e6a8"
@@ -86,15 +87,6 @@ def write_config(config: Mapping[str, Any], config_path: Path) -> Path:
 
 # ----------------------------------------------------------------------------------------------- identity
 @dataclass(frozen=True)
-class ModelSource:
-    """Where a model directory came from when a model hub resolved it (the front doors' ``--model HUB/NAME``)."""
-
-    hub: str  # "modelscope" or "huggingface"
-    name: str  # the repository's name on that hub, e.g. "iic/SenseVoiceSmall"
-    revision: str | None = None  # the tag, branch or commit the hub resolved; None when it did not say
-
-
-@dataclass(frozen=True)
 class ModelIdentity:
     """Which model answers: what every front door names (the service's /health, /v1/models and verbose_json, the
     WebSocket's finals, batch manifests and rows, the CLI's banner, the demo command)."""
@@ -103,7 +95,7 @@ class ModelIdentity:
     id: str  # one token, no spaces: /v1/models's id and the "model" field of every door
     description: str  # one sentence for people: what the model is; for the demo, what it can and cannot hear
     weights_sha256: str | None  # sha256 of the weights file (as `sha256sum` prints it); None without weights
-    source: ModelSource | None = None  # the hub, name and revision, when a hub resolved the directory
+    source: hubs.HubSource | None = None  # the hub, name and revision, when a hub resolved the directory
 
     @property
     def is_demo(self) -> bool:
@@ -118,7 +110,8 @@ class ModelIdentity:
         return {"id": self.id, "kind": self.kind, "description": self.description,
                 "weights_sha256": self.weights_sha256,
                 "source": None if self.source is None else {"hub": self.source.hub, "name": self.source.name,
-                                                            "revision": self.source.revision}}
+                                                            "revision": self.source.revision,
+                                                            "commit": self.source.commit}}
 
 
 DEMO_DESCRIPTION = ("the embedded demo model: a small SenseVoice trained on synthetic espeak-ng speech only; it "
@@ -163,10 +156,18 @@ def id_token(text: str) -> str:
 class ModelDir:
     """One SenseVoiceSmall model directory, checked on construction; its parts are built on demand.
 
-    ``source``: where it came from when a model hub resolved it (``ModelSource``); None for a local folder."""
+    ``path`` is a folder, or a model name on a hub (``iic/SenseVoiceSmall`` on ModelScope, FunASR's default;
+    ``FunAudioLLM/SenseVoiceSmall`` with ``hub="hf"``): taken from that hub library's cache with no network call,
+    else downloaded into it (sensevoice/hub.py). A folder of that name, when there is one, wins, as in FunASR.
+    ``source`` then says which hub, name and revision the files came from (None for a folder)."""
 
-    def __init__(self, path: str | os.PathLike, source: ModelSource | None = None):
-        self.source = source
+    def __init__(self, path: str | os.PathLike, hub: str = hubs.DEFAULT_HUB, revision: str | None = None):
+        self.source: hubs.HubSource | None = None
+        if not Path(path).exists() and hubs.is_hub_name(str(path)):
+            try:
+                path, self.source = hubs.snapshot(str(path), hub, revision)
+            except hubs.HubError as err:
+                raise ModelDirError(str(err)) from None
         self.path = Path(path).resolve()
         if not self.path.is_dir():
             raise ModelDirError(f"{path}: not a directory (a model directory holds model.pt, config.yaml, "
@@ -188,18 +189,22 @@ class ModelDir:
         self.weights = self.path / "model.pt"
 
     def __repr__(self) -> str:
-        return f"ModelDir({str(self.path)!r})"
+        from_hub = "" if self.source is None else f", from {self.source}"
+        return f"ModelDir({str(self.path)!r}{from_hub})"
 
     @classmethod
-    def resolve(cls, model: str | os.PathLike | None, option: str = "--model") -> "ModelDir":
-        """The model a front door was given, or the embedded demo model when none; ModelDirError says why not."""
+    def resolve(cls, model: str | os.PathLike | None, option: str = "--model", hub: str = hubs.DEFAULT_HUB,
+                revision: str | None = None) -> "ModelDir":
+        """The model a front door was given (a folder or a hub name, see the class), or the embedded demo model when
+        none; ModelDirError says why not."""
         if model is None:
             if not (DEMO_DIR / "model.pt").is_file():
                 raise ModelDirError(f"no model given and no demo model ({DEMO_DIR}/model.pt): pass {option} DIR (a "
-                                    "directory with model.pt, config.yaml, configuration.json, tokenizer and am.mvn)")
+                                    "directory with model.pt, config.yaml, configuration.json, tokenizer and am.mvn) "
+                                    f"or {option} {hubs.OFFICIAL[hubs.DEFAULT_HUB]} (the official release)")
             model = DEMO_DIR
         try:
-            return cls(model)
+            return cls(model, hub, revision)
         except ModelDirError as err:
             raise ModelDirError(f"{option} {err}") from None
 
@@ -238,8 +243,9 @@ class ModelDir:
         if self.path == DEMO_DIR.resolve() or (sha and demo_weights.is_file() and file_sha256(demo_weights) == sha):
             return ModelIdentity("demo", f"sensevoice-demo@{short}", DEMO_DESCRIPTION, sha, self.source)
         if self.source is not None:  # named as the hub names it; a revision the hub did not say is the hash
-            name = f"{self.source.name}@{self.source.revision or short}"
-            where = f"{self.source.name} at revision {self.source.revision or '(not given)'} from {self.source.hub}"
+            revision = self.source.commit or self.source.revision
+            name = f"{self.source.name}@{revision or short}"
+            where = f"{self.source.name} at revision {revision or '(the default branch)'} from {hubs.HUBS[self.source.hub]}"
         else:
             name, where = None, f"the folder {self.path.name}/"
         if self.has_official_architecture:

@@ -42,16 +42,25 @@ def fsmn_vad_dir() -> Path:
     return folder
 
 
-def resolve_vad_model(vad_model: str | os.PathLike) -> str:
-    """What to pass to FunASR as ``vad_model``: a FunASR alias of FSMN-VAD -> the bundled directory; a model
-    directory -> its absolute path. Anything else would send FunASR to a hub, so it is refused."""
+def resolve_vad_model(vad_model: str | os.PathLike, hub: str = "ms", revision: str | None = None) -> str:
+    """What to pass to FunASR as ``vad_model``: a FunASR alias of FSMN-VAD -> the bundled directory (no hub, no
+    network); a model directory -> its absolute path; another model name on a hub -> its folder in that hub
+    library's cache, downloaded there when absent (sensevoice/hub.py). FunASR itself is never sent to a hub."""
+    from sensevoice import hub as hubs
+
     if isinstance(vad_model, str) and vad_model in FSMN_VAD_ALIASES:
         return str(fsmn_vad_dir())
     path = Path(vad_model)
     if (path / "config.yaml").is_file():
         return str(path.resolve())
+    if not path.exists() and hubs.is_hub_name(str(vad_model)):
+        try:
+            return str(hubs.snapshot(str(vad_model), hub, revision)[0])
+        except hubs.HubError as err:
+            raise ValueError(f"vad_model={err}") from None
     raise ValueError(f"vad_model={str(vad_model)!r} is neither one of {sorted(FSMN_VAD_ALIASES)} (the bundled "
-                     "official FSMN-VAD) nor a FunASR model directory with a config.yaml")
+                     "official FSMN-VAD), a FunASR model directory with a config.yaml, nor a model name on a hub "
+                     "(owner/name)")
 
 
 def check_positive_ms(name: str, value: object) -> None:

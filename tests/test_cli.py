@@ -259,7 +259,10 @@ LIGHT_RUN = ("import runpy, sys; sys.argv = ['sensevoice', *sys.argv[1:]]\n"
     (["serve", "--model", "{clips}"], 2, "not a model directory"),
     (["transcribe", "{clips}/short.wav", "--backend", "onnxruntime", "--precision", "bf16"], 2, "not available"),
     (["serve", "--port", "{busy}"], 2, "already in use"),
-    (["export", "--model", "{clips}/nowhere", "--out", "{clips}/onnx"], 2, "no such directory"),
+    (["export", "--model", "{clips}/nowhere", "--out", "{clips}/onnx"], 2, "nowhere: not a directory, nor a model "
+                                                                          "name on a hub"),
+    (["transcribe", "{clips}/short.wav", "--model", "no/such/dir"], 2, "no/such/dir: not a directory"),
+    (["download", "not a name"], 2, "expected a model name on a hub (owner/name, e.g. iic/SenseVoiceSmall"),
     (["batch", "{clips}/nowhere", "-o", "{clips}/out"], 2, "nowhere': no such file or directory"),
     (["batch", "{clips}/short.wav", "-o", "{clips}/out"], 2, "short.wav': unknown input format '.wav'"),
     (["batch", "{clips}", "-o", "{clips}/out", "--address", "ray:/head"], 2,

