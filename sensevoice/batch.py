@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, check_backend,
-                                 positive_float, positive_int)
+from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, backend_options,
+                                 check_backend, positive_float, positive_int)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4", ".pcm")
 INPUT_FORMATS = ("auto", "folder", "glob", "scp", "jsonl", "parquet")
@@ -349,6 +349,9 @@ def run(args: argparse.Namespace) -> int:
           f"{len(todo)} to do", file=sys.stderr)
     if not todo:
         return 0
-    from sensevoice import raybatch  # Ray, torch and FunASR from here on
+    from sensevoice.cli import check_weights, resolve_model_dir
+
+    check_weights(resolve_model_dir(args.model_path), backend_options(args))  # before Ray starts its workers
+    from sensevoice import raybatch  # Ray from here on
 
     return raybatch.run_job(args, todo, store)

@@ -111,6 +111,19 @@ def resolve_model_dir(model: Path | None):
         raise UsageError(str(err))
 
 
+def check_weights(model_dir, backend) -> None:
+    """The weights ``backend`` (model.BackendOptions) will load from ``model_dir``, read as data only and matched
+    against its config.yaml, before a command's heavy work (Ray, an export); UsageError names the file and the
+    fault. Imports FunASR (and torch)."""
+    heavy.import_funasr()
+    from sensevoice import backends
+
+    try:
+        backends.check_dir(model_dir, backend)
+    except (FileNotFoundError, ValueError) as err:  # model.CheckpointError is a ValueError
+        raise UsageError(f"--model {str(model_dir.path)!r} cannot be loaded: {err}")
+
+
 def input_keys(inputs: Sequence[str]) -> list[str]:
     """A unique name per input (its file stem; 'stdin' for -), used for output files and result keys."""
     keys: list[str] = []

@@ -287,7 +287,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sensevoice import cli
+
     heavy.import_funasr()
+    import model as sv
+
+    cli.check_weights(cli.resolve_model_dir(args.model), sv.BackendOptions())  # a bad model.pt: a usage error
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     paths = export(args.model, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
     for kind, path in paths.items():
