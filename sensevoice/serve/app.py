@@ -10,8 +10,9 @@ line and headers must arrive within ``header_timeout_s`` (``guard.GuardedH11``: 
 closed); a body the app reads may fall silent for at most ``upload_timeout_s`` and must keep an average of
 ``min_upload_rate`` bytes/s after the first ``UPLOAD_RATE_GRACE_S`` (``UploadTimeout``: 408). Connections per client
 address, connections in all and requests in progress are capped (guard.py: 429 / 503, JSON with Retry-After).
-``/docs`` is a plain page of the routes that links
-``/openapi.json`` (FastAPI's Swagger UI loads its scripts from a CDN, and the service must work offline).
+
+``/docs`` is a plain page of the routes that links ``/openapi.json`` (FastAPI's Swagger UI loads its scripts from
+a CDN, and the service must work offline).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class ServeConfig:
     max_audio_s: float = 60.0  # one uploaded file, decoded; longer -> 413
     timeout_s: float = 120.0  # waiting in the queue + the model's batch; longer -> 504
     api_key: str | None = None  # when set, /v1/*, /api/* and /metrics need "Authorization: Bearer KEY"
-    retry_after_s: int = 1  # Retry-After of a 503
+    retry_after_s: int = 1  # Retry-After of a 503 / 429
     decode_threads: int = 2  # uploads decoded at once, off the event loop
     use_vad: bool = False  # reported by /health: uploads are cut at pauses
     upload_timeout_s: float = 30.0  # longest silence while a request body is received; then 408

@@ -186,6 +186,7 @@ def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
     server = StopOnSignal(uvicorn_config(app, host=args.host, port=sock.getsockname()[1], log_level=args.log_level,
                                          access_log=args.access_log, timeout_keep_alive=KEEP_ALIVE_S,
                                          timeout_graceful_shutdown=10))
+    print(f"sensevoice serve: listening on {args.host} port {sock.getsockname()[1]}", file=sys.stderr)
     server.run(sockets=[sock])
     return 0 if server.started else 1
 
