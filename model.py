@@ -18,8 +18,10 @@ import logging
 import math
 import mmap
 import os
+import pickle
 import re
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -731,6 +733,8 @@ class SenseVoiceSmall(nn.Module):
         self._backend = None  # another backend than torch fp32, built on first use (scorer)
         tokenizer = kwargs.get("tokenizer")
         self.special = SpecialTokens.from_pieces(tokenizer_pieces(tokenizer)) if tokenizer is not None else None
+        if kwargs.get("init_param"):  # FunASR loads it next, leniently: refuse a file that is not plain data first
+            read_checkpoint(str(kwargs["init_param"]))
 
     # ---- pure math ------------------------------------------------------------------------------------------
     def build_prompt(self, language_rows: Tensor, textnorm_rows: Tensor) -> Tensor:
@@ -898,30 +902,67 @@ class SenseVoiceSmall(nn.Module):
         return built, kwargs
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that is not plain data of this model; the one-line message names the file."""
+
+
+def read_checkpoint(path: str) -> tuple[dict[str, Tensor], bool]:
+    """A checkpoint's state dict, unpickled as data only (``weights_only``: tensors, numbers, strings, containers),
+    and whether it is memory-mapped. Accepts a bare state dict (the official release, ours) and trainer files that
+    hold one under ``state_dict`` (FunASR's trainer) or ``model`` (sensevoice.training). A file that would run code
+    when unpickled, or is not a checkpoint at all, is a CheckpointError and nothing in it runs."""
+    mapped = zipfile.is_zipfile(path)  # legacy (non-zip) checkpoints cannot be memory-mapped
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mapped)
+    except OSError:
+        raise
+    except Exception as err:  # whatever torch.load cannot read as data: empty, random bytes, pickled objects
+        raise CheckpointError(f"{path}: {_checkpoint_problem(path, err)}; nothing in it was run (a model.pt holds "
+                              "tensors only: torch.save(model.state_dict(), path))") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    elif isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict (parameter name -> tensor)")
+    odd = [str(k) for k, v in state.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
+    if odd:
+        raise CheckpointError(f"{path}: not a state dict, {len(odd)} entries are not name -> tensor: {odd[:5]}")
+    return {k.removeprefix("module."): v for k, v in state.items()}, mapped
+
+
+def _checkpoint_problem(path: str, err: Exception) -> str:
+    """Why torch.load refused a file, in one line."""
+    if os.path.getsize(path) == 0:
+        return "the file is empty (0 bytes)"
+    if isinstance(err, pickle.UnpicklingError) and "weights_only" in str(err):
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if line.startswith(("Trying to load", "Unsupported"))), lines[-1])
+        return f"not a checkpoint of plain data, torch.load(weights_only=True) refused it ({detail})"
+    return f"not a PyTorch checkpoint ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no data'})"
+
+
+def check_state_dict(state: Mapping[str, Tensor], expected: Mapping[str, Tensor], path: str) -> None:
+    """CheckpointError unless ``state`` has exactly the keys of ``expected`` with the same shapes (``expected`` may
+    live on the meta device: a check before anything is loaded)."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise CheckpointError(f"{path} does not match the model: missing {missing[:5]} ({len(missing)}), "
+                              f"unexpected {unexpected[:5]} ({len(unexpected)}), shape mismatches {wrong[:5]}")
+
+
 def load_checkpoint(model: nn.Module, path: str) -> None:
     """Load a FunASR/official checkpoint strictly: every key present, every shape equal.
 
     The file is memory-mapped and each tensor's pages leave the resident set once copied into the model, so
     loading the 936 MB official checkpoint costs no second resident copy (peak RSS = the model, not twice it).
     """
-    mapped = True
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except RuntimeError:  # legacy (non-zip) checkpoints cannot be memory-mapped
-        state, mapped = torch.load(path, map_location="cpu", weights_only=False), False
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    elif isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state, mapped = read_checkpoint(path)
     expected = model.state_dict()  # detached views of the live parameters and buffers
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        raise ValueError(f"{path} does not match the model: missing {missing[:5]} ({len(missing)}), "
-                         f"unexpected {unexpected[:5]} ({len(unexpected)}), shape mismatches {wrong[:5]}")
+    check_state_dict(state, expected, path)
     with torch.no_grad():
         for key, target in expected.items():
             target.copy_(state[key])  # converts dtype (an fp16 release into an fp32 model)

@@ -141,6 +141,21 @@ def model_dir_from_args(args: argparse.Namespace, option: str = "--model"):
         raise UsageError(str(err))
 
 
+def check_weights(model_dir, backend) -> None:
+    """The weights ``backend`` (model.BackendOptions) will load from ``model_dir``, read as data only and matched
+    against its config.yaml, before a command's heavy work (Ray, an export); UsageError names the file and the
+    fault. Imports FunASR (and torch)."""
+    from sensevoice import heavy
+
+    heavy.import_funasr()
+    from sensevoice import backends
+
+    try:
+        backends.check_dir(model_dir, backend)
+    except (FileNotFoundError, ValueError) as err:  # model.CheckpointError is a ValueError
+        raise UsageError(f"--model {str(model_dir.path)!r} cannot be loaded: {err}")
+
+
 def language(text: str) -> str:
     """A language of model.LANGUAGES, or an alias of one (model.DecodingOptions maps zn to zh)."""
     languages, aliases = model_constant("LANGUAGES"), model_constant("LANGUAGE_ALIASES")

@@ -162,7 +162,20 @@ def for_dir(source: ModelDir, options: sv.BackendOptions, device: str = "cpu", t
             ) -> Backend:
     """The backend ``options`` asks for, over a model directory. ONNX Runtime over the directory's own export
     (model.onnx / model_quant.onnx) needs no PyTorch weights, so an export directory without model.pt serves."""
-    own = source.path / ONNX_FILES.get(options.precision, "")
-    if options.backend == "onnxruntime" and own.is_file():
+    own = own_onnx(source, options)
+    if own is not None:
         return OrtBackend(own, options, threads, ort_providers(device))
     return for_model(source.load(device), options, source.path, threads)
+
+
+def own_onnx(source: ModelDir, options: sv.BackendOptions) -> Path | None:
+    """The directory's own ONNX export that ``options`` runs, if it has one (then model.pt is not read)."""
+    own = source.path / ONNX_FILES.get(options.precision, "")
+    return own if options.backend == "onnxruntime" and own.is_file() else None
+
+
+def check_dir(source: ModelDir, options: sv.BackendOptions) -> None:
+    """What ``for_dir`` would load, checked without loading it: model.pt read as data and matched against the
+    config (FileNotFoundError / model.CheckpointError name the file), unless an own ONNX export serves."""
+    if own_onnx(source, options) is None:
+        source.check_weights()

@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
-                                 check_backend, model_dir_from_args, positive_float, positive_int)
+                                 backend_options, check_backend, check_weights, model_dir_from_args, positive_float,
+                                 positive_int)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4", ".pcm")
 INPUT_FORMATS = ("auto", "folder", "glob", "scp", "jsonl", "parquet")
@@ -338,8 +339,8 @@ def check_arguments(args: argparse.Namespace) -> list[Input]:
     if args.working_dir is not None and not args.working_dir.is_dir():
         raise UsageError(f"--working-dir {str(args.working_dir)!r}: not a folder")
     inputs = list_inputs(args.input, args.input_format)
-    model_dir = model_dir_from_args(args)
-    args.model_path, args.model_identity = model_dir.path.resolve(), model_dir.identity
+    args.model_dir = model_dir_from_args(args)
+    args.model_path, args.model_identity = args.model_dir.path.resolve(), args.model_dir.identity
     return inputs
 
 
@@ -353,6 +354,7 @@ def run(args: argparse.Namespace) -> int:
           f"{len(todo)} to do", file=sys.stderr)
     if not todo:
         return 0
-    from sensevoice import raybatch  # Ray, torch and FunASR from here on
+    check_weights(args.model_dir, backend_options(args))  # before Ray starts its workers
+    from sensevoice import raybatch  # Ray from here on
 
     return raybatch.run_job(args, todo, store)

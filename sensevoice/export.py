@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from sensevoice import heavy
-from sensevoice.argtypes import add_model_arguments, model_dir_from_args, module_main
+from sensevoice.argtypes import add_model_arguments, check_weights, model_dir_from_args, module_main
 
 if TYPE_CHECKING:  # imported where used: ``sensevoice --help`` must not load torch
     import numpy as np
@@ -292,6 +292,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     source = model_dir_from_args(args)
     heavy.import_funasr()
+    import model as sv
+
+    check_weights(source, sv.BackendOptions())  # a bad model.pt: a usage error
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
     for kind, path in paths.items():

@@ -301,6 +301,21 @@ class ModelDir:
             raise FileNotFoundError(f"{self.weights} is missing: refusing to run SenseVoiceSmall on random weights")
         return self.weights
 
+    def check_weights(self) -> Path:
+        """model.pt read as data only and matched key by key, shape by shape, against the model config.yaml
+        describes, built on the meta device (no memory, nothing copied): a front door finds a bad model.pt before
+        its heavy work (Ray, a server, an export). FileNotFoundError / model.CheckpointError name the file."""
+        import torch
+
+        import model as sv
+
+        path = self.require_weights()
+        with torch.device("meta"):
+            skeleton = self.build(seed=None)
+        state, _ = sv.read_checkpoint(str(path))
+        sv.check_state_dict(state, skeleton.state_dict(), str(path))
+        return path
+
     def load(self, device: str | torch.device = "cpu") -> sv.SenseVoiceSmall:
         """The model with model.pt loaded strictly (every key, every shape), in eval mode."""
         import model as sv

@@ -67,7 +67,7 @@ def test_funasr_train_fine_tunes_our_model(tiny_dir, corpus, tmp_path):
     assert [epoch for epoch, _ in val] == list(range(1, EPOCHS + 1))
     assert val[-1][1] < 0.6 * val[0][1], val  # one batch seen six times: the loss on it must fall clearly
 
-    checkpoint = torch.load(out / "model.pt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
     assert checkpoint["epoch"] == EPOCHS
     model = ModelDir(tiny_dir).build(seed=None)
     sv.load_checkpoint(model, str(out / "model.pt"))  # strict: every key and shape, FunASR's wrapper unwrapped

@@ -204,7 +204,7 @@ def test_checkpoints_hold_cpu_tensors_whatever_the_device(tiny_dir, corpus, tmp_
     device = "cuda" if torch.cuda.is_available() else "cpu"  # on a GPU machine this trains on the GPU
     out = tmp_path / "dev"
     assert train.main([*args(tiny_dir, corpus, out, 3), "--device", device, "--precision", "bf16"]) == 0
-    checkpoint = torch.load(train.latest_checkpoint(out), weights_only=False)
+    checkpoint = torch.load(train.latest_checkpoint(out), weights_only=True)
     tensors = [*checkpoint["model"].values(),
                *(v for state in checkpoint["optimizer"]["state"].values() for v in state.values()
                  if isinstance(v, torch.Tensor))]
@@ -234,7 +234,7 @@ def test_two_processes_train_as_one_with_their_joint_batch(tiny_dir, corpus, tmp
     assert done.stdout.count("trained ") == 1  # rank 0 reports; the others stay quiet
     train.main(run_args(one))
 
-    checkpoint = torch.load(train.latest_checkpoint(two), weights_only=False)
+    checkpoint = torch.load(train.latest_checkpoint(two), weights_only=True)
     assert checkpoint["step"] == 4 and list((two / "checkpoints").iterdir()) == [two / "checkpoints" / "step0000004.pt"]
     assert set(checkpoint["model"]) == set(torch.load(tiny_dir / "model.pt", weights_only=True))  # no "module."
     train.main(run_args(two, more=["--resume"]))  # two processes' checkpoint, continued in one

@@ -5,10 +5,14 @@ Every error is JSON in OpenAI's shape, ``{"error": {"message", "type", "param", 
 audio, 401 missing/wrong API key, 408 upload stalled, 413 too large, 422 bad option (listing the valid values),
 503 queue full (with Retry-After), 504 timeout, 500 anything else (logged; the server keeps serving).
 
-A client that goes silent while its request is being received is cut off after ``upload_timeout_s``: during the
-body with a 408 (``UploadTimeout``), before the headers are complete by closing the connection
-(``IdleLimitedH11``; uvicorn itself waits forever there). ``/docs`` is a plain page of the routes that links
-``/openapi.json`` (FastAPI's Swagger UI loads its scripts from a CDN, and the service must work offline).
+Every connection is bounded in time (uvicorn itself waits forever for headers and for slow bodies): its request
+line and headers must arrive within ``header_timeout_s`` (``guard.GuardedH11``: a JSON 408 and the connection
+closed); a body the app reads may fall silent for at most ``upload_timeout_s`` and must keep an average of
+``min_upload_rate`` bytes/s after the first ``UPLOAD_RATE_GRACE_S`` (``UploadTimeout``: 408). Connections per client
+address, connections in all and requests in progress are capped (guard.py: 429 / 503, JSON with Retry-After).
+
+``/docs`` is a plain page of the routes that links ``/openapi.json`` (FastAPI's Swagger UI loads its scripts from
+a CDN, and the service must work offline).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import functools
 import hmac
 import html
 import logging
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,19 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import uvicorn
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from uvicorn.protocols.http.h11_impl import H11Protocol, h11
 
 import model as sv
 from sensevoice.modeldir import ModelIdentity
 from sensevoice.serve import fields, formats
 from sensevoice.serve.fields import ApiError, error_response
+from sensevoice.serve.guard import ClientTable, ConnectionLimits, GuardedH11, default_max_connections
 from sensevoice.serve.batcher import Arrival, Batcher, QueueFull, ShuttingDown
+from sensevoice.serve.command import UPLOAD_RATE_GRACE_S
 from sensevoice.pipeline import Prepared
 from sensevoice.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
@@ -58,10 +65,14 @@ class ServeConfig:
     max_audio_s: float = 60.0  # one uploaded file, decoded; longer -> 413
     timeout_s: float = 120.0  # waiting in the queue + the model's batch; longer -> 504
     api_key: str | None = None  # when set, /v1/*, /api/* and /metrics need "Authorization: Bearer KEY"
-    retry_after_s: int = 1  # Retry-After of a 503
+    retry_after_s: int = 1  # Retry-After of a 503 / 429
     decode_threads: int = 2  # uploads decoded at once, off the event loop
     use_vad: bool = False  # reported by /health: uploads are cut at pauses
-    upload_timeout_s: float = 30.0  # longest silence while a request is received; then 408 / connection closed
+    upload_timeout_s: float = 30.0  # longest silence while a request body is received; then 408
+    min_upload_rate: float = 1024.0  # bytes/s a body must average after UPLOAD_RATE_GRACE_S; then 408 (0: no minimum)
+    header_timeout_s: float = 10.0  # the request line and headers must arrive whole within this; then 408
+    max_connections_per_client: int = 128  # open connections from one address; one more gets 429 (0: no cap)
+    max_requests: int = 576  # requests in progress (received, queued, decoded); one more gets 503
     decoding: sv.DecodingOptions = sv.DecodingOptions()  # server-wide decoding; requests set language, ITN, timestamps
 
 
@@ -109,65 +120,62 @@ class BodyLimit:
 
 
 class UploadStalled(Exception):
-    """No part of the request body arrived for upload_timeout_s."""
+    """The request body fell silent for upload_timeout_s, or arrived slower than min_upload_rate."""
 
 
 class UploadTimeout:
-    """408 (and the connection closed) when a request body stops arriving: each wait for its next chunk is
-    limited to ``timeout_s``. Waits only while the app asks for data, so a slow app never counts against a client."""
+    """408 (and the connection closed) when a request body arrives too slowly: each wait for its next chunk is
+    limited to ``timeout_s`` of silence, and in all the body may take ``UPLOAD_RATE_GRACE_S + bytes received /
+    min_rate`` seconds of waiting (an average of ``min_rate`` bytes/s once the grace is over, however steadily a
+    trickle comes). Only the time the app waits for data counts, so a slow app never counts against a client."""
 
-    def __init__(self, app: Any, timeout_s: float):
-        self.app, self.timeout_s = app, timeout_s
+    def __init__(self, app: Any, timeout_s: float, min_rate: float = 0.0):
+        self.app, self.timeout_s, self.min_rate = app, timeout_s, min_rate
+
+    def allowance_s(self, received: int, waited_s: float) -> float:
+        """Seconds the body may still be waited for before it falls below the minimum rate (inf: no minimum)."""
+        if not self.min_rate:
+            return float("inf")
+        return UPLOAD_RATE_GRACE_S + received / self.min_rate - waited_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
         body_done = False  # afterwards receive() only waits for a disconnect: no limit
+        received, waited_s = 0, 0.0
 
         async def timed_receive() -> dict:
-            nonlocal body_done
+            nonlocal body_done, received, waited_s
             if body_done:
                 return await receive()
+            allowance = max(0.0, self.allowance_s(received, waited_s))
+            started = time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                message = await asyncio.wait_for(receive(), min(self.timeout_s, allowance))
             except TimeoutError:
+                if allowance < self.timeout_s:
+                    raise UploadStalled(f"the upload is too slow: {received} bytes in {waited_s + allowance:.1f} s; "
+                                        f"the minimum is {self.min_rate:g} bytes/s (after the first "
+                                        f"{UPLOAD_RATE_GRACE_S:g} s)") from None
                 raise UploadStalled(f"the upload stalled: nothing received for {self.timeout_s:g} s") from None
+            waited_s += time.monotonic() - started
+            received += len(message.get("body", b""))
             body_done = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
         await self.app(scope, timed_receive, send)
 
 
-class IdleLimitedH11(H11Protocol):
-    """uvicorn's h11 protocol, but a connection that is silent for ``idle_timeout_s`` while its request line and
-    headers are still due (a new connection, or the next request on a kept-alive one) is closed; uvicorn's own
-    keep-alive timer only starts after a first response."""
-
-    def __init__(self, *args: Any, idle_timeout_s: float, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.idle_timeout_s = idle_timeout_s
-
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self.arm_idle_timer()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)  # cancels the timer
-        if self.conn.their_state is h11.IDLE and self.timeout_keep_alive_task is None:
-            self.arm_idle_timer()  # headers still incomplete
-
-    def arm_idle_timer(self) -> None:
-        if not self.transport.is_closing():
-            self.timeout_keep_alive_task = self.loop.call_later(self.idle_timeout_s, self.timeout_keep_alive_handler)
-
-
 def uvicorn_config(app: FastAPI, **kwargs: Any) -> Any:
-    """uvicorn's Config for the app, with its upload timeout applied to the connections as well."""
-    import uvicorn
-
-    timeout_s = app.state.service.config.upload_timeout_s
-    return uvicorn.Config(app, http=functools.partial(IdleLimitedH11, idle_timeout_s=timeout_s), **kwargs)
+    """uvicorn's Config for the app, its connections bounded as the app's ServeConfig says (``guard.GuardedH11``:
+    header deadline, connections per client and in all, requests in progress; JSON refusals with Retry-After)."""
+    config = app.state.service.config
+    limits = ConnectionLimits(header_timeout_s=config.header_timeout_s,
+                              max_per_client=config.max_connections_per_client,
+                              max_connections=default_max_connections(config.max_requests),
+                              max_requests=config.max_requests, retry_after_s=config.retry_after_s)
+    return uvicorn.Config(app, http=functools.partial(GuardedH11, limits=limits, table=ClientTable()), **kwargs)
 
 
 class RequestMetrics:
@@ -306,7 +314,8 @@ def add_info_routes(app: FastAPI, service: Service) -> None:
                 "languages": list(fields.LANGUAGE_CHOICES),
                 "response_formats": list(formats.RESPONSE_FORMATS),
                 "limits": {"max_upload_bytes": config.max_upload_bytes, "max_audio_s": config.max_audio_s,
-                           "audio_formats": list(AUDIO_FORMATS), "upload_timeout_s": config.upload_timeout_s},
+                           "audio_formats": list(AUDIO_FORMATS), "upload_timeout_s": config.upload_timeout_s,
+                           "min_upload_rate": config.min_upload_rate, "header_timeout_s": config.header_timeout_s},
                 "streaming": getattr(app.state, "streams", None) is not None}
 
     @app.get("/v1/models")
@@ -402,16 +411,32 @@ def create_app(batcher: Batcher, config: ServeConfig = ServeConfig(), streams: A
 
         app.state.streams = streams
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
-    app.add_middleware(UploadTimeout, timeout_s=config.upload_timeout_s)
+    app.add_middleware(UploadTimeout, timeout_s=config.upload_timeout_s, min_rate=config.min_upload_rate)
     app.add_middleware(RequestMetrics, metrics=service.metrics, paths=frozenset(r.path for r in app.routes))
     return app
+
+
+class StopOnSignal(uvicorn.Server):
+    """uvicorn's Server, but SIGINT and SIGTERM are the way to stop it: after the graceful shutdown ``run`` returns
+    (``sensevoice serve`` exits 0, as its --help says) instead of raising the signal again as uvicorn does (which
+    exits 130 / 143)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
 def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0, **uvicorn_kwargs: Any) -> Iterator[str]:
     """Run uvicorn in a daemon thread (tests, notebooks); yields the base URL (port 0: a free one)."""
-    import uvicorn
-
     server = uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level="warning", **uvicorn_kwargs))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

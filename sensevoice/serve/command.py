@@ -14,7 +14,7 @@ import sys
 from sensevoice import heavy
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
                                  backend_options, check_backend, decoding_options, host_address, model_dir_from_args,
-                                 non_negative_float, port_number, positive_float, positive_int)
+                                 non_negative_float, non_negative_int, port_number, positive_float, positive_int)
 
 DESCRIPTION = ("Serve SenseVoiceSmall over HTTP: OpenAI-compatible POST /v1/audio/transcriptions, SenseVoice's "
                "POST /api/v1/asr, GET /health, /v1/models, /metrics, a browser page at /, and live transcription "
@@ -25,6 +25,7 @@ NO_VAD_MAX_AUDIO_S = 60.0  # without VAD a file is one forward pass (attention m
 VAD_MAX_AUDIO_S = 3600.0  # with VAD, long files are cut into segments of at most 30 s
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 KEEP_ALIVE_S = 30  # idle seconds before the server closes a keep-alive connection
+UPLOAD_RATE_GRACE_S = 5.0  # seconds of waiting a request body gets before its average rate counts (Kestrel's)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,8 +63,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout-s", type=positive_float, default=120.0,
                         help="longest wait for a result once the upload is read; then 504 (default %(default)s)")
     parser.add_argument("--upload-timeout-s", type=positive_float, default=30.0,
-                        help="longest silence from a client while its request is being received: a stalled body "
-                             "gets 408, stalled headers a closed connection (default %(default)s)")
+                        help="longest silence from a client while its request body is being received; then 408 "
+                             "(default %(default)s)")
+    parser.add_argument("--min-upload-rate", type=non_negative_float, default=1024.0, metavar="BYTES_PER_S",
+                        help="average rate a request body must keep once its first "
+                             f"{UPLOAD_RATE_GRACE_S:g} s are over, however steadily it trickles; slower gets 408 "
+                             "(default %(default)s; 0: no minimum)")
+    parser.add_argument("--header-timeout-s", type=positive_float, default=10.0,
+                        help="a request's line and headers must arrive whole within this many seconds of the "
+                             "connection awaiting them (and a body left unread after the answer must end within it); "
+                             "then 408 and the connection closed (default %(default)s)")
+    parser.add_argument("--max-connections-per-client", type=non_negative_int, default=128, metavar="N",
+                        help="open connections from one client address (HTTP and WebSocket); one more is answered "
+                             "429 with Retry-After (default %(default)s; 0: no cap, e.g. behind a proxy)")
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                         help=f"require 'Authorization: Bearer KEY' on /v1, /api and /metrics (default: ${API_KEY_ENV})")
     parser.add_argument("--streaming", action=argparse.BooleanOptionalAction, default=True,
@@ -129,9 +141,8 @@ def run(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
     heavy.import_funasr()
-    import uvicorn
-
-    from sensevoice.serve.app import ServeConfig, create_app, uvicorn_config
+    from sensevoice.serve.app import ServeConfig, StopOnSignal, create_app, uvicorn_config
+    from sensevoice.serve.guard import raise_fd_limit
     from sensevoice.serve.batcher import Batcher
     from sensevoice.pipeline import Transcriber
 
@@ -150,14 +161,19 @@ def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
     config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
                          max_audio_s=args.max_audio_s or (VAD_MAX_AUDIO_S if args.vad else NO_VAD_MAX_AUDIO_S),
                          timeout_s=args.timeout_s, api_key=args.api_key or None, use_vad=args.vad,
-                         upload_timeout_s=args.upload_timeout_s, decoding=decoding)
+                         upload_timeout_s=args.upload_timeout_s, min_upload_rate=args.min_upload_rate,
+                         header_timeout_s=args.header_timeout_s,
+                         max_connections_per_client=args.max_connections_per_client,
+                         # the last guard: uploads being received or decoded are not in the batcher's queue yet
+                         max_requests=2 * args.max_queue + 64)
     app = create_app(batcher, config, stream_hub(args, batcher, config) if args.streaming else None)
-    # uvicorn's own 503 is the last guard: uploads being received or decoded are not in the batcher's queue yet.
+    raise_fd_limit()  # each connection is a file descriptor; the connection cap follows this limit
     # A keep-alive timeout above uvicorn's 5 s: under full load the event loop can lag that long, and a
     # connection closed while its next request is already in flight fails that request.
-    server = uvicorn.Server(uvicorn_config(app, host=args.host, port=sock.getsockname()[1], log_level=args.log_level,
-                                           access_log=args.access_log, limit_concurrency=2 * args.max_queue + 64,
-                                           timeout_keep_alive=KEEP_ALIVE_S, timeout_graceful_shutdown=10))
+    server = StopOnSignal(uvicorn_config(app, host=args.host, port=sock.getsockname()[1], log_level=args.log_level,
+                                         access_log=args.access_log, timeout_keep_alive=KEEP_ALIVE_S,
+                                         timeout_graceful_shutdown=10))
+    print(f"sensevoice serve: listening on {args.host} port {sock.getsockname()[1]}", file=sys.stderr)
     server.run(sockets=[sock])
     return 0 if server.started else 1
 

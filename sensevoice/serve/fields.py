@@ -27,7 +27,7 @@ OPENAI_FIELDS = ("file", "model", "language", "response_format", "timestamp_gran
 ASR_FIELDS = ("files", "keys", "lang", "use_itn")  # SenseVoice's api.py
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                405: "invalid_request_error", 408: "timeout_error", 413: "request_too_large",
-               422: "invalid_request_error",
+               422: "invalid_request_error", 429: "rate_limit_error",
                503: "server_overloaded", 504: "timeout_error"}
 
 

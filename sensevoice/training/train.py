@@ -127,7 +127,7 @@ def cached_features(featurize: Featurizer, jsonl: Path, limit: int, model_dir: P
         digest.update(part)
     path = cache_dir / f"{jsonl.stem}-{digest.hexdigest()[:16]}.pt" if cache_dir else None
     if path and path.is_file():
-        return [Utterance(**u) for u in torch.load(path, weights_only=False)]
+        return [Utterance(**u) for u in torch.load(path, weights_only=True)]  # plain data: str, tensor, ints
     utts = featurize(read_jsonl(jsonl)[: limit or None], f"features ({jsonl.name})", jobs)
     if path is None:
         return utts
@@ -454,7 +454,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     step = 0
     resume_from = latest_checkpoint(out) if args.resume else None
     if resume_from is not None:
-        state = torch.load(resume_from, map_location="cpu", weights_only=False)
+        state = torch.load(resume_from, map_location="cpu", weights_only=True)  # tensors, numbers, dicts only
         model.load_state_dict(state["model"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
