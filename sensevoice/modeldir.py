@@ -180,6 +180,7 @@ class ModelDir:
             raise TypeError(f"FunASR built {type(automodel.model)} from {self.path}, not this project's "
                             "SenseVoiceSmall (did the remote-code import of model.py fail?)")
         sv.load_checkpoint(automodel.model, str(self.weights))  # strict: every key and shape
+        automodel.kwargs["init_param"] = str(self.weights)  # what was loaded; AutoModel.export writes beside it
         return automodel
 
     # ---- writing ----------------------------------------------------------------------------------------------
