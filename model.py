@@ -892,6 +892,14 @@ class SenseVoiceSmall(nn.Module):
                              f"{runtime.name}")
         return self._backend.ctc_scores
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies (AutoModel.export deep-copies the model) and pickles leave out an ONNX Runtime backend, whose
+        session cannot be copied; it is rebuilt on first use. A torch backend converted the model itself: kept."""
+        state = self.__dict__.copy()
+        if self._backend is not None and self._backend.options.backend != "torch":
+            state["_backend"] = None
+        return state
+
     def export(self, **kwargs: Any) -> tuple:
         """FunASR's ``AutoModel.export(type="onnx", quantize=...)``: writes ``model.onnx`` (``model_quant.onnx``
         with quantize) with the ``sensevoice`` package beside this file, and leaves FunASR no module to trace."""

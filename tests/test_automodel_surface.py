@@ -195,11 +195,12 @@ def test_output_timestamp_splits_words_at_every_word_boundary(demo_pair):
     assert ours[0]["words"][3:6] == ["on", "the", "26th"] and theirs[0]["words"][3:6] == ["onthe", "26", "th"]
 
 
-def test_the_builtin_cannot_export_with_the_pinned_torch(pair, tmp_path):
+def test_the_builtin_cannot_export_with_the_pinned_torch(sharp_dir, tmp_path):
     """torch >= 2.9 exports with the dynamo exporter by default, which needs onnxscript (not in our pins); ours
-    exports with the TorchScript exporter (tests below)."""
+    exports with the TorchScript exporter (tests below). A fresh built-in: once it has written an output_dir it
+    holds an open file, and AutoModel.export's deepcopy of it fails before that (ours keeps no file open)."""
     with pytest.raises(ModuleNotFoundError, match="onnxscript"):
-        pair[1].export(type="onnx", output_dir=str(tmp_path))
+        twins(sharp_dir)[1].export(type="onnx", output_dir=str(tmp_path))
 
 
 def test_zn_means_zh_where_the_builtin_falls_back_to_auto(pair):
@@ -294,6 +295,7 @@ def check_onnx_dir(folder, model, quantized: bool):
 
 def test_automodel_export_onnx_into_an_output_dir_loads_in_funasr_onnx(pair, tmp_path):
     ours, _ = pair
+    ours.generate(input=WAVES[0], output_dir=str(tmp_path / "1best"))  # export deep-copies the model after this
     out = ours.export(type="onnx", quantize=True, output_dir=str(tmp_path / "onnx"))
     assert out == str(tmp_path / "onnx")
     assert ModelDir(out).special.pieces == ModelDir(ours.kwargs["model_path"]).special.pieces
@@ -317,6 +319,23 @@ def test_funasr_export_command(sharp_dir, pair, tmp_path):
                                 f"++output_dir={out}", cwd=tmp_path)
     assert stdout.strip().splitlines()[-1] == str(out)
     check_onnx_dir(out, pair[0].model, quantized=True)
+
+
+def test_automodel_export_after_decoding_on_onnx_runtime(sharp_dir, tmp_path, monkeypatch):
+    """An ONNX Runtime session cannot be deep-copied: the copy that AutoModel.export makes leaves it out."""
+    monkeypatch.setenv("SENSEVOICE_CACHE", str(tmp_path / "cache"))
+    automodel = ModelDir(sharp_dir).automodel(ncpu=2, disable_pbar=True, backend="onnxruntime")
+    automodel.generate(input=WAVES[0])
+    assert automodel.model._backend.options.backend == "onnxruntime"
+    check_onnx_dir(Path(automodel.export(type="onnx", output_dir=str(tmp_path / "onnx"))), automodel.model,
+                   quantized=False)
+
+
+def test_automodel_export_refuses_a_model_converted_to_int8_in_place(sharp_dir, tmp_path):
+    automodel = ModelDir(sharp_dir).automodel(ncpu=2, disable_pbar=True, quantize="int8")  # torch dynamic int8
+    automodel.generate(input=WAVES[0])
+    with pytest.raises(ValueError, match="converted to torch-int8 in place"):
+        automodel.export(type="onnx", output_dir=str(tmp_path))
 
 
 def test_automodel_export_refuses_other_types(pair, tmp_path):
