@@ -20,6 +20,7 @@ import mmap
 import os
 import pickle
 import re
+import sys
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -212,6 +213,9 @@ def read_hotwords(value: Any) -> tuple[tuple[str, float | None], ...]:
         return _check_hotwords(entries)
     if isinstance(value, str):
         return _check_hotwords(value.split())
+    if not isinstance(value, (tuple, list)):
+        raise ValueError(f"hotword={value!r}: expected a string of space-separated words, the path of a file with "
+                         "one phrase per line (optionally followed by a weight), or a list of phrases")
     return _check_hotwords(value)
 
 
@@ -619,6 +623,33 @@ def decode_scores(scores: Tensor, lens: Tensor, keys: Sequence[str], options: De
     return results
 
 
+# Per-utterance fields that FunASR's VAD path (AutoModel.inference_with_vad) would corrupt: it merges the results of
+# a file's segments key by key, joining keys with "text" in their name with a space, shifting the [start, end] spans
+# of keys that start with "timestamp" by the segment's start, and adding up everything else with ``+=`` (strings
+# concatenated, numbers summed). As one-entry lists they merge into one entry per segment.
+PER_SEGMENT_FIELDS = ("language", "emotion", "event", "itn", "avg_logprob", "no_speech_prob", "tag_probs")
+
+
+def mergeable_segment(result: Mapping[str, Any]) -> dict[str, Any]:
+    """One VAD segment's result in the shape FunASR's merge keeps right: PER_SEGMENT_FIELDS as one-entry lists, and
+    ``token_timestamp`` as ``timestamp_token`` (a name FunASR shifts onto the file's timeline, as ``timestamp``)."""
+    out = {name: [value] if name in PER_SEGMENT_FIELDS else value for name, value in result.items()}
+    if "token_timestamp" in out:
+        out["timestamp_token"] = out.pop("token_timestamp")
+    return out
+
+
+def correct_clean_text(results: Sequence[dict[str, Any]], kwargs: Mapping[str, Any]) -> None:
+    """FunASR's ``postprocess_hotwords`` corrects ``text`` after inference; the same correction of ``clean_text``."""
+    if kwargs.get("postprocess_hotwords") is None and not kwargs.get("postprocess_hotword_file"):
+        return
+    from funasr.utils.postprocess_hotwords import apply_postprocess_hotwords_to_results
+
+    corrected = apply_postprocess_hotwords_to_results([{"text": r["clean_text"]} for r in results], kwargs)
+    for result, fixed in zip(results, corrected):
+        result["clean_text"] = fixed["text"]
+
+
 # ----------------------------------------------------------------------------------------------- audio input
 class AudioInputError(ValueError):
     """One input item could not be turned into 16 kHz mono audio; the message names the item."""
@@ -731,6 +762,7 @@ class SenseVoiceSmall(nn.Module):
         self.length_normalized_loss = length_normalized_loss
         self.lsm_weight = lsm_weight
         self._backend = None  # another backend than torch fp32, built on first use (scorer)
+        self._outputs_started: set[str] = set()  # output_dir files this model has written (then it appends)
         tokenizer = kwargs.get("tokenizer")
         self.special = SpecialTokens.from_pieces(tokenizer_pieces(tokenizer)) if tokenizer is not None else None
         if kwargs.get("init_param"):  # FunASR loads it next, leniently: refuse a file that is not plain data first
@@ -829,8 +861,22 @@ class SenseVoiceSmall(nn.Module):
             feats, lens = self.extract_features(items, keys, frontend, options.fs)
         scores, out_lens = self.scorer(runtime, kwargs)(feats, lens, options.language, options.textnorm)
         results = decode_scores(scores, out_lens, keys, options, special, tokenizer)
+        correct_clean_text(results, kwargs)
+        if kwargs.get("output_dir") is not None:
+            self._write_1best(kwargs["output_dir"], results)
+        if kwargs.get("vad_model") is not None:  # these are VAD segments, which FunASR merges after this call
+            results = [mergeable_segment(result) for result in results]
         audio_s = float(lens.sum()) * ENC_FRAME_MS / 1000
         return results, {"batch_data_time": audio_s}
+
+    def _write_1best(self, output_dir: str, results: Sequence[Mapping[str, Any]]) -> None:
+        """``output_dir``, as FunASR's built-in class writes it: a "key text" line per result in
+        ``output_dir/1best_recog/text``, started afresh by this model's first write there, then appended to."""
+        path = os.path.join(output_dir, "1best_recog", "text")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a" if path in self._outputs_started else "w", encoding="utf-8") as out:
+            out.writelines(f"{result['key']} {result['text']}\n" for result in results)
+        self._outputs_started.add(path)
 
     def scorer(self, runtime: BackendOptions, kwargs: Mapping[str, Any]):
         """``(feats, lens, language, textnorm) -> (scores, lens)`` of the chosen backend. The default is this
@@ -850,13 +896,36 @@ class SenseVoiceSmall(nn.Module):
                              f"{runtime.name}")
         return self._backend.ctc_scores
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies (AutoModel.export deep-copies the model) and pickles leave out an ONNX Runtime backend, whose
+        session cannot be copied; it is rebuilt on first use. A torch backend converted the model itself: kept."""
+        state = self.__dict__.copy()
+        if self._backend is not None and self._backend.options.backend != "torch":
+            state["_backend"] = None
+        return state
+
+    def export(self, **kwargs: Any) -> tuple:
+        """FunASR's ``AutoModel.export(type="onnx", quantize=...)``: writes ``model.onnx`` (``model_quant.onnx``
+        with quantize) with the ``sensevoice`` package beside this file, and leaves FunASR no module to trace."""
+        try:
+            from sensevoice import export
+        except ImportError as err:
+            raise ImportError(f"export needs the sensevoice package that ships beside model.py: {err}") from err
+        export.for_automodel(self, kwargs, sys._getframe(1))
+        return ()
+
     @staticmethod
     def _keys(key: Any, n: int) -> list[str]:
         if key is None:
             return [f"utt{i}" for i in range(n)]
         keys = [key] if isinstance(key, str) else list(key)
-        if len(keys) == 1 and isinstance(keys[0], (list, tuple)):
-            keys = list(keys[0])
+        if keys and all(isinstance(k, (list, tuple)) for k in keys):
+            # generate(key=[...]): FunASR hands each batch the whole list once per item, not the batch's own keys
+            listed = list(keys[0])
+            if len(listed) != n:
+                raise ValueError(f"key={listed!r} names {len(listed)} inputs, but FunASR passes the model {n} at a "
+                                 f"time without their positions: pass batch_size={len(listed)} (or more) with it")
+            keys = listed
         if len(keys) == 1 and n > 1:  # FunASR passes one key for the segments of one file
             keys = [f"{keys[0]}_{i}" for i in range(n)]
         if len(keys) != n:

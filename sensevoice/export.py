@@ -30,9 +30,11 @@ import argparse
 import contextlib
 import io
 import logging
+import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from sensevoice import heavy
 from sensevoice.argtypes import add_model_arguments, check_weights, model_dir_from_args, module_main
@@ -265,7 +267,14 @@ def export_model(model: sv.SenseVoiceSmall, source, out_dir: Path, int8: bool = 
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {**source.config, "frontend_conf": {**source.config["frontend_conf"], "dither": 0.0}}
     source.copy_to(out_dir, config=config)
-    metadata = sherpa_metadata(model, config["frontend_conf"], source.cmvn)
+    return write_graphs(model, source, out_dir, int8=int8, opset=opset, standard_ops=standard_ops)
+
+
+def write_graphs(model: sv.SenseVoiceSmall, source, out_dir: Path, int8: bool = False, opset: int = OPSET,
+                 standard_ops: bool = False) -> dict[str, Path]:
+    """The ONNX files and tokens.txt of a loaded fp32 model (its tokenizer and CMVN from the ModelDir ``source``)
+    into ``out_dir``; the other files of a model directory are left as they are."""
+    metadata = sherpa_metadata(model, source.config["frontend_conf"], source.cmvn)
     paths = {"tokens": write_tokens(source.special.pieces, out_dir / TOKENS_NAME),
              "fp32": to_onnx(model, metadata, out_dir / FP32_NAME, opset, standard_ops)}
     err = verify(model, paths["fp32"])
@@ -276,6 +285,61 @@ def export_model(model: sv.SenseVoiceSmall, source, out_dir: Path, int8: bool = 
     else:
         (out_dir / INT8_NAME).unlink(missing_ok=True)  # never leave an int8 model of other weights beside
     return paths
+
+
+# ----------------------------------------------------------------------------------------------- AutoModel.export
+FUNASR_DEFAULT_OPSET = 14  # funasr.utils.export_utils.export's default opset_version: too old for our graph
+
+
+def funasr_export_request(caller: FrameType | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``type``, ``quantize`` and ``opset_version`` of an ``AutoModel.export(...)`` call. FunASR's
+    ``export_utils.export(model, data_in, quantize, opset_version, type, **kwargs)`` takes them as its own
+    parameters and calls ``model.export(**kwargs)`` without them, so they are read from its frame (``caller``);
+    a direct ``model.export(...)`` passes them as keyword arguments."""
+    if caller is not None and caller.f_code.co_name == "export" \
+            and caller.f_globals.get("__name__") == "funasr.utils.export_utils":
+        kwargs = caller.f_locals
+    return {"type": kwargs.get("type", "onnx"), "quantize": kwargs.get("quantize", False),
+            "opset_version": kwargs.get("opset_version", FUNASR_DEFAULT_OPSET)}
+
+
+def for_automodel(model: sv.SenseVoiceSmall, kwargs: Mapping[str, Any], caller: FrameType | None) -> Path:
+    """What ``SenseVoiceSmall.export`` does for FunASR's ``AutoModel.export(type="onnx", quantize=...)``: our
+    graph (fused attention, FunASR's I/O names, sherpa-onnx metadata, checked against PyTorch) written where FunASR
+    returns it will be, ``output_dir`` or else the model directory (``init_param``'s folder). Exported into the
+    model directory, only ``model.onnx`` (``model_quant.onnx`` with ``quantize``) and ``tokens.txt`` are written;
+    into another folder, a whole model directory as ``sensevoice export`` writes it (funasr-onnx loads either)."""
+    from sensevoice.modeldir import ModelDir
+
+    request = funasr_export_request(caller, kwargs)
+    if request["type"] != "onnx":
+        raise ValueError(f"type={request['type']!r}: SenseVoiceSmall exports type='onnx' only")
+    if request["quantize"] not in (False, True, None, "int8"):
+        raise ValueError(f"quantize={request['quantize']!r}; expected True, False or 'int8'")
+    opset = request["opset_version"]
+    if opset == FUNASR_DEFAULT_OPSET:
+        opset = OPSET
+    elif not isinstance(opset, int) or opset < OPSET:
+        raise ValueError(f"opset_version={opset!r}; the graph needs opset {OPSET} or later (LayerNormalization)")
+    if model._backend is not None and model._backend.options.backend == "torch":
+        raise ValueError(f"this model was converted to {model._backend.options.name} in place; export an AutoModel "
+                         "built without precision=/quantize= (the export quantises on its own with quantize=True)")
+    if "output_dir" in kwargs:
+        out_dir = kwargs["output_dir"]
+    elif kwargs.get("init_param"):
+        out_dir = os.path.dirname(kwargs["init_param"])
+    else:
+        raise ValueError("AutoModel.export needs output_dir= (this AutoModel has no init_param folder)")
+    if not kwargs.get("model_path"):
+        raise ValueError("AutoModel.export needs the model directory (FunASR passes model_path)")
+    source, out_dir = ModelDir(kwargs["model_path"]), Path(out_dir).resolve()
+    model = model.float().cpu().eval()  # FunASR hands over its own copy of the model, on the export device
+    int8 = request["quantize"] in (True, "int8")
+    if out_dir == source.path:
+        write_graphs(model, source, out_dir, int8=int8, opset=opset)
+    else:
+        export_model(model, source, out_dir, int8=int8, opset=opset)
+    return out_dir
 
 
 # ----------------------------------------------------------------------------------------------- command

@@ -342,6 +342,10 @@ class ModelDir:
             raise TypeError(f"FunASR built {type(automodel.model)} from {self.path}, not this project's "
                             "SenseVoiceSmall (did the remote-code import of model.py fail?)")
         sv.load_checkpoint(automodel.model, str(self.weights))  # strict: every key and shape
+        # What was loaded, so that AutoModel.export (which writes beside init_param) works; generate() resets its
+        # kwargs to a snapshot taken at construction, so the snapshot is retaken.
+        automodel.kwargs["init_param"] = str(self.weights)
+        automodel._store_base_configs()
         return automodel
 
     # ---- writing ----------------------------------------------------------------------------------------------

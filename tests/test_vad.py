@@ -175,12 +175,14 @@ def test_segments_equal_funasr_pipeline_on_synthetic_clips(detector, tmp_path):
 
 
 def test_funasr_generate_with_vad_survives_segments_without_tags(tiny_dir):
-    """FunASR's inference_with_vad merges segment results with +=: our fields must all be addable (no None)."""
+    """FunASR's inference_with_vad merges segment results with +=: our fields must all be addable (no None), and
+    the per-segment ones come as lists with one entry per segment (test_automodel_surface.py checks the values)."""
     automodel = ModelDir(tiny_dir).automodel(ncpu=2, disable_pbar=True, vad_model=str(vad.fsmn_vad_dir()),
                                              vad_kwargs={"max_single_segment_time": MAX_SEGMENT_MS})
     wave, _ = long_speechlike(BURSTS_S[:3])
     (result,) = automodel.generate(wave, batch_size_s=60)
-    assert isinstance(result["text"], str) and isinstance(result["language"], str)
+    assert isinstance(result["text"], str) and isinstance(result["language"], list)
+    assert len(result["language"]) == len(result["avg_logprob"]) >= 3
 
 
 # ----------------------------------------------------------------------------------------------- streaming
