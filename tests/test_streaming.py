@@ -475,7 +475,8 @@ def test_funasr_client_at_its_own_pace_and_2_percent_slower(paced_server, exampl
         run = funasr_client(paced_server, examples_joined[1], mode, pace=pace)
         check_client_text(run, mode, cli_transcript)
         assert not [a for a in run.answers if "warning" in a], [a for a in run.answers if "warning" in a]
-        partials = [a for a in run.answers if a["mode"] == PARTIAL_MODE[mode]]
+        partials = [a for a in run.answers if a.get("mode") == PARTIAL_MODE[mode] and "segment_text" in a
+                    and not a.get("segment_final")]
         last = [a for a in run.answers if a.get("segment_final")][-1]
         assert partials and max(a["end_ms"] for a in partials) >= last["end_ms"] - 600
 
@@ -512,7 +513,7 @@ def test_a_lag_warning_is_no_result_to_funasr_clients(parts, examples_joined):
         url = base.replace("http://", "ws://") + "/"
         run = funasr_client(url, examples_joined[1][:16000 * 2 * 12], "2pass", pace=0.1)
     warnings = [a for a in run.answers if "warning" in a]
-    assert warnings and all("mode" not in a and a["text"] == "" and a["lag_s"] > 0 for a in warnings)
+    assert warnings and all("mode" not in a and a["text"] == "" and a["lag_s"] >= 0 for a in warnings)
     finals = [a["segment_text"] for a in run.answers if a.get("segment_final")]
     assert run.text == " ".join(t for t in finals if t) and len(finals) >= 2
 
