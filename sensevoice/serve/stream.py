@@ -12,9 +12,9 @@ costs more than one window however long the segment grows (the VAD closes any se
 Partials are re-decodes, so each may revise the last. What a client is sent as it comes must never need taking
 back (FunASR's clients concatenate it), so a partial also yields its *stable* text: the longest prefix the last
 ``STABLE_AGREEMENT`` hypotheses agree on, up to a word boundary that more agreed text follows (never a hypothesis's
-last word, which may still grow). Stable text only grows. Once a window is frozen with a tail that was not yet
-stable, no more is made stable in that segment (the tail was decoded without its right context); the segment's
-final text brings the rest.
+last word, which may still grow). Stable text only grows. Once a window is frozen, no more is made stable in that
+segment: its frozen tail (a hypothesis's end, never stable) was decoded without its right context and stays in
+every later hypothesis; the segment's final text brings the rest.
 
 Memory is bounded: the stream keeps the open segment's audio and ``PREROLL_MS`` before it (the VAD dates a start
 back by a few hundred ms), never the whole recording.
@@ -81,7 +81,7 @@ class Stream:
         self.anchor_ms = 0  # start of the open segment's partial window
         self.frozen = ""  # text of the open segment's earlier windows
         self.recent: list[str] = []  # the open segment's last hypotheses (at most STABLE_AGREEMENT)
-        self.stable = ""  # the open segment's stable text: a prefix of every later hypothesis, so far
+        self.stable = ""  # the open segment's stable text (what its partials may send): it only grows
         self.stable_closed = False  # a window froze with an unstable tail: nothing more becomes stable
         self.stable_of: dict[str, str] = {}  # a closed segment's stable text, by its item's key (until taken)
         self.last_partial_ms = 0  # stream time of the last partial decode
