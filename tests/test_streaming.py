@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 import model as sv
-from sensevoice import modeldir
+from sensevoice import cli, modeldir
 from sensevoice.pipeline import Prepared, Transcriber
 from sensevoice.serve import fields
 from sensevoice.serve.app import ServeConfig, create_app, serve_in_thread
@@ -422,11 +423,11 @@ def examples_joined(tmp_path_factory) -> tuple[Path, bytes]:
 @pytest.fixture(scope="module")
 def cli_transcript(examples_joined, tiny_dir) -> str:
     """``sensevoice transcribe`` of the joined examples with the server's model (ITN on, as FunASR's client asks)."""
-    done = subprocess.run([sys.executable, "-m", "sensevoice", "transcribe", str(examples_joined[0]), "--model",
-                           str(tiny_dir), "-f", "json", "--threads", "2"], capture_output=True, timeout=300,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
-    result = json.loads(done.stdout)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["transcribe", str(examples_joined[0]), "--model", str(tiny_dir), "-f", "json"])
+    assert code == cli.EXIT_OK, err.getvalue()
+    result = json.loads(out.getvalue())
     result = result[0] if isinstance(result, list) else result
     assert len(result["segments"]) >= 4 and result["clean_text"], "the examples should make several segments"
     return result["clean_text"]
