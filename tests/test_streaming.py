@@ -4,27 +4,31 @@ its texts are noise, but equal noise) decodes; the official FSMN-VAD cuts."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 import model as sv
-from sensevoice import modeldir
+from sensevoice import cli, modeldir
 from sensevoice.pipeline import Prepared, Transcriber
 from sensevoice.serve import fields
 from sensevoice.serve.app import ServeConfig, create_app, serve_in_thread
 from sensevoice.serve.batcher import Batcher
-from sensevoice.serve.stream import StreamConfig
-from sensevoice.serve.websocket import StreamError, StreamHub, parse_first
+from sensevoice.serve.stream import Stream, StreamConfig, stable_prefix
+from sensevoice.serve.websocket import PARTIAL_MODE, StreamError, StreamHub, parse_first
 from sensevoice.vad import StreamingVad
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,31 +62,99 @@ def server(parts):
         yield url.replace("http://", "ws://") + "/", hub
 
 
-def funasr_client(url: str, pcm: bytes, mode: str = "2pass", chunk_interval: int = 10, sleep_s: float | None = None,
-                  wav_name: str = "demo", audio_fs: int = 16000, wav_format: str = "pcm") -> list[dict]:
-    """funasr_wss_client.py's record_from_scp for one file, message for message: the first message, chunks of
-    60 * chunk_size[1] / chunk_interval ms at ``audio_fs`` (a .wav's samples at its rate; "others": a file's bytes,
-    cut as if 16 kHz), then {"is_speaking": false, "is_end": true}; collects every answer until the one with
-    is_end. FunASR's client paces online and 2pass at real time and offline at 1 ms a chunk; by default this one
-    paces them at 10x real time and 1 ms (partials need audio arriving over time: a backlog goes through the VAD at
-    once)."""
-    chunk_size = [5, 10, 5]
-    stride = int(60 * chunk_size[1] / chunk_interval / 1000 * audio_fs * 2)
-    if sleep_s is None:
-        sleep_s = 0.001 if mode == "offline" else 60 * chunk_size[1] / chunk_interval / 1000 / 10
-    with connect(url, subprotocols=["binary"], max_size=None) as ws:
-        ws.send(json.dumps({"mode": mode, "chunk_size": chunk_size, "chunk_interval": chunk_interval,
-                            "encoder_chunk_look_back": 4, "decoder_chunk_look_back": 0, "audio_fs": audio_fs,
-                            "wav_name": wav_name, "wav_format": wav_format, "is_speaking": True, "hotwords": "",
-                            "itn": True}, ensure_ascii=False))
-        for i in range((len(pcm) - 1) // stride + 1):
-            ws.send(pcm[i * stride:(i + 1) * stride])
-            time.sleep(sleep_s)
-        ws.send(json.dumps({"is_speaking": False, "is_end": True}, ensure_ascii=False))
-        answers = []
-        while not answers or not answers[-1].get("is_end"):
-            answers.append(json.loads(ws.recv(timeout=120)))
-    return answers
+@dataclass
+class FunasrRun:
+    """What funasr_client saw: every message, and ``text``, the client's ``text_print`` when it closed."""
+
+    answers: list[dict]
+    text: str
+
+
+def funasr_client(url: str, pcm: bytes, mode: str = "2pass", chunk_interval: int = 10, pace: float = 1.0,
+                  wav_name: str = "demo", audio_fs: int = 16000, wav_format: str = "pcm", hotwords: str = "",
+                  until_end: bool = False) -> FunasrRun:
+    """What FunASR's runtime/python/websocket/funasr_wss_client.py does for one --audio_in file, step for step.
+
+    Sending (its record_from_scp): the first message; chunks of 60 * chunk_size[1] / chunk_interval ms of audio at
+    ``audio_fs`` (a .wav's samples at its rate; "others": a file's bytes, cut as if they were 16 kHz samples), with
+    {"is_speaking": false} right after the last one; after each chunk it sleeps 1 ms (offline) or the chunk's
+    duration (so it runs slightly slower than real time: the send takes time too) times ``pace`` (ours: < 1 to test
+    faster). Then online/2pass sleep 2 s and close; offline polls every 1 s until a message ended its wait
+    (offline_msg_done: any message's is_final, any offline message) and closes.
+    Receiving (its message()): every message's ``text`` (a message without one ends its loop: recorded as
+    ``{"client_error": ...}``); messages without ``mode`` skipped; online ``text`` appended; offline ``text`` (+ "
+    timestamp: ..." when it has timestamps) appended; 2pass-online appended to the online part, 2pass-offline
+    appended to the offline part and the online part cleared; the printed text is the last 10000 characters.
+    ``until_end`` (ours, for tests that check the messages, not the client's ending): wait for is_end, then close."""
+    return asyncio.run(_funasr_client(url, pcm, mode, chunk_interval, pace, wav_name, audio_fs, wav_format,
+                                      hotwords, until_end))
+
+
+async def _funasr_client(url, pcm, mode, chunk_interval, pace, wav_name, audio_fs, wav_format, hotwords, until_end
+                         ) -> FunasrRun:
+    from websockets.asyncio.client import connect as connect_async
+
+    chunk_size, words_max_print = [5, 10, 5], 10000
+    chunk_s = 60 * chunk_size[1] / chunk_interval / 1000
+    stride = int(chunk_s * audio_fs * 2)
+    state = {"done": False, "text_print": "", "online": "", "offline": ""}
+    answers: list[dict] = []
+    ended = asyncio.Event()
+
+    async def receive(ws) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                message = json.loads(await ws.recv())
+                answers.append(message)
+                if "text" not in message:
+                    answers.append({"client_error": f"KeyError 'text' in {message}"})
+                    return
+                text, timestamp = message["text"], message.get("timestamp", "")
+                state["done"] = message.get("is_final", False)
+                if message.get("is_end"):
+                    ended.set()
+                if "mode" not in message:
+                    continue
+                if message["mode"] == "online":
+                    state["text_print"] = (state["text_print"] + text)[-words_max_print:]
+                elif message["mode"] == "offline":
+                    state["text_print"] += f"{text} timestamp: {timestamp}" if timestamp != "" else text
+                    state["done"] = True
+                else:
+                    if message["mode"] == "2pass-online":
+                        state["online"] += text
+                        state["text_print"] = state["offline"] + state["online"]
+                    else:
+                        state["online"] = ""
+                        state["text_print"] = state["offline"] + text
+                        state["offline"] += text
+                    state["text_print"] = state["text_print"][-words_max_print:]
+
+    async with connect_async(url, subprotocols=["binary"], ping_interval=None, max_size=None) as ws:
+        receiver = asyncio.create_task(receive(ws))
+        await ws.send(json.dumps({"mode": mode, "chunk_size": chunk_size, "chunk_interval": chunk_interval,
+                                  "encoder_chunk_look_back": 4, "decoder_chunk_look_back": 0, "audio_fs": audio_fs,
+                                  "wav_name": wav_name, "wav_format": wav_format, "is_speaking": True,
+                                  "hotwords": hotwords, "itn": True}))
+        chunk_num = (len(pcm) - 1) // stride + 1
+        for i in range(chunk_num):
+            await ws.send(pcm[i * stride:(i + 1) * stride])
+            if i == chunk_num - 1:
+                await ws.send(json.dumps({"is_speaking": False}))
+            await asyncio.sleep((0.001 if mode == "offline" else chunk_s) * pace)
+        if until_end:
+            await asyncio.wait_for(ended.wait(), 120)
+        elif mode != "offline":
+            await asyncio.sleep(2)
+        else:
+            while not state["done"]:
+                if receiver.done():  # FunASR's client would wait forever
+                    answers.append({"client_error": "the connection closed before an answer ended the wait"})
+                    break
+                await asyncio.sleep(1)
+        await ws.close()
+        await receiver
+    return FunasrRun(answers, state["text_print"])
 
 
 def offline_texts(transcriber: Transcriber, pcm: bytes | np.ndarray, spans: list[tuple[int, int]]) -> list[str]:
@@ -97,7 +169,8 @@ def offline_texts(transcriber: Transcriber, pcm: bytes | np.ndarray, spans: list
 
 def test_funasr_client_2pass_finals_equal_offline_decoding_of_the_same_segments(server, parts, news_pcm):
     url, hub = server
-    answers = funasr_client(url, news_pcm, "2pass")
+    run = funasr_client(url, news_pcm, "2pass", pace=0.1, until_end=True)
+    answers = run.answers
     finals = [a for a in answers if a["mode"] == "2pass-offline"]
     partials = [a for a in answers if a["mode"] == "2pass-online"]
     assert len(finals) >= 3 and partials, [a["mode"] for a in answers]
@@ -106,7 +179,9 @@ def test_funasr_client_2pass_finals_equal_offline_decoding_of_the_same_segments(
     assert all(0 <= s < e <= 63_260 and e - s <= 30_010 for s, e in spans)
     assert all(a <= b for (_, a), (b, _) in zip(spans, spans[1:]))
     assert any(e - s > 29_000 for s, e in spans)
-    assert [a["text"] for a in finals] == offline_texts(parts[0], news_pcm, spans)
+    texts = offline_texts(parts[0], news_pcm, spans)
+    assert [a["segment_text"] for a in finals] == texts
+    assert run.text == " ".join(t for t in texts if t)  # the client joins the finals' texts
     assert finals[-1]["is_final"] and finals[-1]["is_end"] and not any(a["is_final"] for a in answers[:-1])
     first = finals[0]
     assert isinstance(first["timestamp"], str) and first["stamp_sents"][0]["start"] == spans[0][0]
@@ -122,23 +197,24 @@ def test_funasr_client_2pass_finals_equal_offline_decoding_of_the_same_segments(
 def test_offline_and_online_modes(server, news_pcm, tiny_dir):
     url, _ = server
     piece = news_pcm[:16000 * 2 * 15]  # 15 s
-    offline = funasr_client(url, piece, "offline")
-    assert {a["mode"] for a in offline} == {"offline"} and offline[-1]["is_end"]
-    online = funasr_client(url, piece, "online")
-    assert {a["mode"] for a in online} == {"online"} and len(online) > len(offline)
-    finals = [a for a in offline + online if a.get("segment_final") or a.get("is_end")]
+    [offline] = funasr_client(url, piece, "offline", until_end=True).answers  # one answer, at the end
+    assert offline["mode"] == "offline" and offline["is_end"] and offline["is_final"]
+    online = funasr_client(url, piece, "online", pace=0.1, until_end=True)
+    assert {a["mode"] for a in online.answers} == {"online"}
+    finals = [a for a in [offline, *online.answers] if a.get("segment_final") or a.get("is_end")]
     assert finals and {a["model"] for a in finals} == {modeldir.ModelDir(tiny_dir).identity.id}  # as /v1/models
     # The same segments, the same final texts, whatever the mode.
-    assert [(a["start_ms"], a["segment_text"]) for a in online if a.get("segment_final")] == \
-        [(a["start_ms"], a["text"]) for a in offline if a.get("segment_final")]
+    assert finals_of(online.answers) == finals_of([offline]) and len(finals_of([offline])) >= 2
+    assert offline["text"] == " ".join(text for _, _, text in finals_of([offline]) if text)
+    assert [s["start"] for s in offline["stamp_sents"]] == [start for start, _, _ in finals_of([offline])]
 
 
 def test_project_client_prints_the_final_segments(server, news_pcm, tmp_path):
     url, _ = server
     wav = tmp_path / "piece.wav"
     soundfile.write(wav, np.frombuffer(news_pcm[:16000 * 2 * 16], "<i2"), 16000, subtype="PCM_16")
-    expected = [a["segment_text"] for a in funasr_client(url, news_pcm[:16000 * 2 * 16], "2pass")
-                if a.get("segment_final")]
+    expected = [text for _, _, text in finals_of(funasr_client(url, news_pcm[:16000 * 2 * 16], "2pass", pace=0.1,
+                                                               until_end=True).answers)]
     done = subprocess.run([sys.executable, ROOT / "clients" / "python" / "stream_client.py", wav, url],
                           capture_output=True, timeout=120, env={**os.environ, "SENSEVOICE_API_KEY": ""})
     assert done.returncode == 0, done.stderr.decode(errors="replace")
@@ -189,6 +265,9 @@ def test_bad_first_message_and_non_pcm_audio_are_refused(server, wav_file):
     (json.dumps({"阿里巴巴": 20, "Tongyi  Lab": 10}, ensure_ascii=False), ("阿里巴巴", "Tongyi Lab")),
     ({"SenseVoice": 1}, ("SenseVoice",)),
     ("Alibaba Tongyi", ("Alibaba", "Tongyi")),
+    # funasr_wss_client.py --hotword FILE, in versions that join the first word of each line with commas
+    ("cousin,twenty,阿里巴巴,", ("cousin", "twenty", "阿里巴巴")),
+    ("Tongyi Lab，阿里巴巴", ("Tongyi Lab", "阿里巴巴")),
 ])
 def test_funasr_hotwords_bias_the_stream_decoding(hotwords, phrases):
     base = sv.DecodingOptions(hotwords=(("FunASR", 3.0),))
@@ -219,7 +298,7 @@ def test_too_many_streams_are_refused_and_a_dropped_client_is_freed(server, news
     while hub.active and time.monotonic() < deadline:
         time.sleep(0.05)
     assert hub.active == 0
-    assert funasr_client(url, news_pcm[:16000 * 2 * 2], "offline")[-1]["is_end"]  # and the server still serves
+    assert funasr_client(url, news_pcm[:16000 * 2 * 2], "offline").answers[-1]["is_end"]  # and the server still serves
 
 
 def test_a_backlog_goes_through_the_vad_at_once_and_metrics_count_streams(server, news_pcm):
@@ -230,12 +309,12 @@ def test_a_backlog_goes_through_the_vad_at_once_and_metrics_count_streams(server
     before = {name: getattr(metrics, name).value() for name in ("stream_audio_messages", "stream_vad_feeds")}
     accepted = metrics.streams.value(("accepted",))
     piece = news_pcm[:16000 * 2 * 15]
-    burst = funasr_client(url, piece, "offline", sleep_s=0.0)  # 60 ms messages, no pause between them
+    burst = funasr_client(url, piece, "offline", pace=0).answers  # 60 ms messages, no pause between them
     messages = metrics.stream_audio_messages.value() - before["stream_audio_messages"]
     feeds = metrics.stream_vad_feeds.value() - before["stream_vad_feeds"]
     assert messages == -(-len(piece) // 1920) and feeds < messages / 2, (messages, feeds)
-    paced = funasr_client(url, piece, "offline", sleep_s=0.006)
-    assert [(a["start_ms"], a["text"]) for a in burst] == [(a["start_ms"], a["text"]) for a in paced]
+    paced = funasr_client(url, piece, "offline", pace=6).answers
+    assert finals_of(burst) == finals_of(paced) and burst[0]["text"] == paced[0]["text"]
     deadline = time.monotonic() + 10  # the server ends a session just after its client has read is_end
     while hub.active and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -244,7 +323,9 @@ def test_a_backlog_goes_through_the_vad_at_once_and_metrics_count_streams(server
 
 
 def finals_of(answers: list[dict]) -> list[tuple[int, int, str]]:
-    return [(a["start_ms"], a["end_ms"], a["segment_text"]) for a in answers if a.get("segment_final")]
+    """(start_ms, end_ms, text) of each segment's final: from the finals (online, 2pass) or the answer (offline)."""
+    finals = [s for a in answers for s in a.get("segments", [a] if a.get("segment_final") else [])]
+    return [(a["start_ms"], a["end_ms"], a["segment_text"]) for a in finals]
 
 
 def test_a_whole_file_as_funasr_sends_other_formats(server, news_pcm, tmp_path):
@@ -254,8 +335,8 @@ def test_a_whole_file_as_funasr_sends_other_formats(server, news_pcm, tmp_path):
     piece = news_pcm[:16000 * 2 * 15]
     path = tmp_path / "piece.flac"
     soundfile.write(path, np.frombuffer(piece, "<i2"), 16000)
-    answers = funasr_client(url, path.read_bytes(), "offline", wav_name="f", wav_format="others")
-    as_pcm = funasr_client(url, piece, "offline")
+    answers = funasr_client(url, path.read_bytes(), "offline", wav_name="f", wav_format="others").answers
+    as_pcm = funasr_client(url, piece, "offline").answers
     assert finals_of(answers) == finals_of(as_pcm) and len(finals_of(answers)) >= 2
     assert answers[-1]["is_final"] and answers[-1]["wav_name"] == "f"
 
@@ -271,7 +352,7 @@ def test_pcm_at_another_rate_is_resampled_as_it_arrives(server, parts, news_pcm)
     piece = news_pcm[:16000 * 2 * 15]
     at_8k = soxr.resample(np.frombuffer(piece, "<i2").astype(np.float32) / 32768, 16000, 8000)
     pcm_8k = (np.clip(at_8k, -1, 1) * 32767).astype("<i2").tobytes()
-    answers = funasr_client(url, pcm_8k, "2pass", audio_fs=8000)  # 60 ms chunks at 8 kHz, 10x real time
+    answers = funasr_client(url, pcm_8k, "2pass", audio_fs=8000, pace=0.1, until_end=True).answers  # 10x real time
     at_once = soxr.resample(np.frombuffer(pcm_8k, "<i2").astype(np.float32) / 32768, 8000, 16000)
     stream, events, last = vad.open(), [], len(at_once) - 160  # the server's last feed: the resampler's tail
     for begin in range(0, last, 1920):
@@ -320,3 +401,153 @@ def test_web_page_live_mode_in_headless_chromium(server, news_pcm, tmp_path):
     with page_client.browser(flags) as driver:
         seen = page_client.live_recording(driver, url.replace("ws://", "http://"), 8.0, None)
     assert not seen["error"] and seen["partials"] and seen["final"], seen
+
+
+# ---- FunASR's client, unchanged: the text it ends with ------------------------------------------------------------
+PAUSE_S = 3.0  # between the examples: longer than the VAD's end-of-segment silence (2 s for short segments)
+
+
+@pytest.fixture(scope="module")
+def examples_joined(tmp_path_factory) -> tuple[Path, bytes]:
+    """The bundled examples (examples/*.flac) joined with pauses, as a .wav file and as its 16-bit PCM."""
+    silence = np.zeros(int(PAUSE_S * 16000), np.int16)
+    pieces = [silence[:8000]]
+    for path in sorted((ROOT / "examples").glob("*.flac")):
+        wave, fs = soundfile.read(path, dtype="int16")
+        assert fs == 16000 and wave.ndim == 1, path
+        pieces += [wave, silence]
+    joined = np.concatenate(pieces)
+    path = tmp_path_factory.mktemp("joined") / "examples.wav"
+    soundfile.write(path, joined, 16000, subtype="PCM_16")
+    return path, joined.astype("<i2").tobytes()
+
+
+@pytest.fixture(scope="module")
+def cli_transcript(examples_joined, tiny_dir) -> str:
+    """``sensevoice transcribe`` of the joined examples with the server's model (ITN on, as FunASR's client asks)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["transcribe", str(examples_joined[0]), "--model", str(tiny_dir), "-f", "json"])
+    assert code == cli.EXIT_OK, err.getvalue()
+    result = json.loads(out.getvalue())
+    result = result[0] if isinstance(result, list) else result
+    assert len(result["segments"]) >= 4 and result["clean_text"], "the examples should make several segments"
+    return result["clean_text"]
+
+
+@pytest.fixture(scope="module")
+def paced_server(parts):
+    """A server that warns at 0.3 s of lag: a client 2 % slower than real time falls that far behind real time
+    after 15 s of audio, so measuring the client's pace instead of the server's backlog would warn."""
+    transcriber, vad = parts
+    batcher = Batcher(transcriber, max_wait_ms=2)
+    hub = StreamHub(vad, batcher, StreamConfig(max_lag_s=0.3))
+    with serve_in_thread(create_app(batcher, ServeConfig(), hub)) as url:
+        yield url.replace("http://", "ws://") + "/"
+
+
+def check_client_text(run: FunasrRun, mode: str, transcript: str) -> None:
+    """The text FunASR's client ends with is the CLI's transcript; online texts only ever extended it."""
+    assert not [a for a in run.answers if "client_error" in a or "error" in a], run.answers
+    if mode == "offline":
+        [answer] = run.answers
+        assert run.text == f"{transcript} timestamp: {answer['timestamp']}" and answer["timestamp"]
+        return
+    assert run.text == transcript
+    finals = [a for a in run.answers if a.get("segment_final")]
+    assert " ".join(a["segment_text"] for a in finals if a["segment_text"]) == transcript
+    if mode == "online":  # each segment's online texts add up to its final text
+        for final in finals:
+            mine = [a["text"] for a in run.answers if a.get("start_ms") == final["start_ms"]]
+            assert "".join(mine).strip() == final["segment_text"]
+
+
+@pytest.mark.parametrize("mode", ["offline", "online", "2pass"])
+def test_funasr_client_ends_with_the_cli_transcript(paced_server, examples_joined, cli_transcript, mode):
+    """FunASR's client at 10x its pace (a fast check; the slow test below runs at its own pace)."""
+    run = funasr_client(paced_server, examples_joined[1], mode, pace=0.1)
+    check_client_text(run, mode, cli_transcript)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["online", "2pass"])
+def test_funasr_client_at_its_own_pace_and_2_percent_slower(paced_server, examples_joined, cli_transcript, mode):
+    """At FunASR's client's own pace (it sleeps 60 ms after sending each 60 ms chunk) and then 2 % slower than
+    that: the same text, partials until the last segment's end, no lag warning."""
+    for pace in (1.0, 1.02):
+        run = funasr_client(paced_server, examples_joined[1], mode, pace=pace)
+        check_client_text(run, mode, cli_transcript)
+        assert not [a for a in run.answers if "warning" in a], [a for a in run.answers if "warning" in a]
+        partials = [a for a in run.answers if a.get("mode") == PARTIAL_MODE[mode] and "segment_text" in a
+                    and not a.get("segment_final")]
+        last = [a for a in run.answers if a.get("segment_final")][-1]
+        assert partials and max(a["end_ms"] for a in partials) >= last["end_ms"] - 600
+
+
+def test_online_partials_send_stable_text_that_later_hypotheses_keep(parts, examples_joined):
+    """--online-partials: each segment's online texts only ever extend what was sent, the hypothesis that made text
+    stable starts with all that was sent, and the final sends the rest whenever it agrees with it (the tiny model's
+    finals often do not: partial and final decodes of its random weights differ)."""
+    transcriber, vad = parts
+    batcher = Batcher(transcriber, max_wait_ms=2)
+    hub = StreamHub(vad, batcher, StreamConfig(online_partials=True))
+    with serve_in_thread(create_app(batcher, ServeConfig(), hub)) as base:
+        run = funasr_client(base.replace("http://", "ws://") + "/", examples_joined[1], "online", pace=0.1)
+    finals = [a for a in run.answers if a.get("segment_final")]
+    assert len(finals) >= 4 and any(a["text"] for a in run.answers if not a.get("segment_final"))
+    for final in finals:
+        mine = [a for a in run.answers if a.get("start_ms") == final["start_ms"] and not a.get("segment_final")]
+        sent = ""
+        for partial in mine:
+            sent += partial["text"]
+            if partial["text"]:
+                assert partial["segment_text"].startswith(sent.lstrip(" ")), (sent, partial["segment_text"])
+        if final["segment_text"].startswith(sent.lstrip(" ")):
+            assert (sent + final["text"]).lstrip(" ") == final["segment_text"]
+
+
+def test_a_lag_warning_is_no_result_to_funasr_clients(parts, examples_joined):
+    """A server whose audio always waits too long (max_lag_s tiny): the warnings carry no ``mode`` and an empty
+    ``text``, so FunASR's client skips them and still ends with the finals' text."""
+    transcriber, vad = parts
+    batcher = Batcher(transcriber, max_wait_ms=2)
+    hub = StreamHub(vad, batcher, StreamConfig(max_lag_s=1e-6))
+    with serve_in_thread(create_app(batcher, ServeConfig(), hub)) as base:
+        url = base.replace("http://", "ws://") + "/"
+        run = funasr_client(url, examples_joined[1][:16000 * 2 * 12], "2pass", pace=0.1)
+    warnings = [a for a in run.answers if "warning" in a]
+    assert warnings and all("mode" not in a and a["text"] == "" and a["lag_s"] >= 0 for a in warnings)
+    finals = [a["segment_text"] for a in run.answers if a.get("segment_final")]
+    assert run.text == " ".join(t for t in finals if t) and len(finals) >= 2
+
+
+@pytest.mark.parametrize("hypotheses, stable", [
+    (["Hello wor", "Hello world, how"], "Hello"),  # "wor" may still grow: not stable
+    (["Hello world.", "Hello world, how are"], "Hello"),  # "world." vs "world,": the word is not agreed
+    (["Hello world, how", "Hello world, how are"], "Hello world,"),
+    (["你好世", "你好世界"], "你好"),  # no spaces: a character is stable once the next one is agreed
+    (["你好，世界", "你好，世"], "你好，"),
+    (["abc", "xyz"], ""),
+    (["", "Hello world"], ""),
+])
+def test_stable_prefix_is_agreed_text_up_to_a_word_that_more_agreed_text_follows(hypotheses, stable):
+    assert stable_prefix(hypotheses) == stable
+
+
+def test_a_segments_stable_text_only_grows_and_stops_at_a_frozen_window():
+    """Stream.partial_text over a sequence of window decodes: the stable text is each time a prefix of the next
+    hypothesis; once a window froze with an unstable tail, nothing more becomes stable in the segment."""
+    stream = Stream(vad=None, features=lambda wave, key: None, key="s", window_ms=1000)
+    stream.open_start = stream.anchor_ms = 0
+
+    def decoded(start_ms: int, end_ms: int, text: str) -> tuple[str, str]:
+        return stream.partial_text(Prepared("s", end_ms - start_ms, ((start_ms, end_ms),), ()), text)
+
+    assert decoded(0, 480, "Hel") == ("Hel", "")
+    assert decoded(0, 960, "Hello wor") == ("Hello wor", "")
+    assert decoded(0, 960, "Hello world, how") == ("Hello world, how", "Hello")
+    assert decoded(0, 1000, "Hello world, how are") == ("Hello world, how are", " world,")  # the window froze
+    assert stream.anchor_ms == 1000 and stream.stable == "Hello world,"
+    assert decoded(1000, 1480, "you today") == ("Hello world, how are you today", "")
+    assert decoded(1000, 1960, "you today and") == ("Hello world, how are you today and", "")
+    assert decoded(0, 480, "stale") is None  # a window of the old anchor

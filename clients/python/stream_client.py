@@ -99,6 +99,10 @@ def show(message: dict) -> bool:
         return True
     if "warning" in message:
         print(f"warning: {message['warning']}", file=sys.stderr)
+    elif "segments" in message:  # offline: every segment at the end
+        for segment in message["segments"]:
+            if segment["segment_text"]:
+                print(segment["segment_text"], flush=True)
     elif message.get("segment_final"):
         if message.get("segment_text"):
             print(message["segment_text"], flush=True)

@@ -87,6 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="audio between two partial decodes of a stream's open segment (default %(default)s)")
     parser.add_argument("--partial-window-s", type=positive_float, default=8.0,
                         help="longest audio one partial decode re-reads (default %(default)s)")
+    parser.add_argument("--online-partials", action="store_true",
+                        help="mode online: send partials' stable text as it comes (live, but a final that "
+                             "disagrees with it cannot take it back); default: each segment's text with its final, "
+                             "so a FunASR client ends with the offline transcript")
     parser.add_argument("--endpoint-silence-ms", type=positive_int, default=None,
                         help="silence that ends a live stream's segment, whatever its length: its final result comes "
                              "this much after the speech; less answers sooner and cuts at shorter pauses (default: "
@@ -187,7 +191,7 @@ def stream_hub(args: argparse.Namespace, batcher, config):
     try:
         limits = StreamConfig(max_streams=args.max_streams, partial_interval_ms=args.partial_interval_ms,
                               window_ms=int(args.partial_window_s * 1000), idle_timeout_s=args.stream_idle_s,
-                              max_file_mb=args.max_upload_mb)
+                              max_file_mb=args.max_upload_mb, online_partials=args.online_partials)
     except ValueError as err:
         raise UsageError(f"--partial-window-s {args.partial_window_s:g}: {err}")
     vad = StreamingVad(device=args.device, endpoint_silence_ms=args.endpoint_silence_ms)

@@ -147,10 +147,10 @@ class Metrics:
                                         "Streaming-VAD calls: one per audio message while the server keeps up, "
                                         "fewer while it catches up with a backlog.")
         self.stream_lag = Histogram("sensevoice_stream_lag_seconds",
-                                    "How far behind real time a stream was once the VAD had read its audio and its "
-                                    "closed segments were decoded.", LATENCY_BUCKETS_S)
+                                    "How long a stream's audio waited for the server (its backlog) when the VAD "
+                                    "took it.", LATENCY_BUCKETS_S)
         self.stream_warnings = Counter("sensevoice_stream_lag_warnings_total",
-                                       "Warnings sent to streams that fell behind real time.")
+                                       "Warnings sent to streams whose audio waited too long for the server.")
 
     def render(self) -> str:
         metrics = (self.requests, self.errors, self.latency, self.audio_seconds, self.queue_depth, self.rejected,

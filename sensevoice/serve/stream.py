@@ -9,12 +9,20 @@ offline transcription of that VAD segment. A partial decodes only the open segme
 once that window reaches ``window_ms`` its text is frozen and the anchor moves to its end, so a partial never
 costs more than one window however long the segment grows (the VAD closes any segment at 30 s, as offline).
 
+Partials are re-decodes, so each may revise the last. What a client is sent as it comes must never need taking
+back (FunASR's clients concatenate it), so a partial also yields its *stable* text: the longest prefix the last
+``STABLE_AGREEMENT`` hypotheses agree on, up to a word boundary that more agreed text follows (never a hypothesis's
+last word, which may still grow). Stable text only grows. Once a window is frozen, no more is made stable in that
+segment: its frozen tail (a hypothesis's end, never stable) was decoded without its right context and stays in
+every later hypothesis; the segment's final text brings the rest.
+
 Memory is bounded: the stream keeps the open segment's audio and ``PREROLL_MS`` before it (the VAD dates a start
 back by a few hundred ms), never the whole recording.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -28,6 +36,7 @@ from sensevoice.vad import VadStream
 
 PREROLL_MS = 3000  # audio kept before the open segment (or the present, in silence)
 MIN_PARTIAL_MS = 200  # a shorter open window is not worth a model call
+STABLE_AGREEMENT = 2  # successive partial hypotheses that must agree on text before it is stable
 
 Features = Callable[[np.ndarray, str], Tensor]  # (N,) 16 kHz samples, key -> (T, n_input), Transcriber.features
 
@@ -40,8 +49,12 @@ class StreamConfig:
     partial_interval_ms: int = 480  # audio between two partial decodes of the open segment
     window_ms: int = 8000  # a partial decodes at most this much audio (then its text is frozen)
     idle_timeout_s: float = 30.0  # a stream silent (no message) this long is closed
-    max_lag_s: float = 1.0  # further behind real time than this: the client is told and partials pause
+    max_lag_s: float = 1.0  # audio waiting longer than this for the server: the client is told and partials pause
     max_file_mb: float = 64.0  # a whole file sent as wav_format "others" (the service's --max-upload-mb)
+    # mode "online": send each partial's newly stable text (live; a final that disagrees with text already sent
+    # leaves the client's text wrong) instead of all of a segment's text with its final (the client's text is then
+    # the offline transcript). "2pass" always sends stable text: its finals replace it.
+    online_partials: bool = False
 
     def __post_init__(self):
         for name in ("max_streams", "partial_interval_ms", "window_ms"):
@@ -67,6 +80,10 @@ class Stream:
         self.open_start: int | None = None  # ms: the open segment's start (None: in silence)
         self.anchor_ms = 0  # start of the open segment's partial window
         self.frozen = ""  # text of the open segment's earlier windows
+        self.recent: list[str] = []  # the open segment's last hypotheses (at most STABLE_AGREEMENT)
+        self.stable = ""  # the open segment's stable text (what its partials may send): it only grows
+        self.stable_closed = False  # a window froze with an unstable tail: nothing more becomes stable
+        self.stable_of: dict[str, str] = {}  # a closed segment's stable text, by its item's key (until taken)
         self.last_partial_ms = 0  # stream time of the last partial decode
         self.lock = threading.Lock()  # feed (a worker thread) vs partial_item (another) and partial_text (the loop)
 
@@ -91,15 +108,21 @@ class Stream:
         for start_ms, end_ms in self.vad.feed(samples, is_final):
             if start_ms != -1:
                 self.open_start = self.anchor_ms = self.last_partial_ms = start_ms
-                self.frozen = ""
+                self.frozen, self.recent, self.stable, self.stable_closed = "", [], "", False
             if end_ms != -1 and self.open_start is not None:
-                closed.append(self.item(self.open_start, min(end_ms, self.now_ms)))
-                self.open_start = None
+                closed.append(self.close_segment(min(end_ms, self.now_ms)))
         if is_final and self.open_start is not None:
-            closed.append(self.item(self.open_start, self.now_ms))
-            self.open_start = None
+            closed.append(self.close_segment(self.now_ms))
         self.trim()
+        for empty in (item for item in closed if item.duration_ms <= 0):
+            self.stable_of.pop(empty.key, None)
         return [item for item in closed if item.duration_ms > 0]
+
+    def close_segment(self, end_ms: int) -> Prepared:
+        item = self.item(self.open_start, end_ms)
+        self.stable_of[item.key] = self.stable
+        self.open_start = None
+        return item
 
     def item(self, start_ms: int, end_ms: int) -> Prepared:
         """The span [start_ms, end_ms) of the stream as a prepared item whose timestamps are stream-absolute."""
@@ -131,20 +154,28 @@ class Stream:
         self.last_partial_ms = self.now_ms
         return self.item(self.anchor_ms, self.now_ms)
 
-    def partial_text(self, item: Prepared, text: str) -> str | None:
-        """The open segment's hypothesis from a decoded window (None when the window is stale: its segment closed
-        or its anchor moved meanwhile). A window that reached ``window_ms`` is frozen into the hypothesis."""
+    def partial_text(self, item: Prepared, text: str) -> tuple[str, str] | None:
+        """(the open segment's hypothesis, the text that became stable with it) from a decoded window; None when
+        the window is stale (its segment closed or its anchor moved meanwhile). A window that reached
+        ``window_ms`` is frozen into the hypothesis."""
         start_ms, end_ms = item.spans[0]
         with self.lock:
             return self._partial_text(start_ms, end_ms, text)
 
-    def _partial_text(self, start_ms: int, end_ms: int, text: str) -> str | None:
+    def _partial_text(self, start_ms: int, end_ms: int, text: str) -> tuple[str, str] | None:
         if self.open_start is None or start_ms != self.anchor_ms:
             return None
         hypothesis = join_texts(self.frozen, text)
+        self.recent = [*self.recent, hypothesis][-STABLE_AGREEMENT:]
+        newly = ""
+        if len(self.recent) == STABLE_AGREEMENT and not self.stable_closed:
+            stable = stable_prefix(self.recent)
+            if len(stable) > len(self.stable) and stable.startswith(self.stable):
+                newly, self.stable = stable[len(self.stable):], stable
         if end_ms - start_ms >= self.window_ms:
             self.frozen, self.anchor_ms = hypothesis, end_ms
-        return hypothesis
+            self.stable_closed = True  # the frozen tail is never stable (a hypothesis's end never is)
+        return hypothesis, newly
 
     def close(self) -> None:
         self.vad.close()
@@ -153,6 +184,18 @@ class Stream:
 
 def join_texts(*texts: str) -> str:
     return " ".join(t for t in texts if t)
+
+
+def stable_prefix(hypotheses: list[str]) -> str:
+    """The longest prefix all ``hypotheses`` share that ends at a word boundary followed by more shared text: before
+    a space, or between two characters of which one is of a script written without spaces (CJK). The shared text's
+    last word is left out: in the hypothesis that ends there it may still grow ("wor" -> "world")."""
+    common = os.path.commonprefix(hypotheses)
+    for end in range(len(common) - 1, 0, -1):
+        before, after = common[end - 1], common[end]
+        if before != " " and (after == " " or not (before.isascii() and after.isascii())):
+            return common[:end]
+    return ""
 
 
 def pcm16_to_float(data: bytes) -> np.ndarray:

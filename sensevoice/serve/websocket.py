@@ -5,28 +5,39 @@ so FunASR's own clients connect unchanged to ``ws://host:port/``:
              "is_speaking": true, "hotwords": ..., "itn": true, "audio_fs": 16000, "wav_format": "pcm"}
             binary 16-bit little-endian PCM chunks, 16 kHz mono ...
             {"is_speaking": false}            (then a new first message starts the next utterance, or close)
-    server: {"mode": "online"|"2pass-online", "text": <new text since the last message of this segment>, ...}
-            {"mode": "offline"|"2pass-offline", "text": <the segment's final text>, "timestamp": "[[s, e], ...]",
-             "stamp_sents": [...], "is_final": false, ...}        one per VAD segment, times from the stream's start
+    server: {"mode": "online"|"2pass-online", "text": <text of the open segment that became stable>, ...}
+            {"mode": "online"|"2pass-offline", "text": <the rest of the segment's text | its final text>,
+             "timestamp": "[[s, e], ...]", "stamp_sents": [...], "is_final": false, ...}   one per VAD segment
+            {"mode": "offline", "text": <the utterance's text>, "timestamp": ..., "stamp_sents": [one per segment],
+             "segments": [...]}                                   once, the answer to {"is_speaking": false}
             the answer to {"is_speaking": false} has "is_final": true and "is_end": true
 
-Partial texts are re-decodes, so a later one may revise an earlier one: ``text`` carries only what extends the
-text already sent (FunASR's clients concatenate it) and ``segment_text`` the whole current hypothesis. Our own
-fields ride beside the protocol's: ``segment_text``, ``segment_final``, ``start_ms``, ``end_ms``,
-``endpoint_ms`` (the stream time at which the VAD closed the segment), ``language``, ``emotion``, ``event``,
-``model`` (on every final: the answering model's id, as the HTTP API's /v1/models and verbose_json name it),
-the final's confidence (``avg_logprob``, ``no_speech_prob``, ``word_probability`` beside ``timestamp``),
-``warning``, ``lag_s``, ``error``. ``hotwords`` bias the decoding (the decoding's contextual biasing, as the HTTP
-API's ``prompt``): FunASR's clients send a JSON object ``{"phrase": weight, ...}`` as a string; its weights are on
-FunASR's scale, not ours, so each phrase gets the server's ``--hotword-weight``. Space-separated words work too.
+FunASR's clients concatenate ``text`` (funasr_wss_client.py, the html5 page): all of an utterance's online texts,
+or its 2pass-offline texts (each replacing the 2pass-online texts since the last one), or its offline texts. So
+``text`` never needs taking back, and texts join as the offline transcript does (a space between segments): the
+concatenated online texts, the 2pass-offline texts and the offline text all equal ``sensevoice transcribe``'s text
+of the same audio. Partials are re-decodes, each may revise the last, so a 2pass-online text is only what became
+stable (``stream.stable_prefix``) and the segment's 2pass-offline brings the whole. An online segment's text comes
+with its final; with ``online_partials`` its partials send their stable text and the final the rest (live, but a
+final decode that disagrees with stable text already sent cannot take it back). ``offline`` answers
+once, at the end, as FunASR's offline servers do (its client closes on the first offline message). Our own fields
+ride beside the protocol's: ``segment_text`` (the whole current hypothesis, or the final text), ``segment_final``,
+``model`` (on every final: the answering model's id, as /v1/models and verbose_json name it), ``start_ms``,
+``end_ms``, ``endpoint_ms`` (the stream time at which the VAD closed the segment), ``language``, ``emotion``, ``event``, the final's confidence (``avg_logprob``, ``no_speech_prob``, ``word_probability`` beside
+``timestamp``), ``segments`` (offline: each segment's), ``warning``, ``lag_s``, ``error``. ``hotwords`` bias the
+decoding (the decoding's contextual biasing, as the HTTP API's ``prompt``) in every form FunASR's clients send: a
+JSON object ``{"phrase": weight, ...}`` (as a string; its weights are on FunASR's scale, not ours, so each phrase
+gets the server's ``--hotword-weight``), comma-separated phrases, or space-separated words.
 
 All streams share the service's ``Batcher``: their partial and final decodes meet in the same model calls as the
 HTTP requests; partials are best effort and yield to finals and HTTP requests. A stream has at most one partial
-decode in flight; one that falls behind real time by more than ``max_lag_s`` is told so (``warning``) and gets no
-partials until it catches up, so it cannot slow the others without bound. Refusals (wrong key, too many streams,
-bad first message, non-PCM audio, idle) are a JSON ``{"error": ..., "mode": "offline", "text": "", "is_end": true,
-"is_final": false}`` (``mode`` and ``text``: FunASR's client reads both from every message) and then a close with a
-WebSocket code.
+decode in flight; when its audio waits for the server longer than ``max_lag_s`` (the server's own backlog, not the
+client's pace) it is told so and gets no partials until it catches up, so it cannot slow the others without bound.
+The warning is ``{"warning": ..., "lag_s": ..., "text": "", "is_final": false}`` without ``mode``: FunASR's Python
+client skips a message without ``mode`` and its html5 page appends its empty ``text``, so none shows it as a result.
+Refusals (wrong key, too many streams, bad first message, non-PCM audio, idle) are a JSON ``{"error": ..., "mode":
+"offline", "text": "", "is_end": true, "is_final": false}`` (``mode`` and ``text``: FunASR's client reads both
+from every message, and an offline message ends its wait) and then a close with a WebSocket code.
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ import functools
 import hmac
 import json
 import logging
+import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,6 +76,7 @@ CONFIDENCE_FIELDS = ("avg_logprob", "no_speech_prob", "word_probability")  # a f
 WAV_FORMATS = ("pcm", "others")  # FunASR's client: "pcm" for .pcm and .wav (their samples), "others" for other files
 MIN_FS, MAX_FS = 8000, 192_000
 WARN_EVERY_S = 2.0  # at most one lag warning per stream this often
+HOTWORD_COMMAS = re.compile("[,，]")  # between comma-separated hotword phrases (ASCII or full-width)
 
 
 class StreamError(Exception):
@@ -113,9 +127,9 @@ def parse_first(message: dict[str, Any], base: sv.DecodingOptions) -> Settings:
 
 
 def parse_hotwords(value: Any) -> tuple[str, ...]:
-    """FunASR's ``hotwords`` field -> its phrases (``DecodingOptions`` checks and normalises them): "" for none, a
-    JSON object of phrases (as a string, the way its clients send it, or as an object) or a string of
-    space-separated words."""
+    """FunASR's ``hotwords`` field -> its phrases (``DecodingOptions`` checks and normalises them), in each form its
+    clients send: "" for none, a JSON object of phrases (as a string, or as an object), comma-separated phrases
+    ("cousin,twenty,阿里巴巴"; a trailing comma is allowed) or space-separated words."""
     if isinstance(value, str) and value.strip().startswith("{"):
         try:
             value = json.loads(value)
@@ -123,27 +137,34 @@ def parse_hotwords(value: Any) -> tuple[str, ...]:
             raise StreamError(f"hotwords={value[:80]!r} is not a JSON object ({err})") from None
     if isinstance(value, dict):
         return tuple(value)
+    if isinstance(value, str) and HOTWORD_COMMAS.search(value):
+        return tuple(phrase.strip() for phrase in HOTWORD_COMMAS.split(value.rstrip(" ,，")))
     if isinstance(value, str):
         return tuple(value.split())
     raise StreamError(f"hotwords={value!r}; expected FunASR's JSON object {{\"phrase\": weight, ...}} (as a "
-                      "string or an object) or space-separated words")
+                      "string or an object), comma-separated phrases or space-separated words")
 
 
-def result_message(settings: Settings, mode: str, text: str, segment: dict[str, Any] | None, **extra: Any
+def result_message(settings: Settings, mode: str, text: str, decoded: list[dict[str, Any]] = (), **extra: Any
                    ) -> dict[str, Any]:
-    """A result in FunASR's shape; ``segment`` (a decoded segment, stream-absolute times) adds the timestamps and
-    our tags."""
+    """A result in FunASR's shape; ``decoded`` (segments, stream-absolute times) add the timestamps and
+    stamp_sents."""
     body: dict[str, Any] = {"mode": mode, "text": text, "wav_name": settings.wav_name, "is_final": False}
-    if segment is not None:
-        spans = segment.get("timestamp", [])
+    if decoded:
+        spans = [span for segment in decoded for span in segment.get("timestamp", [])]
         body.update(timestamp=json.dumps(spans) if spans else "",
                     stamp_sents=[{"text_seg": " ".join(segment.get("words", [])), "punc": "",
-                                  "start": segment["start_ms"], "end": segment["end_ms"], "ts_list": spans}],
-                    start_ms=segment["start_ms"], end_ms=segment["end_ms"],
-                    **{tag: segment.get(tag) or "" for tag in ("language", "emotion", "event")},
-                    **{name: segment[name] for name in CONFIDENCE_FIELDS if segment.get(name) is not None})
+                                  "start": segment["start_ms"], "end": segment["end_ms"],
+                                  "ts_list": segment.get("timestamp", [])} for segment in decoded])
     body.update(extra)
     return body
+
+
+def segment_fields(segment: dict[str, Any]) -> dict[str, Any]:
+    """Our fields of one decoded segment: its span, text, tags and confidence."""
+    return {"start_ms": segment["start_ms"], "end_ms": segment["end_ms"], "segment_text": segment["clean_text"] or "",
+            **{tag: segment.get(tag) or "" for tag in ("language", "emotion", "event")},
+            **{name: segment[name] for name in CONFIDENCE_FIELDS if segment.get(name) is not None}}
 
 
 class StreamHub:
@@ -262,7 +283,8 @@ class Utterance:
                              self.config.window_ms)
         self.loop = asyncio.get_running_loop()
         self.partial: asyncio.Task | None = None
-        self.sent = ""  # text of the open segment already sent in partials (``text`` carries only what extends it)
+        self.said = False  # text was sent in this utterance (the next segment's text begins with a space)
+        self.held: list[dict[str, Any]] = []  # offline: the decoded segments, sent together at the end
         self.inbox: list[bytes] = []  # audio received and not fed yet (a file: all of it, until the end)
         self.received_bytes = 0
         self.resampler = soxr.ResampleStream(settings.audio_fs, sv.SAMPLE_RATE, 1, dtype="float32") \
@@ -270,6 +292,7 @@ class Utterance:
         self.arrived = asyncio.Event()  # audio, the end of the utterance, or the client gone
         self.carry = b""  # an odd byte left over from the last feed
         self.started: float | None = None  # when the first audio arrived
+        self.waiting_since: float | None = None  # when the oldest audio not yet fed arrived
         self.warned = 0.0
 
     async def run(self) -> bool:
@@ -317,6 +340,8 @@ class Utterance:
                                   "send the samples without the header, or say wav_format 'others'",
                                   CLOSE_UNSUPPORTED)
             self.started = time.monotonic()
+        if self.waiting_since is None:
+            self.waiting_since = time.monotonic()
         self.session.hub.metrics.stream_audio_messages.inc()
         self.inbox.append(data)
         self.arrived.set()
@@ -325,6 +350,8 @@ class Utterance:
         """The VAD over the audio that arrived; decode the segments it closed; pace the partials."""
         data = self.carry + b"".join(self.inbox)
         self.inbox.clear()
+        # The server's backlog: how long the oldest of this audio waited for it (not the client's pace)
+        lag_s, self.waiting_since = time.monotonic() - self.waiting_since, None
         cut = len(data) - len(data) % 2
         self.carry = data[cut:]
         metrics = self.session.hub.metrics
@@ -332,12 +359,12 @@ class Utterance:
         closed = await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed,
                                                  self.to_16k(pcm16_to_float(data[:cut])))
         await self.finals(closed, last=False, endpoint_ms=self.stream.now_ms)
-        lag_s = time.monotonic() - self.started - self.stream.now_ms / 1000
-        metrics.stream_lag.observe(max(lag_s, 0.0))
+        metrics.stream_lag.observe(lag_s)
+        if self.settings.mode not in PARTIAL_MODE:
+            return
         if lag_s > self.config.max_lag_s:
             await self.warn(lag_s)
-        elif self.settings.mode in PARTIAL_MODE and self.partial is None \
-                and self.stream.partial_due(self.config.partial_interval_ms):
+        elif self.partial is None and self.stream.partial_due(self.config.partial_interval_ms):
             self.partial = asyncio.create_task(self.decode_partial())
 
     async def warn(self, lag_s: float) -> None:
@@ -346,9 +373,9 @@ class Utterance:
             return
         self.warned = now
         self.session.hub.metrics.stream_warnings.inc()
-        await self.session.send(result_message(
-            self.settings, FINAL_MODE[self.settings.mode], "", None, lag_s=round(lag_s, 3),
-            warning=f"the server is {lag_s:.1f} s behind real time; partial results pause until it catches up"))
+        await self.session.send({  # no "mode": no FunASR client takes it for a result (see the module's doc)
+            "text": "", "wav_name": self.settings.wav_name, "is_final": False, "lag_s": round(lag_s, 3),
+            "warning": f"audio waited {lag_s:.1f} s for the server; partial results pause until it catches up"})
 
     async def decode_partial(self) -> None:
         try:
@@ -356,12 +383,15 @@ class Utterance:
             if item is None:
                 return
             result = await self.session.decode(item, self.settings.options, partial=True)
-            hypothesis = self.stream.partial_text(item, result["clean_text"])
-            if hypothesis is None:  # its segment closed meanwhile: the final result says it
+            stable_before = self.stream.stable
+            texts = self.stream.partial_text(item, result["clean_text"])
+            if texts is None:  # its segment closed meanwhile: the final result says it
                 return
-            delta = hypothesis[len(self.sent):] if hypothesis.startswith(self.sent) else ""
-            self.sent = hypothesis if delta else self.sent
-            await self.session.send(result_message(self.settings, PARTIAL_MODE[self.settings.mode], delta, None,
+            hypothesis, newly = texts
+            if self.settings.mode == "online" and not self.config.online_partials:
+                newly = ""  # the segment's final brings all of its text
+            shown = self.lead() + newly if newly and not stable_before else newly
+            await self.session.send(result_message(self.settings, PARTIAL_MODE[self.settings.mode], shown,
                                                    segment_text=hypothesis, start_ms=self.stream.open_start,
                                                    end_ms=item.spans[0][1]))
         except StreamError as err:
@@ -371,30 +401,48 @@ class Utterance:
         finally:
             self.partial = None
 
+    def lead(self) -> str:
+        """What goes before a segment's first text: a space after earlier text, as the offline transcript joins."""
+        return " " if self.said else ""
+
     def cancel_partial(self) -> None:
         if self.partial is not None:
             self.partial.cancel()
             self.partial = None
 
     async def finals(self, closed: list[Prepared], last: bool, endpoint_ms: int) -> None:
-        """Decode and send each closed segment; with ``last`` the final message carries is_final/is_end.
-        ``endpoint_ms``: the stream time when the VAD closed them (clients measure latency from it)."""
+        """Decode and send each closed segment (offline: hold it for the end); with ``last`` the final message
+        carries is_final/is_end. ``endpoint_ms``: the stream time when the VAD closed them (clients measure latency
+        from it)."""
         if closed:
             self.cancel_partial()
         for n, item in enumerate(closed):
             result = await self.session.decode(item, self.settings.options)
             segment = result["segments"][0]
-            text = segment["clean_text"] or ""
-            if self.settings.mode == "online":  # no second pass: the final only extends the partials sent
-                shown = text[len(self.sent):] if text.startswith(self.sent) else ""
-            else:
-                shown = text
+            stable = self.stream.stable_of.pop(item.key, "")
+            if self.settings.mode == "offline":
+                self.held.append(segment)
+                continue
             end = last and n == len(closed) - 1
-            await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], shown, segment,
-                                                   segment_text=text, segment_final=True, endpoint_ms=endpoint_ms, is_final=end,
+            text = self.final_text(segment["clean_text"] or "", stable)
+            await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], text, [segment],
+                                                   **segment_fields(segment), segment_final=True,
+                                                   endpoint_ms=endpoint_ms, is_final=end,
                                                    model=self.session.hub.model_id,
                                                    **({"is_end": True} if end else {})))
-            self.sent = ""
+
+    def final_text(self, text: str, stable: str) -> str:
+        """A segment's ``text``: online, what the ``stable`` text sent in its partials lacks (FunASR's clients
+        concatenate them); 2pass, all of it (its 2pass-offline replaces the partials)."""
+        sent = stable if self.settings.mode == "online" and self.config.online_partials else ""
+        if not text.startswith(sent):  # a stable prefix the final decode disagrees with: cannot be taken back
+            log.warning("%s: the final text %r does not extend the stable text sent, %r", self.settings.wav_name,
+                        text, sent)
+            sent = os.path.commonprefix([text, sent])
+        rest = text[len(sent):]
+        shown = self.lead() + rest if rest and not sent else rest
+        self.said = self.said or bool(text)
+        return shown
 
     def to_16k(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
         return samples if self.resampler is None else self.resampler.resample_chunk(samples, last=last)
@@ -419,9 +467,16 @@ class Utterance:
         # The resampler's last samples, if any (a byte left in ``carry`` is half a sample: dropped)
         samples = self.to_16k(np.zeros(0, np.float32), last=True)
         closed += await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, samples, True)
-        if closed:
+        if self.settings.mode == "offline":
+            await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)
+            segments = self.held
+            await self.session.send(result_message(
+                self.settings, "offline", " ".join(s["clean_text"] for s in segments if s["clean_text"]), segments,
+                segments=[segment_fields(s) for s in segments], is_final=True, is_end=True,
+                model=self.session.hub.model_id, **({} if segments else {"timestamp": "", "stamp_sents": []})))
+        elif closed:
             await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)
         else:
-            await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], "", None,
+            await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], "",
                                                    is_final=True, is_end=True, timestamp="", stamp_sents=[],
                                                    model=self.session.hub.model_id))
