@@ -22,6 +22,7 @@ input exactly once.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob as globlib
 import json
 import os
@@ -33,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from sensevoice import heavy
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, check_backend,
-                                 positive_float, positive_int)
+                                 decoding_options, positive_float, positive_int, resolve_model_dir)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4", ".pcm")
 INPUT_FORMATS = ("auto", "folder", "glob", "scp", "jsonl", "parquet")
@@ -221,11 +223,12 @@ def list_inputs(text: str, chosen: str = "auto") -> list[Input]:
 
 
 # ----------------------------------------------------------------------------------------------- output folder
-def settings(args: argparse.Namespace) -> dict[str, Any]:
-    """What decides the transcripts: a rerun into the same output must use the same."""
-    return {"model": str(args.model_path), "language": args.language, "itn": args.itn,
-            "blank_penalty": args.blank_penalty, "ban_emo_unk": args.ban_emo_unk, "backend": args.backend,
-            "precision": args.precision, "vad": args.vad, "timestamps": args.timestamps}
+def settings(args: argparse.Namespace, options) -> dict[str, Any]:
+    """What decides the transcripts: a rerun into the same output must use the same. Every field of the decoding
+    options (``options``: model.DecodingOptions, so a new field is compared with no edit here), as JSON holds it."""
+    door = {"model": str(args.model_path), "backend": args.backend, "precision": args.precision, "vad": args.vad,
+            "timestamps": args.timestamps}
+    return json.loads(json.dumps({**door, **dataclasses.asdict(options)}))  # tuples as lists, as read back
 
 
 class Store:
@@ -325,12 +328,7 @@ def pending(inputs: Iterable[Input], done: set[str]) -> list[Input]:
 # ----------------------------------------------------------------------------------------------- run
 def check_arguments(args: argparse.Namespace) -> list[Input]:
     """Everything the arguments alone decide (UsageError), before Ray, torch and FunASR are imported."""
-    from sensevoice.cli import resolve_model_dir
-
-    try:
-        check_backend(args)
-    except ValueError as err:
-        raise UsageError(str(err))
+    check_backend(args)
     if args.working_dir is not None and args.address is None:
         raise UsageError("--working-dir ships code to a cluster's workers: it needs --address")
     if args.working_dir is not None and not args.working_dir.is_dir():
@@ -342,8 +340,10 @@ def check_arguments(args: argparse.Namespace) -> list[Input]:
 
 def run(args: argparse.Namespace) -> int:
     inputs = check_arguments(args)
+    heavy.import_funasr()  # model.py's options type checks the rest (hotwords files) before Ray starts
+    options = decoding_options(args, output_timestamp=args.timestamps)
     store = Store(args.output, args.format, args.timestamps)
-    store.check_manifest(settings(args))
+    store.check_manifest(settings(args, options))
     todo = pending(inputs, store.done_keys())
     print(f"sensevoice batch: {len(inputs)} inputs, {len(inputs) - len(todo)} already in {args.output}, "
           f"{len(todo)} to do", file=sys.stderr)
@@ -351,4 +351,4 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from sensevoice import raybatch  # Ray, torch and FunASR from here on
 
-    return raybatch.run_job(args, todo, store)
+    return raybatch.run_job(args, todo, store, options)

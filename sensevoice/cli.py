@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 from sensevoice import REPO_ROOT, heavy
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, backend_options,
-                                 check_backend, decoding_options, positive_float, positive_int)
+                                 check_backend, decoding_options, positive_float, positive_int, resolve_model_dir)
 from sensevoice.subtitles import FORMATS  # light: no torch
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -84,10 +84,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def transcribe_options(args: argparse.Namespace):
     """The decoding options the arguments ask for (model.DecodingOptions); UsageError names a bad value."""
-    try:  # timestamps always: subtitles split long segments with them, and they cost nothing extra
-        return decoding_options(args, output_timestamp=True)
-    except ValueError as err:  # names the option and the allowed values
-        raise UsageError(str(err))
+    return decoding_options(args, output_timestamp=True)  # subtitles split long segments at word times
 
 
 def check_device(name: str) -> None:
@@ -99,16 +96,6 @@ def check_device(name: str) -> None:
         raise UsageError(f"--device {name!r}: {err}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {name!r}: CUDA is not available here (use --device cpu)")
-
-
-def resolve_model_dir(model: Path | None):
-    """--model (default: the demo model) as a ModelDir; UsageError says why it is not one."""
-    from sensevoice.modeldir import ModelDir, ModelDirError
-
-    try:
-        return ModelDir.resolve(model)
-    except ModelDirError as err:
-        raise UsageError(str(err))
 
 
 def input_keys(inputs: Sequence[str]) -> list[str]:
@@ -213,10 +200,7 @@ def emit(result: dict[str, Any], args: argparse.Namespace, several: bool) -> Non
 
 def run_transcribe(args: argparse.Namespace) -> int:
     check_outputs(args)  # what the arguments alone decide, before torch and FunASR are imported
-    try:
-        check_backend(args)
-    except ValueError as err:
-        raise UsageError(str(err))
+    check_backend(args)
     model_dir = resolve_model_dir(args.model)
     problems = [(item, path_problem(item)) for item in args.inputs]
     if all(problem for _, problem in problems):  # nothing to do: say so without loading the model

@@ -104,8 +104,27 @@ def test_rerun_writes_nothing_new(capsys, corpus, tiny_dir, jsonl_out):
 def test_rerun_with_other_settings_is_a_usage_error(capsys, corpus, tiny_dir, jsonl_out):
     code, err = run_batch(capsys, corpus, "-o", jsonl_out, "--model", tiny_dir)
     assert code == cli.EXIT_USAGE and "timestamps: True then, False now" in err
+    before = shard_names(jsonl_out)
+    # every decoding option is compared, the search options included: none may mix decodings in one output
+    for option, value, field in (("--beam-size", "8", "beam_size: 1 then, 8 now"),
+                                 ("--hotwords", "foo", "hotwords: [] then, [['foo', None]] now"),
+                                 ("--restrict-language", None, "restrict_language: False then, True now"),
+                                 ("--tag-topk", "2", "tag_topk: 0 then, 2 now")):
+        code, err = run_batch(capsys, corpus, "-o", jsonl_out, "--model", tiny_dir, "--timestamps", option,
+                              *([value] if value else []))
+        assert code == cli.EXIT_USAGE and field in err, err
+    assert shard_names(jsonl_out) == before
     code, err = run_batch(capsys, corpus, "-o", jsonl_out, "--model", tiny_dir, "--timestamps", "-f", "parquet")
     assert code == cli.EXIT_USAGE and "holds jsonl shards" in err
+
+
+@pytest.mark.parametrize("option", [["--beam-size", "0"], ["--beam-size", "65"], ["--language", "fr"],
+                                    ["--hotword-weight", "nan"]])
+def test_a_bad_option_is_a_usage_error_before_ray_starts(capsys, corpus, tiny_dir, tmp_path, option):
+    was_running = ray.is_initialized()
+    code, err = run_batch(capsys, corpus, "-o", tmp_path / "out", "--model", tiny_dir, *option)
+    assert code == cli.EXIT_USAGE and f"argument {option[0]}" in err
+    assert ray.is_initialized() == was_running and not (tmp_path / "out").exists()
 
 
 def test_parquet_reads_back_as_jsonl_does(capsys, corpus, tiny_dir, jsonl_out, tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 from sensevoice import heavy
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, backend_options,
                                  check_backend, decoding_options, host_address, non_negative_float, port_number,
-                                 positive_float, positive_int)
+                                 positive_float, positive_int, resolve_model_dir)
 
 DESCRIPTION = ("Serve SenseVoiceSmall over HTTP: OpenAI-compatible POST /v1/audio/transcriptions, SenseVoice's "
                "POST /api/v1/asr, GET /health, /v1/models, /metrics, a browser page at /, and live transcription "
@@ -96,17 +96,6 @@ def default_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
-def resolve_model_dir(model: Path | None):
-    """--model (default: the demo model) as a ModelDir, and a --backend/--precision pair that exists; UsageError
-    says why not. Light: no torch."""
-    from sensevoice.modeldir import ModelDir, ModelDirError
-
-    try:
-        return ModelDir.resolve(model)
-    except ModelDirError as err:
-        raise UsageError(str(err))
-
-
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket for uvicorn, bound now (as uvicorn binds it); UsageError names a busy port or a host
     that is not this machine's."""
@@ -130,10 +119,7 @@ def bind(host: str, port: int) -> socket.socket:
 def run(args: argparse.Namespace) -> int:
     """Load the model and serve until interrupted; returns the exit code."""
     model_dir = resolve_model_dir(args.model)
-    try:
-        check_backend(args)
-    except ValueError as err:
-        raise UsageError(str(err))
+    check_backend(args)
     sock = bind(args.host, args.port)
     try:
         return serve(args, model_dir, sock)
@@ -153,8 +139,8 @@ def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
     if args.api_key is None and args.host not in LOOPBACK:
         logging.warning("listening on %s without --api-key: anyone who can reach it may use it", args.host)
     threads = args.threads or default_threads()
+    decoding = decoding_options(args)  # server-wide; each request sets its language, ITN, timestamps (and more)
     try:
-        decoding = decoding_options(args)  # server-wide; each request sets its language, ITN and timestamps
         transcriber = Transcriber(model_dir, backend=backend_options(args), vad=args.vad, device=args.device,
                                   threads=threads, batch_size_s=args.batch_size_s)
     except (FileNotFoundError, ValueError, TypeError) as err:  # no weights, a config or tokenizer that does not fit

@@ -95,36 +95,11 @@ def parse_first(message: dict[str, Any], base: sv.DecodingOptions) -> Settings:
     if wav_format not in WAV_FORMATS:
         raise StreamError(f"wav_format={wav_format!r}: 'pcm' (raw 16-bit little-endian mono samples) or 'others' (a "
                           "whole audio file, decoded once is_speaking is false)", CLOSE_UNSUPPORTED)
-    language = message.get("language", "auto")  # ours: FunASR's protocol has no language field
-    if language not in fields.LANGUAGE_CHOICES:
-        raise StreamError(f"language={language!r}; expected one of {list(fields.LANGUAGE_CHOICES)}")
-    itn = message.get("itn", True)
-    if not isinstance(itn, bool):
-        raise StreamError(f"itn={itn!r} must be true or false")
-    hotwords = parse_hotwords(message.get("hotwords", ""))
-    search = {"hotwords": base.hotwords + hotwords} if hotwords else {}
-    try:
-        options = fields.request_options(base, language, itn, timestamps=True, **search)
+    try:  # FunASR's itn and hotwords, and the other decoding options by their names (language, beam_size, ...)
+        options = fields.stream_options(message, base)
     except fields.ApiError as err:
         raise StreamError(err.message) from None
     return Settings(mode, str(message.get("wav_name", "stream")), options, audio_fs, wav_format == "others")
-
-
-def parse_hotwords(value: Any) -> tuple[str, ...]:
-    """FunASR's ``hotwords`` field -> its phrases (``DecodingOptions`` checks and normalises them): "" for none, a
-    JSON object of phrases (as a string, the way its clients send it, or as an object) or a string of
-    space-separated words."""
-    if isinstance(value, str) and value.strip().startswith("{"):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as err:
-            raise StreamError(f"hotwords={value[:80]!r} is not a JSON object ({err})") from None
-    if isinstance(value, dict):
-        return tuple(value)
-    if isinstance(value, str):
-        return tuple(value.split())
-    raise StreamError(f"hotwords={value!r}; expected FunASR's JSON object {{\"phrase\": weight, ...}} (as a "
-                      "string or an object) or space-separated words")
 
 
 def result_message(settings: Settings, mode: str, text: str, segment: dict[str, Any] | None, **extra: Any
