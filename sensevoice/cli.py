@@ -38,7 +38,7 @@ class Command:
     ``run(args) -> exit code``; it is imported only when this command runs or shows its help."""
 
     help: str  # one line, in ``sensevoice --help`` and atop the command's own help
-    module: str  # e.g. "sensevoice.export"
+    module: str  # e.g. "sensevoice.export_command"
     exit_help: str  # the end of the command's --help: its exit codes
     add_arguments: str = "add_arguments"  # the functions' names in ``module``
     run: str = "run"
@@ -246,7 +246,7 @@ COMMANDS: dict[str, Command] = {
     "serve": Command("serve the model over HTTP (OpenAI-compatible and SenseVoice API routes, a browser page)",
                      "sensevoice.serve.command", SERVE_EXIT_HELP),
     "export": Command("export a model directory to ONNX (official I/O names, sherpa-onnx metadata, optional int8)",
-                      "sensevoice.export", EXPORT_EXIT_HELP),
+                      "sensevoice.export_command", EXPORT_EXIT_HELP),
     "batch": Command("transcribe a corpus on Ray Data (a laptop or a cluster) into resumable JSONL/Parquet shards",
                      "sensevoice.batch", BATCH_EXIT_HELP),
     "bench": Command("benchmark backends (FunASR built-in, ours eager/fast/ONNX, sherpa-onnx, funasr-onnx)",

@@ -1,4 +1,5 @@
-"""ONNX export with FunASR's official I/O, readable by sherpa-onnx and funasr-onnx: ``sensevoice export``.
+"""ONNX export with FunASR's official I/O, readable by sherpa-onnx and funasr-onnx: the library behind the
+``sensevoice export`` command (sensevoice/export_command.py) and the ONNX Runtime backend's cache (backends.py).
 
 Graph (FunASR's ``funasr/models/sense_voice/export_meta.py``, same names, dtypes and dynamic axes):
 
@@ -26,16 +27,12 @@ other runtimes.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import logging
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
-
-from sensevoice import heavy
-from sensevoice.argtypes import existing_dir, module_main
 
 if TYPE_CHECKING:  # imported where used: ``sensevoice --help`` must not load torch
     import numpy as np
@@ -272,32 +269,3 @@ def export_model(model: sv.SenseVoiceSmall, source, out_dir: Path, int8: bool = 
     else:
         (out_dir / INT8_NAME).unlink(missing_ok=True)  # never leave an int8 model of other weights beside
     return paths
-
-
-# ----------------------------------------------------------------------------------------------- command
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=existing_dir, required=True, metavar="DIR",
-                        help="model directory (model.pt, config.yaml, configuration.json, tokenizer, am.mvn)")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--int8", action="store_true",
-                        help=f"also write {INT8_NAME} (dynamic int8 MatMul weights)")
-    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (default %(default)s)")
-    parser.add_argument("--standard-ops", action="store_true",
-                        help="standard ONNX operators only (attention unfused) for runtimes other than ONNX Runtime")
-
-
-def run(args: argparse.Namespace) -> int:
-    heavy.import_funasr()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    paths = export(args.model, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
-    for kind, path in paths.items():
-        print(f"{kind}: {path}")
-    return 0
-
-
-def main(argv: Iterable[str] | None = None) -> int:
-    return module_main("python -m sensevoice.export", __doc__, add_arguments, run, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

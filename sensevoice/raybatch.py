@@ -38,7 +38,7 @@ import ray.data
 
 from sensevoice import REPO_ROOT, heavy
 from sensevoice.argtypes import backend_options
-from sensevoice.batch import Input, Store
+from sensevoice.batchio import Input, Store
 
 LOCAL_OBJECT_STORE_BYTES = 1 << 30  # 1 GiB for an embedded local Ray (the default, 30 % of RAM, is a laptop's lot)
 SEGMENTS_PER_BLOCK = 64  # a prepare task emits a long file's segments in blocks of this many rows
@@ -218,7 +218,7 @@ def plan_actors(args: argparse.Namespace) -> tuple[str, int, int]:
 
 
 def build_dataset(args: argparse.Namespace, todo: list[Input], options, device: str, actors: int, threads: int):
-    from sensevoice.batch import parquet_columns
+    from sensevoice.batchio import parquet_columns
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = args.verbose

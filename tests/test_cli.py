@@ -15,7 +15,7 @@ import pytest
 import soundfile
 
 import model as sv
-from conftest import ROOT, speechlike
+from testkit import ROOT, speechlike
 from helpers_long import long_speechlike
 from sensevoice import cli, subtitles
 

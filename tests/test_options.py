@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import model as sv
-from conftest import speechlike
+from testkit import speechlike
 from helpers import load_parts
 
 

@@ -27,7 +27,7 @@ import model as sv
 
 from sensevoice.pipeline import Transcriber
 from sensevoice.argtypes import module_main, non_negative_float
-from sensevoice.training.train import read_jsonl
+from sensevoice.datalist import read_jsonl
 
 WORD_LANGUAGES = {"en"}  # scored by WER; the others by CER
 NUMBER_WORDS = re.compile(r"\d|\b(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"

@@ -10,6 +10,7 @@ server-wide options (``sensevoice serve``'s flags), and its phrases (hotwords) j
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -55,6 +56,16 @@ def error_response(status: int, message: str, param: str | None = None,
     body = {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"), "param": param,
                       "code": status}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def key_matches(expected: str | None, authorization: str, query_key: str | None = None) -> bool:
+    """Whether a request carries the service's API key (None: no key needed), as ``Authorization: Bearer KEY`` or,
+    where given (WebSocket: browsers cannot set its headers), as ``?api_key=KEY``."""
+    if expected is None:
+        return True
+    scheme, _, token = authorization.partition(" ")
+    given = token.strip() if scheme.lower() == "bearer" else query_key or ""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def check_fields(form: FormData, accepted: Sequence[str]) -> None:

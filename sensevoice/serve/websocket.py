@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import time
@@ -133,11 +132,7 @@ class StreamHub:
 
     def authorized(self, ws: WebSocket) -> bool:
         """The HTTP API's key, as ``Authorization: Bearer KEY`` or (browsers cannot set headers) ``?api_key=KEY``."""
-        if self.api_key is None:
-            return True
-        scheme, _, token = ws.headers.get("authorization", "").partition(" ")
-        given = token.strip() if scheme.lower() == "bearer" else ws.query_params.get("api_key", "")
-        return hmac.compare_digest(given.encode(), self.api_key.encode())
+        return fields.key_matches(self.api_key, ws.headers.get("authorization", ""), ws.query_params.get("api_key"))
 
     async def serve(self, ws: WebSocket) -> None:
         offered = ws.scope.get("subprotocols") or []
