@@ -6,7 +6,11 @@ text-norm) prepended -> SAN-M encoder -> CTC over the sentencepiece vocabulary. 
 are the rich tags, e.g. ``<|en|><|NEUTRAL|><|Speech|><|woitn|>hello``.
 
 FunASR imports this file by path (``remote_code="./model.py"``), so it depends on stdlib, numpy, torch and
-funasr only. Checkpoint keys and shapes follow the official release, so its ``model.pt`` loads unmodified.
+funasr only. Two optional features live in the ``sensevoice`` package beside it and are imported lazily, inside
+the function that needs them: ``decode_scores`` imports ``sensevoice.decoding`` for beam search, hotwords,
+restrict_language and tag_topk, and ``SenseVoiceSmall`` imports ``sensevoice.backends`` for a backend other than
+PyTorch fp32. Greedy fp32 decoding, FunASR's own, never imports the package (tests/test_layers.py keeps it so).
+Checkpoint keys and shapes follow the official release, so its ``model.pt`` loads unmodified.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import re
 import sys
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -170,17 +174,31 @@ MAX_BEAM = 64  # prefixes kept per frame, at most
 HOTWORD_BEAM = 4  # the beam of a search with hotwords and beam_size=1 (biasing needs alternatives to choose from)
 
 
-def _check_count(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{name}={value!r} must be an integer in [{low}, {high}]")
+def _check_count(name: str, value: Any, low: int, high: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
+            or (high is not None and value > high):
+        raise ValueError(f"{name}={value!r} must be an integer " + (f"in [{low}, {high}]" if high is not None
+                                                                     else f">= {low}"))
     return int(value)
 
 
-def _check_weight(name: str, value: Any) -> float:
+def _check_number(name: str, value: Any, low: float, high: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value) \
-            or value < 0:
-        raise ValueError(f"{name}={value!r} must be a finite number >= 0")
+            or value < low or (high is not None and value > high):
+        raise ValueError(f"{name}={value!r} must be a finite number " + (f"in [{low}, {high}]" if high is not None
+                                                                          else f">= {low}"))
     return float(value)
+
+
+def _check_choice(name: str, value: Any, default: str, choices: Sequence[str], aliases: Mapping[str, str]) -> str:
+    value = default if value is None else value  # FunASR passes language=None for "not given"
+    if not isinstance(value, str):
+        raise TypeError(f"{name}={value!r} must be a string, one of {list(choices)}")
+    value = aliases.get(value, value)
+    if value not in choices:
+        also = f" (or {', '.join(f'{a!r} for {v}' for a, v in aliases.items())})" if aliases else ""
+        raise ValueError(f"{name}={value!r}; expected one of {list(choices)}{also}")
+    return value
 
 
 def _check_hotwords(value: Any) -> tuple[tuple[str, float | None], ...]:
@@ -194,7 +212,7 @@ def _check_hotwords(value: Any) -> tuple[tuple[str, float | None], ...]:
             and len(entry) == 2 else (None, None)
         if not isinstance(phrase, str) or not phrase.strip():
             raise ValueError(f"hotword {entry!r} must be a non-empty phrase or a (phrase, weight) pair")
-        out.append((" ".join(phrase.split()), None if weight is None else _check_weight(f"weight of {phrase!r}", weight)))
+        out.append((" ".join(phrase.split()), None if weight is None else _check_number(f"weight of {phrase!r}", weight, 0)))
     return tuple(out)
 
 
@@ -219,56 +237,80 @@ def read_hotwords(value: Any) -> tuple[tuple[str, float | None], ...]:
     return _check_hotwords(value)
 
 
+def _check_option(spec: Any, value: Any) -> Any:
+    """One DecodingOptions field's value, checked against its declaration and made canonical."""
+    name, meta = spec.name, spec.metadata
+    kind = getattr(spec.type, "__name__", spec.type)  # a string under ``from __future__ import annotations``
+    if kind == "bool":
+        return _check_flag(name, value)
+    if kind == "int":
+        return _check_count(name, value, *meta["range"])
+    if kind == "float":
+        return _check_number(name, value, *meta["range"])
+    if kind == "str":
+        return _check_choice(name, value, spec.default, meta["choices"], meta.get("aliases", {}))
+    if kind == "tuple":  # phrases with optional weights (hotwords)
+        return _check_hotwords(value)
+    raise TypeError(f"DecodingOptions.{name}: fields of type {kind} have no check; use bool, int, float, str or tuple")
+
+
+def option(default: Any, help: str, **spec: Any) -> Any:
+    """A field of DecodingOptions: its default, one line of help, and how the front doors take it. Every door
+    derives its flags and fields from these (sensevoice/optionspec.py; the CLI reads them from this file's source,
+    without importing torch, so ``spec`` holds literals or names of this file's constants). ``spec`` keys:
+
+    range=(low, high)          numbers: the accepted interval (high None: no upper bound)
+    choices=, aliases=         strings: the accepted values, and other spellings of them ({alias: value})
+    as_flag=(on, off)          a string the doors take as a yes/no flag (textnorm: ``--itn``, ``use_itn``)
+    names={door: name}         a door's own spelling ("cli": "--itn", "form": HTTP form, "stream": WebSocket);
+                               default: the field name (``--field-name`` on the command line)
+    metavar=                   the command line's placeholder for the value
+    per_request=True           the service takes it with each request only (no server-wide flag)
+    doors=False                each door sets it from its input or output format: no flag or field of its own
+    """
+    return field(default=default, metadata={"help": help, **spec})
+
+
 @dataclass(frozen=True)
 class DecodingOptions:
-    """How to decode: the one options type of every front door (CLI, service, AutoModel kwargs), validated on
-    construction. ``from_kwargs`` reads FunASR's spellings (``use_itn``, ``text_norm``); other runtime kwargs of
-    FunASR pass through untouched."""
+    """How to decode: the one options type of every front door (CLI, service, batch, AutoModel kwargs), validated
+    on construction from each field's declaration. ``from_kwargs`` reads FunASR's spellings (``use_itn``,
+    ``text_norm``, ``hotword``); other runtime kwargs of FunASR pass through untouched. A new option is one
+    field here: every door gets it (tests/test_options.py adds one to a copy of this type)."""
 
-    language: str = "auto"  # one of LANGUAGES (or an alias in LANGUAGE_ALIASES); forces the language prompt
-    textnorm: str = "woitn"  # "withitn": inverse text normalisation + punctuation, "woitn": spoken form
-    ban_emo_unk: bool = False  # never emit <|EMO_UNKNOWN|>
+    language: str = option("auto", "forced language prompt (auto: detected per segment)", choices=LANGUAGES,
+                           aliases=LANGUAGE_ALIASES, metavar="LANG", per_request=True)
+    textnorm: str = option("woitn", "inverse text normalisation: digits and punctuation", choices=TEXTNORMS,
+                           as_flag=("withitn", "woitn"), names={"cli": "--itn", "form": "use_itn", "stream": "itn"},
+                           per_request=True)
+    ban_emo_unk: bool = option(False, "never output <|EMO_UNKNOWN|>: every speech segment gets one of the emotions")
     # Subtracted from the blank's score on every speech frame before the greedy search (sherpa-onnx's
     # blank_penalty): an under-confident model drops short words, and a penalty trades those deletions for
     # insertions. 0 is plain greedy CTC, token for token what FunASR's own SenseVoiceSmall decodes.
-    blank_penalty: float = 0.0
-    output_timestamp: bool = False  # add per-token and per-word [start_ms, end_ms] (and their probabilities)
-    fs: int = SAMPLE_RATE  # sample rate of array/tensor inputs (files carry their own)
+    blank_penalty: float = option(0.0, "subtract X from the CTC blank's score before greedy decoding: X > 0 trades "
+                                  "dropped short words for insertions (0: plain greedy CTC, as FunASR decodes)",
+                                  range=(0, None), metavar="X")
+    output_timestamp: bool = option(False, "add per-token and per-word [start_ms, end_ms] (and their probabilities)",
+                                    doors=False)
+    fs: int = option(SAMPLE_RATE, "sample rate of array/tensor inputs in Hz (files carry their own)",
+                     range=(1, None), doors=False)
     # The options below decode with sensevoice/decoding.py (imported only when one of them is set).
-    beam_size: int = 1  # CTC prefix beam search over the text frames; 1: greedy (with hotwords: HOTWORD_BEAM)
+    beam_size: int = option(1, "CTC prefix beam search with N prefixes (1: greedy, as FunASR decodes; "
+                            "hotwords search with at least 4, HOTWORD_BEAM)", range=(1, MAX_BEAM), metavar="N")
     # Contextual biasing: ((phrase, weight or None for hotword_weight), ...); from_kwargs also reads FunASR's
     # ``hotword`` (space-separated words, or a file with one phrase per line, optionally followed by a weight).
-    hotwords: tuple = ()
-    hotword_weight: float = 2.0  # bonus in nats per matched sentencepiece piece, taken back if the match fails
-    restrict_language: bool = False  # suppress pieces of other scripts than the forced (or detected) language's
-    tag_topk: int = 0  # add the k most likely languages, emotions and events with probabilities (0: off)
+    hotwords: tuple = option((), "bias decoding towards these phrases: a file with one phrase per line (a trailing "
+                             "number is its weight) or space-separated words", metavar="FILE|WORDS")
+    hotword_weight: float = option(2.0, "bonus in nats per matched piece of a hotword, taken back if the match fails",
+                                   range=(0, None), metavar="X")
+    restrict_language: bool = option(False, "output only the scripts of the language, forced or detected "
+                                     "(zh/yue keep Latin)")
+    tag_topk: int = option(0, "add the K most likely languages, emotions and events with probabilities (0: off)",
+                           range=(0, len(EVENTS)), metavar="K")
 
     def __post_init__(self):
-        language = self.language if self.language is not None else "auto"
-        if not isinstance(language, str):
-            raise TypeError(f"language={language!r} must be a string, one of {list(LANGUAGES)}")
-        language = LANGUAGE_ALIASES.get(language, language)
-        if language not in LANGUAGES:
-            raise ValueError(f"language={language!r}; expected one of {list(LANGUAGES)} (or 'zn' for zh)")
-        if self.textnorm not in TEXTNORMS:
-            raise ValueError(f"textnorm={self.textnorm!r}; expected one of {list(TEXTNORMS)}")
-        penalty = self.blank_penalty
-        if isinstance(penalty, bool) or not isinstance(penalty, (int, float, np.number)) \
-                or not math.isfinite(penalty) or penalty < 0:
-            raise ValueError(f"blank_penalty={penalty!r} must be a finite number >= 0 (0: plain greedy CTC)")
-        fs = self.fs
-        if isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0:
-            raise ValueError(f"fs={fs!r} must be a positive integer sample rate in Hz")
-        normalised = {"language": language, "blank_penalty": float(penalty), "fs": int(fs),
-                      "ban_emo_unk": _check_flag("ban_emo_unk", self.ban_emo_unk),
-                      "output_timestamp": _check_flag("output_timestamp", self.output_timestamp),
-                      "restrict_language": _check_flag("restrict_language", self.restrict_language),
-                      "beam_size": _check_count("beam_size", self.beam_size, 1, MAX_BEAM),
-                      "tag_topk": _check_count("tag_topk", self.tag_topk, 0, len(EVENTS)),
-                      "hotword_weight": _check_weight("hotword_weight", self.hotword_weight),
-                      "hotwords": _check_hotwords(self.hotwords)}
-        for name, value in normalised.items():  # frozen: canonical values replace the accepted spellings
-            object.__setattr__(self, name, value)
+        for spec in fields(self):  # frozen: canonical values replace the accepted spellings
+            object.__setattr__(self, spec.name, _check_option(spec, getattr(self, spec.name)))
 
     @property
     def use_itn(self) -> bool:
@@ -281,7 +323,8 @@ class DecodingOptions:
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> "DecodingOptions":
-        """From FunASR-style keyword arguments: ``use_itn`` (bool) or ``textnorm``/``text_norm``, plus the fields."""
+        """From FunASR-style keyword arguments: every field by its name, ``use_itn`` (bool) or
+        ``textnorm``/``text_norm``, and FunASR's ``hotword``."""
         use_itn = kwargs.get("use_itn")
         textnorm = kwargs.get("textnorm", kwargs.get("text_norm"))
         if use_itn is not None:
@@ -290,14 +333,12 @@ class DecodingOptions:
                 raise ValueError(f"use_itn={use_itn!r} contradicts textnorm={textnorm!r}")
         if textnorm is None:
             textnorm = "withitn" if use_itn else "woitn"
-        names = ("language", "ban_emo_unk", "blank_penalty", "output_timestamp", "fs", "beam_size", "hotwords",
-                 "hotword_weight", "restrict_language", "tag_topk")
-        fields = {name: kwargs[name] for name in names if name in kwargs}
+        values = {spec.name: kwargs[spec.name] for spec in fields(cls) if spec.name in kwargs}
         if kwargs.get("hotword") is not None:  # FunASR's spelling (contextual Paraformer)
             if "hotwords" in kwargs:
                 raise ValueError("pass hotword= (FunASR's spelling) or hotwords=, not both")
-            fields["hotwords"] = read_hotwords(kwargs["hotword"])
-        return cls(textnorm=textnorm, **fields)
+            values["hotwords"] = read_hotwords(kwargs["hotword"])
+        return cls(**{**values, "textnorm": textnorm})
 
 
 # Inference backends and the precisions each runs (sensevoice/backends.py implements all but the default, which

@@ -1,28 +1,29 @@
 """The command line's side of the one options type: argparse ``type=`` callables, and the decoding and backend
-options of ``model.DecodingOptions`` / ``model.BackendOptions`` declared once for every command that decodes
-(transcribe, serve, evaluate), converted to those types once (``decoding_options``, ``backend_options``).
+options of ``model.DecodingOptions`` / ``model.BackendOptions`` as flags of every command that decodes (transcribe,
+serve, batch), converted to those types once (``decoding_options``, ``backend_options``). The decoding flags are
+generated from DecodingOptions' field declarations (``sensevoice.optionspec``): their spelling, help, range and
+choices are model.py's, and a new field is a new flag with no edit here.
 
 A bad value becomes argparse's usage error (exit code 2) naming the option, e.g. ``argument --threads: expected a
 positive integer, got '0'``. Floats must be finite: ``float("nan")`` and ``float("inf")`` parse, and neither is a
 sensible batch size, timeout or penalty. ``UsageError`` is for what argparse cannot check alone (a bad combination,
 a busy port): the ``sensevoice`` CLI reports it like argparse's errors, exit code 2.
 
-The choices (languages, their aliases, backends and precisions) are model.py's own constants, read from its source
-text: ``--help`` stays fast (no torch import) without a second copy of the lists.
+The choices (languages, their aliases, backends and precisions) and the option declarations are model.py's own,
+read from its source text: ``--help`` and the value checks stay fast (no torch import) without a second copy.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import functools
 import ipaddress
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
 
-from sensevoice import REPO_ROOT
+from sensevoice import optionspec
+from sensevoice.optionspec import Option, model_constant
 
 HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")  # RFC 1123
 
@@ -31,42 +32,35 @@ class UsageError(Exception):
     """A bad option or argument found after parsing: reported like argparse's errors, exit code 2."""
 
 
-@functools.cache
-def model_constant(name: str) -> Any:
-    """A literal constant of model.py (LANGUAGES, LANGUAGE_ALIASES, BACKEND_PRECISIONS …), without importing it."""
-    tree = ast.parse((REPO_ROOT / "model.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise KeyError(f"model.py defines no literal constant {name}")
+def bounded(kind: type, low: float, high: float | None = None, above: bool = False,
+            name: str | None = None) -> Callable[[str], Any]:
+    """An argparse type: an int, or a finite float, in [low, high] (high None: no upper bound; ``above``: > low)."""
+    noun = "an integer" if kind is int else "a number"
+    if high is not None:
+        expected = f"{noun} from {low:g} to {high:g}"
+    elif (kind is int and low == 1) or (above and low == 0):
+        expected = f"a positive {noun.split()[1]}"
+    else:
+        expected = f"{noun} {'>' if above else '>='} {low:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:  # "1.5" for an int, "x"
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if (kind is float and not math.isfinite(value)) or value < low or (above and value == low) \
+                or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = name or f"{kind.__name__}_in_range"
+    return parse
 
 
-def positive_int(text: str) -> int:
-    value = int(text)  # ValueError -> argparse's "invalid positive_int value: 'x'"
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)  # ValueError -> argparse's "invalid positive_float value: 'x'"
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)  # ValueError -> argparse's "invalid non_negative_float value: 'x'"
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)  # ValueError -> argparse's "invalid non_negative_int value: 'x'"
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+positive_int = bounded(int, 1, name="positive_int")
+non_negative_int = bounded(int, 0, name="non_negative_int")
+positive_float = bounded(float, 0, above=True, name="positive_float")
+non_negative_float = bounded(float, 0, name="non_negative_float")
 
 
 def port_number(text: str) -> int:
@@ -156,44 +150,64 @@ def check_weights(model_dir, backend) -> None:
         raise UsageError(f"--model {str(model_dir.path)!r} cannot be loaded: {err}")
 
 
-def language(text: str) -> str:
-    """A language of model.LANGUAGES, or an alias of one (model.DecodingOptions maps zn to zh)."""
-    languages, aliases = model_constant("LANGUAGES"), model_constant("LANGUAGE_ALIASES")
-    if text not in languages and text not in aliases:
-        raise argparse.ArgumentTypeError(f"expected one of {', '.join(languages)} (or {', '.join(aliases)}), "
-                                         f"got {text!r}")
-    return text
+def choice(choices: Sequence[str], aliases: Mapping[str, str]) -> Callable[[str], str]:
+    """An argparse type: one of ``choices`` or an alias of one (the options type maps aliases, e.g. zn to zh)."""
+    def parse(text: str) -> str:
+        if text not in choices and text not in aliases:
+            also = f" (or {', '.join(aliases)})" if aliases else ""
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(choices)}{also}, got {text!r}")
+        return text
+
+    parse.__name__ = "choice"
+    return parse
 
 
-def add_decoding_arguments(parser: argparse.ArgumentParser, scope: str = "", itn_default: bool = True,
-                           per_request: bool = False) -> None:
-    """The fields of model.DecodingOptions as options. ``scope`` ends each help line (", for every request");
-    with ``per_request`` (the service) the language and ITN choice come with each request instead."""
-    languages, aliases = model_constant("LANGUAGES"), model_constant("LANGUAGE_ALIASES")
-    if not per_request:
-        parser.add_argument("--language", type=language, default="auto", metavar="LANG",
-                            help=f"forced language: {', '.join(languages)} "
-                                 f"({', '.join(f'{a} = {t}' for a, t in aliases.items())}); default: auto, detected "
-                                 "per segment")
-        parser.add_argument("--itn", action=argparse.BooleanOptionalAction, default=itn_default,
-                            help=f"inverse text normalisation: digits and punctuation (default: "
-                                 f"{'on' if itn_default else 'off'})")
-    parser.add_argument("--blank-penalty", type=non_negative_float, default=0.0, metavar="X",
-                        help=f"subtract X from the CTC blank's score before greedy decoding{scope}: X > 0 trades "
-                             "dropped short words for insertions (default: 0, plain greedy CTC as FunASR decodes)")
-    parser.add_argument("--ban-emo-unk", action="store_true",
-                        help=f"never output <|EMO_UNKNOWN|>{scope}: every speech segment gets one of the emotions")
-    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N",
-                        help=f"CTC prefix beam search with N prefixes{scope} (default: 1, greedy as FunASR decodes)")
-    parser.add_argument("--hotwords", default=None, metavar="FILE|WORDS",
-                        help=f"bias decoding towards these words{scope}: a file with one phrase per line (a trailing "
-                             "number is its weight) or space-separated words; searches with a beam of at least 4")
-    parser.add_argument("--hotword-weight", type=non_negative_float, default=2.0, metavar="X",
-                        help="bonus in nats per matched piece of a hotword (default: 2)")
-    parser.add_argument("--restrict-language", action="store_true",
-                        help=f"output only the scripts of the forced (or detected) language{scope} (zh/yue keep Latin)")
-    parser.add_argument("--tag-topk", type=non_negative_int, default=0, metavar="K",
-                        help=f"add the K most likely languages, emotions and events with probabilities{scope}")
+# The command line transcribes for reading: ITN on (DecodingOptions' own default is off, as FunASR's).
+CLI_DEFAULTS = {"textnorm": "withitn"}
+
+
+def option_help(option: Option, default: Any, scope: str) -> str:
+    """The declared help line with ``scope`` after its first clause (before a ": " or " ("), the choices and the
+    default."""
+    cut = min((i for i in (option.help.find(": "), option.help.find(" (")) if i >= 0), default=len(option.help))
+    text = option.help[:cut] + scope + option.help[cut:]
+    choices, aliases = option.spec.get("choices"), option.spec.get("aliases", {})
+    if "as_flag" in option.spec or option.kind == "bool":
+        on = option.as_flag(default) if "as_flag" in option.spec else default
+        return text + (f" (default: {'on' if on else 'off'})" if on or "as_flag" in option.spec else "")
+    if choices:
+        text += f"; one of {', '.join(choices)}" + "".join(f", {a} = {v}" for a, v in aliases.items())
+    if option.kind in ("int", "float"):
+        low, high = option.spec["range"]
+        return text + f" (default: {default:g}" + (f"; {low:g} to {high:g})" if high is not None else ")")
+    return text + f" (default: {default or 'none'})"
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser, scope: str = "", per_request: bool = False,
+                           defaults: Mapping[str, Any] = CLI_DEFAULTS,
+                           options: Sequence[Option] | None = None) -> None:
+    """The fields of model.DecodingOptions as options (``options``: default, model.py's declared ones), each
+    with its declared spelling, range, choices and help. ``scope`` goes after each help line's first clause
+    (", for every request"); with ``per_request`` (the service) the per-request ones (language, ITN) are left to
+    each request; ``defaults`` are this door's own defaults where they differ from the type's."""
+    for option in options or optionspec.declared():
+        if not option.exposed or (per_request and option.per_request):
+            continue
+        default = defaults.get(option.name, option.default)
+        common = {"dest": option.name, "help": option_help(option, default, scope)}
+        flag = option.spelled("cli")
+        if "as_flag" in option.spec:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=option.as_flag(default), **common)
+        elif option.kind == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction if default else "store_true",
+                                default=default, **common)
+        else:
+            parse = {"str": lambda: choice(option.spec["choices"], option.spec.get("aliases", {})),
+                     "tuple": lambda: str,  # phrases: read (a file or words) when converted
+                     "int": lambda: bounded(int, *option.spec["range"]),
+                     "float": lambda: bounded(float, *option.spec["range"])}[option.kind]()
+            parser.add_argument(flag, type=parse, default=None if option.kind == "tuple" else default,
+                                metavar=option.spec.get("metavar"), **common)
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,17 +221,26 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
                              + " (default: fp32; int8 = dynamic int8 weights, CPU)")
 
 
-def decoding_options(args: argparse.Namespace, **fields: Any):
-    """model.DecodingOptions from the parsed arguments (plus ``fields``: per-call ones such as timestamps)."""
+def decoding_options(args: argparse.Namespace, cls: type | None = None, **fields: Any):
+    """model.DecodingOptions (or ``cls``, a copy of it) from the parsed arguments, plus ``fields``: the door's own
+    (timestamps, ...). UsageError names a bad value."""
     import model as sv
 
-    from_args = {"ban_emo_unk": args.ban_emo_unk, "blank_penalty": args.blank_penalty, "beam_size": args.beam_size,
-                 "hotwords": sv.read_hotwords(args.hotwords) if args.hotwords else (),
-                 "hotword_weight": args.hotword_weight, "restrict_language": args.restrict_language,
-                 "tag_topk": args.tag_topk}
-    if hasattr(args, "language"):
-        from_args.update(language=args.language, textnorm="withitn" if args.itn else "woitn")
-    return sv.DecodingOptions(**{**from_args, **fields})
+    cls = cls or sv.DecodingOptions
+    values = {}
+    for option in optionspec.of_type(cls):
+        if not option.exposed or not hasattr(args, option.name):  # not a flag of this command
+            continue
+        value = getattr(args, option.name)
+        if "as_flag" in option.spec:
+            value = option.from_flag(value)
+        elif option.kind == "tuple":  # phrases: a file, or space-separated words (as FunASR's hotword=)
+            value = sv.read_hotwords(value) if value else ()
+        values[option.name] = value
+    try:
+        return cls(**{**values, **fields})
+    except (TypeError, ValueError) as err:  # names the field and what is accepted
+        raise UsageError(str(err)) from None
 
 
 def backend_options(args: argparse.Namespace):
@@ -228,10 +251,10 @@ def backend_options(args: argparse.Namespace):
 
 
 def check_backend(args: argparse.Namespace) -> None:
-    """The --backend/--precision combination, checked without importing torch (for usage errors up front)."""
+    """The --backend/--precision combination, checked without importing torch (a UsageError up front)."""
     precisions = model_constant("BACKEND_PRECISIONS")[args.backend]
     if args.precision not in precisions:
-        raise ValueError(f"--precision {args.precision!r} is not available with --backend {args.backend}; "
+        raise UsageError(f"--precision {args.precision!r} is not available with --backend {args.backend}; "
                          f"expected one of {', '.join(precisions)}")
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from sensevoice import heavy, modeldir
-from sensevoice.argtypes import add_model_arguments
+from sensevoice.argtypes import UsageError, add_decoding_arguments, add_model_arguments, decoding_options
 from sensevoice.hub import OFFICIAL
 from sensevoice.modeldir import ModelDir, ModelDirError
 
@@ -29,8 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sensevoice.demo", description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="*", type=Path, help="audio files (default: examples/*.flac)")
     add_model_arguments(parser, default="demo/")
-    parser.add_argument("--language", default="auto")
-    parser.add_argument("--itn", action="store_true", help="inverse text normalisation (written form)")
+    add_decoding_arguments(parser, defaults={})  # ITN off by default: the examples' labels are spoken form first
     args = parser.parse_args(argv)
 
     files = args.files or sorted(EXAMPLES.glob("*.flac"))
@@ -42,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"official weights: python -m sensevoice.demo --model {OFFICIAL['ms']}  (ModelScope; or --hub hf --model "
           f"{OFFICIAL['hf']}; or --model DIR with model.pt + its files)\n")
     heavy.import_funasr()
+    try:
+        options = decoding_options(args)
+    except UsageError as err:
+        parser.error(str(err))
     with contextlib.redirect_stdout(sys.stderr):  # FunASR prints while loading; stdout is for the transcripts
         automodel = model_dir.automodel(ncpu=None)
     labels = {}  # (file name, itn tag) -> the rich transcript the example was generated from
@@ -49,9 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in (EXAMPLES / "labels.jsonl").read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             labels[row["file"], row["with_or_wo_itn"]] = row["rich"]
-    itn_tag = "<|withitn|>" if args.itn else "<|woitn|>"
-    for path in files:
-        result = automodel.generate(input=str(path), language=args.language, use_itn=args.itn, disable_pbar=True)[0]
+    itn_tag = f"<|{options.textnorm}|>"
+    for path in files:  # AutoModel's kwargs are the options' fields by name (DecodingOptions.from_kwargs)
+        result = automodel.generate(input=str(path), **dataclasses.asdict(options), disable_pbar=True)[0]
         print(f"{path.name}")
         print(f"  rich : {result['text']}")
         print(f"  clean: {result['clean_text']}")

@@ -1,4 +1,5 @@
-"""ONNX export with FunASR's official I/O, readable by sherpa-onnx and funasr-onnx: ``sensevoice export``.
+"""ONNX export with FunASR's official I/O, readable by sherpa-onnx and funasr-onnx: the library behind the
+``sensevoice export`` command (sensevoice/export_command.py) and the ONNX Runtime backend's cache (backends.py).
 
 Graph (FunASR's ``funasr/models/sense_voice/export_meta.py``, same names, dtypes and dynamic axes):
 
@@ -26,7 +27,6 @@ other runtimes.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import logging
@@ -35,9 +35,6 @@ import warnings
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
-
-from sensevoice import heavy
-from sensevoice.argtypes import add_model_arguments, check_weights, model_dir_from_args, module_main
 
 if TYPE_CHECKING:  # imported where used: ``sensevoice --help`` must not load torch
     import numpy as np
@@ -341,34 +338,3 @@ def for_automodel(model: sv.SenseVoiceSmall, kwargs: Mapping[str, Any], caller: 
         export_model(model, source, out_dir, int8=int8, opset=opset)
     return out_dir
 
-
-# ----------------------------------------------------------------------------------------------- command
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser, default=None, required=True)
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--int8", action="store_true",
-                        help=f"also write {INT8_NAME} (dynamic int8 MatMul weights)")
-    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (default %(default)s)")
-    parser.add_argument("--standard-ops", action="store_true",
-                        help="standard ONNX operators only (attention unfused) for runtimes other than ONNX Runtime")
-
-
-def run(args: argparse.Namespace) -> int:
-    source = model_dir_from_args(args)
-    heavy.import_funasr()
-    import model as sv
-
-    check_weights(source, sv.BackendOptions())  # a bad model.pt: a usage error
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
-    for kind, path in paths.items():
-        print(f"{kind}: {path}")
-    return 0
-
-
-def main(argv: Iterable[str] | None = None) -> int:
-    return module_main("python -m sensevoice.export", __doc__, add_arguments, run, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -37,8 +37,8 @@ import ray
 import ray.data
 
 from sensevoice import REPO_ROOT, heavy
-from sensevoice.argtypes import backend_options, decoding_options
-from sensevoice.batch import Input, Store
+from sensevoice.argtypes import backend_options
+from sensevoice.batchio import Input, Store
 
 LOCAL_OBJECT_STORE_BYTES = 1 << 30  # 1 GiB for an embedded local Ray (the default, 30 % of RAM, is a laptop's lot)
 SEGMENTS_PER_BLOCK = 64  # a prepare task emits a long file's segments in blocks of this many rows
@@ -217,8 +217,8 @@ def plan_actors(args: argparse.Namespace) -> tuple[str, int, int]:
     return device, actors, threads
 
 
-def build_dataset(args: argparse.Namespace, todo: list[Input], device: str, actors: int, threads: int):
-    from sensevoice.batch import parquet_columns
+def build_dataset(args: argparse.Namespace, todo: list[Input], options, device: str, actors: int, threads: int):
+    from sensevoice.batchio import parquet_columns
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = args.verbose
@@ -231,7 +231,6 @@ def build_dataset(args: argparse.Namespace, todo: list[Input], device: str, acto
             lambda row: row["key"] in wanted).map(lambda row: {**row, "source": wanted[row["key"]]})
     else:
         ds = ray.data.from_items([{"key": item.key, "source": item.source} for item in todo])
-    options = decoding_options(args, output_timestamp=args.timestamps)
     # Tasks of their own, never fused into the model actors (their remote args differ: max_retries), so a GPU
     # actor does not sit idle while audio is decoded and cut; a task lost with its worker is retried.
     with warnings.catch_warnings():  # max_retries has no named parameter yet ("ray_remote_args is deprecated")
@@ -248,8 +247,7 @@ def build_dataset(args: argparse.Namespace, todo: list[Input], device: str, acto
                                                  "threads": threads, "batch_size_s": args.batch_size_s})
 
 
-def options_text(args: argparse.Namespace) -> str:
-    options = decoding_options(args, output_timestamp=args.timestamps)
+def options_text(args: argparse.Namespace, options) -> str:
     return json.dumps({**asdict(options), **asdict(backend_options(args)), "vad": args.vad,
                        "batch_size_s": args.batch_size_s}, sort_keys=True)
 
@@ -258,7 +256,8 @@ def raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_job(args: argparse.Namespace, todo: list[Input], store: Store) -> int:
+def run_job(args: argparse.Namespace, todo: list[Input], store: Store, options) -> int:
+    """Run the job on Ray for the inputs still to do; ``options``: the model.DecodingOptions the door checked."""
     heavy.import_funasr()
     started = start_ray(args)
     if threading_main():
@@ -266,7 +265,7 @@ def run_job(args: argparse.Namespace, todo: list[Input], store: Store) -> int:
     device, actors, threads = plan_actors(args)
     print(f"sensevoice batch: Ray {ray.__version__} at {args.address or 'local'}; {actors} model actor(s) on "
           f"{device}, {threads} thread(s) each", file=sys.stderr)
-    assembler = Assembler(args.model_identity.id, options_text(args), args.timestamps)
+    assembler = Assembler(args.model_identity.id, options_text(args, options), args.timestamps)
     report = Report(len(todo), args.progress_every_s)
     buffers: dict[str, list[dict[str, Any]]] = {"results": [], "failures": []}
     last_flush = time.monotonic()
@@ -279,7 +278,7 @@ def run_job(args: argparse.Namespace, todo: list[Input], store: Store) -> int:
         last_flush = time.monotonic()
 
     try:
-        for row in build_dataset(args, todo, device, actors, threads).iter_rows():
+        for row in build_dataset(args, todo, options, device, actors, threads).iter_rows():
             done = assembler.add(row)
             if done is None:
                 continue

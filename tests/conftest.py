@@ -12,16 +12,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # model.py, importable as FunASR imports it
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # oracle.py, helpers.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # testkit.py, oracle.py, helpers.py
 
 import model as sv  # noqa: E402
 from sensevoice import modeldir  # noqa: E402
 from sensevoice.modeldir import ModelDir
 from sensevoice.training.tokenizer import train_tokenizer  # noqa: E402
+from testkit import TINY_ENCODER, sentences, speechlike  # noqa: E402
 
-TINY_ENCODER = {"output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2, "tp_blocks": 1,
-                "dropout_rate": 0.0, "attention_dropout_rate": 0.0}
-OFFICIAL_LANGS = ("zh", "en", "ja", "ko", "yue")
 
 
 def pytest_configure(config):
@@ -34,14 +32,6 @@ def official() -> Path:
     if found is None:
         pytest.skip(f"official release files not found (set ${modeldir.OFFICIAL_ENV} or put them in ../shared/official)")
     return found
-
-
-def sentences() -> list[str]:
-    words = "the a cat dog sat on mat hello world one two three four five six seven eight nine ten".split()
-    rng = np.random.default_rng(0)
-    out = [" ".join(rng.choice(words, size=8)) for _ in range(400)]
-    out += ["你好世界今天天气很好我们一起去公园", "こんにちはせかい", "안녕하세요 세계", "早晨你好嗎"] * 20
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -83,17 +73,6 @@ def official_dir(tmp_path_factory, official) -> Path:
     src = official / "SenseVoiceSmall"
     return ModelDir.create(tmp_path_factory.mktemp("official"), src / "chn_jpn_yue_eng_ko_spectok.bpe.model",
                                    src / "am.mvn", seed=0).path
-
-
-def speechlike(seconds: float, seed: int = 0, fs: int = 16000) -> np.ndarray:
-    """Deterministic voiced-like audio: harmonic bursts with pauses and a little noise (float32, [-1, 1])."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * fs)) / fs
-    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t + seed)
-    phase = 2 * np.pi * np.cumsum(f0) / fs
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
-    envelope = (np.sin(2 * np.pi * 2.5 * t + seed) > -0.2).astype(float)
-    return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 import model as sv
-from conftest import speechlike
+from testkit import speechlike
 from sensevoice.modeldir import ModelDir
 
 BATCH = [  # (language, emotion, event, itn, transcript)

@@ -7,7 +7,7 @@ import json
 import pytest
 import soundfile
 
-from conftest import speechlike
+from testkit import speechlike
 from sensevoice.bench import agreement
 
 

@@ -11,7 +11,7 @@ import torch
 import torchaudio.functional
 
 import model as sv
-from conftest import speechlike
+from testkit import speechlike
 from helpers import load_parts
 
 AUDIO = speechlike(2.0, seed=3)

@@ -16,7 +16,7 @@ import soundfile
 import torch
 
 import model as sv
-from conftest import ROOT, TINY_ENCODER, speechlike
+from testkit import ROOT, TINY_ENCODER, speechlike
 from oracle import build_oracle
 from sensevoice import export
 from sensevoice.modeldir import ModelDir

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import model as sv
-from conftest import ROOT, speechlike
+from testkit import ROOT, speechlike
 from helpers import BATCH, greedy_tokens, load_parts, trained_batch
 import sensevoice
 from sensevoice import backends

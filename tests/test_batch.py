@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from conftest import ROOT, speechlike
+from testkit import ROOT, speechlike
 from helpers_long import long_speechlike
-from sensevoice import batch, cli
+from sensevoice import batch, batchio, cli
 from sensevoice.modeldir import ModelDir
 
 ray = pytest.importorskip("ray", reason="needs the batch extra: pip install -c constraints.txt '.[batch]'")
@@ -69,7 +69,7 @@ def shard_names(out: Path) -> list[str]:
 
 
 def test_every_good_file_s_text_is_transcribe_s(capsys, corpus, tiny_dir, jsonl_out):
-    rows = batch.read_output(jsonl_out)
+    rows = batchio.read_output(jsonl_out)
     files = sorted(corpus.rglob("clip*.wav")) + [corpus / "long.flac"]
     assert len(rows) == N_SHORT + 1 and sorted(r["source"] for r in rows) == sorted(map(str, files))
     code = cli.main(["transcribe", *map(str, files), "--model", str(tiny_dir), "-f", "jsonl", "--timestamps"])
@@ -81,7 +81,7 @@ def test_every_good_file_s_text_is_transcribe_s(capsys, corpus, tiny_dir, jsonl_
 
 
 def test_long_file_has_absolute_segments_and_words(jsonl_out, tiny_dir):
-    long = next(r for r in batch.read_output(jsonl_out) if r["key"] == "long")
+    long = next(r for r in batchio.read_output(jsonl_out) if r["key"] == "long")
     starts = [s["start_ms"] for s in long["segments"]]
     assert len(starts) >= 3 and starts == sorted(starts) and long["segments"][-1]["end_ms"] <= long["duration_s"] * 1000
     assert long["segments"][1]["start_ms"] > 3000, "segment times are on the file's timeline"
@@ -93,7 +93,7 @@ def test_long_file_has_absolute_segments_and_words(jsonl_out, tiny_dir):
 
 
 def test_corrupt_files_are_failure_rows_with_their_reasons(jsonl_out):
-    failures = batch.read_output(jsonl_out, "failures")
+    failures = batchio.read_output(jsonl_out, "failures")
     assert [f["key"] for f in failures] == ["text", "truncated"]
     assert all("cannot decode audio" in f["error"] for f in failures), failures
 
@@ -108,8 +108,27 @@ def test_rerun_writes_nothing_new(capsys, corpus, tiny_dir, jsonl_out):
 def test_rerun_with_other_settings_is_a_usage_error(capsys, corpus, tiny_dir, jsonl_out):
     code, err = run_batch(capsys, corpus, "-o", jsonl_out, "--model", tiny_dir)
     assert code == cli.EXIT_USAGE and "timestamps: True then, False now" in err
+    before = shard_names(jsonl_out)
+    # every decoding option is compared, the search options included: none may mix decodings in one output
+    for option, value, field in (("--beam-size", "8", "beam_size: 1 then, 8 now"),
+                                 ("--hotwords", "foo", "hotwords: [] then, [['foo', None]] now"),
+                                 ("--restrict-language", None, "restrict_language: False then, True now"),
+                                 ("--tag-topk", "2", "tag_topk: 0 then, 2 now")):
+        code, err = run_batch(capsys, corpus, "-o", jsonl_out, "--model", tiny_dir, "--timestamps", option,
+                              *([value] if value else []))
+        assert code == cli.EXIT_USAGE and field in err, err
+    assert shard_names(jsonl_out) == before
     code, err = run_batch(capsys, corpus, "-o", jsonl_out, "--model", tiny_dir, "--timestamps", "-f", "parquet")
     assert code == cli.EXIT_USAGE and "holds jsonl shards" in err
+
+
+@pytest.mark.parametrize("option", [["--beam-size", "0"], ["--beam-size", "65"], ["--language", "fr"],
+                                    ["--hotword-weight", "nan"]])
+def test_a_bad_option_is_a_usage_error_before_ray_starts(capsys, corpus, tiny_dir, tmp_path, option):
+    was_running = ray.is_initialized()
+    code, err = run_batch(capsys, corpus, "-o", tmp_path / "out", "--model", tiny_dir, *option)
+    assert code == cli.EXIT_USAGE and f"argument {option[0]}" in err
+    assert ray.is_initialized() == was_running and not (tmp_path / "out").exists()
 
 
 def test_parquet_reads_back_as_jsonl_does(capsys, corpus, tiny_dir, jsonl_out, tmp_path):
@@ -118,10 +137,10 @@ def test_parquet_reads_back_as_jsonl_does(capsys, corpus, tiny_dir, jsonl_out, t
     code, _ = run_batch(capsys, corpus, "-o", tmp_path, "--model", tiny_dir, "--actors", "1", "--timestamps",
                         "-f", "parquet")
     assert code == 0
-    for table in batch.TABLES:
-        assert batch.read_output(tmp_path, table) == batch.read_output(jsonl_out, table)
+    for table in batchio.TABLES:
+        assert batchio.read_output(tmp_path, table) == batchio.read_output(jsonl_out, table)
         for shard in (tmp_path / table).glob("*.parquet"):
-            assert pq.read_schema(shard).equals(batch.schema(table, timestamps=True))
+            assert pq.read_schema(shard).equals(batchio.schema(table, timestamps=True))
 
 
 def test_inputs_from_scp_jsonl_and_parquet_lists(corpus, tmp_path):
@@ -136,15 +155,15 @@ def test_inputs_from_scp_jsonl_and_parquet_lists(corpus, tmp_path):
                    tmp_path / "paths.parquet")
     pq.write_table(pa.table({"key": ["a", "b"], "bytes": [files[0].read_bytes(), files[1].read_bytes()]}),
                    tmp_path / "bytes.parquet")
-    expected = [batch.Input(f"k{i}", str(f)) for i, f in enumerate(files)]
+    expected = [batchio.Input(f"k{i}", str(f)) for i, f in enumerate(files)]
     for name in ("wav.scp", "list.jsonl", "paths.parquet"):
-        assert batch.list_inputs(str(tmp_path / name)) == expected, name
-    assert [i.key for i in batch.list_inputs(str(tmp_path / "bytes.parquet"))] == ["a", "b"]
-    assert [i.key for i in batch.list_inputs(str(corpus / "sub" / "*.wav"))] == \
+        assert batchio.list_inputs(str(tmp_path / name)) == expected, name
+    assert [i.key for i in batchio.list_inputs(str(tmp_path / "bytes.parquet"))] == ["a", "b"]
+    assert [i.key for i in batchio.list_inputs(str(corpus / "sub" / "*.wav"))] == \
         [f.stem for f in sorted((corpus / "sub").glob("*.wav"))]
     (tmp_path / "dup.scp").write_text(f"a {files[0]}\na {files[1]}\n")
     with pytest.raises(batch.UsageError, match="key 'a' appears twice"):
-        batch.list_inputs(str(tmp_path / "dup.scp"))
+        batchio.list_inputs(str(tmp_path / "dup.scp"))
 
 
 def test_parquet_bytes_input(capsys, corpus, tiny_dir, local_ray, tmp_path):
@@ -155,15 +174,15 @@ def test_parquet_bytes_input(capsys, corpus, tiny_dir, local_ray, tmp_path):
     pq.write_table(pa.table({"key": ["good", "bad"], "audio": [f.read_bytes() for f in files]}), tmp_path / "b.parquet")
     code, _ = run_batch(capsys, tmp_path / "b.parquet", "-o", tmp_path / "out", "--model", tiny_dir, "--actors", "1")
     assert code == 0
-    rows = batch.read_output(tmp_path / "out")
+    rows = batchio.read_output(tmp_path / "out")
     assert [(r["key"], r["source"]) for r in rows] == [("good", f"{tmp_path}/b.parquet[good]")]
-    assert [r["key"] for r in batch.read_output(tmp_path / "out", "failures")] == ["bad"]
+    assert [r["key"] for r in batchio.read_output(tmp_path / "out", "failures")] == ["bad"]
 
 
 def test_leftover_temporary_shards_are_ignored_and_removed(tmp_path):
-    store = batch.Store(tmp_path, "jsonl", False)
+    store = batchio.Store(tmp_path, "jsonl", False)
     store.write("results", [{"key": "a"}])
-    (tmp_path / "results" / f"{batch.TMP_PREFIX}part-x.jsonl").write_text('{"key": "b"}\n{"ke')
+    (tmp_path / "results" / f"{batchio.TMP_PREFIX}part-x.jsonl").write_text('{"key": "b"}\n{"ke')
     assert store.done_keys() == {"a"} and len(list((tmp_path / "results").iterdir())) == 1
 
 
@@ -201,7 +220,7 @@ def cmdline(pid: int) -> bytes:
 
 
 def assert_each_input_once(out: Path) -> None:
-    rows = batch.read_output(out) + batch.read_output(out, "failures")
+    rows = batchio.read_output(out) + batchio.read_output(out, "failures")
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)) == N_SHORT + 3, sorted(keys)
 
@@ -227,7 +246,7 @@ def test_a_killed_model_actor_costs_only_its_batch(corpus, tiny_dir, tmp_path):
 def test_an_interrupted_run_completes_on_rerun(capsys, corpus, tiny_dir, local_ray, tmp_path, monkeypatch):
     """Ctrl-C (or SIGTERM, which the driver turns into one) just after the first shard: the files finished by then
     are written, the run exits 130, and a rerun does the rest, each input once."""
-    write, calls = batch.Store.write, []
+    write, calls = batchio.Store.write, []
 
     def interrupted_write(store, table, rows):
         calls.append(table)
@@ -235,11 +254,11 @@ def test_an_interrupted_run_completes_on_rerun(capsys, corpus, tiny_dir, local_r
             raise KeyboardInterrupt
         return write(store, table, rows)
 
-    monkeypatch.setattr(batch.Store, "write", interrupted_write)
+    monkeypatch.setattr(batchio.Store, "write", interrupted_write)
     code, err = run_batch(capsys, corpus, "-o", tmp_path, "--model", tiny_dir, "--actors", "1", "--shard-rows", "3")
-    written = len(batch.read_output(tmp_path)) + len(batch.read_output(tmp_path, "failures"))
+    written = len(batchio.read_output(tmp_path)) + len(batchio.read_output(tmp_path, "failures"))
     assert code == 130 and "rerun the same command" in err and 3 <= written < N_SHORT + 3, err
-    monkeypatch.setattr(batch.Store, "write", write)
+    monkeypatch.setattr(batchio.Store, "write", write)
     code, err = run_batch(capsys, corpus, "-o", tmp_path, "--model", tiny_dir, "--actors", "1")
     assert code == 0 and f"{written} already in" in err
     assert_each_input_once(tmp_path)

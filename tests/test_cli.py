@@ -15,7 +15,7 @@ import pytest
 import soundfile
 
 import model as sv
-from conftest import ROOT, speechlike
+from testkit import ROOT, speechlike
 from helpers_long import long_speechlike
 from sensevoice import cli, subtitles
 from sensevoice.modeldir import ModelDir
@@ -170,11 +170,11 @@ def test_empty_stdin(capsys, tiny_dir, monkeypatch):
     (["--backend", "onnxruntime", "--precision", "bf16"], "--precision 'bf16' is not available with --backend onnxruntime"),
     (["--batch-size-s", "0"], "argument --batch-size-s: expected a positive number, got '0'"),
     (["--batch-size-s", "nan"], "argument --batch-size-s: expected a positive number, got 'nan'"),
-    (["--batch-size-s", "many"], "argument --batch-size-s: invalid positive_float value: 'many'"),
+    (["--batch-size-s", "many"], "argument --batch-size-s: expected a positive number, got 'many'"),
     (["--threads", "0"], "argument --threads: expected a positive integer, got '0'"),
     (["--blank-penalty", "-1"], "argument --blank-penalty: expected a number >= 0, got '-1'"),
     (["--blank-penalty", "inf"], "argument --blank-penalty: expected a number >= 0, got 'inf'"),
-    (["--blank-penalty", "some"], "argument --blank-penalty: invalid non_negative_float value: 'some'"),
+    (["--blank-penalty", "some"], "argument --blank-penalty: expected a number >= 0, got 'some'"),
     (["--device", "tpu:what"], "--device 'tpu:what'"),
     (["--format", "doc"], "argument -f/--format: invalid choice: 'doc'"),
     (["-", "-"], "can be given once"),

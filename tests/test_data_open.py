@@ -17,7 +17,7 @@ from sensevoice.training.data import corpus, engines, opentext, sounds
 from sensevoice.training.data.__main__ import main as data_main
 from sensevoice.training.data.text import LANGS
 
-from conftest import ROOT
+from testkit import ROOT
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng not installed (install with: bash scripts/install_system_deps.sh)")

@@ -13,7 +13,7 @@ import torch
 from fastapi.testclient import TestClient
 
 import model as sv
-from conftest import speechlike
+from testkit import speechlike
 from helpers import load_parts
 from sensevoice import cli, decoding
 from sensevoice.pipeline import Transcriber

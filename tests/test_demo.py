@@ -7,11 +7,11 @@ import json
 import pytest
 
 import model as sv
-from conftest import ROOT
+from testkit import ROOT
 from sensevoice import modeldir
 from sensevoice.modeldir import ModelDir
 
-DEMO = ROOT / "demo"
+DEMO = modeldir.DEMO_DIR
 EXAMPLES = sorted((ROOT / "examples").glob("*.flac"))
 
 

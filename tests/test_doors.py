@@ -10,7 +10,7 @@ import pytest
 import soundfile
 from fastapi.testclient import TestClient
 
-from conftest import ROOT
+from testkit import ROOT
 from helpers_long import DEMO_DIR, long_speechlike, needs_demo
 from sensevoice import cli
 from sensevoice.pipeline import Transcriber

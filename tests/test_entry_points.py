@@ -17,7 +17,7 @@ import soundfile
 import torch
 
 import model as sv
-from conftest import OFFICIAL_LANGS, ROOT, speechlike
+from testkit import OFFICIAL_LANGS, ROOT, speechlike
 from helpers import load_parts
 from sensevoice import modeldir
 from sensevoice.modeldir import ModelDir

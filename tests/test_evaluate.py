@@ -47,7 +47,7 @@ def test_command_writes_one_set_of_tables_per_out_name(tiny_dir, tmp_path):
 
     import soundfile
 
-    from conftest import speechlike
+    from testkit import speechlike
     from sensevoice.bench import evaluate
 
     rows = []

@@ -12,9 +12,9 @@ import torch
 import yaml
 
 import model as sv
-from conftest import OFFICIAL_LANGS, speechlike
+from testkit import OFFICIAL_LANGS, speechlike
 from helpers import BATCH, greedy_tokens, load_parts, one_thread, trained_batch
-from sensevoice import export
+from sensevoice import export, export_command
 from sensevoice.backends import OrtBackend
 from sensevoice.bench.agreement import token_agreement
 from sensevoice.pipeline import Transcriber
@@ -52,7 +52,7 @@ def assert_logits_match(model, onnx_path: Path, feats: torch.Tensor, lens: torch
 @pytest.fixture(scope="module")
 def tiny_export(tiny_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_onnx")
-    assert export.main(["--model", str(tiny_dir), "--out", str(out)]) == 0
+    assert export_command.main(["--model", str(tiny_dir), "--out", str(out)]) == 0
     return out
 
 
@@ -85,7 +85,7 @@ def test_attention_is_fused_by_default_and_standard_on_request(tiny_dir, tiny_ex
     assert [n.domain for n in fused.graph.node if n.op_type == "MultiHeadAttention"] == ["com.microsoft"] * blocks
     assert not {"Softmax", "IsNaN"} & {n.op_type for n in fused.graph.node}  # no unfused attention left
 
-    assert export.main(["--model", str(tiny_dir), "--out", str(tmp_path), "--standard-ops"]) == 0
+    assert export_command.main(["--model", str(tiny_dir), "--out", str(tmp_path), "--standard-ops"]) == 0
     standard = onnx.load(str(tmp_path / export.FP32_NAME))
     assert {n.domain for n in standard.graph.node} <= {"", "ai.onnx"}
     assert sum(n.op_type == "Softmax" for n in standard.graph.node) == blocks

@@ -23,7 +23,7 @@ import pytest
 import soundfile
 import torch
 
-from conftest import ROOT, speechlike
+from testkit import ROOT, speechlike
 import model as sv
 from sensevoice import cli
 from sensevoice.modeldir import MODEL_PY, ModelDir

@@ -24,8 +24,8 @@ import httpx
 import pytest
 import torch
 
-from conftest import ROOT
-from sensevoice import cli, hub
+from testkit import ROOT
+from sensevoice import batchio, cli, hub
 from sensevoice.hub import HubSource
 from sensevoice.modeldir import ModelDir, ModelDirError
 
@@ -354,10 +354,11 @@ def test_batch_a_cached_hub_name_offline(env, tiny_dir, wav_file, tmp_path, caps
                            str(tmp_path / "out"), *argv, "--actors", "1"], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    from sensevoice import batch
 
-    (row,) = batch.read_output(tmp_path / "out")
-    assert row["text"] == expected["text"] and row["model"] == str(snapshot.resolve())
+    (row,) = batchio.read_output(tmp_path / "out")
+    assert row["text"] == expected["text"] and row["model"].startswith(f"{MS_NAME}@")  # the model's id, from the hub
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["settings"]["model"] == str(snapshot.resolve())
     assert time.monotonic() - start < 300
 
 

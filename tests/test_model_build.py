@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import model as sv
-from conftest import ROOT, TINY_ENCODER
+from testkit import ROOT, TINY_ENCODER
 from helpers import load_parts
 from oracle import build_oracle
 from sensevoice.modeldir import ModelDir

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
 import model as sv
-from conftest import speechlike
+from testkit import speechlike
 from helpers import load_parts
 
 
@@ -183,3 +185,81 @@ def test_emoji_form():
 
     assert emoji_text("<|en|><|HAPPY|><|Applause|><|woitn|>well done") == "👏well done😊"
     assert clean_text("<|en|><|HAPPY|><|Applause|><|woitn|>well done") == "well done"
+
+
+# ----------------------------------------------------------------------------------------------- one declaration
+@dataclass(frozen=True)
+class WithSpeakers(sv.DecodingOptions):
+    """A copy of the options type with one field more, declared as a new option is (one field, nothing else)."""
+
+    speakers: int = sv.option(0, "label up to N speakers (0: off)", range=(0, 8), metavar="N")
+
+
+def test_the_cli_reads_the_declaration_from_model_py_s_source_as_the_type_has_it():
+    from sensevoice import optionspec
+
+    assert optionspec.declared() == optionspec.of_type(sv.DecodingOptions)
+    assert [o.name for o in optionspec.declared()] == [f.name for f in dataclasses.fields(sv.DecodingOptions)]
+
+
+def test_a_new_field_appears_in_every_door():
+    """CLI flag, HTTP form fields (both routes), WebSocket field, batch settings and FunASR kwargs, each with the
+    declared range: a new option needs no door edited."""
+    import argparse
+    import io
+
+    from starlette.datastructures import FormData, UploadFile
+
+    from sensevoice import argtypes, batch, optionspec
+    from sensevoice.serve import fields, websocket
+
+    assert WithSpeakers.from_kwargs({"speakers": 3}).speakers == 3  # FunASR's kwargs (AutoModel.generate)
+    with pytest.raises(ValueError, match=r"speakers=9 must be an integer in \[0, 8\]"):
+        WithSpeakers.from_kwargs({"speakers": 9})
+
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    argtypes.add_decoding_arguments(parser, options=optionspec.of_type(WithSpeakers))
+    assert argtypes.decoding_options(parser.parse_args(["--speakers", "3"]), WithSpeakers).speakers == 3
+    with pytest.raises(argparse.ArgumentError, match="expected an integer from 0 to 8, got '9'"):
+        parser.parse_args(["--speakers", "9"])
+
+    def form(upload_field="file", **values):
+        return FormData([(upload_field, UploadFile(io.BytesIO(b"RIFF"), filename="a.wav")), *values.items()])
+
+    base = WithSpeakers()
+    assert fields.parse_openai(form(speakers="3"), "m", base).options.speakers == 3
+    assert fields.parse_asr(form("files", speakers="2"), base)[0].speakers == 2
+    with pytest.raises(fields.ApiError, match="speakers=9") as error:
+        fields.parse_openai(form(speakers="9"), "m", base)
+    assert (error.value.status, error.value.param) == (422, "speakers")
+
+    assert websocket.parse_first({"mode": "offline", "speakers": 4}, base).options.speakers == 4
+    with pytest.raises(websocket.StreamError, match="speakers=9"):
+        websocket.parse_first({"speakers": 9}, base)
+
+    assert batch.settings(argparse.Namespace(model_path="m", backend="torch", precision="fp32", vad=True,
+                                             timestamps=False), WithSpeakers(speakers=5))["speakers"] == 5
+
+
+def test_every_door_takes_the_search_options_with_one_range():
+    """beam_size had three ranges (CLI >= 1, HTTP >= 0, the type [1, 64]); now the type's in each door."""
+    import argparse
+    import io
+
+    from starlette.datastructures import FormData, UploadFile
+
+    from sensevoice import argtypes
+    from sensevoice.serve import fields, websocket
+
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    argtypes.add_decoding_arguments(parser)
+    for bad in ("0", "65"):
+        with pytest.raises(argparse.ArgumentError, match="from 1 to 64"):
+            parser.parse_args(["--beam-size", bad])
+        upload = UploadFile(io.BytesIO(b"RIFF"), filename="a.wav")
+        with pytest.raises(fields.ApiError, match=rf"beam_size={bad} must be an integer in \[1, 64\]"):
+            fields.parse_openai(FormData([("file", upload), ("beam_size", bad)]), "m")
+        with pytest.raises(websocket.StreamError, match=rf"beam_size={bad} must be an integer in \[1, 64\]"):
+            websocket.parse_first({"beam_size": int(bad)}, sv.DecodingOptions())
+    args = parser.parse_args(["--beam-size", "8", "--hotwords", "foo bar", "--no-itn", "--language", "zn"])
+    assert argtypes.decoding_options(args) == sv.DecodingOptions(beam_size=8, hotwords=("foo", "bar"), language="zh")

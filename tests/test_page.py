@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import ROOT
+from testkit import ROOT
 from sensevoice.modeldir import DEMO_DIR, OFFICIAL_HUB_NAME, ModelDir
 from sensevoice.pipeline import Transcriber
 from sensevoice.serve.app import ServeConfig, create_app, serve_in_thread

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import model as sv
-from conftest import OFFICIAL_LANGS, speechlike
+from testkit import OFFICIAL_LANGS, speechlike
 from helpers import load_parts
 from oracle import build_oracle, oracle_decode
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from testkit import ROOT
 
 SNIPPETS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.S)
 

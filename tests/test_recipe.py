@@ -10,7 +10,7 @@ import soundfile
 import torch
 
 import model as sv
-from conftest import TINY_ENCODER, sentences, speechlike
+from testkit import TINY_ENCODER, sentences, speechlike
 from sensevoice import modeldir
 from sensevoice.modeldir import ModelDir
 from sensevoice.training import recipe

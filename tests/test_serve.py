@@ -16,7 +16,7 @@ import pytest
 import soundfile
 from fastapi.testclient import TestClient
 
-from conftest import speechlike
+from testkit import speechlike
 import model as sv
 from sensevoice import cli, richtext
 from sensevoice.pipeline import MAX_PAD_RATIO, Prepared, Transcriber, plan_batches

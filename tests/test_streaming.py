@@ -162,7 +162,7 @@ def offline_texts(transcriber: Transcriber, pcm: bytes | np.ndarray, spans: list
     as 16-bit PCM bytes or float samples)."""
     wave = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0 if isinstance(pcm, bytes) else pcm
     feats = tuple(transcriber.features(wave[s * 16:e * 16], f"x@{s}ms") for s, e in spans)
-    options = fields.request_options(ServeConfig().decoding, "auto", True, True)
+    options = fields.request_options(ServeConfig().decoding, {"textnorm": "withitn"}, timestamps=True)
     [result] = transcriber.decode([Prepared("x", len(wave) // 16, tuple(spans), feats)], options)
     return [segment["clean_text"] for segment in result["segments"]]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import model as sv
-from conftest import ROOT
+from testkit import ROOT
 from sensevoice import modeldir
 from sensevoice.modeldir import ModelDir
 from sensevoice.training import train

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from conftest import speechlike
+from testkit import speechlike
 from helpers import BATCH, encode_targets, load_parts
 
 STEPS = 150

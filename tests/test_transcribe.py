@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 import model as sv
-from conftest import speechlike
+from testkit import speechlike
 from helpers_long import BURSTS_S, DEMO_DIR, assert_spans_ordered, long_speechlike, needs_demo
 from sensevoice import pipeline as tr
 from sensevoice.modeldir import ModelDir

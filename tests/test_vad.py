@@ -12,7 +12,7 @@ import pytest
 import soundfile
 
 import model as sv
-from conftest import ROOT
+from testkit import ROOT
 from helpers_long import BURSTS_S, long_speechlike
 from sensevoice import vad
 from sensevoice.modeldir import ModelDir

@@ -115,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sensevoice.bench.evaluate import report_paths
-    from sensevoice.training.train import read_jsonl
+    from sensevoice.datalist import read_jsonl
 
     rows = read_jsonl(args.test)[: args.limit or None]
     if not rows:

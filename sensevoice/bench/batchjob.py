@@ -22,6 +22,7 @@ from pathlib import Path
 import soundfile
 
 from sensevoice import REPO_ROOT
+from sensevoice.modeldir import DEMO_DIR
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 DATA_DIR = REPO_ROOT / "data" / "bench_batch"
@@ -107,7 +108,7 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.batchjob", description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="audio in the corpus (default: 10)")
-    parser.add_argument("--model", type=Path, default=REPO_ROOT / "demo", help="model directory (default: demo/)")
+    parser.add_argument("--model", type=Path, default=DEMO_DIR, help="model directory (default: demo/)")
     parser.add_argument("--actors", type=int, nargs="+", default=[1, 2], help="actor counts to run (default: 1 2)")
     parser.add_argument("--gpu-speedup", type=float, default=1.0,
                         help="assumed speed of a GPU actor relative to the measured CPU actor (default: 1, i.e. a "

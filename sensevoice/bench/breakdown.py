@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from sensevoice.bench.evaluate import decode, score, strip_tag
-from sensevoice.training.train import read_jsonl
+from sensevoice.datalist import read_jsonl
 
 
 def breakdown(rows: list[dict], hyps: list[dict]) -> dict:

@@ -25,7 +25,7 @@ from sensevoice import decoding
 from sensevoice.argtypes import module_main
 from sensevoice.bench.evaluate import WORD_LANGUAGES, normalize, report_paths, score, strip_tag
 from sensevoice.pipeline import Transcriber
-from sensevoice.training.train import read_jsonl
+from sensevoice.datalist import read_jsonl
 
 N_BINS = 10
 

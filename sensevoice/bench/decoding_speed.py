@@ -20,6 +20,7 @@ import numpy as np
 
 import model as sv
 from sensevoice import REPO_ROOT
+from sensevoice.modeldir import DEMO_DIR
 from sensevoice.argtypes import module_main
 from sensevoice.bench.evaluate import report_paths
 from sensevoice.bench.hotwords import rare_names
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--demo", default=str(REPO_ROOT / "demo"))
+    parser.add_argument("--demo", default=str(DEMO_DIR))
     parser.add_argument("--work", default=str(DEFAULT_WORK), help="where random official-size weights are cached")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reps", type=int, default=5)

@@ -13,6 +13,7 @@ hypothesis has Arabic digits exactly when the reference does (written form for <
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import unicodedata
@@ -26,8 +27,8 @@ from tqdm import tqdm
 import model as sv
 
 from sensevoice.pipeline import Transcriber
-from sensevoice.argtypes import module_main, non_negative_float
-from sensevoice.training.train import read_jsonl
+from sensevoice.argtypes import add_decoding_arguments, decoding_options, module_main
+from sensevoice.datalist import read_jsonl
 
 WORD_LANGUAGES = {"en"}  # scored by WER; the others by CER
 NUMBER_WORDS = re.compile(r"\d|\b(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
@@ -88,13 +89,13 @@ def markdown(result: dict[str, Any], title: str) -> str:
 
 
 def decode(model_dir: Path, rows: Sequence[dict[str, Any]], batch: int, threads: int | None,
-           blank_penalty: float = 0.0) -> list[dict[str, Any]]:
+           base: sv.DecodingOptions = sv.DecodingOptions()) -> list[dict[str, Any]]:
     """Every row's source through the pipeline (whole clips, no VAD: the test sets are short utterances), with
-    language auto (LID is measured) and the row's own ITN choice."""
+    the ``base`` options, language auto (LID is measured) and the row's own ITN choice."""
     transcriber = Transcriber(model_dir, vad=False, threads=threads, batch_size_s=batch * 10.0)
     hyps: list[dict[str, Any]] = [{}] * len(rows)
     for itn in ("<|woitn|>", "<|withitn|>"):
-        options = sv.DecodingOptions(textnorm=strip_tag(itn), blank_penalty=blank_penalty)
+        options = dataclasses.replace(base, language="auto", textnorm=strip_tag(itn))
         chosen = [i for i, r in enumerate(rows) if r["with_or_wo_itn"] == itn]
         for start in tqdm(range(0, len(chosen), batch), desc=f"decode {strip_tag(itn)}", unit="batch"):
             part = chosen[start: start + batch]
@@ -116,18 +117,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write OUT.md and OUT.json")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--blank-penalty", type=non_negative_float, default=0.0, metavar="X",
-                        help="decode with this CTC blank penalty (model.DecodingOptions.blank_penalty; default 0: "
-                             "plain greedy); choose it on a validation split, never on the test split")
+    # model.DecodingOptions' flags; language and ITN come with each row. Choose a blank penalty (or any decoding
+    # option) on a validation split, never on the test split.
+    add_decoding_arguments(parser, per_request=True, defaults={})
     parser.add_argument("--limit", type=int, default=0, help="score only the first N utterances")
 
 
 def run(args: argparse.Namespace) -> int:
     rows = read_jsonl(Path(args.test))[: args.limit or None]
-    hyps = decode(Path(args.model), rows, args.batch, args.threads, args.blank_penalty)
+    options = decoding_options(args)
+    hyps = decode(Path(args.model), rows, args.batch, args.threads, options)
     result = score(rows, hyps)
-    result.update(model=str(args.model), test=str(args.test), blank_penalty=args.blank_penalty)
-    decoding = f", blank penalty {args.blank_penalty:g}" if args.blank_penalty else ""
+    result.update(model=str(args.model), test=str(args.test), blank_penalty=options.blank_penalty,
+                  options=json.loads(json.dumps(dataclasses.asdict(options))))
+    decoding = f", blank penalty {options.blank_penalty:g}" if options.blank_penalty else ""
     table = markdown(result, f"{args.model} on {args.test} ({len(rows)} utterances{decoding})")
     print(table)
     if args.out:

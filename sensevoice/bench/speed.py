@@ -35,6 +35,7 @@ from sensevoice import heavy
 from sensevoice.argtypes import (UsageError, add_model_arguments, module_main, non_negative_int, positive_float,
                                  positive_int)
 from sensevoice.bench import backends as bb
+from sensevoice.bench.signals import speechlike
 
 from sensevoice import REPO_ROOT
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -107,12 +108,8 @@ def resolve_model(model: str | Path | None, work: Path, hub: str = "ms", revisio
 
 
 def synthetic_speech(seconds: float, seed: int = 0) -> np.ndarray:
-    """Voiced-like bursts with pauses (when no real speech is at hand)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * bb.SAMPLE_RATE)) / bb.SAMPLE_RATE
-    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.7 * t + seed)) / bb.SAMPLE_RATE
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 8)) * (np.sin(2 * np.pi * 0.4 * t + seed) > -0.3)
-    return (0.2 * voiced + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    """Voiced-like bursts with pauses (when no real speech is at hand): longer bursts than the tests' clips."""
+    return speechlike(seconds, seed, pause_hz=0.4, voiced_above=-0.3)
 
 
 def source_speech() -> tuple[np.ndarray, str]:
@@ -174,7 +171,7 @@ def ensure_export(model_dir: Path, onnx_dir: Path) -> Path:
         return onnx_dir
     print(f"exporting {model_dir} to {onnx_dir} (fp32 + int8) ...", flush=True)
     shutil.rmtree(onnx_dir, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "sensevoice.export", "--model", str(model_dir), "--out", str(onnx_dir),
+    subprocess.run([sys.executable, "-m", "sensevoice.export_command", "--model", str(model_dir), "--out", str(onnx_dir),
                     "--int8"], check=True, cwd=REPO_ROOT)
     stamp_file.write_text(json.dumps(stamp))
     return onnx_dir

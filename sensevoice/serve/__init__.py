@@ -1,9 +1,9 @@
 """HTTP service for SenseVoiceSmall (``sensevoice serve``): OpenAI-compatible and api.py-compatible routes,
 cross-request dynamic batching on one model thread, Prometheus metrics and a browser page.
 
-Modules: ``engine`` (decoded uploads -> file results; the ``Transcriber`` seam), ``batcher`` (queue, grouping,
-worker thread), ``fields`` (request form validation), ``formats`` (response bodies), ``metrics`` (Prometheus
-text), ``app`` (FastAPI routes, limits, errors), ``guard`` (connections bounded in time and number), ``command``
+Modules: ``batcher`` (queue, grouping, worker thread over sensevoice.pipeline's ``Transcriber``), ``fields``
+(request form and stream fields, validated; the API key), ``formats`` (response bodies), ``metrics`` (Prometheus
+text), ``app`` (FastAPI routes, limits, errors), ``guard`` (connections bounded in time and number), ``stream`` and ``websocket`` (live transcription), ``command``
 (CLI options and startup).
 """
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import html
 import logging
 import signal
@@ -217,10 +216,7 @@ class Service:
         self.decoder = ThreadPoolExecutor(config.decode_threads, thread_name_prefix="sensevoice-decode")
 
     def check_key(self, request: Request) -> None:
-        if self.config.api_key is None:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.config.api_key.encode()):
+        if not fields.key_matches(self.config.api_key, request.headers.get("authorization", "")):
             raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                            headers={"WWW-Authenticate": "Bearer"})
 

@@ -29,8 +29,8 @@ from sensevoice.serve.metrics import Metrics
 log = logging.getLogger(__name__)
 
 
-class Transcriber(Protocol):
-    """What the batcher drives (sensevoice.pipeline.Transcriber): ``decode`` on its one worker thread."""
+class Decoder(Protocol):
+    """What the batcher drives, e.g. sensevoice.pipeline.Transcriber: ``decode`` on its one worker thread."""
 
     def decode(self, items: Sequence[Prepared], options: sv.DecodingOptions) -> list[dict[str, Any]]:
         """One result per prepared item, in item order."""
@@ -80,7 +80,7 @@ def _settle(future: asyncio.Future, result: Any, error: BaseException | None) ->
 class Batcher:
     """Owns the transcriber's worker thread; ``await transcribe(items, options)`` from any request handler."""
 
-    def __init__(self, transcriber: Transcriber, batch_size_s: float = 60.0, max_wait_ms: float = 10.0,
+    def __init__(self, transcriber: Decoder, batch_size_s: float = 60.0, max_wait_ms: float = 10.0,
                  max_queue: int = 256, max_queue_audio_s: float = 7200.0, metrics: Metrics | None = None):
         if batch_size_s <= 0 or max_wait_ms < 0 or max_queue < 1 or max_queue_audio_s <= 0:
             raise ValueError(f"batch_size_s={batch_size_s!r} and max_queue_audio_s={max_queue_audio_s!r} must be > 0, "

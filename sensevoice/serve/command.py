@@ -132,10 +132,7 @@ def bind(host: str, port: int) -> socket.socket:
 def run(args: argparse.Namespace) -> int:
     """Load the model and serve until interrupted; returns the exit code."""
     model_dir = model_dir_from_args(args)  # a hub name: from its cache, else downloaded
-    try:
-        check_backend(args)
-    except ValueError as err:
-        raise UsageError(str(err))
+    check_backend(args)
     sock = bind(args.host, args.port)
     try:
         return serve(args, model_dir, sock)
@@ -154,8 +151,8 @@ def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
     if args.api_key is None and args.host not in LOOPBACK:
         logging.warning("listening on %s without --api-key: anyone who can reach it may use it", args.host)
     threads = args.threads or default_threads()
+    decoding = decoding_options(args)  # server-wide; each request sets its language, ITN, timestamps (and more)
     try:
-        decoding = decoding_options(args)  # server-wide; each request sets its language, ITN and timestamps
         transcriber = Transcriber(model_dir, backend=backend_options(args), vad=args.vad, device=args.device,
                                   threads=threads, batch_size_s=args.batch_size_s)
     except (FileNotFoundError, ValueError, TypeError) as err:  # no weights, a config or tokenizer that does not fit

@@ -1,17 +1,27 @@
-"""Form fields of the transcription routes, validated: unknown fields, options outside their choices and missing
-files raise ``ApiError`` (422, listing the valid values), which the app turns into OpenAI's error JSON."""
+"""Form fields of the transcription routes and the decoding fields of a WebSocket stream's first message,
+validated: unknown fields, options outside their choices and missing files raise ``ApiError`` (422, listing the
+valid values), which the app turns into OpenAI's error JSON.
+
+The decoding fields are DecodingOptions' own (``sensevoice.optionspec``: each field's form and stream spelling),
+so a new option is a new field of every request shape with no edit here; a request's fields override the
+server-wide options (``sensevoice serve``'s flags), and its phrases (hotwords) join the server's.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-
+import hmac
+import json
+import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
 
 import model as sv
+from sensevoice import optionspec
+from sensevoice.optionspec import Option
 from sensevoice.serve import formats
 
 # Accepted as the form's ``model`` besides the served model's id (``ModelDir.identity``): this project's name, as
@@ -19,12 +29,16 @@ from sensevoice.serve import formats
 MODEL_ALIASES = ("sensevoice-small", "whisper-1")
 LANGUAGE_CHOICES = (*sv.LANGUAGES, *sv.LANGUAGE_ALIASES)
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-# OpenAI's transcription fields (temperature and stream=false are accepted and have no effect here; ``prompt``
-# becomes hotwords: its words bias the decoding), and ours: use_itn and the search options.
-SEARCH_FIELDS = ("beam_size", "restrict_language", "tag_topk")
-OPENAI_FIELDS = ("file", "model", "language", "response_format", "timestamp_granularities[]", "use_itn", "prompt",
-                 "temperature", "stream", *SEARCH_FIELDS)
-ASR_FIELDS = ("files", "keys", "lang", "use_itn")  # SenseVoice's api.py
+# OpenAI's transcription fields besides the decoding options (temperature and stream=false are accepted and have no
+# effect here; ``prompt``'s words join the hotwords), and SenseVoice api.py's (its language is spelled ``lang``).
+OPENAI_FIELDS = ("file", "model", "response_format", "timestamp_granularities[]", "prompt", "temperature", "stream")
+ASR_FIELDS = ("files", "keys")
+ASR_SPELLING = {"language": "lang"}
+# Each door's defaults where they differ from the server-wide options: ITN on for OpenAI's route and for streams
+# (FunASR's client sends itn=true unless told otherwise), off for api.py's route, as api.py has it.
+OPENAI_DEFAULTS = {"textnorm": "withitn"}
+ASR_DEFAULTS = {"textnorm": "woitn"}
+STREAM_DEFAULTS = {"textnorm": "withitn"}
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                405: "invalid_request_error", 408: "timeout_error", 413: "request_too_large",
                422: "invalid_request_error", 429: "rate_limit_error",
@@ -44,6 +58,16 @@ def error_response(status: int, message: str, param: str | None = None,
     body = {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"), "param": param,
                       "code": status}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def key_matches(expected: str | None, authorization: str, query_key: str | None = None) -> bool:
+    """Whether a request carries the service's API key (None: no key needed), as ``Authorization: Bearer KEY`` or,
+    where given (WebSocket: browsers cannot set its headers), as ``?api_key=KEY``."""
+    if expected is None:
+        return True
+    scheme, _, token = authorization.partition(" ")
+    given = token.strip() if scheme.lower() == "bearer" else query_key or ""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def check_fields(form: FormData, accepted: Sequence[str]) -> None:
@@ -68,11 +92,10 @@ def choice(form: FormData, name: str, choices: Sequence[str], default: str) -> s
     return value
 
 
-def flag(form: FormData, name: str, default: bool) -> bool:
-    value = text_field(form, name, str(default)).lower()
-    if value not in TRUE + FALSE:
-        raise ApiError(422, f"{name}={value!r}; expected one of {list(TRUE + FALSE)}", name)
-    return value in TRUE
+def yes_no(name: str, text: str) -> bool:
+    if text.lower() not in TRUE + FALSE:
+        raise ApiError(422, f"{name}={text!r}; expected one of {list(TRUE + FALSE)}", name)
+    return text.lower() in TRUE
 
 
 def uploads(form: FormData, name: str) -> list[UploadFile]:
@@ -84,32 +107,102 @@ def uploads(form: FormData, name: str) -> list[UploadFile]:
     return files  # type: ignore[return-value]
 
 
-def integer(form: FormData, name: str, default: int) -> int:
-    value = text_field(form, name, str(default))
-    if not value.isdigit():
-        raise ApiError(422, f"{name}={value!r}; expected an integer >= 0", name)
-    return int(value)
+HOTWORD_COMMAS = re.compile("[,，]")  # between comma-separated hotword phrases (ASCII or full-width)
 
 
-def search_fields(form: FormData, base: sv.DecodingOptions) -> dict[str, object]:
-    """This request's search options (default: the server's); ``prompt``'s words become hotwords."""
-    fields: dict[str, object] = {"beam_size": integer(form, "beam_size", base.beam_size),
-                                 "restrict_language": flag(form, "restrict_language", base.restrict_language),
-                                 "tag_topk": integer(form, "tag_topk", base.tag_topk)}
-    prompt = text_field(form, "prompt", "")
-    if prompt:
-        fields["hotwords"] = base.hotwords + tuple((word, None) for word in prompt.split())
-    return fields
+def parse_hotwords(value: Any) -> tuple[str, ...]:
+    """Phrases from a request (DecodingOptions checks and normalises them): "" for none, a JSON object of
+    phrases (FunASR's ``{"phrase": weight, ...}``, as a string the way its clients send it, or as an object; its
+    weights are on FunASR's scale, not ours, so each phrase gets the server's hotword_weight), comma-separated
+    phrases (what FunASR's client sends for its --hotword file: "cousin,twenty,阿里巴巴"; ASCII or full-width commas,
+    a trailing one allowed) or space-separated words. ValueError names what is accepted."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"hotwords={value[:80]!r} is not a JSON object ({err})") from None
+    if isinstance(value, dict):
+        return tuple(value)
+    if isinstance(value, str) and HOTWORD_COMMAS.search(value):
+        return tuple(phrase.strip() for phrase in HOTWORD_COMMAS.split(value.rstrip(" ,，")))
+    if isinstance(value, str):
+        return tuple(value.split())
+    raise ValueError(f"hotwords={value!r}; expected FunASR's JSON object {{\"phrase\": weight, ...}} (as a string "
+                     "or an object), comma-separated phrases or space-separated words")
 
 
-def request_options(base: sv.DecodingOptions, language: str, use_itn: bool, timestamps: bool,
-                    **search: object) -> sv.DecodingOptions:
-    """The server-wide decoding options with this request's language, ITN choice, timestamps and search fields."""
+def request_fields(cls: type, door: str, spelling: Mapping[str, str] | None = None) -> dict[str, Option]:
+    """{a request's field name: its option} for every option a request may set (``door``: "form" or "stream")."""
+    spelling = spelling or {}
+    return {spelling.get(o.name) or o.spelled(door): o for o in optionspec.of_type(cls) if o.exposed}
+
+
+def from_text(option: Option, name: str, text: str) -> Any:
+    """A form field's text as the option's value (its range and choices are the options type's to check)."""
+    if "as_flag" in option.spec:
+        return option.from_flag(yes_no(name, text))
+    if option.kind == "bool":
+        return yes_no(name, text)
+    if option.kind == "tuple":
+        return hotwords_field(name, text)
+    if option.kind == "str":
+        return text
     try:
-        return dataclasses.replace(base, language=language, textnorm="withitn" if use_itn else "woitn",
-                                   output_timestamp=timestamps, **search)
+        return int(text) if option.kind == "int" else float(text)
+    except ValueError:
+        raise ApiError(422, f"{name}={text!r}; expected {'an integer' if option.kind == 'int' else 'a number'}",
+                       name) from None
+
+
+def hotwords_field(name: str, value: Any) -> tuple[str, ...]:
+    try:
+        return parse_hotwords(value)
+    except ValueError as err:
+        raise ApiError(422, str(err), name) from None
+
+
+def from_json(option: Option, name: str, value: Any) -> Any:
+    """A stream message's JSON value as the option's value (flags must be JSON true/false)."""
+    if "as_flag" in option.spec:
+        if not isinstance(value, bool):
+            raise ApiError(422, f"{name}={value!r} must be true or false", name)
+        return option.from_flag(value)
+    return hotwords_field(name, value) if option.kind == "tuple" else value
+
+
+def request_options(base: sv.DecodingOptions, values: Mapping[str, Any], timestamps: bool) -> sv.DecodingOptions:
+    """The server-wide decoding options with a request's values (its phrases join the server's) and timestamps."""
+    values = {name: getattr(base, name) + tuple(value) if isinstance(getattr(base, name), tuple) else value
+              for name, value in values.items()}
+    try:
+        return dataclasses.replace(base, output_timestamp=timestamps, **values)
     except (TypeError, ValueError) as err:  # names the field and its allowed values
         raise ApiError(422, str(err), str(err).split("=")[0]) from None
+
+
+def form_options(form: FormData, base: sv.DecodingOptions, defaults: Mapping[str, Any], timestamps: bool,
+                 spelling: Mapping[str, str] | None = None, **values: Any) -> sv.DecodingOptions:
+    """A form's decoding fields (absent ones: this door's ``defaults``, then the server's) -> the options."""
+    values = {**defaults, **values}
+    for name, option in request_fields(type(base), "form", spelling).items():
+        text = text_field(form, name, "")
+        if text:
+            values[option.name] = from_text(option, name, text)
+    return request_options(base, values, timestamps)
+
+
+def stream_options(message: Mapping[str, Any], base: sv.DecodingOptions) -> sv.DecodingOptions:
+    """A stream's first message's decoding fields (FunASR's ``itn`` and ``hotwords``, our ``language`` and the
+    rest by their names) -> the options, with timestamps (a final's words carry their times)."""
+    values = dict(STREAM_DEFAULTS)
+    for name, option in request_fields(type(base), "stream").items():
+        if name in message:
+            values[option.name] = from_json(option, name, message[name])
+    return request_options(base, values, timestamps=True)
+
+
+def accepted_fields(own: Sequence[str], cls: type, spelling: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    return (*own, *request_fields(cls, "form", spelling))
 
 
 @dataclass(frozen=True)
@@ -123,11 +216,11 @@ class OpenAIRequest:
 
 
 def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.DecodingOptions()) -> OpenAIRequest:
-    """The fields of an OpenAI transcription request, validated; ``use_itn`` (default true) is ours."""
-    check_fields(form, OPENAI_FIELDS)
+    """The fields of an OpenAI transcription request, validated; ``use_itn`` (default true) and the other decoding
+    options are ours."""
+    check_fields(form, accepted_fields(OPENAI_FIELDS, type(base)))
     choice(form, "model", (model_id, *MODEL_ALIASES), model_id)
     choice(form, "stream", FALSE, "false")
-    language = choice(form, "language", LANGUAGE_CHOICES, "auto")
     response_format = choice(form, "response_format", formats.RESPONSE_FORMATS, "json")
     granularities = tuple(g.strip() for g in form.getlist("timestamp_granularities[]") if isinstance(g, str))
     bad = [g for g in granularities if g not in formats.GRANULARITIES]
@@ -136,8 +229,9 @@ def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.De
                        "timestamp_granularities[]")
     if granularities and response_format != "verbose_json":
         raise ApiError(422, "timestamp_granularities[] needs response_format=verbose_json", "timestamp_granularities[]")
-    options = request_options(base, language, flag(form, "use_itn", True),
-                              formats.needs_timestamps(response_format, granularities), **search_fields(form, base))
+    prompt = text_field(form, "prompt", "")  # OpenAI's prompt: its words bias the decoding (hotwords)
+    options = form_options(form, base, OPENAI_DEFAULTS, formats.needs_timestamps(response_format, granularities),
+                           **({"hotwords": hotwords_field("prompt", prompt)} if prompt else {}))
     upload, *extra = uploads(form, "file")
     if extra:
         raise ApiError(422, f"send one file per request ({1 + len(extra)} were sent)", "file")
@@ -147,9 +241,8 @@ def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.De
 def parse_asr(form: FormData, base: sv.DecodingOptions = sv.DecodingOptions()
               ) -> tuple[sv.DecodingOptions, list[UploadFile], list[str]]:
     """The fields of an api.py request, validated: options, files and their keys (default: the file names)."""
-    check_fields(form, ASR_FIELDS)
-    language = choice(form, "lang", LANGUAGE_CHOICES, "auto")
-    options = request_options(base, language, flag(form, "use_itn", False), False)
+    check_fields(form, accepted_fields(ASR_FIELDS, type(base), ASR_SPELLING))
+    options = form_options(form, base, ASR_DEFAULTS, False, ASR_SPELLING)
     files = uploads(form, "files")
     keys_text = text_field(form, "keys", "")
     keys = [k.strip() for k in keys_text.split(",")] if keys_text else [f.filename or f"file{i}"

@@ -1,5 +1,5 @@
 """Response bodies: OpenAI's transcription formats (json, text, srt, vtt, verbose_json) and the ``{"result":
-[...]}`` shape of SenseVoice's own api.py, from the file results of ``engine.ModelTranscriber``."""
+[...]}`` shape of SenseVoice's own api.py, from the file results of ``sensevoice.pipeline.Transcriber``."""
 
 from __future__ import annotations
 

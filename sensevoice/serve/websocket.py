@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import json
 import logging
 import os
@@ -76,7 +75,6 @@ CONFIDENCE_FIELDS = ("avg_logprob", "no_speech_prob", "word_probability")  # a f
 WAV_FORMATS = ("pcm", "others")  # FunASR's client: "pcm" for .pcm and .wav (their samples), "others" for other files
 MIN_FS, MAX_FS = 8000, 192_000
 WARN_EVERY_S = 2.0  # at most one lag warning per stream this often
-HOTWORD_COMMAS = re.compile("[,，]")  # between comma-separated hotword phrases (ASCII or full-width)
 
 
 class StreamError(Exception):
@@ -111,38 +109,11 @@ def parse_first(message: dict[str, Any], base: sv.DecodingOptions) -> Settings:
     if wav_format not in WAV_FORMATS:
         raise StreamError(f"wav_format={wav_format!r}: 'pcm' (raw 16-bit little-endian mono samples) or 'others' (a "
                           "whole audio file, decoded once is_speaking is false)", CLOSE_UNSUPPORTED)
-    language = message.get("language", "auto")  # ours: FunASR's protocol has no language field
-    if language not in fields.LANGUAGE_CHOICES:
-        raise StreamError(f"language={language!r}; expected one of {list(fields.LANGUAGE_CHOICES)}")
-    itn = message.get("itn", True)
-    if not isinstance(itn, bool):
-        raise StreamError(f"itn={itn!r} must be true or false")
-    hotwords = parse_hotwords(message.get("hotwords", ""))
-    search = {"hotwords": base.hotwords + hotwords} if hotwords else {}
-    try:
-        options = fields.request_options(base, language, itn, timestamps=True, **search)
+    try:  # FunASR's itn and hotwords, and the other decoding options by their names (language, beam_size, ...)
+        options = fields.stream_options(message, base)
     except fields.ApiError as err:
         raise StreamError(err.message) from None
     return Settings(mode, str(message.get("wav_name", "stream")), options, audio_fs, wav_format == "others")
-
-
-def parse_hotwords(value: Any) -> tuple[str, ...]:
-    """FunASR's ``hotwords`` field -> its phrases (``DecodingOptions`` checks and normalises them), in each form its
-    clients send: "" for none, a JSON object of phrases (as a string, or as an object), comma-separated phrases
-    ("cousin,twenty,阿里巴巴"; a trailing comma is allowed) or space-separated words."""
-    if isinstance(value, str) and value.strip().startswith("{"):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as err:
-            raise StreamError(f"hotwords={value[:80]!r} is not a JSON object ({err})") from None
-    if isinstance(value, dict):
-        return tuple(value)
-    if isinstance(value, str) and HOTWORD_COMMAS.search(value):
-        return tuple(phrase.strip() for phrase in HOTWORD_COMMAS.split(value.rstrip(" ,，")))
-    if isinstance(value, str):
-        return tuple(value.split())
-    raise StreamError(f"hotwords={value!r}; expected FunASR's JSON object {{\"phrase\": weight, ...}} (as a "
-                      "string or an object), comma-separated phrases or space-separated words")
 
 
 def result_message(settings: Settings, mode: str, text: str, decoded: list[dict[str, Any]] = (), **extra: Any
@@ -186,11 +157,7 @@ class StreamHub:
 
     def authorized(self, ws: WebSocket) -> bool:
         """The HTTP API's key, as ``Authorization: Bearer KEY`` or (browsers cannot set headers) ``?api_key=KEY``."""
-        if self.api_key is None:
-            return True
-        scheme, _, token = ws.headers.get("authorization", "").partition(" ")
-        given = token.strip() if scheme.lower() == "bearer" else ws.query_params.get("api_key", "")
-        return hmac.compare_digest(given.encode(), self.api_key.encode())
+        return fields.key_matches(self.api_key, ws.headers.get("authorization", ""), ws.query_params.get("api_key"))
 
     async def serve(self, ws: WebSocket) -> None:
         offered = ws.scope.get("subprotocols") or []

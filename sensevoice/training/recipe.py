@@ -33,7 +33,7 @@ import model as sv
 from sensevoice import modeldir
 from sensevoice.modeldir import ModelDir
 from sensevoice.training.tokenizer import add_pieces, train_tokenizer
-from sensevoice.training.train import read_jsonl
+from sensevoice.datalist import read_jsonl
 
 TOKENIZER_NAME = "sensevoice.bpe.model"
 RELEASE_FILES = ("model.py", "config.yaml", "configuration.json", "am.mvn", "model.pt")

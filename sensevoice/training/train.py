@@ -43,12 +43,12 @@ from tqdm import tqdm
 
 import model as sv
 from sensevoice import modeldir
+from sensevoice.datalist import read_jsonl
 from sensevoice.modeldir import ModelDir
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
-JSONL_KEYS = ("key", "source", "target", "text_language", "emo_target", "event_target", "with_or_wo_itn")
 
 
 @dataclass
@@ -56,23 +56,6 @@ class Utterance:
     key: str
     feats: torch.Tensor  # (T, n_input) float16, CMVN applied
     target: list[int]  # [language, emotion, event, itn] tag ids + transcript ids
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Official fine-tuning jsonl; every line must carry the official keys."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            missing = [k for k in JSONL_KEYS if k not in row]
-            if missing:
-                raise ValueError(f"{path}:{n}: missing keys {missing}; official keys are {list(JSONL_KEYS)}")
-            rows.append(row)
-    if not rows:
-        raise ValueError(f"{path} holds no utterances")
-    return rows
 
 
 class Featurizer:

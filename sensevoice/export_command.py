@@ -1,0 +1,45 @@
+"""``sensevoice export`` (also ``python -m sensevoice.export_command``): a model directory to ONNX with FunASR's
+official I/O, an optional int8 copy and sherpa-onnx's metadata. The export itself is ``sensevoice.export``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Iterable
+
+from sensevoice import heavy
+from sensevoice.argtypes import add_model_arguments, check_weights, model_dir_from_args, module_main
+from sensevoice.export import INT8_NAME, OPSET
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser, default=None, required=True)
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--int8", action="store_true",
+                        help=f"also write {INT8_NAME} (dynamic int8 MatMul weights)")
+    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (default %(default)s)")
+    parser.add_argument("--standard-ops", action="store_true",
+                        help="standard ONNX operators only (attention unfused) for runtimes other than ONNX Runtime")
+
+
+def run(args: argparse.Namespace) -> int:
+    source = model_dir_from_args(args)
+    heavy.import_funasr()
+    import model as sv
+    from sensevoice.export import export
+
+    check_weights(source, sv.BackendOptions())  # a bad model.pt: a usage error
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    return module_main("python -m sensevoice.export_command", __doc__, add_arguments, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
