@@ -6,10 +6,10 @@ text-norm) prepended -> SAN-M encoder -> CTC over the sentencepiece vocabulary. 
 are the rich tags, e.g. ``<|en|><|NEUTRAL|><|Speech|><|woitn|>hello``.
 
 FunASR imports this file by path (``remote_code="./model.py"``), so it depends on stdlib, numpy, torch and
-funasr only. Two optional features live in the ``sensevoice`` package beside it and are imported lazily, inside
+funasr only. Three optional features live in the ``sensevoice`` package beside it and are imported lazily, inside
 the function that needs them: ``decode_scores`` imports ``sensevoice.decoding`` for beam search, hotwords,
-restrict_language and tag_topk, and ``SenseVoiceSmall`` imports ``sensevoice.backends`` for a backend other than
-PyTorch fp32. Greedy fp32 decoding, FunASR's own, never imports the package (tests/test_layers.py keeps it so).
+restrict_language and tag_topk, ``SenseVoiceSmall`` imports ``sensevoice.backends`` for a backend other than
+PyTorch fp32, and ``SenseVoiceSmall.export`` imports ``sensevoice.export`` for FunASR's ``AutoModel.export``. Greedy fp32 decoding, FunASR's own, never imports the package (tests/test_layers.py keeps it so).
 Checkpoint keys and shapes follow the official release, so its ``model.pt`` loads unmodified.
 """
 

@@ -1,11 +1,13 @@
 """Tools around the SenseVoiceSmall FunASR plugin (model.py): model directories, CLI, data, training, VAD,
-benchmarks, service. They import model.py. model.py imports two of them lazily, inside the function that needs
-them, for optional features only: ``decoding`` (beam search, hotwords, restrict_language, tag_topk) and
-``backends`` (ONNX Runtime, int8, bf16, fp16); its greedy PyTorch fp32 path never imports the package.
+benchmarks, service. They import model.py. model.py imports three of them lazily, inside the function that needs
+them, for optional features only: ``decoding`` (beam search, hotwords, restrict_language, tag_topk),
+``backends`` (ONNX Runtime, int8, bf16, fp16) and ``export`` (FunASR's ``AutoModel.export``); its greedy PyTorch
+fp32 path never imports the package.
 
 Layers (tests/test_layers.py walks the imports: no cycles, nothing imports a higher layer): library (model.py,
-heavy, optionspec, modeldir, vad, richtext, subtitles, decoding, export) < backends < pipeline < front doors
-(argtypes, cli, demo, batch, batchio, raybatch, export_command, serve) < wings (bench, training)."""
+heavy, optionspec, modeldir, hub, vad, richtext, subtitles, decoding, export, datalist) < backends < pipeline <
+front doors (argtypes, cli, demo, batch, batchio, raybatch, export_command, download, serve) < wings (bench,
+training)."""
 
 __version__ = "0.1.0"
 

@@ -12,17 +12,19 @@ from testkit import ROOT
 LAYERS = {
     "library": ("model", "sensevoice", "sensevoice.heavy", "sensevoice.optionspec", "sensevoice.modeldir",
                 "sensevoice.vad", "sensevoice.richtext", "sensevoice.subtitles", "sensevoice.decoding",
-                "sensevoice.export", "sensevoice.datalist"),
+                "sensevoice.export", "sensevoice.datalist", "sensevoice.hub"),
     "backends": ("sensevoice.backends",),
     "pipeline": ("sensevoice.pipeline",),
     "doors": ("sensevoice.argtypes", "sensevoice.cli", "sensevoice.__main__", "sensevoice.demo", "sensevoice.batch",
-              "sensevoice.batchio", "sensevoice.raybatch", "sensevoice.export_command", "sensevoice.serve"),
+              "sensevoice.batchio", "sensevoice.raybatch", "sensevoice.export_command", "sensevoice.download",
+              "sensevoice.serve"),
     "wings": ("sensevoice.bench", "sensevoice.training"),
 }
 # model.py is self-contained for FunASR (it loads the file alone); the package's optional parts it uses are
 # imported inside the function that needs them, and model.py says so there (see its comments).
 LAZY_OPTIONAL = {("model", "sensevoice.backends"): "backend= other than PyTorch fp32",
-                 ("model", "sensevoice.decoding"): "beam search, hotwords, restrict_language, tag_topk"}
+                 ("model", "sensevoice.decoding"): "beam search, hotwords, restrict_language, tag_topk",
+                 ("model", "sensevoice.export"): "AutoModel.export (ONNX)"}
 
 
 def module_name(path: Path) -> str:

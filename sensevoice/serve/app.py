@@ -44,13 +44,13 @@ from sensevoice.serve import fields, formats
 from sensevoice.serve.fields import ApiError, error_response
 from sensevoice.serve.guard import ClientTable, ConnectionLimits, GuardedH11, default_max_connections
 from sensevoice.serve.batcher import Arrival, Batcher, QueueFull, ShuttingDown
-from sensevoice.serve.command import UPLOAD_RATE_GRACE_S
 from sensevoice.pipeline import Prepared
 from sensevoice.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+UPLOAD_RATE_GRACE_S = 5.0  # seconds of waiting a request body gets before its average rate counts (Kestrel's)
 MAX_FILES = 64  # uploads in one /api/v1/asr request
 MAX_FIELDS = 64  # form fields in one request
 AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")  # what uploads may hold (model.load_audio; the page shows them)

@@ -25,7 +25,6 @@ NO_VAD_MAX_AUDIO_S = 60.0  # without VAD a file is one forward pass (attention m
 VAD_MAX_AUDIO_S = 3600.0  # with VAD, long files are cut into segments of at most 30 s
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 KEEP_ALIVE_S = 30  # idle seconds before the server closes a keep-alive connection
-UPLOAD_RATE_GRACE_S = 5.0  # seconds of waiting a request body gets before its average rate counts (Kestrel's)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="longest silence from a client while its request body is being received; then 408 "
                              "(default %(default)s)")
     parser.add_argument("--min-upload-rate", type=non_negative_float, default=1024.0, metavar="BYTES_PER_S",
-                        help="average rate a request body must keep once its first "
-                             f"{UPLOAD_RATE_GRACE_S:g} s are over, however steadily it trickles; slower gets 408 "
+                        help="average rate a request body must keep once a short grace period (app.py's "
+                             "UPLOAD_RATE_GRACE_S) is over, however steadily it trickles; slower gets 408 "
                              "(default %(default)s; 0: no minimum)")
     parser.add_argument("--header-timeout-s", type=positive_float, default=10.0,
                         help="a request's line and headers must arrive whole within this many seconds of the "
