@@ -5,10 +5,12 @@ shards. Light: no Ray, no torch.
 
 The output folder::
 
-    OUT/manifest.json              format and settings of the run that created it (a rerun must match them)
+    OUT/manifest.json              format and settings of the run that created it (a rerun must match them),
+                                   the model's id among them (ModelDir.identity: demo, official or custom, with
+                                   its weights hash), and the model's identity in full
     OUT/results/part-<run>-<n>.<jsonl|parquet>    key, source, duration_s, text, clean_text, language, emotion,
-                                                  event, itn, segments (absolute times), [words, timestamp], model,
-                                                  options
+                                                  event, itn, segments (absolute times), [words, timestamp], model
+                                                  (the model's id), options
     OUT/failures/part-<run>-<n>.<jsonl|parquet>   key, source, error
 
 Each shard is written whole (a temporary name, then a rename), so a run stopped at any point leaves only complete
@@ -170,10 +172,11 @@ class Store:
         self.run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         self.written = 0
 
-    def check_manifest(self, wanted: dict[str, Any]) -> None:
-        """Create manifest.json, or check that this run matches it (UsageError names what differs)."""
+    def check_manifest(self, wanted: dict[str, Any], model: dict[str, Any] | None = None) -> None:
+        """Create manifest.json (``model``: the model's identity, for people), or check that this run matches its
+        settings (UsageError names what differs)."""
         path = self.root / "manifest.json"
-        manifest = {"format": self.fmt, "settings": wanted}
+        manifest = {"format": self.fmt, "settings": wanted, **({"model": model} if model is not None else {})}
         if path.is_file():
             old = json.loads(path.read_text(encoding="utf-8"))
             if old["format"] != self.fmt:

@@ -237,8 +237,9 @@ def test_a_new_field_appears_in_every_door():
     with pytest.raises(websocket.StreamError, match="speakers=9"):
         websocket.parse_first({"speakers": 9}, base)
 
-    assert batch.settings(argparse.Namespace(model_path="m", backend="torch", precision="fp32", vad=True,
-                                             timestamps=False), WithSpeakers(speakers=5))["speakers"] == 5
+    door = argparse.Namespace(model_path="m", model_identity=argparse.Namespace(id="custom:m@0"), backend="torch",
+                              precision="fp32", vad=True, timestamps=False)
+    assert batch.settings(door, WithSpeakers(speakers=5))["speakers"] == 5
 
 
 def test_every_door_takes_the_search_options_with_one_range():
