@@ -7,7 +7,7 @@
 # The rehearsal, on any machine with the project's venv (tiny weights, small sizes, about 3 minutes):
 #     PY=.venv/bin/python bash scripts/gpu_check.sh /tmp/check --device cpu --quick
 #
-# Where FunASR cannot be imported, .gpupack/wheels is installed with --no-deps into /tmp/gpu_site (the machine
+# Where FunASR is not installed, .gpupack/wheels is installed with --no-deps into /tmp/gpu_site (the machine
 # has torch, numpy, onnxruntime, httpx and most of the rest); .gpupack/official (the official tokenizer, am.mvn and
 # example speech, never committed) becomes $SENSEVOICE_OFFICIAL_DIR. Everything lands in OUT/gpu_check:
 # results.md, results.json, env.txt, logs/run.log (this script's output) and logs/items.tar (every process's log):
@@ -24,9 +24,9 @@ mkdir -p "$dest/logs"
 log=$dest/logs/run.log
 : > "$log"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-if ! "$py" -c 'import funasr' 2>/dev/null; then
+if ! "$py" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("funasr") is None)'; then
   if ! ls "$pack"/wheels/*.whl > /dev/null 2>&1; then
-    echo "FunASR is not importable with $py and $pack/wheels is absent: run 'bash scripts/pack_for_gpu.sh check'" \
+    echo "FunASR is not installed for $py and $pack/wheels is absent: run 'bash scripts/pack_for_gpu.sh check'" \
          "where pip works, and carry $pack" | tee -a "$log"
     exit 2
   fi

@@ -84,7 +84,7 @@ FULL = Sizes(clip_s=10.0, warmup=3, reps=20, short_clips=1000, short_range_s=(1.
              service_s=20.0, sequential_s=5.0, streams=64, stream_audio_s=20.0, stream_spread_s=2.0, total_s=420.0)
 QUICK = Sizes(clip_s=10.0, warmup=1, reps=2, short_clips=8, short_range_s=(1.0, 5.0), short_budgets_s=(10.0, 30.0),
               long_minutes=0.5, long_budgets_s=(30.0,), clients=4, service_s=2.0, sequential_s=1.0, streams=2,
-              stream_audio_s=12.0, stream_spread_s=1.0, total_s=170.0)
+              stream_audio_s=12.0, stream_spread_s=1.0, total_s=150.0)
 
 
 # ----------------------------------------------------------------------------------------------- environment
@@ -502,7 +502,8 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
             ensure_export(model_dir, work / "onnx")
             slot = max(MIN_ITEM_S, slot - (time.time() - started))
         result = measure_backend(check, name, spec, slot)
-        result.update(status="ok" if "latency" in result else "error", wall_s=round(time.time() - started, 1))
+        result.update(status="ok" if "latency" in result else "error", wall_s=round(time.time() - started, 1),
+                      budget_s=round(slot))
         check.record(f"backend/{name}", result)
         print(f"[{name}] {summary_line(result)} ({result['wall_s']:.0f} s)", flush=True)
 
@@ -514,7 +515,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
                           ["--model", str(model_dir), "--clients", str(sizes.clients), "--duration-s",
                            str(sizes.service_s), "--sequential-s", str(sizes.sequential_s), "--audio",
                            *audio.short[:8], "--server-args", serve_args(args.device)], slot)
-        check.record("service", {"status": "error" if "error" in report else "ok", **report})
+        check.record("service", {"status": "error" if "error" in report else "ok", "budget_s": round(slot), **report})
     print(f"[service] {summary_line(check.report['items']['service'])}", flush=True)
 
     slot = check.slot("websocket", [])
@@ -525,7 +526,8 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
                           ["--model", str(model_dir), "--audio", audio.stream, "--streams", str(sizes.streams),
                            "--spread-s", str(sizes.stream_spread_s), "--memory-minutes", "0", "--server-args",
                            serve_args(args.device)], slot)
-        check.record("websocket", {"status": "error" if "error" in report else "ok", **report})
+        check.record("websocket", {"status": "error" if "error" in report else "ok", "budget_s": round(slot),
+                                   **report})
     print(f"[websocket] {summary_line(check.report['items']['websocket'])}", flush=True)
     return check.report
 
@@ -574,9 +576,18 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"- Weights: {i['weights']}. Audio: {i['audio']}; long file {i['long_s']:.0f} s, short clips "
                   f"{i['short_s']:.0f} s in total."]
     backends = {k.split("/", 1)[1]: v for k, v in items.items() if k.startswith("backend/")}
+    measured = {name: r for name, r in backends.items() if r.get("status") != "skipped"}
+    sizes = report["sizes"]
+    lines += latency_table(backends) + short_table(measured, [f"{b:g}" for b in sizes["short_budgets_s"]],
+                                                   sizes["short_clips"])
+    lines += long_table(measured, sizes["long_minutes"]) + servers_table(items.get("service"), items.get("websocket"))
+    return "\n".join(lines) + "\n"
+
+
+def latency_table(backends: dict[str, Any]) -> list[str]:
     reference = backends.get("funasr", {}).get("latency", {}).get("e2e_ms", {}).get("p50")
-    lines += ["", "## One clip, batch 1, end to end (ms after warm-up, CUDA synchronised)", "",
-              "| backend | precision | p50 | p90 | RTF | vs built-in |", "|---|---|---|---|---|---|"]
+    lines = ["", "## One clip, batch 1, end to end (ms after warm-up, CUDA synchronised)", "",
+             "| backend | precision | p50 | p90 | RTF | vs built-in |", "|---|---|---|---|---|---|"]
     rows = []
     for name, r in backends.items():
         rows.append((name, bb.BACKENDS[name].precision, r, r.get("latency")))
@@ -590,28 +601,30 @@ def markdown(report: dict[str, Any]) -> str:
         else:
             why = r.get("why") or r.get("skipped") or r.get("error") or step_missing(r)
             lines.append(f"| {name} | {precision} | {cell(why)} | | | |")
-    budgets = [f"{b:g}" for b in report["sizes"]["short_budgets_s"]]
-    lines += ["", f"## {report['sizes']['short_clips']} short clips, x real time at each batch budget (s)", "",
-              "| backend | " + " | ".join(budgets) + " | best |", "|---|" + "---|" * (len(budgets) + 1)]
+    return lines
+
+
+def short_table(backends: dict[str, Any], budgets: list[str], clips: int) -> list[str]:
+    lines = ["", f"## {clips} short clips, x real time at each batch budget (s)", "",
+             "| backend | " + " | ".join(budgets) + " | best |", "|---|" + "---|" * (len(budgets) + 1)]
     for name, r in backends.items():
-        if r.get("status") == "skipped":
-            continue
         short = r.get("short", {})
         cells = [f"{short[b]['x_rt']:.1f}" if "x_rt" in short.get(b, {}) else cell(short.get(b, {}).get("skipped", "-"))
                  for b in budgets]
         measured = [b for b in short if "x_rt" in short[b]]
         best = max(measured, key=lambda b: short[b]["x_rt"]) if measured else None
-        lines.append(f"| {name} | " + " | ".join(cells) + " | " +
-                     (f"{short[best]['x_rt']:.1f} at {best} s |" if best else
-                                                     f"{'-' if short else cell(step_missing(r))} |"))
-    lines += ["", f"## {report['sizes']['long_minutes']:g} min of speech: FSMN-VAD + batches", "",
-              "| backend | settings | x real time | wall s | segments | peak GPU MB (allocated / reserved) |",
-              "|---|---|---|---|---|---|"]
+        last = f"{short[best]['x_rt']:.1f} at {best} s" if best else "-" if short else cell(step_missing(r))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {last} |")
+    return lines
+
+
+def long_table(backends: dict[str, Any], minutes: float) -> list[str]:
+    lines = ["", f"## {minutes:g} min of speech: FSMN-VAD + batches", "",
+             "| backend | settings | x real time | wall s | segments | peak GPU MB (allocated / reserved) |",
+             "|---|---|---|---|---|---|"]
     for name, r in backends.items():
-        if r.get("status") == "skipped":
-            continue
         for label, long in (r.get("long") or {"-": {"skipped": step_missing(r)}}).items():
-            settings = f"FunASR model card: batch_size_s 60, merge_vad, merge_length_s 15" \
+            settings = "FunASR model card: batch_size_s 60, merge_vad, merge_length_s 15" \
                 if label == "funasr-card" else label
             if "skipped" in long:
                 lines.append(f"| {name} | {settings} | {cell(long['skipped'])} | | | |")
@@ -619,9 +632,12 @@ def markdown(report: dict[str, Any]) -> str:
             mem = long.get("gpu_memory")
             lines.append(f"| {name} | {settings} | {long['x_rt']:.1f} | {long['wall_s']:.1f} | {long['segments']} | "
                          + (f"{mem['peak_allocated_mb']} / {mem['peak_reserved_mb']}" if mem else "no CUDA") + " |")
-    lines += ["", "## Service and WebSocket server", "",
-              "| item | load | rate | latency p50 s | latency p99 s | errors |", "|---|---|---|---|---|---|"]
-    service, ws = items.get("service"), items.get("websocket")
+    return lines
+
+
+def servers_table(service: dict[str, Any] | None, ws: dict[str, Any] | None) -> list[str]:
+    lines = ["", "## Service and WebSocket server", "",
+             "| item | load | rate | latency p50 s | latency p99 s | errors |", "|---|---|---|---|---|---|"]
     if service and "phases" in service:
         for p in service["phases"]:
             lines.append(f"| service ({p['name']}) | {p['clients']} clients, {p['wall_s']:.0f} s | "
@@ -637,7 +653,7 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{p['errors']} |")
     elif ws:
         lines.append(f"| websocket | {cell(ws.get('why') or ws.get('error'))} | | | | |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 # ----------------------------------------------------------------------------------------------- command
@@ -645,7 +661,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cuda", help="cuda[:N] or cpu (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="the rehearsal: tiny weights (see --size), 2 timed runs, 8 short clips, a 30 s long "
-                             "file, 4 clients and 2 streams, a 170 s budget")
+                             "file, 4 clients and 2 streams, a 150 s budget")
     parser.add_argument("--out", type=Path, default=None, help="results folder (results.md/json, env.txt, logs/; "
                         "required)")
     parser.add_argument("--model", type=existing_dir, default=None, metavar="DIR",
