@@ -54,12 +54,16 @@ def test_rehearsal_on_the_cpu_gives_every_item_a_number_or_a_reason(tiny_dir, tm
             "websocket/websocket.json"} <= names
 
 
-def test_an_item_without_time_left_is_skipped_with_the_reason(tmp_path):
+def test_the_time_left_is_divided_by_shares_and_an_item_without_enough_is_skipped(tmp_path):
     check = gpu.Check(tmp_path / "out", tmp_path / "work", gpu.QUICK, total_s=400.0, command="test")
-    assert check.slot("torch", later=["service"]) == pytest.approx(gpu.SHARES["torch"] * 400.0, abs=1)  # its share
-    check.deadline = time.time() + 105
-    assert check.slot("torch", later=["a", "b", "c", "d"]) == pytest.approx(105 - 4 * gpu.MIN_ITEM_S, abs=1)
-    check.deadline = time.time() + 30  # the item after it keeps its least: nothing is left for this one
+    shares = gpu.SHARES
+    assert check.slot("torch", later=[]) == pytest.approx(400, abs=1)  # the last item: all that is left
+    assert check.slot("torch", later=["service"]) == \
+        pytest.approx(400 * shares["torch"] / (shares["torch"] + shares["service"]), abs=1)
+    check.deadline = time.time() + 105  # earlier items took the rest
+    assert check.slot("funasr", later=["service", "websocket"]) == \
+        pytest.approx(105 * shares["funasr"] / (shares["funasr"] + shares["service"] + shares["websocket"]), abs=1)
+    check.deadline = time.time() + 30  # its part would be under MIN_ITEM_S
     assert check.slot("funasr", later=["service"]) == "skipped: 30 s of the 400 s budget left, 1 item(s) after it"
 
 

