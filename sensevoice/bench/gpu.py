@@ -2,16 +2,17 @@
 every measurement in one bounded run, everything written into one folder.
 
     python -m sensevoice.bench.gpu --device cuda --out $OUT/gpu_check      # the lent GPU (scripts/gpu_check.sh)
-    python -m sensevoice.bench.gpu --device cpu --quick --out /tmp/check   # the rehearsal: small sizes, ~3 min
+    python -m sensevoice.bench.gpu --device cpu --quick --out /tmp/check   # the rehearsal: tiny, under 3 min
 
-Items, in this order, each with a time budget; the whole stays within ``--budget-s`` (an item that would not fit
-is skipped and says why, a backend process that outruns its budget is killed and its unfinished steps say so):
+Items, in this order; the whole stays within ``--budget-s``, the time left divided among the items still to run
+by SHARES (an item whose part is too small is skipped and says why, a backend process that outruns its part is
+killed and its unfinished steps say so, a step expected not to fit in it is skipped and says so):
 - env: versions, the GPU's name, the CPU (``env.txt`` holds them with ``pip list`` and ``nvidia-smi``);
 - per backend (``bench.backends``: the built-in, ours in torch fp32/fp16/bf16, ONNX Runtime's CUDA provider when
   its package has one), in a process of its own: one 10 s clip at batch 1 (p50/p90 end to end after warm-up, CUDA
-  synchronised around every timed call), short clips at several batch budgets (x real time; the best is the
-  headline), an hour of speech through FSMN-VAD and ``batch_size_s`` (the built-in with its model card's settings,
-  ours with each ``long_budgets_s``): x real time, peak GPU memory; the built-in is then cast to fp16/bf16 as
+  synchronised around every timed call), an hour of speech through FSMN-VAD and ``batch_size_s`` (the built-in with
+  its model card's settings, ours with each ``long_budgets_s``): x real time, peak GPU memory; 1,000 short clips at
+  several batch budgets (x real time; the best is the headline); the built-in is then cast to fp16/bf16 as
   ``AutoModel(fp16=True)`` / ``bf16=True`` do and timed on the clip, or its error recorded;
 - service: ``bench.loadtest`` with 64 concurrent clients (requests/s, latency p50/p99);
 - websocket: ``bench.stream`` with 64 live streams (finals/s, final after endpoint p50/p99).
