@@ -17,9 +17,10 @@ import os
 import re
 import resource
 import statistics
+import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -79,6 +80,8 @@ class Plan:
     language: str = "auto"
     use_itn: bool = False
     ort_spin: bool = False  # our ONNX Runtime sessions let idle threads spin (funasr-onnx and sherpa-onnx always do)
+    funasr_long_kwargs: dict[str, Any] = field(default_factory=dict)  # more AutoModel.generate settings for the
+    # built-in's long file (e.g. the model card's merge_vad=True, merge_length_s=15)
 
 
 @dataclass
@@ -183,7 +186,8 @@ class FunasrRunner:
         return [Hyp(t, r["text"]) for t, r in zip(self.recorder.take(len(items)), results)]
 
     def transcribe_long(self, path: str) -> tuple[str, int]:
-        result = self.automodel.generate(input=path, batch_size_s=self.plan.batch_size_s, **self.decoding)[0]
+        result = self.automodel.generate(input=path, batch_size_s=self.plan.batch_size_s, **self.decoding,
+                                         **self.plan.funasr_long_kwargs)[0]
         segments = len(self.recorder.calls)  # one decode per VAD segment (shortest first; the text is in order)
         self.recorder.calls.clear()
         return result["text"], segments
@@ -364,9 +368,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def synchronize() -> None:
+    """Wait for the GPU's queued work, where this process uses CUDA (a timed call's text is already on the host,
+    but a stage such as features may leave kernels running)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    synchronize()
     start = time.perf_counter()
     out = fn()
+    synchronize()
     return out, time.perf_counter() - start
 
 

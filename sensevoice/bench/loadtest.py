@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -243,6 +244,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size-s", type=float, default=60.0, help="server option (default %(default)s)")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="server option (default %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="server option: torch threads")
+    parser.add_argument("--server-args", default="", help="more options for sensevoice serve, e.g. '--device cuda "
+                        "--precision fp16'")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--name", default="loadtest", help="report file stem (default %(default)s)")
     return parser.parse_args(argv)
@@ -274,10 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         server, port = start_server(args.model, args.threads,
                                     ["--max-queue", str(max(256, 2 * args.clients)), "--batch-size-s",
-                                     str(args.batch_size_s), "--max-wait-ms", str(args.max_wait_ms)])
+                                     str(args.batch_size_s), "--max-wait-ms", str(args.max_wait_ms),
+                                     *shlex.split(args.server_args)])
         base = f"http://127.0.0.1:{port}"
         report["server"] = (f"python -m sensevoice.serve, batch_size_s={args.batch_size_s:g}, "
-                            f"max_wait_ms={args.max_wait_ms:g}, threads={args.threads or default_threads()}")
+                            f"max_wait_ms={args.max_wait_ms:g}, threads={args.threads or default_threads()}"
+                            + (f", {args.server_args}" if args.server_args else ""))
         try:
             sequential, concurrent = measure(base, {}, clips, args)
         finally:

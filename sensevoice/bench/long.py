@@ -28,6 +28,7 @@ RESULTS_DIR = REPO_ROOT / "bench" / "results"
 FS = 16000
 EXAMPLE_CLIPS = ("enNews.wav", "vad_example.wav", "en.mp3", "zh.mp3", "ja.mp3", "ko.mp3", "yue.mp3")
 PAUSE_S = (0.4, 3.0)  # silence between clips, drawn uniformly
+TINY_ENCODER = {"output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2, "tp_blocks": 1}
 
 
 def rss_mb() -> dict[str, float]:
@@ -108,8 +109,7 @@ def random_model_dir(kind: str) -> Path:
     rng = np.random.default_rng(0)
     bpe = train_tokenizer([" ".join(rng.choice(words, size=8)) for _ in range(400)], dst / "tiny.bpe.model", 200)
     cmvn = modeldir.write_cmvn(dst / "am.mvn", np.full(560, 10.0), np.full(560, 3.0))
-    tiny = {"output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2, "tp_blocks": 1}
-    return ModelDir.create(dst, bpe, cmvn, tiny, seed=0).path
+    return ModelDir.create(dst, bpe, cmvn, TINY_ENCODER, seed=0).path
 
 
 def run(model_dir: Path, audio: Path, batch_size_s: float, threads: int) -> dict:

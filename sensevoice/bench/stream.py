@@ -88,18 +88,23 @@ def summary(values: Sequence[float]) -> dict[str, float | int]:
         return {"n": 0}
     x = np.asarray(values)
     return {"n": int(x.size), "p50": round(float(np.percentile(x, 50)), 3),
-            "p95": round(float(np.percentile(x, 95)), 3), "max": round(float(x.max()), 3)}
+            "p95": round(float(np.percentile(x, 95)), 3), "p99": round(float(np.percentile(x, 99)), 3),
+            "max": round(float(x.max()), 3)}
 
 
 async def phase(url: str, pcm: bytes, streams: int, chunk_ms: int, spread_s: float) -> dict[str, Any]:
+    started = time.monotonic()
     runs = await asyncio.gather(*(one_stream(url, pcm, chunk_ms, 1.0, f"s{i}", i * spread_s / streams)
                                   for i in range(streams)))
+    wall_s = time.monotonic() - started
     merged: dict[str, list[float]] = {}
     for run in runs:
         for key, values in stream_stats(run).items():
             merged.setdefault(key, []).extend(values)
     result = {key: summary(values) for key, values in merged.items() if key not in ("warnings", "errors")}
-    result.update(streams=streams, chunk_ms=chunk_ms, spread_s=spread_s, warnings=len(merged["warnings"]),
+    finals = len(merged["final_after_end_s"])
+    result.update(streams=streams, chunk_ms=chunk_ms, spread_s=spread_s, wall_s=round(wall_s, 2), finals=finals,
+                  finals_per_s=round(finals / wall_s, 2), warnings=len(merged["warnings"]),
                   errors=len(merged["errors"]),
                   max_lag_per_stream_s=[round(max(stream_stats(r)["lag_s"], default=0.0), 3) for r in runs])
     return result
