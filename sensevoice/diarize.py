@@ -44,10 +44,12 @@ GE2E_TRAINING_ONLY = ("similarity_weight", "similarity_bias")  # GE2E loss param
 
 STEP_MS = 800  # one window every 0.8 s of speech (half-overlapping): speaker changes found to +-0.4 s
 BATCH_WINDOWS = 64  # windows per encoder call: bounds memory whatever the audio's length
-# Average-linkage cosine distance at which two clusters stop merging (automatic speaker count). Chosen on the
-# benchmark's real and synthetic conversations (sensevoice/bench/diarize.py); a fixed count ignores it.
-DISTANCE_THRESHOLD = 0.3
-MIN_CLUSTER_SHARE = 0.05  # automatic count: a cluster with fewer windows than this share of all is not a speaker
+SMOOTH_WINDOWS = 1  # each window's embedding is averaged with this many neighbours either side (same span)
+# Automatic speaker count: the average-linkage cosine distance at which clusters stop merging, and the share of
+# windows below which a cluster is no speaker. Chosen on the benchmark's conversations of the official clips
+# (sensevoice/bench/diarize.py: 0.3-0.45 tried, with and without smoothing); a fixed count uses neither.
+DISTANCE_THRESHOLD = 0.35
+MIN_CLUSTER_SHARE = 0.05
 MAX_CLUSTERED_WINDOWS = 4000  # more windows (> 53 min of speech) are clustered on a sample, the rest assigned
 MAX_SPEAKERS = 32
 SPEAKER_ENCODERS = ("resemblyzer",)
@@ -206,6 +208,19 @@ def plan_windows(spans: Sequence[Sequence[int]], duration_ms: int) -> list[tuple
 
 
 # ----------------------------------------------------------------------------------------------- clustering
+def smooth_embeddings(embeddings: np.ndarray, spans: Sequence[int]) -> np.ndarray:
+    """Each window's embedding averaged with its neighbours in the same span (``spans[i]``: window i's span), then
+    L2-normalised: one 1.6 s window is a noisy sample of a voice, three overlapping ones (3.2 s) much less so,
+    and a turn lasts longer than that."""
+    spans = np.asarray(spans)
+    out = np.empty_like(embeddings)
+    for i in range(len(embeddings)):
+        lo, hi = max(i - SMOOTH_WINDOWS, 0), min(i + SMOOTH_WINDOWS + 1, len(embeddings))
+        mean = embeddings[lo:hi][spans[lo:hi] == spans[i]].mean(0)
+        out[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return out
+
+
 def _linkage_labels(embeddings: np.ndarray, low: int, high: int) -> np.ndarray:
     from scipy.cluster.hierarchy import fcluster, linkage
 
@@ -219,23 +234,28 @@ def _linkage_labels(embeddings: np.ndarray, low: int, high: int) -> np.ndarray:
     return labels
 
 
+def _centroids(embeddings: np.ndarray, labels: np.ndarray, clusters: Sequence[int]) -> np.ndarray:
+    means = np.stack([embeddings[labels == c].mean(0) for c in clusters])
+    return means / np.linalg.norm(means, axis=1, keepdims=True).clip(1e-12)
+
+
 def _drop_small_clusters(embeddings: np.ndarray, labels: np.ndarray, low: int) -> np.ndarray:
-    """Automatic count: windows of clusters too small to be a speaker (a cough, an overlap, a noisy window) join
-    the nearest remaining cluster, keeping at least ``low`` clusters."""
-    sizes = np.bincount(labels)
-    order = np.argsort(-sizes)
-    keep = [c for c in order if sizes[c] >= MIN_CLUSTER_SHARE * len(labels)]
-    keep = keep + [c for c in order if c not in keep][:max(0, low - len(keep))]
-    centroids = np.stack([embeddings[labels == c].mean(0) for c in keep])
-    similarity = embeddings @ centroids.T  # (N, K)
+    """Automatic count: windows of clusters too small to be a speaker (a cough, an overlap, a noisy stretch) join
+    the nearest remaining cluster; at least ``low`` clusters stay."""
+    labels = labels.copy()
+    sizes = {c: int((labels == c).sum()) for c in np.unique(labels)}
+    by_size = sorted(sizes, key=lambda c: -sizes[c])
+    keep = [c for c in by_size if sizes[c] >= MIN_CLUSTER_SHARE * len(labels)]
+    keep += [c for c in by_size if c not in keep][:max(0, low - len(keep))]
     moved = ~np.isin(labels, keep)
-    out = labels.copy()
-    out[moved] = np.asarray(keep)[similarity[moved].argmax(1)]
-    return out
+    labels[moved] = np.asarray(keep)[(embeddings[moved] @ _centroids(embeddings, labels, keep).T).argmax(1)]
+    return labels
 
 
-def cluster(embeddings: np.ndarray, options: DiarizationOptions = DiarizationOptions()) -> np.ndarray:
-    """(N, D) L2-normalised embeddings -> (N,) speaker index, 0 for the first speaker to appear, then 1, ...
+def cluster(embeddings: np.ndarray, options: DiarizationOptions = DiarizationOptions(),
+            spans: Sequence[int] | None = None) -> np.ndarray:
+    """(N, D) L2-normalised window embeddings (``spans``: each window's span, for smoothing) -> (N,) speaker index,
+    0 for the first speaker to appear, then 1, ...
 
     Beyond MAX_CLUSTERED_WINDOWS, an even sample is clustered and every window joins the nearest centroid:
     memory stays bounded (linkage holds N^2 / 2 distances) on audio of any length."""
@@ -245,13 +265,14 @@ def cluster(embeddings: np.ndarray, options: DiarizationOptions = DiarizationOpt
         raise ValueError(f"{low} speakers asked for, but the speech gives only {n} window(s) of "
                          f"{WINDOW_MS / 1000:g} s to tell them apart")
     high = min(high, n)
+    x = smooth_embeddings(embeddings, np.zeros(n, int) if spans is None else spans)
     sample = np.linspace(0, n - 1, min(n, MAX_CLUSTERED_WINDOWS)).round().astype(int)
-    labels = _linkage_labels(embeddings[sample], low, high)
+    labels = _linkage_labels(x[sample], low, high)
     if options.num_speakers is None:
-        labels = _drop_small_clusters(embeddings[sample], labels, low)
+        labels = _drop_small_clusters(x[sample], labels, low)
     if len(sample) < n:
-        centroids = np.stack([embeddings[sample][labels == c].mean(0) for c in np.unique(labels)])
-        labels = np.unique(labels)[(embeddings @ centroids.T).argmax(1)]
+        clusters = np.unique(labels)
+        labels = clusters[(x @ _centroids(x[sample], labels, clusters).T).argmax(1)]
     first_seen = {c: i for i, c in enumerate(dict.fromkeys(labels.tolist()))}
     return np.array([first_seen[c] for c in labels.tolist()], int)
 
@@ -309,7 +330,7 @@ def diarize(wave: np.ndarray, spans: Sequence[Sequence[int]], encoder: SpeakerEn
     duration_ms = len(wave) // SAMPLES_PER_MS
     windows = plan_windows(spans, duration_ms)
     embeddings = embed_windows(encoder, wave, [s for _, s in windows], loudness_gain(wave))
-    labels = cluster(embeddings, options)
+    labels = cluster(embeddings, options, [n for n, _ in windows])
     turns: list[Turn] = []
     for n, span in enumerate(spans):
         mine = [i for i, (w, _) in enumerate(windows) if w == n]

@@ -109,8 +109,8 @@ def input_result(key: str, duration_ms: int, segments: list[dict[str, Any]], tim
     ``speakers``; the word timestamps that placed the words are dropped again unless ``timestamps``."""
     if turns is not None:
         segments = label_segments(segments, turns)
-        if not timestamps:
-            segments = [{k: v for k, v in s.items() if k not in (*TIMESTAMP_KEYS, "word_speaker")} for s in segments]
+    if not timestamps:  # decoded with them for another item's speakers (a shared batch)
+        segments = [{k: v for k, v in s.items() if k not in (*TIMESTAMP_KEYS, "word_speaker")} for s in segments]
     longest = max(segments, key=lambda s: s["end_ms"] - s["start_ms"], default={})
     result = {"key": key, "duration_ms": duration_ms,
               "text": " ".join(s["text"] for s in segments),

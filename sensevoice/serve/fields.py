@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
 
 import model as sv
+from sensevoice.diarize import DiarizationOptions
 from sensevoice.serve import formats
 
 MODEL_ID = "sensevoice-small"
@@ -21,8 +22,9 @@ TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 # OpenAI's transcription fields (temperature and stream=false are accepted and have no effect here; ``prompt``
 # becomes hotwords: its words bias the decoding), and ours: use_itn and the search options.
 SEARCH_FIELDS = ("beam_size", "restrict_language", "tag_topk")
+DIARIZATION_FIELDS = ("diarize", "num_speakers", "min_speakers", "max_speakers")  # a speaker count implies diarize
 OPENAI_FIELDS = ("file", "model", "language", "response_format", "timestamp_granularities[]", "use_itn", "prompt",
-                 "temperature", "stream", *SEARCH_FIELDS)
+                 "temperature", "stream", *SEARCH_FIELDS, *DIARIZATION_FIELDS)
 ASR_FIELDS = ("files", "keys", "lang", "use_itn")  # SenseVoice's api.py
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                405: "invalid_request_error", 408: "timeout_error", 413: "request_too_large",
@@ -119,6 +121,18 @@ class OpenAIRequest:
     response_format: str
     granularities: tuple[str, ...]
     upload: UploadFile
+    diarization: DiarizationOptions | None = None  # None: no speakers asked for
+
+
+def diarization_fields(form: FormData) -> DiarizationOptions | None:
+    """``diarize`` (a flag) and the speaker counts; any count asks for diarization too."""
+    counts = {name: integer(form, name, 0) for name in DIARIZATION_FIELDS[1:] if text_field(form, name, "")}
+    if not flag(form, "diarize", False) and not counts:
+        return None
+    try:
+        return DiarizationOptions(**counts)
+    except ValueError as err:  # names the field and its range
+        raise ApiError(422, str(err), str(err).split("=")[0]) from None
 
 
 def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.DecodingOptions()) -> OpenAIRequest:
@@ -140,7 +154,7 @@ def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.De
     upload, *extra = uploads(form, "file")
     if extra:
         raise ApiError(422, f"send one file per request ({1 + len(extra)} were sent)", "file")
-    return OpenAIRequest(options, response_format, granularities, upload)
+    return OpenAIRequest(options, response_format, granularities, upload, diarization_fields(form))
 
 
 def parse_asr(form: FormData, base: sv.DecodingOptions = sv.DecodingOptions()
