@@ -298,3 +298,24 @@ def test_service_refuses_bad_speaker_counts(official, service):
     assert zero.status_code == 422 and "num_speakers=0" in zero.json()["error"]["message"]
     many = service.post("/v1/audio/transcriptions", files=files, data={"num_speakers": "30"})
     assert many.status_code == 422 and "30 speakers asked for" in many.json()["error"]["message"]
+
+
+# ----------------------------------------------------------------------------------------------- AutoModel door
+def test_automodel_spk_model_returns_funasrs_sentence_info(official, tiny_dir):
+    """FunASR's own spk path (1.5 s chunks, its ClusterBackend, distribute_spk) with our encoder as spk_model."""
+    from funasr import AutoModel
+
+    import sensevoice.funasr_speaker as speaker
+    from sensevoice.vad import fsmn_vad_dir
+
+    automodel = AutoModel(model=str(tiny_dir), trust_remote_code=True, remote_code=str(sv.__file__),
+                          vad_model=str(fsmn_vad_dir()), spk_model=speaker.SPK_MODEL, spk_kwargs={"model_conf": {}},
+                          device="cpu", disable_update=True, disable_pbar=True, ncpu=2)
+    assert isinstance(automodel.spk_model, speaker.ResemblyzerSpeakerModel)
+    wave = joined(official, ["en.mp3", "zh.mp3", "en.mp3"], pause_s=2.5)
+    [result] = automodel.generate(input=wave, output_timestamp=True, batch_size_s=60)
+    info = result["sentence_info"]
+    assert info and all(isinstance(s["spk"], int) and {"start", "end", "text"} <= set(s) for s in info)
+    en, zh, en_again = ([s["spk"] for s in info if a <= s["start"] / 1000 < b]
+                        for a, b in ((0, 7.5), (9.5, 15.5), (17.5, 25)))
+    assert set(en) == set(en_again) and not set(en) & set(zh), info
