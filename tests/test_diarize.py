@@ -319,3 +319,49 @@ def test_automodel_spk_model_returns_funasrs_sentence_info(official, tiny_dir):
     en, zh, en_again = ([s["spk"] for s in info if a <= s["start"] / 1000 < b]
                         for a, b in ((0, 7.5), (9.5, 15.5), (17.5, 25)))
     assert set(en) == set(en_again) and not set(en) & set(zh), info
+
+
+def test_diarized_vtt_plays_in_a_browser_track_with_speaker_voices(official, tiny_dir, tmp_path):
+    """``transcribe --diarize -f vtt`` loaded by headless Chromium as a <track> of the audio it describes: the
+    browser's own WebVTT parser yields the cues, each with its voice (a ``<v S1>`` span becomes ``<span title>``)."""
+    import functools
+    import http.server
+    import importlib.util
+    import shutil
+    import threading
+    import time
+
+    import soundfile
+
+    from conftest import ROOT
+    from sensevoice.cli import main
+
+    if shutil.which("chromedriver") is None:
+        pytest.skip("chromedriver not installed (install with: bash scripts/install_client_toolchains.sh)")
+    spec = importlib.util.spec_from_file_location("page_client", ROOT / "clients" / "web" / "page_client.py")
+    page_client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(page_client)
+    if page_client.find_chromium() is None:
+        pytest.skip("chromium not installed (install with: bash scripts/install_client_toolchains.sh)")
+    soundfile.write(tmp_path / "conv.wav", joined(official, ["en.mp3", "zh.mp3"]), 16000)
+    assert main(["transcribe", "--model", str(tiny_dir), "--diarize", "-f", "vtt", "-o", str(tmp_path),
+                 str(tmp_path / "conv.wav")]) == 0
+    (tmp_path / "page.html").write_text('<video src="conv.wav" muted><track kind="subtitles" src="conv.vtt" '
+                                        'srclang="en" default></video>')
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    read_cues = ("const track = document.querySelector('video').textTracks[0]; track.mode = 'hidden';"
+                 "return track.cues && track.cues.length ? Array.from(track.cues).map((cue) => "
+                 "[cue.startTime, cue.getCueAsHTML().querySelector('span').title]) : null;")
+    try:
+        with page_client.browser() as driver:
+            driver.cmd("POST", "/url", {"url": f"http://127.0.0.1:{server.server_port}/page.html"})
+            deadline, cues = time.monotonic() + 30, None
+            while cues is None and time.monotonic() < deadline:
+                cues = driver.script(read_cues)
+                time.sleep(0.2)
+    finally:
+        server.shutdown()
+    assert cues, "the browser parsed no cue"
+    assert {title for _, title in cues} == {"S1", "S2"} and cues[0][1] == "S1", cues
