@@ -50,6 +50,7 @@ SMOOTH_WINDOWS = 1  # each window's embedding is averaged with this many neighbo
 # (sensevoice/bench/diarize.py: 0.3-0.45 tried, with and without smoothing); a fixed count uses neither.
 DISTANCE_THRESHOLD = 0.35
 MIN_CLUSTER_SHARE = 0.05
+REFINE_ITERATIONS = 2  # nearest-centroid passes after the tree (confusion 5.5 % -> 3.5 % on the benchmark)
 MAX_CLUSTERED_WINDOWS = 4000  # more windows (> 53 min of speech) are clustered on a sample, the rest assigned
 MAX_SPEAKERS = 32
 SPEAKER_ENCODERS = ("resemblyzer",)
@@ -252,6 +253,23 @@ def _drop_small_clusters(embeddings: np.ndarray, labels: np.ndarray, low: int) -
     return labels
 
 
+def _refine(x: np.ndarray, sample: np.ndarray, labels: np.ndarray, keep_count: bool) -> np.ndarray:
+    """Every window (not only the sample's) joins its nearest centroid, REFINE_ITERATIONS times: k-means steps from
+    the tree's clusters (average linkage leaves windows near a turn's edge in the wrong cluster). With a fixed
+    count, a step that would empty a cluster is not taken."""
+    centroids = _centroids(sample, labels, np.unique(labels))
+    out = (x @ centroids.T).argmax(1)  # (N,) index of the nearest centroid
+    if keep_count and len(np.unique(out)) < len(centroids) and len(sample) == len(x):
+        return labels
+    for _ in range(REFINE_ITERATIONS - 1):
+        present = np.unique(out)
+        step = present[(x @ _centroids(x, out, present).T).argmax(1)]
+        if keep_count and len(np.unique(step)) < len(centroids):
+            break
+        out = step
+    return out
+
+
 def cluster(embeddings: np.ndarray, options: DiarizationOptions = DiarizationOptions(),
             spans: Sequence[int] | None = None) -> np.ndarray:
     """(N, D) L2-normalised window embeddings (``spans``: each window's span, for smoothing) -> (N,) speaker index,
@@ -270,9 +288,7 @@ def cluster(embeddings: np.ndarray, options: DiarizationOptions = DiarizationOpt
     labels = _linkage_labels(x[sample], low, high)
     if options.num_speakers is None:
         labels = _drop_small_clusters(x[sample], labels, low)
-    if len(sample) < n:
-        clusters = np.unique(labels)
-        labels = clusters[(x @ _centroids(x[sample], labels, clusters).T).argmax(1)]
+    labels = _refine(x, x[sample], labels, keep_count=options.num_speakers is not None)
     first_seen = {c: i for i, c in enumerate(dict.fromkeys(labels.tolist()))}
     return np.array([first_seen[c] for c in labels.tolist()], int)
 
