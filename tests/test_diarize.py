@@ -365,3 +365,23 @@ def test_diarized_vtt_plays_in_a_browser_track_with_speaker_voices(official, tin
         server.shutdown()
     assert cues, "the browser parsed no cue"
     assert {title for _, title in cues} == {"S1", "S2"} and cues[0][1] == "S1", cues
+
+
+# ----------------------------------------------------------------------------------------------- the benchmark
+def test_benchmark_conversations_and_scores():
+    """bench/diarize.py: a conversation's reference follows its turns; the true turns score DER 0 and the right
+    count, and one speaker's turns given to another score the confused share."""
+    from sensevoice.bench import diarize as bench
+
+    pool = [bench.Speaker(name, speechlike(25, seed=i), [(0, 16000 * 12), (16000 * 13, 16000 * 25)])
+            for i, name in enumerate("abcd")]
+    conv = bench.conversation(pool, 3, np.random.default_rng(1))
+    assert len(set(conv.speakers)) == 3 and {name for _, _, name in conv.reference} == set(conv.speakers)
+    assert all(a[1] <= b[0] for a, b in zip(conv.reference, conv.reference[1:]))  # in time order, no overlap
+    ids = {name: n for n, name in enumerate(dict.fromkeys(name for _, _, name in conv.reference))}
+    truth = [Turn(round(s * 1000), round(e * 1000), ids[name]) for s, e, name in conv.reference]
+    perfect = bench.score([conv], [truth])
+    assert perfect["der"] == 0 and perfect["count_accuracy"] == 1
+    merged = [Turn(t.start_ms, t.end_ms, 0 if t.speaker == 1 else t.speaker) for t in truth]
+    confused = bench.score([conv], [merged])
+    assert confused["confusion"] > 0.05 and confused["count_accuracy"] == 0

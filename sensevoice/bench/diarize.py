@@ -7,6 +7,7 @@ diarization adds to ``transcribe``.
     python -m sensevoice.bench.diarize accuracy --source flite                          # Flite + Festival voices
     python -m sensevoice.bench.diarize speed --minutes 10 --threads 2                   # added time
     python -m sensevoice.bench.diarize memory --minutes 60                              # peak RSS
+    python -m sensevoice.bench.diarize summary                                          # bench/results/diarize.md
 
 A conversation has 2-4 speakers and turns of 3-20 s (as long as a speaker's recording allows) separated by pauses
 of 0.2-1.0 s; a turn is a random stretch of one speaker's speech. The reference marks as speech what the FSMN-VAD
@@ -243,9 +244,39 @@ def memory(minutes: float, threads: int) -> dict:
     return {**out, "threads": threads, **machine()}
 
 
+def write_summary(results_dir: Path) -> Path:
+    """bench/results/diarize.md: a table of every diarize_*.json there."""
+    rows = []
+    for path in sorted(results_dir.glob("diarize_accuracy_*.json")):
+        r = json.loads(path.read_text())
+        rows.append(f"| {r['source']}{' (count given)' if r['num_speakers_given'] else ''} | {r['conversations_n']} "
+                    f"| {r['audio_s'] / 60:.0f} | {100 * r['der']:.1f} | {100 * r['missed']:.1f} "
+                    f"| {100 * r['false_alarm']:.1f} | {100 * r['confusion']:.1f} | {100 * r['count_accuracy']:.0f} "
+                    f"| {r['load_avg_1min']:.1f} | {r['date']} |")
+    lines = ["# Speaker diarization (`python -m sensevoice.bench.diarize`)", "",
+             "Conversations of 2-4 speakers, turns of 3-20 s, pauses of 0.2-1 s. DER by pyannote.metrics (collar "
+             "0.25 s, overlap scored); the reference speech is what the FSMN-VAD finds in each speaker's stretch "
+             "alone, so missed and false-alarm speech come from the VAD at the joins, confusion from the speakers.",
+             "", "| voices | conversations | minutes | DER % | missed % | false alarm % | confusion % "
+             "| right count % | load | date |", "|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+    for path in sorted(results_dir.glob("diarize_speed_*.json")):
+        r = json.loads(path.read_text())
+        lines.append(f"Speed ({path.name}): {r['audio_s'] / 60:.0f} min file, {r['threads']} threads, official-size "
+                     f"random weights: transcribe {r['transcribe_s']:.1f} s, with diarization "
+                     f"{r['transcribe_diarize_s']:.1f} s (+{r['added_percent']:.1f} %), load {r['load_avg_1min']:.1f}.")
+    for path in sorted(results_dir.glob("diarize_memory_*.json")):
+        r = json.loads(path.read_text())
+        lines.append(f"Memory ({path.name}): {r['audio_s'] / 60:.0f} min file (waveform {r['waveform_mb']:.0f} MiB): "
+                     f"peak RSS above the start while preparing {r['plain_peak_above_start_mb']:.0f} MiB without "
+                     f"diarization, {r['diarized_peak_above_start_mb']:.0f} MiB with it.")
+    summary = results_dir / "diarize.md"
+    summary.write_text("\n".join(lines) + "\n")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.diarize", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("accuracy", "speed", "memory"))
+    parser.add_argument("what", choices=("accuracy", "speed", "memory", "summary"))
     parser.add_argument("--source", choices=("official", "espeak", "flite"), default="official",
                         help="accuracy: whose voices (official clips, espeak-ng variants, Flite + Festival voices)")
     parser.add_argument("--conversations", type=int, default=40)
@@ -256,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    if args.what == "summary":
+        print(write_summary(args.out).read_text())
+        return 0
     if args.what == "accuracy":
         record = accuracy(args.source, args.conversations, args.seed, args.threads, args.num_speakers)
         name = f"diarize_accuracy_{args.source}{'_known_count' if args.num_speakers else ''}.json"
