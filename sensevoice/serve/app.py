@@ -244,11 +244,11 @@ class Service:
             raise ApiError(413, f"{key}: {duration_s:.1f} s of audio; the limit is {self.config.max_audio_s:g} s"
                            + ("" if self.config.use_vad else " (the server runs with --no-vad: without it, long audio is "
                                                               "cut at pauses)"), "file")
+        if diarization is None:
+            return self.batcher.transcriber.prepare_wave(wave, key)
         try:
             return self.batcher.transcriber.prepare_wave(wave, key, diarization=diarization)
         except ValueError as err:  # speakers asked for that the speech cannot hold
-            if diarization is None:
-                raise
             raise ApiError(422, str(err), "num_speakers") from err
 
     async def decode(self, upload: UploadFile, key: str, diarization: DiarizationOptions | None = None) -> Prepared:
