@@ -216,10 +216,20 @@ def speed(minutes: float, threads: int, repeats: int) -> dict:
             t0 = time.perf_counter()
             result = transcriber.transcribe(audio, audio.stem, options, diarization=diarization)
             times[name].append(time.perf_counter() - t0)
+    # The diarization step alone (what --diarize adds to prepare), timed apart: on a shared machine the difference
+    # of two whole runs swings with other jobs more than by diarization's share.
+    wave = sv.load_audio(str(audio), audio.stem).numpy()
+    spans = transcriber.vad.segments(wave)
+    alone = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        transcriber.diarizer(wave, spans)
+        alone.append(time.perf_counter() - t0)
     plain, diarized = min(times["plain"]), min(times["diarized"])
     return {"audio_s": result["duration_ms"] / 1000, "threads": threads, "repeats": repeats,
             "transcribe_s": round(plain, 2), "transcribe_diarize_s": round(diarized, 2),
-            "added_percent": round(100 * (diarized - plain) / plain, 1), "speakers_found": len(result["speakers"]),
+            "added_percent": round(100 * (diarized - plain) / plain, 1), "diarize_alone_s": round(min(alone), 2),
+            "diarize_alone_percent": round(100 * min(alone) / plain, 1), "speakers_found": len(result["speakers"]),
             "times": {k: [round(t, 2) for t in v] for k, v in times.items()}, **machine()}
 
 
@@ -263,7 +273,9 @@ def write_summary(results_dir: Path) -> Path:
         r = json.loads(path.read_text())
         lines.append(f"Speed ({path.name}): {r['audio_s'] / 60:.0f} min file, {r['threads']} threads, official-size "
                      f"random weights: transcribe {r['transcribe_s']:.1f} s, with diarization "
-                     f"{r['transcribe_diarize_s']:.1f} s (+{r['added_percent']:.1f} %), load {r['load_avg_1min']:.1f}.")
+                     f"{r['transcribe_diarize_s']:.1f} s ({r['added_percent']:+.1f} %); the diarization step alone "
+                     f"{r['diarize_alone_s']:.1f} s = {r['diarize_alone_percent']:.1f} % of transcribe; best of "
+                     f"{r['repeats']}, load {r['load_avg_1min']:.1f}.")
     for path in sorted(results_dir.glob("diarize_memory_*.json")):
         r = json.loads(path.read_text())
         lines.append(f"Memory ({path.name}): {r['audio_s'] / 60:.0f} min file (waveform {r['waveform_mb']:.0f} MiB): "
