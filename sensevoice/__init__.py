@@ -5,9 +5,9 @@ them, for optional features only: ``decoding`` (beam search, hotwords, restrict_
 fp32 path never imports the package.
 
 Layers (tests/test_layers.py walks the imports: no cycles, nothing imports a higher layer): library (model.py,
-heavy, optionspec, modeldir, hub, vad, richtext, subtitles, decoding, export, datalist) < backends < pipeline <
-front doors (argtypes, cli, demo, batch, batchio, raybatch, export_command, download, serve) < wings (bench,
-training)."""
+heavy, optionspec, modeldir, hub, vad, diarize, funasr_speaker, richtext, subtitles, decoding, export, datalist) <
+backends < pipeline < front doors (argtypes, cli, demo, batch, batchio, raybatch, export_command, download, serve)
+< wings (bench, training)."""
 
 __version__ = "0.1.0"
 

@@ -263,3 +263,32 @@ def module_main(prog: str, doc: str | None, add_arguments, run, argv=None) -> in
     parser = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
+
+
+def add_diarization_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fields of sensevoice.diarize.DiarizationOptions as options; a speaker count implies --diarize."""
+    parser.add_argument("--diarize", action="store_true",
+                        help="label who speaks when (speaker turns S1, S2, ...: txt 'S1: ', srt '[S1] ', vtt voice "
+                             "spans, a tsv column, json 'speaker' per segment and word)")
+    parser.add_argument("--num-speakers", type=positive_int, default=None, metavar="N",
+                        help="exactly N speakers (default: estimated); implies --diarize")
+    parser.add_argument("--min-speakers", type=positive_int, default=None, metavar="N",
+                        help="at least N speakers when estimating (default: 1); implies --diarize")
+    parser.add_argument("--max-speakers", type=positive_int, default=None, metavar="N",
+                        help="at most N speakers when estimating; implies --diarize")
+
+
+def diarization_options(args: argparse.Namespace):
+    """sensevoice.diarize.DiarizationOptions from the parsed arguments, or None (no diarization asked for);
+    ValueError names a bad combination (--min-speakers 3 --max-speakers 2)."""
+    counts = {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers,
+              "max_speakers": args.max_speakers}
+    if not args.diarize and all(v is None for v in counts.values()):
+        return None
+    from sensevoice.diarize import DiarizationOptions
+
+    try:
+        return DiarizationOptions(**{k: v for k, v in counts.items() if v is not None})
+    except ValueError as err:  # the options' names, as this command spells them
+        raise ValueError(str(err).replace("num_speakers", "--num-speakers").replace("min_speakers", "--min-speakers")
+                         .replace("max_speakers", "--max-speakers"))

@@ -23,6 +23,7 @@ from sensevoice import REPO_ROOT, heavy
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
                                  backend_options, check_backend, decoding_options, model_dir_from_args, positive_float,
                                  positive_int)
+from sensevoice.argtypes import add_diarization_arguments, diarization_options
 from sensevoice.subtitles import FORMATS  # light: no torch
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -79,6 +80,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write DIR/<input name>.<format> per input (default: stdout)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
+    add_diarization_arguments(parser)
 
 
 def transcribe_options(args: argparse.Namespace):
@@ -208,14 +210,24 @@ def run_transcribe(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     heavy.import_funasr()
     options = transcribe_options(args)
+    try:
+        diarization = diarization_options(args)
+    except ValueError as err:
+        raise UsageError(str(err))
     check_device(args.device)
     transcriber = load_transcriber(model_dir, args)
+    if diarization is not None:
+        try:  # a missing speaker encoder is the command's problem, not each input's
+            transcriber.diarizer.encoder
+        except (OSError, ValueError) as err:
+            raise UsageError(f"--diarize: {err}")
     failed = 0
     progress = ProgressBar(args.progress)
     try:
         for item, key in zip(args.inputs, input_keys(args.inputs)):
             try:
-                result = transcriber.transcribe(read_source(item), key, options, progress.for_input(key))
+                result = transcriber.transcribe(read_source(item), key, options, progress.for_input(key),
+                                                diarization=diarization)
                 emit(result, args, several=len(args.inputs) > 1)
             except (OSError, ValueError, RuntimeError) as err:  # one bad input must not stop the others
                 progress.bar.clear()

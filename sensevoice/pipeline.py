@@ -16,6 +16,7 @@ gets a result, and ``batch_size_s`` batches on any device.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 
 import model as sv
 from sensevoice import backends
+from sensevoice.diarize import DiarizationOptions, Diarizer, SpeakerEncoder, Turn, label_segments, turns_document
 from sensevoice.modeldir import ModelDir
 from sensevoice.subtitles import TIMESTAMP_KEYS
 from sensevoice.vad import MAX_SEGMENT_MS, Vad
@@ -72,6 +74,7 @@ class Prepared:
     duration_ms: int
     spans: tuple[tuple[int, int], ...]  # [start_ms, end_ms) of each segment
     feats: tuple[Tensor, ...]  # (T_i, n_input) fbank + LFR + CMVN features of each segment
+    turns: tuple[Turn, ...] | None = None  # speaker turns, when diarization was asked for
 
     @property
     def duration_s(self) -> float:
@@ -98,9 +101,16 @@ def segment_entry(item: dict[str, Any], start_ms: int, end_ms: int) -> dict[str,
     return entry
 
 
-def input_result(key: str, duration_ms: int, segments: list[dict[str, Any]], timestamps: bool) -> dict[str, Any]:
+def input_result(key: str, duration_ms: int, segments: list[dict[str, Any]], timestamps: bool,
+                 turns: Sequence[Turn] | None = None) -> dict[str, Any]:
     """Segments -> the input's result: texts joined with a space (as FunASR joins them), timestamps concatenated,
-    and the input's language/emotion/event/itn tags: those of its longest segment ("" without speech)."""
+    and the input's language/emotion/event/itn tags: those of its longest segment ("" without speech). With speaker
+    ``turns``, each segment gets its speaker (split where the speaker changes) and the result its ``turns`` and
+    ``speakers``; the word timestamps that placed the words are dropped again unless ``timestamps``."""
+    if turns is not None:
+        segments = label_segments(segments, turns)
+    if not timestamps:  # decoded with them for another item's speakers (a shared batch)
+        segments = [{k: v for k, v in s.items() if k not in (*TIMESTAMP_KEYS, "word_speaker")} for s in segments]
     longest = max(segments, key=lambda s: s["end_ms"] - s["start_ms"], default={})
     result = {"key": key, "duration_ms": duration_ms,
               "text": " ".join(s["text"] for s in segments),
@@ -110,6 +120,11 @@ def input_result(key: str, duration_ms: int, segments: list[dict[str, Any]], tim
     if timestamps:
         for name in TIMESTAMP_KEYS:
             result[name] = [x for s in segments for x in s.get(name, [])]
+    if turns is not None:
+        result["speakers"] = sorted({t.label for t in turns}, key=lambda label: int(label[1:]))
+        result["turns"] = turns_document(turns)
+        if timestamps:
+            result["word_speaker"] = [x for s in segments for x in s.get("word_speaker", [])]
     return result
 
 
@@ -120,7 +135,8 @@ class Transcriber:
     def __init__(self, model_dir: str | os.PathLike | ModelDir,
                  backend: sv.BackendOptions | backends.Backend | None = sv.BackendOptions(),
                  vad: bool = True, device: str = "cpu", threads: int | None = None, batch_size_s: float = 60.0,
-                 vad_model: str | os.PathLike = "fsmn-vad", max_segment_ms: int = MAX_SEGMENT_MS):
+                 vad_model: str | os.PathLike = "fsmn-vad", max_segment_ms: int = MAX_SEGMENT_MS,
+                 speaker_encoder: str | SpeakerEncoder = "resemblyzer"):
         self.batch_size_s = check_batch_size_s(batch_size_s)
         if threads is not None:
             torch.set_num_threads(threads)
@@ -132,6 +148,7 @@ class Transcriber:
         self.backend = backends.for_dir(self.model_dir, backend, device, threads) \
             if isinstance(backend, sv.BackendOptions) else backend
         self.vad = Vad(vad_model, max_segment_ms, device, threads) if vad else None
+        self.diarizer = Diarizer(speaker_encoder)  # the encoder loads on the first input that asks for speakers
 
     # ---- per input, any thread ---------------------------------------------------------------------------------
     def features(self, wave: np.ndarray, key: str) -> Tensor:
@@ -139,12 +156,15 @@ class Transcriber:
         feats, _ = sv.SenseVoiceSmall.extract_features([wave], [key], self.frontend, sv.SAMPLE_RATE)
         return feats[0]
 
-    def prepare(self, audio: Any, key: str, fs: int = sv.SAMPLE_RATE, use_vad: bool = True) -> Prepared:
+    def prepare(self, audio: Any, key: str, fs: int = sv.SAMPLE_RATE, use_vad: bool = True,
+                diarization: DiarizationOptions | None = None) -> Prepared:
         """Decode one input, cut it at pauses (with VAD, unless ``use_vad=False``) and compute its segments'
-        features. Errors name ``key``: ``model.AudioInputError`` (not audio), FileNotFoundError."""
-        return self.prepare_wave(sv.load_audio(audio, key, fs).numpy(), key, use_vad)
+        features (and, with ``diarization``, its speaker turns). Errors name ``key``: ``model.AudioInputError``
+        (not audio), FileNotFoundError; ValueError for more speakers asked for than its speech can hold."""
+        return self.prepare_wave(sv.load_audio(audio, key, fs).numpy(), key, use_vad, diarization)
 
-    def prepare_wave(self, wave: np.ndarray, key: str, use_vad: bool = True) -> Prepared:
+    def prepare_wave(self, wave: np.ndarray, key: str, use_vad: bool = True,
+                     diarization: DiarizationOptions | None = None) -> Prepared:
         """``prepare`` of an already decoded (N,) float32 16 kHz waveform."""
         duration_ms = int(len(wave) * 1000 / sv.SAMPLE_RATE)
         if self.vad is not None and use_vad:
@@ -156,7 +176,13 @@ class Transcriber:
             spans = [(0, duration_ms)]
         # Views, not copies: the same slicing as FunASR's slice_padding_audio_samples.
         feats = tuple(self.features(wave[s * SAMPLES_PER_MS:e * SAMPLES_PER_MS], f"{key}@{s}ms") for s, e in spans)
-        return Prepared(key, duration_ms, tuple(spans), feats)
+        turns = None
+        if diarization is not None:
+            try:
+                turns = tuple(self.diarizer(wave, spans, diarization))
+            except ValueError as err:
+                raise ValueError(f"{key}: {err}") from None
+        return Prepared(key, duration_ms, tuple(spans), feats, turns)
 
     # ---- many inputs, the model's thread ----------------------------------------------------------------------
     def decode(self, items: Sequence[Prepared], options: sv.DecodingOptions = sv.DecodingOptions(),
@@ -166,6 +192,9 @@ class Transcriber:
         if self.backend is None:
             raise RuntimeError("this Transcriber was built with backend=None: it prepares inputs, it cannot decode")
         budget_s = self.batch_size_s if batch_size_s is None else check_batch_size_s(batch_size_s)
+        timestamps = options.output_timestamp
+        if any(item.turns is not None for item in items):  # words are given speakers by their timestamps
+            options = dataclasses.replace(options, output_timestamp=True)
         pieces = [(i, n) for i, item in enumerate(items) for n in range(len(item.spans))]
         feats = [items[i].feats[n] for i, n in pieces]
         durations_ms = [len(f) * sv.ENC_FRAME_MS for f in feats]
@@ -188,18 +217,22 @@ class Transcriber:
         segments: list[list[dict[str, Any]]] = [[] for _ in items]
         for (i, n), output in zip(pieces, outputs):
             segments[i].append(segment_entry(output, *items[i].spans[n]))
-        return [input_result(item.key, item.duration_ms, segs, options.output_timestamp)
+        return [input_result(item.key, item.duration_ms, segs, timestamps, item.turns)
                 for item, segs in zip(items, segments)]
 
     # ---- both -------------------------------------------------------------------------------------------------
     def transcribe(self, audio: Any, key: str = "audio", options: sv.DecodingOptions = sv.DecodingOptions(),
-                   progress: Progress | None = None, batch_size_s: float | None = None) -> dict[str, Any]:
+                   progress: Progress | None = None, batch_size_s: float | None = None,
+                   diarization: DiarizationOptions | None = None) -> dict[str, Any]:
         """One input -> ``{"key", "duration_ms", "text", "clean_text", "segments": [...]}`` (+ ``words``/
-        ``timestamp``/``tokens``/``token_timestamp`` with ``options.output_timestamp``); raises on bad input."""
-        return self.decode([self.prepare(audio, key, options.fs)], options, progress, batch_size_s)[0]
+        ``timestamp``/``tokens``/``token_timestamp`` with ``options.output_timestamp``; + ``speakers``, ``turns``
+        and each segment's ``speaker`` with ``diarization``); raises on bad input."""
+        prepared = self.prepare(audio, key, options.fs, diarization=diarization)
+        return self.decode([prepared], options, progress, batch_size_s)[0]
 
     def transcribe_many(self, inputs: Sequence[Any], keys: Sequence[str],
-                        options: sv.DecodingOptions = sv.DecodingOptions()) -> list[dict[str, Any]]:
+                        options: sv.DecodingOptions = sv.DecodingOptions(),
+                        diarization: DiarizationOptions | None = None) -> list[dict[str, Any]]:
         """Many inputs decoded together; an input that cannot be read gets ``{"key", "error"}`` in its place and
         the others are transcribed all the same."""
         if len(inputs) != len(keys):
@@ -207,7 +240,7 @@ class Transcriber:
         prepared: list[Prepared | dict[str, Any]] = []
         for audio, key in zip(inputs, keys):
             try:
-                prepared.append(self.prepare(audio, key, options.fs))
+                prepared.append(self.prepare(audio, key, options.fs, diarization=diarization))
             except (OSError, ValueError) as err:  # AudioInputError is a ValueError
                 prepared.append({"key": key, "error": str(err)})
         good = iter(self.decode([p for p in prepared if isinstance(p, Prepared)], options))

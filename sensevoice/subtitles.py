@@ -1,7 +1,8 @@
 """Writers for transcription results (``sensevoice.transcribe``): txt, json, jsonl, srt, vtt, tsv.
 
 Subtitle cues come from the VAD segments; a segment longer than ``MAX_CUE_MS`` or ``MAX_CUE_CHARS`` is split at
-word boundaries using the token timestamps. Every cue carries its segment's language, emotion and event.
+word boundaries using the token timestamps. Every cue carries its segment's language, emotion and event, and its
+speaker when the result was diarized (txt "S1: ", srt "[S1] ", vtt "<v S1>", a tsv column, json "speaker").
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Cue:
     language: str | None = None
     emotion: str | None = None
     event: str | None = None
+    speaker: str | None = None  # "S1", ... when diarized
 
 
 def pieces_text(pieces: Sequence[str]) -> str:
@@ -65,7 +67,7 @@ def split_pieces(pieces: Sequence[str], spans: Sequence[Sequence[int]], max_ms: 
 def segment_cues(segment: dict[str, Any], max_ms: int = MAX_CUE_MS, max_chars: int = MAX_CUE_CHARS) -> list[Cue]:
     """The cues of one segment: the whole segment when it is short or has no timestamps, else word-bounded
     pieces of it (the first starts with the segment, the last ends with it)."""
-    tags = {k: segment.get(k) for k in ("language", "emotion", "event")}
+    tags = {k: segment.get(k) for k in ("language", "emotion", "event", "speaker")}
     start, end, text = segment["start_ms"], segment["end_ms"], segment.get("clean_text") or ""
     if not text:
         return []
@@ -100,38 +102,58 @@ def wrap(text: str, width: int = LINE_CHARS) -> str:
 
 
 def to_srt(result: dict[str, Any]) -> str:
-    blocks = [f"{i}\n{clock(c.start_ms)} --> {clock(c.end_ms)}\n{wrap(c.text)}\n"
+    blocks = [f"{i}\n{clock(c.start_ms)} --> {clock(c.end_ms)}\n{wrap(speaker_prefix(c, '[{}] ') + c.text)}\n"
               for i, c in enumerate(cues(result), 1)]
     return "\n".join(blocks)
 
 
+def vtt_voice(speaker: str) -> str:
+    """WebVTT's voice span start tag: the annotation may not hold "&", "<", ">" or a line break."""
+    return f"<v {speaker}>" if not set(speaker) & set("&<>\n\r") else ""
+
+
 def to_vtt(result: dict[str, Any]) -> str:
-    blocks = [f"{clock(c.start_ms, '.')} --> {clock(c.end_ms, '.')}\n{wrap(c.text)}\n" for c in cues(result)]
+    blocks = [f"{clock(c.start_ms, '.')} --> {clock(c.end_ms, '.')}\n"
+              f"{(vtt_voice(c.speaker) if c.speaker else '') + wrap(c.text)}\n" for c in cues(result)]
     return "\n".join(["WEBVTT\n", *blocks])
 
 
+def speaker_prefix(cue: Cue, template: str) -> str:
+    return template.format(cue.speaker) if cue.speaker else ""
+
+
 def to_tsv(result: dict[str, Any]) -> str:
-    """One row per cue: start and end in integer ms (as Whisper writes them), tags, then the text."""
-    rows = ["start\tend\tlanguage\temotion\tevent\ttext"]
+    """One row per cue: start and end in integer ms (as Whisper writes them), tags, (the speaker,) then the text."""
+    diarized = "speakers" in result
+    rows = ["start\tend\tlanguage\temotion\tevent\t" + ("speaker\t" if diarized else "") + "text"]
     for c in cues(result):
-        tags = "\t".join(t or "" for t in (c.language, c.emotion, c.event))
+        tags = "\t".join(t or "" for t in (c.language, c.emotion, c.event, *((c.speaker,) if diarized else ())))
         rows.append(f"{c.start_ms}\t{c.end_ms}\t{tags}\t{' '.join(c.text.split())}")
     return "\n".join(rows) + "\n"
 
 
 def to_txt(result: dict[str, Any]) -> str:
-    """The clean text, one line per speech segment."""
-    lines = [s["clean_text"] for s in result["segments"] if s.get("clean_text")]
+    """The clean text, one line per speech segment ("S1: " before it when diarized)."""
+    lines = [(f"{s['speaker']}: " if s.get("speaker") else "") + s["clean_text"]
+             for s in result["segments"] if s.get("clean_text")]
     return "".join(line + "\n" for line in lines)
+
+
+def cue_document(cue: Cue) -> dict[str, Any]:
+    doc = asdict(cue)
+    if cue.speaker is None:  # undiarized documents keep their shape
+        del doc["speaker"]
+    return doc
 
 
 def document(result: dict[str, Any], timestamps: bool = True) -> dict[str, Any]:
     """The result plus its cues (with their language/emotion/event tags), as json/jsonl write it; without
     ``timestamps`` the word and token lists are left out (the cues keep their times)."""
-    doc = {**result, "cues": [asdict(c) for c in cues(result)]}
+    doc = {**result, "cues": [cue_document(c) for c in cues(result)]}
     if not timestamps:
-        doc = {k: v for k, v in doc.items() if k not in TIMESTAMP_KEYS}
-        doc["segments"] = [{k: v for k, v in s.items() if k not in TIMESTAMP_KEYS} for s in result["segments"]]
+        word_keys = (*TIMESTAMP_KEYS, "word_speaker")
+        doc = {k: v for k, v in doc.items() if k not in word_keys}
+        doc["segments"] = [{k: v for k, v in s.items() if k not in word_keys} for s in result["segments"]]
     return doc
 
 

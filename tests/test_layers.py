@@ -12,7 +12,8 @@ from testkit import ROOT
 LAYERS = {
     "library": ("model", "sensevoice", "sensevoice.heavy", "sensevoice.optionspec", "sensevoice.modeldir",
                 "sensevoice.vad", "sensevoice.richtext", "sensevoice.subtitles", "sensevoice.decoding",
-                "sensevoice.export", "sensevoice.datalist", "sensevoice.hub"),
+                "sensevoice.export", "sensevoice.datalist", "sensevoice.hub", "sensevoice.diarize",
+                "sensevoice.funasr_speaker"),
     "backends": ("sensevoice.backends",),
     "pipeline": ("sensevoice.pipeline",),
     "doors": ("sensevoice.argtypes", "sensevoice.cli", "sensevoice.__main__", "sensevoice.demo", "sensevoice.batch",

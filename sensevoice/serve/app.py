@@ -44,6 +44,7 @@ from sensevoice.serve import fields, formats
 from sensevoice.serve.fields import ApiError, error_response
 from sensevoice.serve.guard import ClientTable, ConnectionLimits, GuardedH11, default_max_connections
 from sensevoice.serve.batcher import Arrival, Batcher, QueueFull, ShuttingDown
+from sensevoice.diarize import DiarizationOptions
 from sensevoice.pipeline import Prepared
 from sensevoice.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
@@ -236,9 +237,10 @@ class Service:
             raise ApiError(400, f"expected a multipart/form-data upload, got Content-Type {content_type!r}")
         return request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
 
-    def load(self, data: bytes, key: str) -> Prepared:
-        """Upload bytes -> prepared audio (the pipeline's ``prepare``: VAD and features), on a decoder thread: 400
-        if not audio, 413 if too long."""
+    def load(self, data: bytes, key: str, diarization: DiarizationOptions | None = None) -> Prepared:
+        """Upload bytes -> prepared audio (the pipeline's ``prepare``: VAD and features, speaker turns with
+        ``diarization``), on a decoder thread: 400 if not audio, 413 if too long, 422 for more speakers than the
+        speech can hold."""
         try:
             wave = decode_upload(data, key)
         except sv.AudioInputError as err:
@@ -248,11 +250,16 @@ class Service:
             raise ApiError(413, f"{key}: {duration_s:.1f} s of audio; the limit is {self.config.max_audio_s:g} s"
                            + ("" if self.config.use_vad else " (the server runs with --no-vad: without it, long audio is "
                                                               "cut at pauses)"), "file")
-        return self.batcher.transcriber.prepare_wave(wave, key)
+        if diarization is None:
+            return self.batcher.transcriber.prepare_wave(wave, key)
+        try:
+            return self.batcher.transcriber.prepare_wave(wave, key, diarization=diarization)
+        except ValueError as err:  # speakers asked for that the speech cannot hold
+            raise ApiError(422, str(err), "num_speakers") from err
 
-    async def decode(self, upload: UploadFile, key: str) -> Prepared:
+    async def decode(self, upload: UploadFile, key: str, diarization: DiarizationOptions | None = None) -> Prepared:
         data = await upload.read()
-        return await asyncio.get_running_loop().run_in_executor(self.decoder, self.load, data, key)
+        return await asyncio.get_running_loop().run_in_executor(self.decoder, self.load, data, key, diarization)
 
     async def transcribe(self, items: list[Prepared], options: sv.DecodingOptions, arrival: Arrival) -> list[dict[str, Any]]:
         try:
@@ -278,7 +285,7 @@ def add_transcription_routes(app: FastAPI, service: Service) -> None:
         with service.batcher.arriving() as arrival:
             async with service.form(request) as form:
                 parsed = fields.parse_openai(form, service.model.id, service.config.decoding)
-                audio = await service.decode(parsed.upload, parsed.upload.filename or "file")
+                audio = await service.decode(parsed.upload, parsed.upload.filename or "file", parsed.diarization)
             [result] = await service.transcribe([audio], parsed.options, arrival)
         body = formats.openai_body(result, parsed.response_format, parsed.granularities, service.model)
         if isinstance(body, dict):

@@ -22,6 +22,7 @@ from starlette.datastructures import FormData, UploadFile
 import model as sv
 from sensevoice import optionspec
 from sensevoice.optionspec import Option
+from sensevoice.diarize import DiarizationOptions
 from sensevoice.serve import formats
 
 # Accepted as the form's ``model`` besides the served model's id (``ModelDir.identity``): this project's name, as
@@ -31,7 +32,9 @@ LANGUAGE_CHOICES = (*sv.LANGUAGES, *sv.LANGUAGE_ALIASES)
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 # OpenAI's transcription fields besides the decoding options (temperature and stream=false are accepted and have no
 # effect here; ``prompt``'s words join the hotwords), and SenseVoice api.py's (its language is spelled ``lang``).
-OPENAI_FIELDS = ("file", "model", "response_format", "timestamp_granularities[]", "prompt", "temperature", "stream")
+DIARIZATION_FIELDS = ("diarize", "num_speakers", "min_speakers", "max_speakers")  # a speaker count implies diarize
+OPENAI_FIELDS = ("file", "model", "response_format", "timestamp_granularities[]", "prompt", "temperature", "stream",
+                 *DIARIZATION_FIELDS)
 ASR_FIELDS = ("files", "keys")
 ASR_SPELLING = {"language": "lang"}
 # Each door's defaults where they differ from the server-wide options: ITN on for OpenAI's route and for streams
@@ -213,6 +216,26 @@ class OpenAIRequest:
     response_format: str
     granularities: tuple[str, ...]
     upload: UploadFile
+    diarization: DiarizationOptions | None = None  # None: no speakers asked for
+
+
+def speaker_count(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ApiError(422, f"{name}={text!r}; expected a whole number of speakers", name) from None
+
+
+def diarization_fields(form: FormData) -> DiarizationOptions | None:
+    """``diarize`` (a flag) and the speaker counts; any count asks for diarization too."""
+    counts = {name: speaker_count(name, text_field(form, name, "")) for name in DIARIZATION_FIELDS[1:]
+              if text_field(form, name, "")}
+    if not yes_no("diarize", text_field(form, "diarize", "false")) and not counts:
+        return None
+    try:
+        return DiarizationOptions(**counts)
+    except ValueError as err:  # names the field and its range
+        raise ApiError(422, str(err), str(err).split("=")[0]) from None
 
 
 def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.DecodingOptions()) -> OpenAIRequest:
@@ -235,7 +258,7 @@ def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.De
     upload, *extra = uploads(form, "file")
     if extra:
         raise ApiError(422, f"send one file per request ({1 + len(extra)} were sent)", "file")
-    return OpenAIRequest(options, response_format, granularities, upload)
+    return OpenAIRequest(options, response_format, granularities, upload, diarization_fields(form))
 
 
 def parse_asr(form: FormData, base: sv.DecodingOptions = sv.DecodingOptions()

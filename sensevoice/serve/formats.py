@@ -47,15 +47,23 @@ def verbose_json(result: dict[str, Any], granularities: Sequence[str], model: Mo
     segments = [{"id": n, "seek": 0, "start": s["start_ms"] / 1000, "end": s["end_ms"] / 1000,
                  "text": s["clean_text"], "rich_text": s["text"], **{k: s.get(k) for k in TAG_FIELDS},
                  "avg_logprob": s.get("avg_logprob"), "no_speech_prob": s.get("no_speech_prob"),
-                 **({"tag_probs": s["tag_probs"]} if "tag_probs" in s else {})}
+                 **({"tag_probs": s["tag_probs"]} if "tag_probs" in s else {}),
+                 **({"speaker": s["speaker"]} if "speaker" in s else {})}
                 for n, s in enumerate(result["segments"])]
     body = {"task": "transcribe", "duration": result["duration_ms"] / 1000, "text": openai_text(result),
             **file_tags(result), "rich_text": result["text"], "segments": segments, "model": model.id,
             "model_identity": model.as_dict()}
+    if "speakers" in result:  # diarized: the speakers and their turns (seconds)
+        body["speakers"] = result["speakers"]
+        body["turns"] = [{"start": t["start_ms"] / 1000, "end": t["end_ms"] / 1000, "speaker": t["speaker"]}
+                         for t in result["turns"]]
     if "word" in granularities:
         probabilities = result.get("word_probability") or [None] * len(result.get("words", []))
+        speakers = result.get("word_speaker")
         body["words"] = [{"word": w, "start": s / 1000, "end": e / 1000, "probability": p}
                          for w, (s, e), p in zip(result.get("words", []), result.get("timestamp", []), probabilities)]
+        for word, speaker in zip(body["words"], speakers or []):
+            word["speaker"] = speaker
     return body
 
 

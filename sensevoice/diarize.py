@@ -1,0 +1,448 @@
+"""Speaker diarization: who spoke when, from speaker embeddings of sliding windows inside the VAD's speech.
+
+    16 kHz audio + VAD spans -> 1.6 s windows every STEP_MS inside each span -> speaker embeddings (batched)
+    -> agglomerative clustering (cosine, average linkage; count automatic or fixed) -> speaker turns
+    -> ASR segments split where the speaker changes, every word labelled by its timestamps    ``label_segments``
+
+The default encoder is Resemblyzer's GE2E speaker encoder (Wan et al., https://arxiv.org/abs/1710.10467), whose
+trained weights ship inside the ``resemblyzer`` wheel (``resemblyzer/pretrained.pt``, Apache-2.0). That package is
+installed without its dependencies (webrtcvad compiles C) and never imported here: ``GE2EEncoder`` reads the
+weights as tensors and computes Resemblyzer's features itself (``VoiceEncoder`` + ``wav_to_mel_spectrogram``:
+40-band power mel of 25 ms Hann frames every 10 ms, 160 frames a window, volume raised to -30 dBFS). Another
+encoder (FunASR's CAM++) fits behind the same ``SpeakerEncoder`` interface.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+SAMPLE_RATE = 16_000
+SAMPLES_PER_MS = SAMPLE_RATE // 1000
+# Resemblyzer's hparams.py: mel frames of 25 ms every 10 ms, 40 bands, 160 frames (1.6 s) per partial utterance.
+MEL_WINDOW = 400  # samples (25 ms)
+MEL_HOP = 160  # samples (10 ms)
+MEL_BANDS = 40
+WINDOW_FRAMES = 160  # mel frames per embedding window
+WINDOW_MS = WINDOW_FRAMES * MEL_HOP // SAMPLES_PER_MS  # 1600 ms
+# Samples one window reads: its 160 frames centred every 10 ms, each 200 samples either side of its centre
+# (librosa's center=True framing, zero beyond the audio).
+WINDOW_SAMPLES = (WINDOW_FRAMES - 1) * MEL_HOP + MEL_WINDOW  # 25840
+TARGET_DBFS = -30.0  # Resemblyzer's audio_norm_target_dBFS (raised only, never lowered)
+INT16_MAX = 2 ** 15 - 1
+GE2E_PACKAGE = "resemblyzer"  # PyPI: resemblyzer (installed with --no-deps, see scripts/setup_env.sh)
+GE2E_WEIGHTS = "pretrained.pt"  # inside the package folder
+GE2E_TRAINING_ONLY = ("similarity_weight", "similarity_bias")  # GE2E loss parameters, unused by the encoder
+
+STEP_MS = 800  # one window every 0.8 s of speech (half-overlapping): speaker changes found to +-0.4 s
+BATCH_WINDOWS = 64  # windows per encoder call: bounds memory whatever the audio's length
+SMOOTH_WINDOWS = 1  # each window's embedding is averaged with this many neighbours either side (same span)
+# Automatic speaker count: the average-linkage cosine distance at which clusters stop merging, and the share of
+# windows below which a cluster is no speaker. Chosen on the benchmark's conversations of the official clips
+# (sensevoice/bench/diarize.py: 0.3-0.45 tried, with and without smoothing); a fixed count uses neither.
+DISTANCE_THRESHOLD = 0.35
+MIN_CLUSTER_SHARE = 0.05
+REFINE_ITERATIONS = 2  # nearest-centroid passes after the tree (confusion 5.5 % -> 3.5 % on the benchmark)
+MAX_CLUSTERED_WINDOWS = 4000  # more windows (> 53 min of speech) are clustered on a sample, the rest assigned
+MAX_SPEAKERS = 32
+SPEAKER_ENCODERS = ("resemblyzer",)
+
+
+# ----------------------------------------------------------------------------------------------- options
+def _check_speakers(name: str, value: Any, allow_none: bool) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_SPEAKERS:
+        raise ValueError(f"{name}={value!r} must be an integer in [1, {MAX_SPEAKERS}]"
+                         + (" or None (estimated)" if allow_none else ""))
+    return int(value)
+
+
+@dataclass(frozen=True)
+class DiarizationOptions:
+    """How many speakers to look for: ``num_speakers`` fixes the count; otherwise it is estimated within
+    [``min_speakers``, ``max_speakers``]. Validated on construction (ValueError names the bad value)."""
+
+    num_speakers: int | None = None
+    min_speakers: int = 1
+    max_speakers: int = MAX_SPEAKERS
+
+    def __post_init__(self):
+        num = _check_speakers("num_speakers", self.num_speakers, allow_none=True)
+        low = _check_speakers("min_speakers", self.min_speakers, allow_none=False)
+        high = _check_speakers("max_speakers", self.max_speakers, allow_none=False)
+        if low > high:
+            raise ValueError(f"min_speakers={low} is more than max_speakers={high}")
+        if num is not None and not low <= num <= high:
+            raise ValueError(f"num_speakers={num} is outside min_speakers={low}..max_speakers={high}")
+        for name, value in (("num_speakers", num), ("min_speakers", low), ("max_speakers", high)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        return (self.num_speakers, self.num_speakers) if self.num_speakers else (self.min_speakers, self.max_speakers)
+
+
+# ----------------------------------------------------------------------------------------------- encoders
+class SpeakerEncoder(Protocol):
+    """What diarization needs of a speaker encoder: a name and (B, WINDOW_SAMPLES) 16 kHz windows (already at the
+    file's loudness gain) -> (B, D) L2-normalised embeddings."""
+
+    name: str
+
+    def embed(self, windows: Tensor) -> Tensor: ...
+
+
+def ge2e_weights_path() -> Path:
+    """``resemblyzer/pretrained.pt`` of the installed wheel, found without importing the package (its
+    ``__init__`` imports webrtcvad and librosa, which this module does not need)."""
+    spec = importlib.util.find_spec(GE2E_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the {GE2E_PACKAGE} package is not installed; it carries the GE2E speaker encoder's "
+                                "weights: pip install --no-deps resemblyzer (pinned in constraints.txt)")
+    path = Path(list(spec.submodule_search_locations)[0]) / GE2E_WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall resemblyzer")
+    return path
+
+
+def mel_filters(n_fft: int = MEL_WINDOW, n_mels: int = MEL_BANDS) -> Tensor:
+    """(n_fft // 2 + 1, n_mels) Slaney-scale, Slaney-normalised triangles from 0 to 8 kHz: librosa.filters.mel's
+    defaults, which Resemblyzer's features use."""
+    import torchaudio.functional
+
+    return torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, 0.0, SAMPLE_RATE / 2, n_mels, SAMPLE_RATE,
+                                                 norm="slaney", mel_scale="slaney")
+
+
+class GE2EEncoder(nn.Module):
+    """Resemblyzer's GE2E encoder: 3-layer LSTM (256) over 40-band power mel frames -> ReLU(linear) -> L2 norm.
+    Attribute names follow the checkpoint's keys."""
+
+    name = "resemblyzer"
+
+    def __init__(self, hidden: int = 256, layers: int = 3, dim: int = 256):
+        super().__init__()
+        self.lstm = nn.LSTM(MEL_BANDS, hidden, layers, batch_first=True)
+        self.linear = nn.Linear(hidden, dim)
+        self.register_buffer("window", torch.hann_window(MEL_WINDOW, periodic=True), persistent=False)
+        self.register_buffer("filters", mel_filters(), persistent=False)
+
+    @classmethod
+    def pretrained(cls, path: str | Path | None = None) -> "GE2EEncoder":
+        """The shipped weights (or ``path``), as tensors only; refuses a checkpoint whose keys do not match."""
+        path = Path(path) if path is not None else ge2e_weights_path()
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in checkpoint["model_state"].items() if k not in GE2E_TRAINING_ONLY}
+        encoder = cls()
+        encoder.load_state_dict(state, strict=True)
+        return encoder.eval()
+
+    def mels(self, windows: Tensor) -> Tensor:
+        """(B, WINDOW_SAMPLES) -> (B, WINDOW_FRAMES, MEL_BANDS) power mel (not log: Resemblyzer's input)."""
+        spec = torch.stft(windows, MEL_WINDOW, MEL_HOP, window=self.window, center=False, return_complex=True)
+        return (spec.abs() ** 2).transpose(1, 2) @ self.filters  # (B, 160, 40)
+
+    @torch.no_grad()
+    def embed(self, windows: Tensor) -> Tensor:
+        _, (hidden, _) = self.lstm(self.mels(windows.float()))  # hidden: (layers, B, hidden)
+        x = torch.relu(self.linear(hidden[-1]))  # (B, dim)
+        return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def load_speaker_encoder(name: str = "resemblyzer") -> SpeakerEncoder:
+    if name == "resemblyzer":
+        return GE2EEncoder.pretrained()
+    raise ValueError(f"speaker encoder {name!r}; expected one of {list(SPEAKER_ENCODERS)}")
+
+
+def loudness_gain(wave: np.ndarray) -> float:
+    """Resemblyzer's normalize_volume(increase_only=True): the factor that raises the audio to -30 dBFS, or 1."""
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if len(wave) else 0.0
+    if rms == 0.0:
+        return 1.0
+    change_db = TARGET_DBFS - 20 * math.log10(rms)
+    return 10 ** (change_db / 20) if change_db > 0 else 1.0
+
+
+def window_audio(wave: np.ndarray, start_ms: int) -> np.ndarray:
+    """The WINDOW_SAMPLES a window starting at ``start_ms`` reads (zeros outside the audio)."""
+    first = start_ms * SAMPLES_PER_MS - MEL_WINDOW // 2
+    out = np.zeros(WINDOW_SAMPLES, np.float32)
+    a, b = max(first, 0), min(first + WINDOW_SAMPLES, len(wave))
+    if b > a:
+        out[a - first:b - first] = wave[a:b]
+    return out
+
+
+def embed_windows(encoder: SpeakerEncoder, wave: np.ndarray, starts_ms: Sequence[int], gain: float) -> np.ndarray:
+    """(len(starts_ms), D) embeddings of the windows starting at ``starts_ms``, BATCH_WINDOWS per call."""
+    out = []
+    for i in range(0, len(starts_ms), BATCH_WINDOWS):
+        batch = np.stack([window_audio(wave, s) for s in starts_ms[i:i + BATCH_WINDOWS]]) * gain
+        out.append(encoder.embed(torch.from_numpy(batch)).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+# ----------------------------------------------------------------------------------------------- windows
+def plan_windows(spans: Sequence[Sequence[int]], duration_ms: int) -> list[tuple[int, int]]:
+    """(span index, window start ms) of every window: a span shorter than a window gets one, centred on it (its
+    context spills over the span, clamped to the audio where it can); a longer one gets windows every STEP_MS,
+    the last ending at the span's end."""
+    windows = []
+    for n, (start, end) in enumerate(spans):
+        if end - start <= WINDOW_MS:
+            centred = (start + end) // 2 - WINDOW_MS // 2
+            windows.append((n, max(0, min(centred, duration_ms - WINDOW_MS))))
+            continue
+        last = end - WINDOW_MS
+        windows += [(n, s) for s in range(start, last, STEP_MS)] + [(n, last)]
+    return windows
+
+
+# ----------------------------------------------------------------------------------------------- clustering
+def smooth_embeddings(embeddings: np.ndarray, spans: Sequence[int]) -> np.ndarray:
+    """Each window's embedding averaged with its neighbours in the same span (``spans[i]``: window i's span), then
+    L2-normalised: one 1.6 s window is a noisy sample of a voice, three overlapping ones (3.2 s) much less so,
+    and a turn lasts longer than that."""
+    spans = np.asarray(spans)
+    out = np.empty_like(embeddings)
+    for i in range(len(embeddings)):
+        lo, hi = max(i - SMOOTH_WINDOWS, 0), min(i + SMOOTH_WINDOWS + 1, len(embeddings))
+        mean = embeddings[lo:hi][spans[lo:hi] == spans[i]].mean(0)
+        out[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return out
+
+
+def _linkage_labels(embeddings: np.ndarray, low: int, high: int) -> np.ndarray:
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    if len(embeddings) == 1:
+        return np.zeros(1, int)
+    tree = linkage(embeddings, method="average", metric="cosine")
+    labels = fcluster(tree, t=DISTANCE_THRESHOLD, criterion="distance") - 1
+    count = len(set(labels.tolist()))
+    if low == high or not low <= count <= high:
+        labels = fcluster(tree, t=min(max(count, low), high), criterion="maxclust") - 1
+    return labels
+
+
+def _centroids(embeddings: np.ndarray, labels: np.ndarray, clusters: Sequence[int]) -> np.ndarray:
+    means = np.stack([embeddings[labels == c].mean(0) for c in clusters])
+    return means / np.linalg.norm(means, axis=1, keepdims=True).clip(1e-12)
+
+
+def _drop_small_clusters(embeddings: np.ndarray, labels: np.ndarray, low: int) -> np.ndarray:
+    """Automatic count: windows of clusters too small to be a speaker (a cough, an overlap, a noisy stretch) join
+    the nearest remaining cluster; at least ``low`` clusters stay."""
+    labels = labels.copy()
+    sizes = {c: int((labels == c).sum()) for c in np.unique(labels)}
+    by_size = sorted(sizes, key=lambda c: -sizes[c])
+    keep = [c for c in by_size if sizes[c] >= MIN_CLUSTER_SHARE * len(labels)]
+    keep += [c for c in by_size if c not in keep][:max(0, low - len(keep))]
+    moved = ~np.isin(labels, keep)
+    labels[moved] = np.asarray(keep)[(embeddings[moved] @ _centroids(embeddings, labels, keep).T).argmax(1)]
+    return labels
+
+
+def _refine(x: np.ndarray, sample: np.ndarray, labels: np.ndarray, keep_count: bool) -> np.ndarray:
+    """Every window (not only the sample's) joins its nearest centroid, REFINE_ITERATIONS times: k-means steps from
+    the tree's clusters (average linkage leaves windows near a turn's edge in the wrong cluster). With a fixed
+    count, a step that would empty a cluster is not taken."""
+    centroids = _centroids(sample, labels, np.unique(labels))
+    out = (x @ centroids.T).argmax(1)  # (N,) index of the nearest centroid
+    if keep_count and len(np.unique(out)) < len(centroids) and len(sample) == len(x):
+        return labels
+    for _ in range(REFINE_ITERATIONS - 1):
+        present = np.unique(out)
+        step = present[(x @ _centroids(x, out, present).T).argmax(1)]
+        if keep_count and len(np.unique(step)) < len(centroids):
+            break
+        out = step
+    return out
+
+
+def cluster(embeddings: np.ndarray, options: DiarizationOptions = DiarizationOptions(),
+            spans: Sequence[int] | None = None) -> np.ndarray:
+    """(N, D) L2-normalised window embeddings (``spans``: each window's span, for smoothing) -> (N,) speaker index,
+    0 for the first speaker to appear, then 1, ...
+
+    Beyond MAX_CLUSTERED_WINDOWS, an even sample is clustered and every window joins the nearest centroid:
+    memory stays bounded (linkage holds N^2 / 2 distances) on audio of any length."""
+    n = len(embeddings)
+    low, high = options.bounds
+    if n < low:
+        raise ValueError(f"{low} speakers asked for, but the speech gives only {n} window(s) of "
+                         f"{WINDOW_MS / 1000:g} s to tell them apart")
+    high = min(high, n)
+    x = smooth_embeddings(embeddings, np.zeros(n, int) if spans is None else spans)
+    sample = np.linspace(0, n - 1, min(n, MAX_CLUSTERED_WINDOWS)).round().astype(int)
+    labels = _linkage_labels(x[sample], low, high)
+    if options.num_speakers is None:
+        labels = _drop_small_clusters(x[sample], labels, low)
+    labels = _refine(x, x[sample], labels, keep_count=options.num_speakers is not None)
+    first_seen = {c: i for i, c in enumerate(dict.fromkeys(labels.tolist()))}
+    return np.array([first_seen[c] for c in labels.tolist()], int)
+
+
+# ----------------------------------------------------------------------------------------------- turns
+@dataclass(frozen=True)
+class Turn:
+    """One speaker's stretch of speech, [start_ms, end_ms) on the input's timeline."""
+
+    start_ms: int
+    end_ms: int
+    speaker: int  # 0-based, in order of first appearance (FunASR's ``spk``)
+
+    @property
+    def label(self) -> str:
+        return speaker_label(self.speaker)
+
+
+def speaker_label(speaker: int) -> str:
+    return f"S{speaker + 1}"
+
+
+def smooth(labels: Sequence[int]) -> list[int]:
+    """Within one span: a window whose two neighbours agree with each other but not with it takes their label
+    (one window alone is 0.8 s of speech: too little to be a turn, enough to be a misjudged window)."""
+    out = list(labels)
+    for i in range(1, len(out) - 1):
+        if labels[i - 1] == labels[i + 1] != labels[i]:
+            out[i] = labels[i - 1]
+    return out
+
+
+def span_turns(span: Sequence[int], starts_ms: Sequence[int], labels: Sequence[int]) -> list[Turn]:
+    """The turns of one span from its windows: each instant belongs to the window whose centre is nearest, so a
+    change of speaker falls halfway between the centres of two windows that disagree."""
+    start, end = span
+    labels = smooth(labels)
+    centres = [s + WINDOW_MS // 2 for s in starts_ms]
+    turns: list[Turn] = []
+    turn_start = start
+    for i in range(1, len(labels)):
+        if labels[i] != labels[i - 1]:
+            boundary = min(max((centres[i - 1] + centres[i]) // 2, turn_start), end)
+            turns.append(Turn(turn_start, boundary, labels[i - 1]))
+            turn_start = boundary
+    turns.append(Turn(turn_start, end, labels[-1]))
+    return [t for t in turns if t.end_ms > t.start_ms]
+
+
+def diarize(wave: np.ndarray, spans: Sequence[Sequence[int]], encoder: SpeakerEncoder,
+            options: DiarizationOptions = DiarizationOptions()) -> list[Turn]:
+    """Speaker turns of a 16 kHz waveform, inside its speech ``spans`` ([start_ms, end_ms), time order)."""
+    if not spans:
+        return []
+    duration_ms = len(wave) // SAMPLES_PER_MS
+    windows = plan_windows(spans, duration_ms)
+    embeddings = embed_windows(encoder, wave, [s for _, s in windows], loudness_gain(wave))
+    labels = cluster(embeddings, options, [n for n, _ in windows])
+    turns: list[Turn] = []
+    for n, span in enumerate(spans):
+        mine = [i for i, (w, _) in enumerate(windows) if w == n]
+        turns += span_turns(span, [windows[i][1] for i in mine], [int(labels[i]) for i in mine])
+    return turns
+
+
+class Diarizer:
+    """A speaker encoder loaded once (on first use) and the diarization of any number of inputs; thread-safe."""
+
+    def __init__(self, encoder: str | SpeakerEncoder = "resemblyzer"):
+        if isinstance(encoder, str) and encoder not in SPEAKER_ENCODERS:
+            raise ValueError(f"speaker encoder {encoder!r}; expected one of {list(SPEAKER_ENCODERS)}")
+        self._encoder = encoder
+        self._lock = threading.Lock()
+
+    @property
+    def encoder(self) -> SpeakerEncoder:
+        with self._lock:
+            if isinstance(self._encoder, str):
+                self._encoder = load_speaker_encoder(self._encoder)
+            return self._encoder
+
+    def __call__(self, wave: np.ndarray, spans: Sequence[Sequence[int]],
+                 options: DiarizationOptions = DiarizationOptions()) -> list[Turn]:
+        return diarize(wave, spans, self.encoder, options)
+
+
+# ----------------------------------------------------------------------------------------------- transcripts
+def speaker_at(start_ms: int, end_ms: int, turns: Sequence[Turn]) -> int:
+    """The speaker of [start_ms, end_ms]: the turn overlapping it most, else (a zero-length word, a gap) the turn
+    nearest its middle."""
+    overlaps = [min(end_ms, t.end_ms) - max(start_ms, t.start_ms) for t in turns]
+    best = int(np.argmax(overlaps))
+    if overlaps[best] > 0:
+        return turns[best].speaker
+    middle = (start_ms + end_ms) / 2
+    return min(turns, key=lambda t: max(t.start_ms - middle, middle - t.end_ms)).speaker
+
+
+def _word_piece_starts(pieces: Sequence[str]) -> list[int]:
+    """The index of each word's first piece (model.group_words' grouping; bare "▁" pieces join the next word)."""
+    import model as sv
+
+    ranges = sv.group_words(list(pieces), [[i, i] for i in range(len(pieces))])[1]
+    return [first for first, _ in ranges]
+
+
+def split_segment(segment: dict[str, Any], word_speakers: Sequence[int]) -> list[dict[str, Any]]:
+    """One segment with word timestamps -> one segment per run of words of one speaker: its words, tokens and
+    their times and probabilities, its text (the segment's tags + its pieces' text) and span. A boundary falls
+    halfway between the last word of one speaker and the first of the next."""
+    import model as sv
+    from sensevoice.subtitles import pieces_text
+
+    starts = _word_piece_starts(segment["tokens"])
+    runs = [0] + [i for i in range(1, len(word_speakers)) if word_speakers[i] != word_speakers[i - 1]]
+    tags = sv.LEADING_TAGS_RE.match(segment["text"]).group(0)
+    out = []
+    for n, w0 in enumerate(runs):
+        w1 = runs[n + 1] if n + 1 < len(runs) else len(word_speakers)
+        p0 = 0 if n == 0 else starts[w0]
+        p1 = starts[w1] if w1 < len(starts) else len(segment["tokens"])
+        start = segment["start_ms"] if n == 0 else out[-1]["end_ms"]
+        end = segment["end_ms"] if w1 == len(word_speakers) else \
+            (segment["timestamp"][w1 - 1][1] + segment["timestamp"][w1][0]) // 2
+        clean = pieces_text(segment["tokens"][p0:p1])
+        part = {**segment, "start_ms": start, "end_ms": max(end, start), "text": tags + clean, "clean_text": clean}
+        for key in ("words", "timestamp", "word_probability"):
+            part[key] = segment[key][w0:w1]
+        for key in ("tokens", "token_timestamp", "token_probability"):
+            part[key] = segment[key][p0:p1]
+        part["speaker"] = speaker_label(word_speakers[w0])
+        part["word_speaker"] = [part["speaker"]] * (w1 - w0)
+        out.append(part)
+    return out
+
+
+def label_segments(segments: Sequence[dict[str, Any]], turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    """Transcript segments (absolute times, with word timestamps) -> the same, each with its ``speaker`` ("S1",
+    ...) and ``word_speaker`` (one label per word); a segment in which the speaker changes is split there."""
+    out: list[dict[str, Any]] = []
+    for segment in segments:
+        if not turns:
+            out.append(segment)
+            continue
+        words = segment.get("words") or []
+        word_speakers = [speaker_at(s, e, turns) for s, e in segment.get("timestamp", [])]
+        if len(set(word_speakers)) > 1:
+            out += split_segment(segment, word_speakers)
+            continue
+        speaker = speaker_label(word_speakers[0] if word_speakers else
+                                speaker_at(segment["start_ms"], segment["end_ms"], turns))
+        out.append({**segment, "speaker": speaker, "word_speaker": [speaker] * len(words)})
+    return out
+
+
+def turns_document(turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    return [{"start_ms": t.start_ms, "end_ms": t.end_ms, "speaker": t.label} for t in turns]

@@ -1,0 +1,387 @@
+"""Speaker diarization (sensevoice/diarize.py): the GE2E encoder against Resemblyzer's own, options, clustering,
+turns, segment labelling, the pipeline and the transcribe door, bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import model as sv
+from testkit import speechlike
+from sensevoice import diarize as d
+from sensevoice.diarize import DiarizationOptions, Turn
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return d.GE2EEncoder.pretrained()
+
+
+# ----------------------------------------------------------------------------------------------- encoder
+def test_mel_filters_are_librosas():
+    import librosa
+
+    ours = d.mel_filters().T.numpy()  # (40, 201)
+    theirs = librosa.filters.mel(sr=16000, n_fft=400, n_mels=40)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-7)
+
+
+def test_embeddings_equal_resemblyzers_voice_encoder(encoder):
+    """Resemblyzer's partial-utterance embeddings (its mel over the whole padded waveform, its LSTM) = ours, window
+    by window (the windows read their own samples with 200 of context either side, zero beyond the audio)."""
+    resemblyzer = pytest.importorskip("resemblyzer")  # the test extra installs webrtcvad-wheels, so it imports
+
+    wave = speechlike(4.3, seed=3) * 0.3
+    reference = resemblyzer.VoiceEncoder("cpu", verbose=False)
+    gain = d.loudness_gain(wave)
+    _, partials, slices = reference.embed_utterance(wave * gain, return_partials=True, rate=2.5)
+    ours = d.embed_windows(encoder, wave, [s.start // d.SAMPLES_PER_MS for s in slices], gain)
+    assert len(slices) >= 3
+    np.testing.assert_allclose(ours, partials, atol=2e-5)
+
+
+def test_weights_load_as_tensors_and_a_mismatched_checkpoint_is_refused(tmp_path):
+    checkpoint = torch.load(d.ge2e_weights_path(), map_location="cpu", weights_only=True)
+    checkpoint["model_state"]["lstm.extra"] = torch.zeros(1)
+    bad = tmp_path / "bad.pt"
+    torch.save(checkpoint, bad)
+    with pytest.raises(RuntimeError, match="lstm.extra"):
+        d.GE2EEncoder.pretrained(bad)
+
+
+def test_loudness_gain_raises_quiet_audio_only():
+    quiet = np.full(1600, 0.001, np.float32)
+    assert 20 * np.log10(np.sqrt(np.mean((quiet * d.loudness_gain(quiet)) ** 2))) == pytest.approx(-30, abs=1e-3)
+    assert d.loudness_gain(np.full(1600, 0.5, np.float32)) == 1.0
+    assert d.loudness_gain(np.zeros(1600, np.float32)) == 1.0
+
+
+# ----------------------------------------------------------------------------------------------- options
+@pytest.mark.parametrize("fields, message", [
+    ({"num_speakers": 0}, r"num_speakers=0 must be an integer in \[1, 32\]"),
+    ({"num_speakers": True}, "num_speakers=True"),
+    ({"min_speakers": 3, "max_speakers": 2}, "min_speakers=3 is more than max_speakers=2"),
+    ({"num_speakers": 5, "max_speakers": 4}, "num_speakers=5 is outside"),
+    ({"max_speakers": 2.5}, "max_speakers=2.5"),
+])
+def test_bad_options_are_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        DiarizationOptions(**fields)
+
+
+# ----------------------------------------------------------------------------------------------- clustering
+def groups(sizes, seed=0, spread=0.15):
+    """Embeddings around len(sizes) random directions, in order of appearance."""
+    rng = np.random.default_rng(seed)
+    centres = np.abs(rng.standard_normal((len(sizes), 64))) * np.repeat(np.eye(len(sizes)), 64 // len(sizes) + 1,
+                                                                         axis=1)[:, :64]  # disjoint supports
+    rows = [centres[g] + spread * np.abs(rng.standard_normal(64)) for g, n in enumerate(sizes) for _ in range(n)]
+    x = np.abs(np.stack(rows))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_cluster_counts_speakers_and_numbers_them_by_first_appearance():
+    x = groups([6, 5, 7])
+    labels = d.cluster(x[::-1].copy())  # the last group appears first
+    assert labels.tolist() == [0] * 7 + [1] * 5 + [2] * 6
+
+
+def test_cluster_honours_a_fixed_count_and_bounds():
+    x = groups([6, 5, 7])
+    assert len(set(d.cluster(x, DiarizationOptions(num_speakers=2)).tolist())) == 2
+    assert len(set(d.cluster(x, DiarizationOptions(max_speakers=2)).tolist())) == 2
+    assert len(set(d.cluster(groups([10]), DiarizationOptions(min_speakers=2)).tolist())) == 2
+
+
+def test_cluster_one_speaker_and_one_window():
+    assert set(d.cluster(groups([12])).tolist()) == {0}
+    assert d.cluster(groups([1])).tolist() == [0]
+
+
+def test_more_speakers_than_windows_is_a_clear_error():
+    with pytest.raises(ValueError, match="3 speakers asked for, but the speech gives only 2 window"):
+        d.cluster(groups([1, 1]), DiarizationOptions(num_speakers=3))
+
+
+def test_long_inputs_cluster_a_sample_and_assign_the_rest(monkeypatch):
+    x = groups([40, 30, 50])
+    full = d.cluster(x)
+    monkeypatch.setattr(d, "MAX_CLUSTERED_WINDOWS", 30)
+    assert d.cluster(x).tolist() == full.tolist()
+
+
+# ----------------------------------------------------------------------------------------------- windows, turns
+def test_windows_cover_each_span_and_a_short_span_gets_one_centred_window():
+    windows = d.plan_windows([(0, 1000), (2000, 6000)], 10_000)
+    assert windows[0] == (0, 0)  # centred at 500 ms would start at -300: clamped to the audio
+    starts = [s for n, s in windows if n == 1]
+    assert starts[0] == 2000 and starts[-1] + d.WINDOW_MS == 6000
+    assert all(b - a <= d.STEP_MS for a, b in zip(starts, starts[1:]))
+    assert d.plan_windows([(5000, 5400)], 10_000) == [(0, 5200 - d.WINDOW_MS // 2)]
+
+
+def test_span_turns_change_halfway_between_window_centres_and_ignore_one_odd_window():
+    starts = [0, 800, 1600, 2400, 3200, 4000]
+    turns = d.span_turns((0, 5600), starts, [0, 0, 0, 1, 1, 1])
+    assert turns == [Turn(0, 2800, 0), Turn(2800, 5600, 1)]  # centres 2400 and 3200
+    assert d.span_turns((0, 5600), starts, [0, 0, 1, 0, 0, 0]) == [Turn(0, 5600, 0)]
+
+
+# ----------------------------------------------------------------------------------------------- segments
+def segment(words, spans, start, end):
+    pieces = ["\u2581" + w for w in words]
+    return {"start_ms": start, "end_ms": end, "text": "<|en|><|NEUTRAL|><|Speech|><|woitn|>" + " ".join(words),
+            "clean_text": " ".join(words), "language": "en", "words": words, "timestamp": spans, "tokens": pieces,
+            "token_timestamp": spans, "word_probability": [0.9] * len(words),
+            "token_probability": [0.9] * len(words)}
+
+
+def test_a_segment_is_split_where_the_speaker_changes_and_words_get_speakers():
+    seg = segment(["hello", "there", "yes", "indeed"], [[100, 400], [500, 900], [1500, 1800], [1900, 2300]], 0, 2500)
+    turns = [Turn(0, 1200, 0), Turn(1200, 2500, 1)]
+    first, second = d.label_segments([seg], turns)
+    assert (first["speaker"], first["clean_text"], first["start_ms"], first["end_ms"]) == ("S1", "hello there", 0, 1200)
+    assert (second["speaker"], second["clean_text"], second["start_ms"], second["end_ms"]) == \
+        ("S2", "yes indeed", 1200, 2500)
+    assert second["text"] == "<|en|><|NEUTRAL|><|Speech|><|woitn|>yes indeed"
+    assert second["words"] == ["yes", "indeed"] and second["timestamp"] == [[1500, 1800], [1900, 2300]]
+    assert second["word_speaker"] == ["S2", "S2"] and second["tokens"] == ["\u2581yes", "\u2581indeed"]
+
+
+def test_a_segment_without_words_takes_the_speaker_it_overlaps_most():
+    seg = {"start_ms": 0, "end_ms": 1000, "text": "", "clean_text": ""}
+    labelled = d.label_segments([seg], [Turn(0, 300, 0), Turn(300, 1000, 1)])
+    assert labelled[0]["speaker"] == "S2" and labelled[0]["word_speaker"] == []
+
+
+# ----------------------------------------------------------------------------------------------- real speech
+def joined(official, names, pause_s=0.6):
+    parts = []
+    for name in names:
+        parts += [sv.load_audio(str(official / "example" / name), name).numpy(), np.zeros(int(pause_s * 16000),
+                                                                                          np.float32)]
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def transcriber(tiny_dir):
+    from sensevoice.pipeline import Transcriber
+
+    return Transcriber(tiny_dir)
+
+
+def test_two_real_speakers_are_told_apart(official, transcriber):
+    wave = joined(official, ["en.mp3", "zh.mp3", "en.mp3"])
+    turns = transcriber.prepare_wave(wave, "conv", diarization=DiarizationOptions()).turns
+    en_s, zh_s = 7.176 + 0.6, 5.616 + 0.6
+    speakers = [t.speaker for t in turns]
+    assert speakers == [0, 1, 0], turns
+    assert abs(turns[1].start_ms / 1000 - en_s) < 1.0 and abs(turns[2].start_ms / 1000 - en_s - zh_s) < 1.0
+
+
+def test_pipeline_result_carries_speakers_and_drops_the_word_times_it_was_not_asked_for(official, transcriber):
+    wave = joined(official, ["ja.mp3", "ko.mp3"])
+    result = transcriber.transcribe(wave, "conv", diarization=DiarizationOptions(num_speakers=2))
+    assert result["speakers"] == ["S1", "S2"] and {s["speaker"] for s in result["segments"]} == {"S1", "S2"}
+    assert result["turns"][0]["speaker"] == "S1" and "words" not in result["segments"][0]
+    assert "word_speaker" not in result["segments"][0]
+    timed = transcriber.transcribe(wave, "conv", sv.DecodingOptions(output_timestamp=True),
+                                   diarization=DiarizationOptions(num_speakers=2))
+    assert len(timed["word_speaker"]) == len(timed["words"])
+    plain = transcriber.transcribe(wave, "conv")
+    assert "speakers" not in plain and "speaker" not in plain["segments"][0]
+
+
+def test_one_speaker_silence_and_too_many_speakers(official, transcriber):
+    one = transcriber.transcribe(str(official / "example" / "en.mp3"), "en", diarization=DiarizationOptions())
+    assert one["speakers"] == ["S1"]
+    silence = transcriber.transcribe(np.zeros(48000, np.float32), "quiet", diarization=DiarizationOptions())
+    assert silence["speakers"] == [] and silence["turns"] == [] and silence["segments"] == []
+    with pytest.raises(ValueError, match=r"en: 20 speakers asked for, but the speech gives only \d+ window"):
+        transcriber.transcribe(str(official / "example" / "en.mp3"), "en",
+                               diarization=DiarizationOptions(num_speakers=20))
+
+
+# ----------------------------------------------------------------------------------------------- writers
+def diarized_result():
+    segments = [{"start_ms": 0, "end_ms": 1500, "clean_text": "hello there", "text": "hello there", "language": "en",
+                 "emotion": "NEUTRAL", "event": "Speech", "speaker": "S1"},
+                {"start_ms": 1500, "end_ms": 3000, "clean_text": "yes", "text": "yes", "language": "en",
+                 "emotion": "HAPPY", "event": "Speech", "speaker": "S2"}]
+    return {"key": "conv", "duration_ms": 3000, "text": "", "clean_text": "", "segments": segments,
+            "speakers": ["S1", "S2"], "turns": []}
+
+
+def test_every_format_shows_the_speakers():
+    from sensevoice import subtitles
+
+    result = diarized_result()
+    assert subtitles.render(result, "txt") == "S1: hello there\nS2: yes\n"
+    assert "[S1] hello there" in subtitles.render(result, "srt") and "[S2] yes" in subtitles.render(result, "srt")
+    vtt = subtitles.render(result, "vtt")
+    assert "\n<v S1>hello there\n" in vtt and "\n<v S2>yes\n" in vtt
+    tsv = subtitles.render(result, "tsv").splitlines()
+    assert tsv[0].split("\t")[-2:] == ["speaker", "text"] and tsv[2].split("\t")[-2:] == ["S2", "yes"]
+    doc = json.loads(subtitles.render(result, "json"))
+    assert [c["speaker"] for c in doc["cues"]] == ["S1", "S2"] and doc["segments"][1]["speaker"] == "S2"
+    undiarized = {**result, "segments": [{k: v for k, v in s.items() if k != "speaker"} for s in result["segments"]]}
+    del undiarized["speakers"]
+    assert "speaker" not in subtitles.render(undiarized, "tsv") and "<v" not in subtitles.render(undiarized, "vtt")
+    assert "speaker" not in json.loads(subtitles.render(undiarized, "json"))["cues"][0]
+
+
+# ----------------------------------------------------------------------------------------------- the CLI door
+def test_cli_refuses_zero_speakers_and_crossed_bounds(capsys, wav_file):
+    from sensevoice.cli import main
+
+    assert main(["transcribe", "--num-speakers", "0", str(wav_file)]) == 2
+    assert "--num-speakers: expected a positive integer, got '0'" in capsys.readouterr().err
+    assert main(["transcribe", "--min-speakers", "3", "--max-speakers", "2", str(wav_file)]) == 2
+    assert "--min-speakers=3 is more than --max-speakers=2" in capsys.readouterr().err
+
+
+def test_cli_diarizes_into_vtt_with_voices(official, tiny_dir, tmp_path, capsys):
+    import soundfile
+
+    from sensevoice.cli import main
+
+    audio = tmp_path / "conv.wav"
+    soundfile.write(audio, joined(official, ["en.mp3", "zh.mp3"]), 16000)
+    assert main(["transcribe", "--model", str(tiny_dir), "--diarize", "-f", "vtt", "-o", str(tmp_path),
+                 str(audio)]) == 0
+    vtt = (tmp_path / "conv.vtt").read_text()
+    assert vtt.startswith("WEBVTT") and "<v S1>" in vtt and "<v S2>" in vtt
+
+
+# ----------------------------------------------------------------------------------------------- the service door
+@pytest.fixture(scope="module")
+def service(transcriber):
+    from fastapi.testclient import TestClient
+
+    from sensevoice.serve.app import ServeConfig, create_app
+    from sensevoice.serve.batcher import Batcher
+
+    with TestClient(create_app(Batcher(transcriber, 60.0, 5.0, 16), ServeConfig())) as client:
+        yield client
+
+
+def wav_upload(wave: np.ndarray) -> dict:
+    import io
+
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, wave, 16000, format="WAV")
+    return {"file": ("conv.wav", buffer.getvalue(), "audio/wav")}
+
+
+def test_service_verbose_json_carries_speakers(official, service):
+    files = wav_upload(joined(official, ["en.mp3", "zh.mp3"]))
+    body = service.post("/v1/audio/transcriptions", files=files,
+                        data={"response_format": "verbose_json", "diarize": "true",
+                              "timestamp_granularities[]": "word"}).json()
+    assert body["speakers"] == ["S1", "S2"] and [t["speaker"] for t in body["turns"]] == ["S1", "S2"]
+    assert {s["speaker"] for s in body["segments"]} == {"S1", "S2"}
+    assert all(w["speaker"] in ("S1", "S2") for w in body["words"])
+    vtt = service.post("/v1/audio/transcriptions", files=files, data={"response_format": "vtt", "num_speakers": "2"})
+    assert "<v S1>" in vtt.text and "<v S2>" in vtt.text
+    plain = service.post("/v1/audio/transcriptions", files=files, data={"response_format": "verbose_json"}).json()
+    assert "speakers" not in plain and "speaker" not in plain["segments"][0]
+
+
+def test_service_refuses_bad_speaker_counts(official, service):
+    files = wav_upload(joined(official, ["ko.mp3"]))
+    zero = service.post("/v1/audio/transcriptions", files=files, data={"num_speakers": "0"})
+    assert zero.status_code == 422 and "num_speakers=0" in zero.json()["error"]["message"]
+    many = service.post("/v1/audio/transcriptions", files=files, data={"num_speakers": "30"})
+    assert many.status_code == 422 and "30 speakers asked for" in many.json()["error"]["message"]
+
+
+# ----------------------------------------------------------------------------------------------- AutoModel door
+def test_automodel_spk_model_returns_funasrs_sentence_info(official, tiny_dir):
+    """FunASR's own spk path (1.5 s chunks, its ClusterBackend, distribute_spk) with our encoder as spk_model."""
+    from funasr import AutoModel
+
+    import sensevoice.funasr_speaker as speaker
+    from sensevoice.vad import fsmn_vad_dir
+
+    automodel = AutoModel(model=str(tiny_dir), trust_remote_code=True, remote_code=str(sv.__file__),
+                          vad_model=str(fsmn_vad_dir()), spk_model=speaker.SPK_MODEL, spk_kwargs={"model_conf": {}},
+                          device="cpu", disable_update=True, disable_pbar=True, ncpu=2)
+    assert isinstance(automodel.spk_model, speaker.ResemblyzerSpeakerModel)
+    wave = joined(official, ["en.mp3", "zh.mp3", "en.mp3"], pause_s=2.5)
+    [result] = automodel.generate(input=wave, output_timestamp=True, batch_size_s=60)
+    info = result["sentence_info"]
+    assert info and all(isinstance(s["spk"], int) and {"start", "end", "text"} <= set(s) for s in info)
+    en, zh, en_again = ([s["spk"] for s in info if a <= s["start"] / 1000 < b]
+                        for a, b in ((0, 7.5), (9.5, 15.5), (17.5, 25)))
+    assert set(en) == set(en_again) and not set(en) & set(zh), info
+
+
+def test_diarized_vtt_plays_in_a_browser_track_with_speaker_voices(official, tiny_dir, tmp_path):
+    """``transcribe --diarize -f vtt`` loaded by headless Chromium as a <track> of the audio it describes: the
+    browser's own WebVTT parser yields the cues, each with its voice (a ``<v S1>`` span becomes ``<span title>``)."""
+    import functools
+    import http.server
+    import importlib.util
+    import shutil
+    import threading
+    import time
+
+    import soundfile
+
+    from testkit import ROOT
+    from sensevoice.cli import main
+
+    if shutil.which("chromedriver") is None:
+        pytest.skip("chromedriver not installed (install with: bash scripts/install_client_toolchains.sh)")
+    spec = importlib.util.spec_from_file_location("page_client", ROOT / "clients" / "web" / "page_client.py")
+    page_client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(page_client)
+    if page_client.find_chromium() is None:
+        pytest.skip("chromium not installed (install with: bash scripts/install_client_toolchains.sh)")
+    soundfile.write(tmp_path / "conv.wav", joined(official, ["en.mp3", "zh.mp3"]), 16000)
+    assert main(["transcribe", "--model", str(tiny_dir), "--diarize", "-f", "vtt", "-o", str(tmp_path),
+                 str(tmp_path / "conv.wav")]) == 0
+    (tmp_path / "page.html").write_text('<video src="conv.wav" muted><track kind="subtitles" src="conv.vtt" '
+                                        'srclang="en" default></video>')
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    read_cues = ("const track = document.querySelector('video').textTracks[0]; track.mode = 'hidden';"
+                 "return track.cues && track.cues.length ? Array.from(track.cues).map((cue) => "
+                 "[cue.startTime, cue.getCueAsHTML().querySelector('span').title]) : null;")
+    try:
+        with page_client.browser() as driver:
+            driver.cmd("POST", "/url", {"url": f"http://127.0.0.1:{server.server_port}/page.html"})
+            deadline, cues = time.monotonic() + 30, None
+            while cues is None and time.monotonic() < deadline:
+                cues = driver.script(read_cues)
+                time.sleep(0.2)
+    finally:
+        server.shutdown()
+    assert cues, "the browser parsed no cue"
+    assert {title for _, title in cues} == {"S1", "S2"} and cues[0][1] == "S1", cues
+
+
+# ----------------------------------------------------------------------------------------------- the benchmark
+def test_benchmark_conversations_and_scores():
+    """bench/diarize.py: a conversation's reference follows its turns; the true turns score DER 0 and the right
+    count, and one speaker's turns given to another score the confused share."""
+    from sensevoice.bench import diarize as bench
+
+    pool = [bench.Speaker(name, speechlike(25, seed=i), [(0, 16000 * 12), (16000 * 13, 16000 * 25)])
+            for i, name in enumerate("abcd")]
+    conv = bench.conversation(pool, 3, np.random.default_rng(1))
+    assert len(set(conv.speakers)) == 3 and {name for _, _, name in conv.reference} == set(conv.speakers)
+    assert all(a[1] <= b[0] for a, b in zip(conv.reference, conv.reference[1:]))  # in time order, no overlap
+    ids = {name: n for n, name in enumerate(dict.fromkeys(name for _, _, name in conv.reference))}
+    truth = [Turn(round(s * 1000), round(e * 1000), ids[name]) for s, e, name in conv.reference]
+    perfect = bench.score([conv], [truth])
+    assert perfect["der"] == 0 and perfect["count_accuracy"] == 1
+    merged = [Turn(t.start_ms, t.end_ms, 0 if t.speaker == 1 else t.speaker) for t in truth]
+    confused = bench.score([conv], [merged])
+    assert confused["confusion"] > 0.05 and confused["count_accuracy"] == 0
