@@ -115,3 +115,21 @@ def corpus(tmp_path_factory):
     path = folder / "train.jsonl"
     path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
     return path
+
+
+@pytest.fixture(scope="session")
+def page_client():
+    """clients/web/page_client.py (headless Chromium through chromedriver) as a module; skips, naming the install
+    script, when Chromium or chromedriver is missing."""
+    import importlib.util
+    import shutil
+
+    install = "install with: bash scripts/install_client_toolchains.sh"
+    if shutil.which("chromedriver") is None:
+        pytest.skip(f"chromedriver not installed ({install})")
+    spec = importlib.util.spec_from_file_location("page_client", ROOT / "clients" / "web" / "page_client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if module.find_chromium() is None:  # looked up the way the client looks it up
+        pytest.skip(f"chromium not installed ({install})")
+    return module

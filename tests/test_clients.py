@@ -124,18 +124,6 @@ def test_csharp_mono(server, answers, wav_file, tmp_path):
     check_client(["mono", exe, wav_file, server], answers["openai"])
 
 
-@pytest.fixture(scope="module")
-def page_client():
-    """clients/web/page_client.py as a module; skips when Chromium or chromedriver is missing."""
-    need_tools("chromedriver")
-    spec = importlib.util.spec_from_file_location("page_client", CLIENTS / "web" / "page_client.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if module.find_chromium() is None:  # looked up the way the client looks it up
-        pytest.skip(f"chromium not installed ({INSTALL})")
-    return module
-
-
 def test_browser_page_in_headless_chromium(server, answers, wav_file, tmp_path, page_client):
     screenshot = tmp_path / "page.png"
     command = [sys.executable, CLIENTS / "web" / "page_client.py", wav_file, server, "--screenshot", screenshot]

@@ -321,28 +321,18 @@ def test_automodel_spk_model_returns_funasrs_sentence_info(official, tiny_dir):
     assert set(en) == set(en_again) and not set(en) & set(zh), info
 
 
-def test_diarized_vtt_plays_in_a_browser_track_with_speaker_voices(official, tiny_dir, tmp_path):
+def test_diarized_vtt_plays_in_a_browser_track_with_speaker_voices(official, tiny_dir, tmp_path, page_client):
     """``transcribe --diarize -f vtt`` loaded by headless Chromium as a <track> of the audio it describes: the
     browser's own WebVTT parser yields the cues, each with its voice (a ``<v S1>`` span becomes ``<span title>``)."""
     import functools
     import http.server
-    import importlib.util
-    import shutil
     import threading
     import time
 
     import soundfile
 
-    from testkit import ROOT
     from sensevoice.cli import main
 
-    if shutil.which("chromedriver") is None:
-        pytest.skip("chromedriver not installed (install with: bash scripts/install_client_toolchains.sh)")
-    spec = importlib.util.spec_from_file_location("page_client", ROOT / "clients" / "web" / "page_client.py")
-    page_client = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(page_client)
-    if page_client.find_chromium() is None:
-        pytest.skip("chromium not installed (install with: bash scripts/install_client_toolchains.sh)")
     soundfile.write(tmp_path / "conv.wav", joined(official, ["en.mp3", "zh.mp3"]), 16000)
     assert main(["transcribe", "--model", str(tiny_dir), "--diarize", "-f", "vtt", "-o", str(tmp_path),
                  str(tmp_path / "conv.wav")]) == 0

@@ -4,8 +4,6 @@ plays its span of the uploaded audio; badges fall back to their text where no em
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 import time
 
 import numpy as np
@@ -18,22 +16,8 @@ from sensevoice.pipeline import Transcriber
 from sensevoice.serve.app import ServeConfig, create_app, serve_in_thread
 from sensevoice.serve.batcher import Batcher
 
-INSTALL = "install with: bash scripts/install_client_toolchains.sh"
 # A click is a user gesture, but headless Chromium has no sound card: let the player play without one.
 PLAYER_FLAGS = ("--autoplay-policy=no-user-gesture-required",)
-
-
-@pytest.fixture(scope="module")
-def page_client():
-    """clients/web/page_client.py as a module; skips when Chromium or chromedriver is missing."""
-    if shutil.which("chromedriver") is None:
-        pytest.skip(f"chromedriver not installed ({INSTALL})")
-    spec = importlib.util.spec_from_file_location("page_client", ROOT / "clients" / "web" / "page_client.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if module.find_chromium() is None:
-        pytest.skip(f"chromium not installed ({INSTALL})")
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -381,19 +381,9 @@ def test_api_key_is_required_when_set(parts, news_pcm):
                 assert json.loads(ws.recv(timeout=30))["is_end"]
 
 
-def test_web_page_live_mode_in_headless_chromium(server, news_pcm, tmp_path):
+def test_web_page_live_mode_in_headless_chromium(server, news_pcm, tmp_path, page_client):
     """The page's Record button streams the (fake) microphone and shows partials, then the final texts. Chromium plays
     the capture file in a loop; the texts are the tiny model's, so only their presence is checked."""
-    import importlib.util
-    import shutil
-
-    if shutil.which("chromedriver") is None:
-        pytest.skip("chromedriver not installed (install with: bash scripts/install_client_toolchains.sh)")
-    spec = importlib.util.spec_from_file_location("page_client", ROOT / "clients" / "web" / "page_client.py")
-    page_client = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(page_client)
-    if page_client.find_chromium() is None:
-        pytest.skip("chromium not installed (install with: bash scripts/install_client_toolchains.sh)")
     wav = tmp_path / "capture.wav"
     soundfile.write(wav, np.frombuffer(news_pcm[:16000 * 2 * 14], "<i2"), 16000, subtype="PCM_16")
     flags = (*page_client.FAKE_MICROPHONE_FLAGS, f"--use-file-for-fake-audio-capture={wav}")
