@@ -121,14 +121,14 @@ def test_importing_model_py_after_the_builtin_makes_ours_the_registered_class():
 def test_model_py_imports_nothing_but_stdlib_numpy_torch_funasr():
     """FunASR imports model.py alone, by path. The exceptions are the optional features' boundaries: the sensevoice
     package beside it is imported inside a function, only for what the default path never needs (another backend:
-    SenseVoiceSmall.scorer; a search beyond greedy: decode_scores)."""
+    SenseVoiceSmall.scorer; a search beyond greedy: decode_scores; FunASR's AutoModel.export: SenseVoiceSmall.export)."""
     import ast
 
     tree = ast.parse((ROOT / "model.py").read_text())
     functions = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
-    lazy = {id(node): name for name in ("scorer", "decode_scores") for node in ast.walk(functions[name])
+    lazy = {id(node): name for name in ("scorer", "decode_scores", "export") for node in ast.walk(functions[name])
             if isinstance(node, ast.ImportFrom) and node.module == "sensevoice"}
-    assert sorted(lazy.values()) == ["decode_scores", "scorer"]
+    assert sorted(lazy.values()) == ["decode_scores", "export", "scorer"]
     roots = set()
     for node in ast.walk(tree):
         if id(node) in lazy:
