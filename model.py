@@ -9,7 +9,8 @@ FunASR imports this file by path (``remote_code="./model.py"``), so it depends o
 funasr only. Three optional features live in the ``sensevoice`` package beside it and are imported lazily, inside
 the function that needs them: ``decode_scores`` imports ``sensevoice.decoding`` for beam search, hotwords,
 restrict_language and tag_topk, ``SenseVoiceSmall`` imports ``sensevoice.backends`` for a backend other than
-PyTorch fp32, and ``SenseVoiceSmall.export`` imports ``sensevoice.export`` for FunASR's ``AutoModel.export``. Greedy fp32 decoding, FunASR's own, never imports the package (tests/test_layers.py keeps it so).
+PyTorch fp32, and ``SenseVoiceSmall.export`` imports ``sensevoice.export`` for FunASR's ``AutoModel.export``.
+Greedy fp32 decoding, FunASR's own, never imports the package (tests/test_layers.py keeps it so).
 Checkpoint keys and shapes follow the official release, so its ``model.pt`` loads unmodified.
 """
 
