@@ -179,6 +179,8 @@ def option_help(option: Option, default: Any, scope: str) -> str:
         text += f"; one of {', '.join(choices)}" + "".join(f", {a} = {v}" for a, v in aliases.items())
     if option.kind in ("int", "float"):
         low, high = option.spec["range"]
+        if default is None:  # optional: the help line says what not giving it means
+            return text + f" ({low:g} to {high:g})" if high is not None else text
         return text + f" (default: {default:g}" + (f"; {low:g} to {high:g})" if high is not None else ")")
     return text + f" (default: {default or 'none'})"
 
@@ -202,12 +204,16 @@ def add_decoding_arguments(parser: argparse.ArgumentParser, scope: str = "", per
             parser.add_argument(flag, action=argparse.BooleanOptionalAction if default else "store_true",
                                 default=default, **common)
         else:
-            parse = {"str": lambda: choice(option.spec["choices"], option.spec.get("aliases", {})),
-                     "tuple": lambda: str,  # phrases: read (a file or words) when converted
-                     "int": lambda: bounded(int, *option.spec["range"]),
-                     "float": lambda: bounded(float, *option.spec["range"])}[option.kind]()
-            parser.add_argument(flag, type=parse, default=None if option.kind == "tuple" else default,
+            parser.add_argument(flag, type=option_type(option), default=None if option.kind == "tuple" else default,
                                 metavar=option.spec.get("metavar"), **common)
+
+
+def option_type(option: Option) -> Callable[[str], Any]:
+    """The argparse ``type=`` of a valued option: its declared choices or range."""
+    return {"str": lambda: choice(option.spec["choices"], option.spec.get("aliases", {})),
+            "tuple": lambda: str,  # phrases: read (a file or words) when converted
+            "int": lambda: bounded(int, *option.spec["range"]),
+            "float": lambda: bounded(float, *option.spec["range"])}[option.kind]()
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
@@ -265,30 +271,38 @@ def module_main(prog: str, doc: str | None, add_arguments, run, argv=None) -> in
     return run(parser.parse_args(argv))
 
 
-def add_diarization_arguments(parser: argparse.ArgumentParser) -> None:
-    """The fields of sensevoice.diarize.DiarizationOptions as options; a speaker count implies --diarize."""
-    parser.add_argument("--diarize", action="store_true",
-                        help="label who speaks when (speaker turns S1, S2, ...: txt 'S1: ', srt '[S1] ', vtt voice "
-                             "spans, a tsv column, json 'speaker' per segment and word)")
-    parser.add_argument("--num-speakers", type=positive_int, default=None, metavar="N",
-                        help="exactly N speakers (default: estimated); implies --diarize")
-    parser.add_argument("--min-speakers", type=positive_int, default=None, metavar="N",
-                        help="at least N speakers when estimating (default: 1); implies --diarize")
-    parser.add_argument("--max-speakers", type=positive_int, default=None, metavar="N",
-                        help="at most N speakers when estimating; implies --diarize")
+def add_diarization_arguments(parser: argparse.ArgumentParser, cls: type | None = None) -> None:
+    """The fields of sensevoice.diarize.DiarizationOptions (or ``cls``, a copy of it) as options, generated from
+    their declarations as the decoding flags are, and its switch (--diarize); any of its options implies the
+    switch. Without ``cls`` the declarations are read from diarize.py's source (no torch import)."""
+    switch = optionspec.switch_of(cls) if cls else optionspec.declared_switch(*optionspec.DIARIZATION)
+    flag = switch.spelled("cli")
+    parser.add_argument(flag, dest=switch.name, action="store_true", help=switch.help)
+    for option in optionspec.of_type(cls) if cls else optionspec.declared(*optionspec.DIARIZATION):
+        common = {"dest": option.name, "default": None,  # None: not given (then the type's default)
+                  "help": option_help(option, option.default, "") + f"; implies {flag}"}
+        if option.kind == "bool":
+            parser.add_argument(option.spelled("cli"), action="store_const", const=True, **common)
+        else:
+            parser.add_argument(option.spelled("cli"), type=option_type(option), metavar=option.spec.get("metavar"),
+                                **common)
 
 
-def diarization_options(args: argparse.Namespace):
-    """sensevoice.diarize.DiarizationOptions from the parsed arguments, or None (no diarization asked for);
-    ValueError names a bad combination (--min-speakers 3 --max-speakers 2)."""
-    counts = {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers,
-              "max_speakers": args.max_speakers}
-    if not args.diarize and all(v is None for v in counts.values()):
+def diarization_options(args: argparse.Namespace, cls: type | None = None):
+    """sensevoice.diarize.DiarizationOptions (or ``cls``) from the parsed arguments, or None (neither the switch
+    nor any of its options given); UsageError names a bad combination as this command spells it
+    (``--min-speakers=3 is more than --max-speakers=2``)."""
+    if cls is None:
+        from sensevoice.diarize import DiarizationOptions as cls
+    switch = optionspec.switch_of(cls)
+    options = optionspec.of_type(cls)
+    values = {o.name: getattr(args, o.name) for o in options if getattr(args, o.name, None) is not None}
+    if not getattr(args, switch.name, False) and not values:
         return None
-    from sensevoice.diarize import DiarizationOptions
-
     try:
-        return DiarizationOptions(**{k: v for k, v in counts.items() if v is not None})
-    except ValueError as err:  # the options' names, as this command spells them
-        raise ValueError(str(err).replace("num_speakers", "--num-speakers").replace("min_speakers", "--min-speakers")
-                         .replace("max_speakers", "--max-speakers"))
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        message = str(err)
+        for option in options:  # "min_speakers=3" -> "--min-speakers=3"
+            message = re.sub(rf"\b{option.name}\b", option.spelled("cli"), message)
+        raise UsageError(message) from None

@@ -210,10 +210,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     heavy.import_funasr()
     options = transcribe_options(args)
-    try:
-        diarization = diarization_options(args)
-    except ValueError as err:
-        raise UsageError(str(err))
+    diarization = diarization_options(args)  # UsageError names a bad count
     check_device(args.device)
     transcriber = load_transcriber(model_dir, args)
     if diarization is not None:

@@ -17,13 +17,16 @@ from __future__ import annotations
 import importlib.util
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, ClassVar, Protocol, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from model import option  # the declaration of every options type's fields (help, range, ...)
+from sensevoice import optionspec
 
 SAMPLE_RATE = 16_000
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
@@ -57,34 +60,47 @@ SPEAKER_ENCODERS = ("resemblyzer",)
 
 
 # ----------------------------------------------------------------------------------------------- options
-def _check_speakers(name: str, value: Any, allow_none: bool) -> int | None:
-    if value is None and allow_none:
+def _check_count(spec: Any, value: Any) -> int | None:
+    """One count field's value, checked against its declared range (None allowed where the field is optional)."""
+    kind, optional = optionspec.kind_of(spec.type)
+    if kind != "int":
+        raise TypeError(f"DiarizationOptions.{spec.name}: a {kind} field has no check; its fields are counts (int)")
+    if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_SPEAKERS:
-        raise ValueError(f"{name}={value!r} must be an integer in [1, {MAX_SPEAKERS}]"
-                         + (" or None (estimated)" if allow_none else ""))
+    low, high = spec.metadata["range"]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{spec.name}={value!r} must be an integer in [{low}, {high}]"
+                         + (" or None (estimated)" if optional else ""))
     return int(value)
 
 
 @dataclass(frozen=True)
 class DiarizationOptions:
     """How many speakers to look for: ``num_speakers`` fixes the count; otherwise it is estimated within
-    [``min_speakers``, ``max_speakers``]. Validated on construction (ValueError names the bad value)."""
+    [``min_speakers``, ``max_speakers``]. Declared as model.DecodingOptions is (``option``: help, range, names,
+    ...), so every door's flags and fields are generated from these fields (sensevoice/optionspec.py), and
+    validated here, once, on construction (ValueError names the bad value)."""
 
-    num_speakers: int | None = None
-    min_speakers: int = 1
-    max_speakers: int = MAX_SPEAKERS
+    # The doors' yes/no for the whole type: an options object exists only when diarization is asked for (a door
+    # passes None otherwise), so the switch belongs to the type, not to a field; any field given asks too.
+    SWITCH: ClassVar[dict] = {"name": "diarize",
+                              "help": "label who speaks when (speaker turns S1, S2, ...: txt 'S1: ', srt '[S1] ', "
+                                      "vtt voice spans, a tsv column, json 'speaker' per segment and word)"}
+
+    num_speakers: int | None = option(None, "exactly N speakers, else estimated", range=(1, MAX_SPEAKERS),
+                                      metavar="N")
+    min_speakers: int = option(1, "at least N speakers when estimating", range=(1, MAX_SPEAKERS), metavar="N")
+    max_speakers: int = option(MAX_SPEAKERS, "at most N speakers when estimating", range=(1, MAX_SPEAKERS),
+                               metavar="N")
 
     def __post_init__(self):
-        num = _check_speakers("num_speakers", self.num_speakers, allow_none=True)
-        low = _check_speakers("min_speakers", self.min_speakers, allow_none=False)
-        high = _check_speakers("max_speakers", self.max_speakers, allow_none=False)
+        for spec in fields(self):  # frozen: canonical values (int, not numpy's) replace the given ones
+            object.__setattr__(self, spec.name, _check_count(spec, getattr(self, spec.name)))
+        num, low, high = self.num_speakers, self.min_speakers, self.max_speakers
         if low > high:
             raise ValueError(f"min_speakers={low} is more than max_speakers={high}")
         if num is not None and not low <= num <= high:
             raise ValueError(f"num_speakers={num} is outside min_speakers={low}..max_speakers={high}")
-        for name, value in (("num_speakers", num), ("min_speakers", low), ("max_speakers", high)):
-            object.__setattr__(self, name, value)
 
     @property
     def bounds(self) -> tuple[int, int]:

@@ -7,6 +7,11 @@ one field in model.py.
 Two readings of the one declaration: ``of_type(cls)`` from the dataclass itself (the service; tests pass a copy of
 the type with a field added), ``declared()`` from model.py's source text, without importing torch (the command
 line builds its parser and checks its values before any heavy import). tests/test_options.py checks they agree.
+
+``sensevoice.diarize.DiarizationOptions`` is declared the same way (``DIARIZATION``: read from diarize.py's source,
+whose names resolve to diarize.py's constants). Its fields may be optional (``int | None``: None, not given); the
+type as a whole has a *switch* (``SWITCH``, a ClassVar: the yes/no a door asks for it with), because an options
+object exists only when diarization is asked for: a door that gets neither the switch nor a field passes None.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from sensevoice import REPO_ROOT
 
 OPTIONS_CLASS = "DecodingOptions"
+MODEL_SOURCE = "model.py"
+DIARIZATION = ("sensevoice/diarize.py", "DiarizationOptions")  # (source file, class) of the diarization options
 KINDS = ("bool", "int", "float", "str", "tuple")  # the field types DecodingOptions knows how to check
 DOORS = ("cli", "form", "stream")  # the spellings a field may override with names={door: name}
 
@@ -33,6 +41,7 @@ class Option:
     default: Any
     help: str
     spec: Mapping[str, Any]
+    optional: bool = False  # declared ``kind | None``: None means not given (the type decides what that means)
 
     @property
     def exposed(self) -> bool:
@@ -59,61 +68,109 @@ class Option:
         return value == self.spec["as_flag"][0]
 
 
-def kind_of(annotation: Any) -> str:
-    kind = getattr(annotation, "__name__", annotation)  # a string under ``from __future__ import annotations``
-    if kind not in KINDS:
-        raise TypeError(f"{OPTIONS_CLASS} field type {kind!r}; expected one of {KINDS}")
-    return kind
+def kind_of(annotation: Any) -> tuple[str, bool]:
+    """(kind, optional) of a field's type: ``int`` -> ("int", False), ``int | None`` -> ("int", True)."""
+    # a string under ``from __future__ import annotations``; ``int | None`` prints as such
+    kind = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    base = kind.removesuffix(" | None")
+    if base not in KINDS:
+        raise TypeError(f"options field type {kind!r}; expected one of {KINDS} (or one of them | None)")
+    return base, base != kind
 
 
 def of_type(cls: type) -> tuple[Option, ...]:
-    """The options of a DecodingOptions class (or a subclass with more fields), in declaration order."""
-    return tuple(Option(f.name, kind_of(f.type), f.default, f.metadata.get("help", ""),
-                        {k: v for k, v in f.metadata.items() if k != "help"}) for f in dataclasses.fields(cls))
+    """The options of an options class (DecodingOptions, DiarizationOptions, or a subclass with more fields), in
+    declaration order."""
+    options = []
+    for f in dataclasses.fields(cls):
+        kind, optional = kind_of(f.type)
+        spec = {k: v for k, v in f.metadata.items() if k != "help"}
+        options.append(Option(f.name, kind, f.default, f.metadata.get("help", ""), spec, optional))
+    return tuple(options)
+
+
+def switch_of(cls: type) -> Option:
+    """The yes/no a door asks for a switched options type with (its ``SWITCH``: {"name": ..., "help": ...})."""
+    return Option(cls.SWITCH["name"], "bool", False, cls.SWITCH["help"], {})
 
 
 @functools.cache
-def model_source() -> ast.Module:
-    return ast.parse((REPO_ROOT / "model.py").read_text(encoding="utf-8"))
+def source(path: str = MODEL_SOURCE) -> ast.Module:
+    return ast.parse((REPO_ROOT / path).read_text(encoding="utf-8"))
 
 
 @functools.cache
-def model_constant(name: str) -> Any:
-    """A literal constant of model.py (LANGUAGES, LANGUAGE_ALIASES, BACKEND_PRECISIONS …), without importing it."""
-    for node in model_source().body:
+def constant(name: str, path: str = MODEL_SOURCE) -> Any:
+    """A literal constant of a source file (model.py's LANGUAGES, BACKEND_PRECISIONS …), without importing it."""
+    for node in source(path).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return ast.literal_eval(node.value)
-    raise KeyError(f"model.py defines no literal constant {name}")
+    raise KeyError(f"{path} defines no literal constant {name}")
 
 
-def evaluate(node: ast.expr) -> Any:
-    """A declaration's value: a literal, a tuple/list/dict of them, a constant of model.py or ``len(CONSTANT)``."""
+def model_constant(name: str) -> Any:
+    """A literal constant of model.py, without importing it."""
+    return constant(name, MODEL_SOURCE)
+
+
+def evaluate(node: ast.expr, path: str = MODEL_SOURCE) -> Any:
+    """A declaration's value: a literal, a tuple/list/dict of them, a constant of the file (``path``) or
+    ``len(CONSTANT)``."""
     if isinstance(node, ast.Name):
-        return model_constant(node.id)
+        return constant(node.id, path)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len" and len(node.args) == 1:
-        return len(evaluate(node.args[0]))
+        return len(evaluate(node.args[0], path))
     if isinstance(node, (ast.Tuple, ast.List)):
-        return tuple(evaluate(e) for e in node.elts) if isinstance(node, ast.Tuple) else [evaluate(e) for e in node.elts]
+        values = [evaluate(e, path) for e in node.elts]
+        return tuple(values) if isinstance(node, ast.Tuple) else values
     if isinstance(node, ast.Dict):
-        return {evaluate(k): evaluate(v) for k, v in zip(node.keys, node.values)}
+        return {evaluate(k, path): evaluate(v, path) for k, v in zip(node.keys, node.values)}
     return ast.literal_eval(node)  # ValueError names what a declaration may not hold
 
 
-@functools.cache
-def declared() -> tuple[Option, ...]:
-    """The options of model.py's DecodingOptions, read from its source: no torch import."""
-    cls = next((n for n in model_source().body if isinstance(n, ast.ClassDef) and n.name == OPTIONS_CLASS), None)
+def class_node(path: str, name: str) -> ast.ClassDef:
+    cls = next((n for n in source(path).body if isinstance(n, ast.ClassDef) and n.name == name), None)
     if cls is None:
-        raise KeyError(f"model.py defines no class {OPTIONS_CLASS}")
+        raise KeyError(f"{path} defines no class {name}")
+    return cls
+
+
+@functools.cache
+def declared(path: str = MODEL_SOURCE, class_name: str = OPTIONS_CLASS) -> tuple[Option, ...]:
+    """The options of a class declared with ``option(default, help, **spec)`` fields (default: model.py's
+    DecodingOptions), read from its source: no torch import. ClassVars (a SWITCH) are not options."""
     options = []
-    for node in cls.body:
+    for node in class_node(path, class_name).body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        annotation = ast.unparse(node.annotation)
+        if annotation.startswith("ClassVar"):
             continue
         call = node.value
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "option"):
-            raise ValueError(f"model.py: {OPTIONS_CLASS}.{node.target.id} must be declared with option(default, "
+            raise ValueError(f"{path}: {class_name}.{node.target.id} must be declared with option(default, "
                              "help, **spec)")
-        default, help_text = (evaluate(arg) for arg in call.args)
-        spec = {keyword.arg: evaluate(keyword.value) for keyword in call.keywords}
-        options.append(Option(node.target.id, kind_of(ast.unparse(node.annotation)), default, help_text, spec))
+        default, help_text = (evaluate(arg, path) for arg in call.args)
+        spec = {keyword.arg: evaluate(keyword.value, path) for keyword in call.keywords}
+        kind, optional = kind_of(annotation)
+        options.append(Option(node.target.id, kind, default, help_text, spec, optional))
     return tuple(options)
+
+
+@functools.cache
+def declared_switch(path: str, class_name: str) -> Option:
+    """A switched options class's SWITCH, read from its source."""
+    for node in class_node(path, class_name).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "SWITCH":
+            switch = evaluate(node.value, path)
+            return Option(switch["name"], "bool", False, switch["help"], {})
+    raise KeyError(f"{path}: {class_name} declares no SWITCH")
+
+
+def settings(options: Any, cls: type | None = None) -> dict[str, Any]:
+    """An options object as the settings a batch job records (JSON's types); a switched type (``cls``) also says
+    whether it was asked for: ``{"diarize": False}`` for None."""
+    values = dataclasses.asdict(options) if options is not None else {}
+    if cls is not None and hasattr(cls, "SWITCH"):
+        values = {switch_of(cls).name: options is not None, **values}
+    return json.loads(json.dumps(values))  # tuples as lists, as read back

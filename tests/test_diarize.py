@@ -238,7 +238,7 @@ def test_cli_refuses_zero_speakers_and_crossed_bounds(capsys, wav_file):
     from sensevoice.cli import main
 
     assert main(["transcribe", "--num-speakers", "0", str(wav_file)]) == 2
-    assert "--num-speakers: expected a positive integer, got '0'" in capsys.readouterr().err
+    assert "--num-speakers: expected an integer from 1 to 32, got '0'" in capsys.readouterr().err
     assert main(["transcribe", "--min-speakers", "3", "--max-speakers", "2", str(wav_file)]) == 2
     assert "--min-speakers=3 is more than --max-speakers=2" in capsys.readouterr().err
 

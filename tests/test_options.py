@@ -264,3 +264,105 @@ def test_every_door_takes_the_search_options_with_one_range():
             websocket.parse_first({"beam_size": int(bad)}, sv.DecodingOptions())
     args = parser.parse_args(["--beam-size", "8", "--hotwords", "foo bar", "--no-itn", "--language", "zn"])
     assert argtypes.decoding_options(args) == sv.DecodingOptions(beam_size=8, hotwords=("foo", "bar"), language="zh")
+
+
+# ----------------------------------------------------------------------------------------------- diarization's twin
+def with_turn_windows():
+    """A copy of the diarization options type with one field more, declared as a new one is (one field)."""
+    from sensevoice.diarize import DiarizationOptions
+
+    @dataclass(frozen=True)
+    class WithTurnWindows(DiarizationOptions):
+        min_turn_windows: int = sv.option(1, "a turn lasts at least N windows", range=(1, 8), metavar="N")
+
+    return WithTurnWindows
+
+
+def test_the_cli_reads_the_diarization_declaration_from_diarize_py_s_source_as_the_type_has_it():
+    from sensevoice import optionspec
+    from sensevoice.diarize import DiarizationOptions
+
+    assert optionspec.declared(*optionspec.DIARIZATION) == optionspec.of_type(DiarizationOptions)
+    assert optionspec.declared_switch(*optionspec.DIARIZATION) == optionspec.switch_of(DiarizationOptions)
+    assert [(o.name, o.optional) for o in optionspec.of_type(DiarizationOptions)] == [
+        ("num_speakers", True), ("min_speakers", False), ("max_speakers", False)]
+
+
+def test_a_new_diarization_field_appears_in_every_door():
+    """CLI flag (implying --diarize), HTTP form field, WebSocket field and batch settings, each with the declared
+    range and one check (the type's): a new diarization option needs no door edited."""
+    import argparse
+    import io
+
+    from starlette.datastructures import FormData, UploadFile
+
+    from sensevoice import argtypes, optionspec
+    from sensevoice.serve import fields, websocket
+
+    twin = with_turn_windows()
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    argtypes.add_diarization_arguments(parser, twin)
+    assert argtypes.diarization_options(parser.parse_args([]), twin) is None
+    assert argtypes.diarization_options(parser.parse_args(["--diarize"]), twin) == twin()
+    assert argtypes.diarization_options(parser.parse_args(["--min-turn-windows", "3"]), twin) == twin(min_turn_windows=3)
+    with pytest.raises(argparse.ArgumentError, match="expected an integer from 1 to 8, got '9'"):
+        parser.parse_args(["--min-turn-windows", "9"])
+    with pytest.raises(argtypes.UsageError, match="--min-speakers=3 is more than --max-speakers=2"):
+        argtypes.diarization_options(parser.parse_args(["--min-speakers", "3", "--max-speakers", "2"]), twin)
+
+    def form(**values):
+        return FormData([("file", UploadFile(io.BytesIO(b"RIFF"), filename="a.wav")), *values.items()])
+
+    assert fields.parse_openai(form(), "m", diarization=twin).diarization is None
+    assert fields.parse_openai(form(min_turn_windows="3"), "m", diarization=twin).diarization == twin(min_turn_windows=3)
+    assert fields.parse_openai(form(diarize="true"), "m", diarization=twin).diarization == twin()
+    with pytest.raises(fields.ApiError, match=r"min_turn_windows=9 must be an integer in \[1, 8\]") as error:
+        fields.parse_openai(form(min_turn_windows="9"), "m", diarization=twin)
+    assert (error.value.status, error.value.param) == (422, "min_turn_windows")
+    with pytest.raises(fields.ApiError, match="unknown form field"):  # the real type has no such field
+        fields.parse_openai(form(min_turn_windows="3"), "m")
+
+    base = sv.DecodingOptions()
+    assert websocket.parse_first({"mode": "online"}, base, twin).diarization is None
+    assert websocket.parse_first({"min_turn_windows": 4}, base, twin).diarization == twin(min_turn_windows=4)
+    assert websocket.parse_first({"diarize": True, "max_speakers": 3}, base, twin).diarization == twin(max_speakers=3)
+    with pytest.raises(websocket.StreamError, match="min_turn_windows=9"):
+        websocket.parse_first({"min_turn_windows": 9}, base, twin)
+    with pytest.raises(websocket.StreamError, match="diarize='yes' must be true or false"):
+        websocket.parse_first({"diarize": "yes"}, base, twin)
+
+    assert optionspec.settings(None, twin) == {"diarize": False}
+    assert optionspec.settings(twin(min_turn_windows=5), twin) == {
+        "diarize": True, "num_speakers": None, "min_speakers": 1, "max_speakers": 32, "min_turn_windows": 5}
+
+
+@pytest.mark.parametrize("door, value, message", [
+    ("cli", ["--num-speakers", "0"], "expected an integer from 1 to 32, got '0'"),
+    ("form", {"num_speakers": "0"}, r"num_speakers=0 must be an integer in \[1, 32\]"),
+    ("form", {"num_speakers": "two"}, "num_speakers='two'; expected an integer"),
+    ("form", {"min_speakers": "3", "max_speakers": "2"}, "min_speakers=3 is more than max_speakers=2"),
+    ("stream", {"num_speakers": 0}, r"num_speakers=0 must be an integer in \[1, 32\]"),
+    ("stream", {"num_speakers": 2.5}, "num_speakers=2.5"),
+    ("stream", {"num_speakers": 5, "max_speakers": 3}, "num_speakers=5 is outside"),
+])
+def test_every_door_refuses_bad_speaker_counts_with_the_type_s_message(door, value, message):
+    import argparse
+    import io
+
+    from starlette.datastructures import FormData, UploadFile
+
+    from sensevoice import argtypes
+    from sensevoice.serve import fields, websocket
+
+    if door == "cli":
+        parser = argparse.ArgumentParser(exit_on_error=False)
+        argtypes.add_diarization_arguments(parser)
+        with pytest.raises(argparse.ArgumentError, match=message):
+            parser.parse_args(value)
+    elif door == "form":
+        form = FormData([("file", UploadFile(io.BytesIO(b"RIFF"), filename="a.wav")), *value.items()])
+        with pytest.raises(fields.ApiError, match=message):
+            fields.parse_openai(form, "m")
+    else:
+        with pytest.raises(websocket.StreamError, match=message):
+            websocket.parse_first(value, sv.DecodingOptions())

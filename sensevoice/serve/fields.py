@@ -32,9 +32,7 @@ LANGUAGE_CHOICES = (*sv.LANGUAGES, *sv.LANGUAGE_ALIASES)
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 # OpenAI's transcription fields besides the decoding options (temperature and stream=false are accepted and have no
 # effect here; ``prompt``'s words join the hotwords), and SenseVoice api.py's (its language is spelled ``lang``).
-DIARIZATION_FIELDS = ("diarize", "num_speakers", "min_speakers", "max_speakers")  # a speaker count implies diarize
-OPENAI_FIELDS = ("file", "model", "response_format", "timestamp_granularities[]", "prompt", "temperature", "stream",
-                 *DIARIZATION_FIELDS)
+OPENAI_FIELDS = ("file", "model", "response_format", "timestamp_granularities[]", "prompt", "temperature", "stream")
 ASR_FIELDS = ("files", "keys")
 ASR_SPELLING = {"language": "lang"}
 # Each door's defaults where they differ from the server-wide options: ITN on for OpenAI's route and for streams
@@ -219,29 +217,60 @@ class OpenAIRequest:
     diarization: DiarizationOptions | None = None  # None: no speakers asked for
 
 
-def speaker_count(name: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ApiError(422, f"{name}={text!r}; expected a whole number of speakers", name) from None
+def switched_fields(cls: type, door: str) -> dict[str, Option]:
+    """{a request's field name: its option} of a switched options type (DiarizationOptions): its switch
+    ("diarize") and its fields (``door``: "form" or "stream")."""
+    return {o.spelled(door): o for o in (optionspec.switch_of(cls), *optionspec.of_type(cls)) if o.exposed}
 
 
-def diarization_fields(form: FormData) -> DiarizationOptions | None:
-    """``diarize`` (a flag) and the speaker counts; any count asks for diarization too."""
-    counts = {name: speaker_count(name, text_field(form, name, "")) for name in DIARIZATION_FIELDS[1:]
-              if text_field(form, name, "")}
-    if not yes_no("diarize", text_field(form, "diarize", "false")) and not counts:
+def switched_options(cls: type, switch_on: bool, values: Mapping[str, Any]) -> Any:
+    """The options (``cls``) a request asked for with its switch or any of its fields, else None; ApiError (422,
+    the field at fault) for a value the type refuses."""
+    if not switch_on and not values:
         return None
     try:
-        return DiarizationOptions(**counts)
-    except ValueError as err:  # names the field and its range
-        raise ApiError(422, str(err), str(err).split("=")[0]) from None
+        return cls(**values)
+    except (TypeError, ValueError) as err:  # names the field and its range
+        raise ApiError(422, str(err), str(err).split("=")[0].split()[0]) from None
 
 
-def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.DecodingOptions()) -> OpenAIRequest:
+def diarization_form(form: FormData, cls: type = DiarizationOptions) -> DiarizationOptions | None:
+    """A form's diarization fields (generated from ``cls``: ``diarize`` and the speaker counts) -> the options, or
+    None when none of them is given."""
+    switch, values = False, {}
+    for name, option in switched_fields(cls, "form").items():
+        text = text_field(form, name, "")
+        if not text:
+            continue
+        value = from_text(option, name, text)
+        if option.name == optionspec.switch_of(cls).name:
+            switch = value
+        else:
+            values[option.name] = value
+    return switched_options(cls, switch, values)
+
+
+def diarization_stream(message: Mapping[str, Any], cls: type = DiarizationOptions) -> DiarizationOptions | None:
+    """A stream's first message's diarization fields (JSON: ``"diarize": true``, counts as numbers) -> the options,
+    or None when none of them is given."""
+    switch, values = False, {}
+    for name, option in switched_fields(cls, "stream").items():
+        if name not in message or message[name] is None:
+            continue
+        if option.name == optionspec.switch_of(cls).name:
+            if not isinstance(message[name], bool):
+                raise ApiError(422, f"{name}={message[name]!r} must be true or false", name)
+            switch = message[name]
+        else:
+            values[option.name] = from_json(option, name, message[name])
+    return switched_options(cls, switch, values)
+
+
+def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.DecodingOptions(),
+                 diarization: type = DiarizationOptions) -> OpenAIRequest:
     """The fields of an OpenAI transcription request, validated; ``use_itn`` (default true) and the other decoding
-    options are ours."""
-    check_fields(form, accepted_fields(OPENAI_FIELDS, type(base)))
+    options, and the diarization options (``diarization``: their type), are ours."""
+    check_fields(form, (*accepted_fields(OPENAI_FIELDS, type(base)), *switched_fields(diarization, "form")))
     choice(form, "model", (model_id, *MODEL_ALIASES), model_id)
     choice(form, "stream", FALSE, "false")
     response_format = choice(form, "response_format", formats.RESPONSE_FORMATS, "json")
@@ -258,7 +287,7 @@ def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.De
     upload, *extra = uploads(form, "file")
     if extra:
         raise ApiError(422, f"send one file per request ({1 + len(extra)} were sent)", "file")
-    return OpenAIRequest(options, response_format, granularities, upload, diarization_fields(form))
+    return OpenAIRequest(options, response_format, granularities, upload, diarization_form(form, diarization))
 
 
 def parse_asr(form: FormData, base: sv.DecodingOptions = sv.DecodingOptions()

@@ -59,6 +59,7 @@ import soxr
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import model as sv
+from sensevoice.diarize import DiarizationOptions
 from sensevoice.pipeline import Prepared
 from sensevoice.serve import fields
 from sensevoice.serve.batcher import Batcher, QueueFull, ShuttingDown
@@ -94,9 +95,11 @@ class Settings:
     options: sv.DecodingOptions
     audio_fs: int = sv.SAMPLE_RATE  # of the PCM sent (resampled to 16 kHz as it arrives)
     file: bool = False  # wav_format "others": the bytes are a file (WAV, FLAC, MP3, ...), decoded at the end
+    diarization: DiarizationOptions | None = None  # "diarize": true (or a count): finals carry spk_name/spk_score
 
 
-def parse_first(message: dict[str, Any], base: sv.DecodingOptions) -> Settings:
+def parse_first(message: dict[str, Any], base: sv.DecodingOptions,
+                diarization: type = DiarizationOptions) -> Settings:
     """FunASR's first message -> Settings; StreamError names a bad field and what is accepted."""
     mode = message.get("mode", "2pass")
     if mode not in MODES:
@@ -109,11 +112,14 @@ def parse_first(message: dict[str, Any], base: sv.DecodingOptions) -> Settings:
     if wav_format not in WAV_FORMATS:
         raise StreamError(f"wav_format={wav_format!r}: 'pcm' (raw 16-bit little-endian mono samples) or 'others' (a "
                           "whole audio file, decoded once is_speaking is false)", CLOSE_UNSUPPORTED)
-    try:  # FunASR's itn and hotwords, and the other decoding options by their names (language, beam_size, ...)
+    try:  # FunASR's itn and hotwords, the other decoding options by their names (language, beam_size, ...), and
+        # the diarization options (``diarization``: their type), generated from the types' declarations
         options = fields.stream_options(message, base)
+        speakers = fields.diarization_stream(message, diarization)
     except fields.ApiError as err:
         raise StreamError(err.message) from None
-    return Settings(mode, str(message.get("wav_name", "stream")), options, audio_fs, wav_format == "others")
+    return Settings(mode, str(message.get("wav_name", "stream")), options, audio_fs, wav_format == "others",
+                    speakers)
 
 
 def result_message(settings: Settings, mode: str, text: str, decoded: list[dict[str, Any]] = (), **extra: Any
