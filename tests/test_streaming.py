@@ -72,7 +72,7 @@ class FunasrRun:
 
 def funasr_client(url: str, pcm: bytes, mode: str = "2pass", chunk_interval: int = 10, pace: float = 1.0,
                   wav_name: str = "demo", audio_fs: int = 16000, wav_format: str = "pcm", hotwords: str = "",
-                  until_end: bool = False) -> FunasrRun:
+                  until_end: bool = False, ours: dict | None = None) -> FunasrRun:
     """What FunASR's runtime/python/websocket/funasr_wss_client.py does for one --audio_in file, step for step.
 
     Sending (its record_from_scp): the first message; chunks of 60 * chunk_size[1] / chunk_interval ms of audio at
@@ -85,13 +85,14 @@ def funasr_client(url: str, pcm: bytes, mode: str = "2pass", chunk_interval: int
     ``{"client_error": ...}``); messages without ``mode`` skipped; online ``text`` appended; offline ``text`` (+ "
     timestamp: ..." when it has timestamps) appended; 2pass-online appended to the online part, 2pass-offline
     appended to the offline part and the online part cleared; the printed text is the last 10000 characters.
-    ``until_end`` (ours, for tests that check the messages, not the client's ending): wait for is_end, then close."""
+    ``until_end`` (ours, for tests that check the messages, not the client's ending): wait for is_end, then close.
+    ``ours``: fields of ours added to the first message ({"diarize": true})."""
     return asyncio.run(_funasr_client(url, pcm, mode, chunk_interval, pace, wav_name, audio_fs, wav_format,
-                                      hotwords, until_end))
+                                      hotwords, until_end, ours or {}))
 
 
-async def _funasr_client(url, pcm, mode, chunk_interval, pace, wav_name, audio_fs, wav_format, hotwords, until_end
-                         ) -> FunasrRun:
+async def _funasr_client(url, pcm, mode, chunk_interval, pace, wav_name, audio_fs, wav_format, hotwords, until_end,
+                         ours) -> FunasrRun:
     from websockets.asyncio.client import connect as connect_async
 
     chunk_size, words_max_print = [5, 10, 5], 10000
@@ -135,7 +136,7 @@ async def _funasr_client(url, pcm, mode, chunk_interval, pace, wav_name, audio_f
         await ws.send(json.dumps({"mode": mode, "chunk_size": chunk_size, "chunk_interval": chunk_interval,
                                   "encoder_chunk_look_back": 4, "decoder_chunk_look_back": 0, "audio_fs": audio_fs,
                                   "wav_name": wav_name, "wav_format": wav_format, "is_speaking": True,
-                                  "hotwords": hotwords, "itn": True}))
+                                  "hotwords": hotwords, "itn": True, **ours}))
         chunk_num = (len(pcm) - 1) // stride + 1
         for i in range(chunk_num):
             await ws.send(pcm[i * stride:(i + 1) * stride])
@@ -541,3 +542,99 @@ def test_a_segments_stable_text_only_grows_and_stops_at_a_frozen_window():
     assert decoded(1000, 1480, "you today") == ("Hello world, how are you today", "")
     assert decoded(1000, 1960, "you today and") == ("Hello world, how are you today and", "")
     assert decoded(0, 480, "stale") is None  # a window of the old anchor
+
+
+# ----------------------------------------------------------------------------------------------- speakers
+class SignEncoder:
+    """A speaker encoder for the tracker's rules: a positive wave is one voice, a negative one another."""
+
+    name = "sign"
+
+    def embed(self, windows):
+        import torch
+
+        level = windows.mean(1)
+        x = torch.stack([level.clamp(min=0), (-level).clamp(min=0), torch.full_like(level, 1e-6)], 1)
+        return x / x.norm(dim=1, keepdim=True)
+
+
+def voice(sign: float, seconds: float) -> np.ndarray:
+    return np.full(int(seconds * 16000), 0.1 * sign, np.float32)
+
+
+def test_speaker_tracker_labels_voices_as_they_appear_and_never_beyond_its_cap():
+    from sensevoice.diarize import DiarizationOptions
+    from sensevoice.serve.stream import SpeakerTracker
+
+    tracker = SpeakerTracker(SignEncoder(), DiarizationOptions())
+    labels = [tracker.assign(voice(sign, 2.0)) for sign in (1, -1, 1, -1)]
+    assert [name for name, _ in labels] == ["S1", "S2", "S1", "S2"]
+    assert [score for _, score in labels] == [1.0, 1.0, pytest.approx(1.0), pytest.approx(1.0)]
+    assert tracker.assign(voice(-1, 0.5))[0] == "S2"  # short: joins the nearest
+    short_first = SpeakerTracker(SignEncoder(), DiarizationOptions())
+    assert short_first.assign(voice(1, 0.5))[0] == "S1" and short_first.assign(voice(-1, 0.5)) == ("S1", 0.0)
+
+    capped = SpeakerTracker(SignEncoder(), DiarizationOptions(num_speakers=1))
+    assert [capped.assign(voice(sign, 2.0)) for sign in (1, -1)] == [("S1", 1.0), ("S1", 0.0)]
+    with pytest.raises(ValueError, match="min_speakers=2: a stream labels speakers as they appear"):
+        SpeakerTracker(SignEncoder(), DiarizationOptions(min_speakers=2))
+
+
+def test_speaker_tracker_looks_back_a_bounded_number_of_segments():
+    from sensevoice.diarize import DiarizationOptions
+    from sensevoice.serve import stream
+
+    tracker = stream.SpeakerTracker(SignEncoder(), DiarizationOptions())
+    for _ in range(stream.LOOKBACK_SEGMENTS * 3):
+        tracker.assign(voice(1, 2.0))
+    assert len(tracker.recent) == 1 and len(tracker.recent[0]) == stream.LOOKBACK_SEGMENTS
+
+
+@pytest.fixture(scope="module")
+def two_speakers(official) -> tuple[bytes, list[tuple[int, int, str]]]:
+    """Real speech of two people as one stream: en.mp3, zh.mp3, en.mp3 with 2 s pauses (the VAD closes a segment at
+    each), as 16-bit PCM, and each clip's [start_ms, end_ms) with its speaker's name."""
+    parts, turns, at = [], [], 0
+    for name in ("en.mp3", "zh.mp3", "en.mp3"):
+        wave = sv.load_audio(str(official / "example" / name), name).numpy()
+        turns.append((at, at + len(wave) // 16, name))
+        parts += [wave, np.zeros(32000, np.float32)]
+        at += len(wave) // 16 + 2000
+    pcm = (np.clip(np.concatenate(parts), -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+    return pcm, turns
+
+
+def speaker_of(final: dict, turns: list[tuple[int, int, str]]) -> str:
+    middle = (final["start_ms"] + final["end_ms"]) / 2
+    return next(name for start, end, name in turns if start - 500 <= middle < end + 500)
+
+
+@pytest.mark.parametrize("mode", ["2pass", "offline"])
+def test_stream_speakers_stay_the_same_for_a_voice_and_differ_between_voices(server, two_speakers, mode):
+    """Finals carry spk_name/spk_score as FunASR's runtime client prints them: the English speaker's segments (both
+    of his clips, 2 s apart around the Chinese speaker's) get one label, the Chinese speaker's another."""
+    url, _ = server
+    pcm, turns = two_speakers
+    answers = funasr_client(url, pcm, mode, pace=0.05, until_end=True, ours={"diarize": True}).answers
+    finals = [s for a in answers for s in a.get("segments", [a] if a.get("segment_final") else [])]
+    assert len(finals) >= 3 and all(isinstance(f["spk_name"], str) and isinstance(f["spk_score"], float)
+                                    for f in finals), finals
+    names = {}
+    for final in finals:
+        names.setdefault(speaker_of(final, turns), set()).add(final["spk_name"])
+    assert names["en.mp3"] == {"S1"} and names["zh.mp3"] == {"S2"}, names
+    assert all(-1 <= f["spk_score"] <= 1 for f in finals)
+
+
+def test_without_diarize_a_stream_has_no_speakers(server, two_speakers):
+    url, _ = server
+    answers = funasr_client(url, two_speakers[0], "2pass", pace=0.05, until_end=True).answers
+    assert answers and not any("spk_name" in a or "spk_score" in a for a in answers)
+
+
+def test_a_stream_refuses_a_minimum_of_speakers(server):
+    url, _ = server
+    answer, code = refused(url, json.dumps({"mode": "2pass", "diarize": True, "min_speakers": 2}))
+    assert code == 1008 and "min_speakers=2: a stream labels speakers as they appear" in answer["error"]
+    answer, code = refused(url, json.dumps({"mode": "2pass", "num_speakers": 0}))
+    assert code == 1008 and "num_speakers=0 must be an integer in [1, 32]" in answer["error"]

@@ -18,12 +18,25 @@ every later hypothesis; the segment's final text brings the rest.
 
 Memory is bounded: the stream keeps the open segment's audio and ``PREROLL_MS`` before it (the VAD dates a start
 back by a few hundred ms), never the whole recording.
+
+Speakers (a stream that asked for diarization): ``SpeakerTracker`` labels each closed segment as it closes, in
+stream order, with the offline diarization's speaker encoder (``sensevoice.diarize``: the same windows, loudness
+gain and embeddings): the segment's voice is the mean of its windows' embeddings, and it joins the known speaker
+whose centroid is nearest (cosine) when that is at least ``SAME_SPEAKER_SIMILARITY``, else opens the next speaker
+(S1, S2, ... in order of appearance). A label, once given, is never changed: a final cannot be taken back. Look-back:
+no audio beyond the closing segment's is kept; each speaker's centroid is the mean of its last
+``LOOKBACK_SEGMENTS`` segments' embeddings (a voice that drifts is followed, and memory stays at most
+speakers x LOOKBACK_SEGMENTS x 256 floats whatever the stream's length). ``num_speakers`` and ``max_speakers``
+cap the speakers opened (then a segment joins the nearest); a minimum cannot be promised without changing labels
+already sent, so ``min_speakers`` above 1 is refused. A segment shorter than one embedding window
+(``diarize.WINDOW_MS``) is too little voice to open a speaker: it joins the nearest one, if any.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,6 +44,7 @@ import numpy as np
 from torch import Tensor
 
 import model as sv
+from sensevoice import diarize
 from sensevoice.pipeline import SAMPLES_PER_MS, Prepared
 from sensevoice.vad import VadStream
 
@@ -38,7 +52,52 @@ PREROLL_MS = 3000  # audio kept before the open segment (or the present, in sile
 MIN_PARTIAL_MS = 200  # a shorter open window is not worth a model call
 STABLE_AGREEMENT = 2  # successive partial hypotheses that must agree on text before it is stable
 
+# Cosine similarity of a segment's voice to a speaker's centroid at which it is that speaker: between what the
+# halves of one official example clip score with each other and what clips of different speakers score.
+SAME_SPEAKER_SIMILARITY = 0.7
+LOOKBACK_SEGMENTS = 16  # segments per speaker whose embeddings make its centroid (older ones are forgotten)
+
 Features = Callable[[np.ndarray, str], Tensor]  # (N,) 16 kHz samples, key -> (T, n_input), Transcriber.features
+
+
+class SpeakerTracker:
+    """Online speaker labels of one stream's segments (see the module's doc): ``assign(wave)`` -> (label, score),
+    the score being the segment's cosine similarity to its speaker's centroid before it joined (1.0 for the
+    segment that opens a speaker: its voice is the whole centroid)."""
+
+    def __init__(self, encoder: diarize.SpeakerEncoder, options: diarize.DiarizationOptions):
+        if options.min_speakers > 1:
+            raise ValueError(f"min_speakers={options.min_speakers}: a stream labels speakers as they appear and "
+                             "never changes a label sent, so it cannot promise a minimum; use num_speakers or "
+                             "max_speakers (a cap)")
+        self.encoder = encoder
+        self.cap = options.bounds[1]  # num_speakers or max_speakers
+        self.recent: list[deque[np.ndarray]] = []  # per speaker: its last LOOKBACK_SEGMENTS embeddings
+
+    def embed(self, wave: np.ndarray) -> np.ndarray:
+        """(D,) L2-normalised voice of a segment: the mean of its windows' embeddings, as diarization windows it."""
+        duration_ms = len(wave) // SAMPLES_PER_MS
+        starts = [start for _, start in diarize.plan_windows([(0, duration_ms)], duration_ms)]
+        mean = diarize.embed_windows(self.encoder, wave, starts, diarize.loudness_gain(wave)).mean(0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+    def centroids(self) -> np.ndarray:
+        means = np.stack([np.mean(list(recent), axis=0) for recent in self.recent])
+        return means / np.linalg.norm(means, axis=1, keepdims=True).clip(1e-12)
+
+    def assign(self, wave: np.ndarray) -> tuple[str, float]:
+        voice = self.embed(wave)
+        similarity = self.centroids() @ voice if self.recent else np.zeros(0)  # (speakers,)
+        best = int(similarity.argmax()) if len(similarity) else -1
+        joins = best >= 0 and (similarity[best] >= SAME_SPEAKER_SIMILARITY or len(self.recent) >= self.cap
+                               or len(wave) < diarize.WINDOW_MS * SAMPLES_PER_MS)
+        if joins:
+            score = float(similarity[best])
+        else:
+            self.recent.append(deque(maxlen=LOOKBACK_SEGMENTS))
+            best, score = len(self.recent) - 1, 1.0
+        self.recent[best].append(voice)
+        return diarize.speaker_label(best), round(score, 4)
 
 
 @dataclass(frozen=True)
@@ -72,8 +131,11 @@ class Stream:
     """One utterance's audio and VAD state. ``feed`` and ``partial_item`` compute features (call them off the event
     loop); a stream is used by one task at a time."""
 
-    def __init__(self, vad: VadStream, features: Features, key: str, window_ms: int):
+    def __init__(self, vad: VadStream, features: Features, key: str, window_ms: int,
+                 speakers: SpeakerTracker | None = None):
         self.vad, self.features, self.key, self.window_ms = vad, features, key, window_ms
+        self.speakers = speakers  # labels each closed segment (diarization asked for)
+        self.speaker_of: dict[str, dict[str, object]] = {}  # a closed segment's spk_name/spk_score, by its key
         self.samples = np.zeros(0, np.float32)  # kept audio; samples[0] is the stream's sample number `offset`
         self.offset = 0
         self.received = 0  # samples since the stream's start
@@ -121,15 +183,22 @@ class Stream:
     def close_segment(self, end_ms: int) -> Prepared:
         item = self.item(self.open_start, end_ms)
         self.stable_of[item.key] = self.stable
+        if self.speakers is not None and item.duration_ms > 0:  # in stream order: labels are given as voices appear
+            name, score = self.speakers.assign(self.wave(self.open_start, end_ms))
+            self.speaker_of[item.key] = {"spk_name": name, "spk_score": score}
         self.open_start = None
         return item
 
+    def wave(self, start_ms: int, end_ms: int) -> np.ndarray:
+        """The kept samples of [start_ms, end_ms) (stream time)."""
+        first = max(start_ms * SAMPLES_PER_MS - self.offset, 0)
+        return self.samples[first:max(end_ms * SAMPLES_PER_MS - self.offset, first)]
+
     def item(self, start_ms: int, end_ms: int) -> Prepared:
         """The span [start_ms, end_ms) of the stream as a prepared item whose timestamps are stream-absolute."""
-        first = max(start_ms * SAMPLES_PER_MS - self.offset, 0)
-        wave = self.samples[first:max(end_ms * SAMPLES_PER_MS - self.offset, first)]
         key = f"{self.key}@{start_ms}ms"
-        return Prepared(key, end_ms - start_ms, ((start_ms, end_ms),), (self.features(wave, key),))
+        features = self.features(self.wave(start_ms, end_ms), key)
+        return Prepared(key, end_ms - start_ms, ((start_ms, end_ms),), (features,))
 
     def trim(self) -> None:
         keep_from = (self.open_start if self.open_start is not None else self.now_ms - PREROLL_MS) * SAMPLES_PER_MS

@@ -24,7 +24,10 @@ once, at the end, as FunASR's offline servers do (its client closes on the first
 ride beside the protocol's: ``segment_text`` (the whole current hypothesis, or the final text), ``segment_final``,
 ``model`` (on every final: the answering model's id, as /v1/models and verbose_json name it), ``start_ms``,
 ``end_ms``, ``endpoint_ms`` (the stream time at which the VAD closed the segment), ``language``, ``emotion``, ``event``, the final's confidence (``avg_logprob``, ``no_speech_prob``, ``word_probability`` beside
-``timestamp``), ``segments`` (offline: each segment's), ``warning``, ``lag_s``, ``error``. ``hotwords`` bias the
+``timestamp``), with ``"diarize": true`` (or a speaker count: the fields of ``DiarizationOptions``) the final's
+speaker as FunASR's runtime clients print it, ``spk_name`` ("S1", a string) and ``spk_score`` (a number: see
+``stream.SpeakerTracker`` for the labels, their look-back and the score), ``segments`` (offline: each segment's,
+each with its speaker), ``warning``, ``lag_s``, ``error``. ``hotwords`` bias the
 decoding (the decoding's contextual biasing, as the HTTP API's ``prompt``) in every form FunASR's clients send: a
 JSON object ``{"phrase": weight, ...}`` (as a string; its weights are on FunASR's scale, not ours, so each phrase
 gets the server's ``--hotword-weight``), comma-separated phrases, or space-separated words.
@@ -63,7 +66,8 @@ from sensevoice.diarize import DiarizationOptions
 from sensevoice.pipeline import Prepared
 from sensevoice.serve import fields
 from sensevoice.serve.batcher import Batcher, QueueFull, ShuttingDown
-from sensevoice.serve.stream import Stream, StreamConfig, looks_like_container, pcm16_to_float
+from sensevoice.serve.stream import (SpeakerTracker, Stream, StreamConfig, looks_like_container,
+                                     pcm16_to_float)
 from sensevoice.vad import StreamingVad
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,7 @@ PARTIAL_MODE = {"online": "online", "2pass": "2pass-online"}
 FINAL_MODE = {"offline": "offline", "online": "online", "2pass": "2pass-offline"}
 CLOSE_POLICY, CLOSE_UNSUPPORTED, CLOSE_GOING_AWAY, CLOSE_TRY_LATER, CLOSE_TOO_BIG = 1008, 1003, 1001, 1013, 1009
 CONFIDENCE_FIELDS = ("avg_logprob", "no_speech_prob", "word_probability")  # a final's, as in verbose_json
+SPEAKER_FIELDS = ("spk_name", "spk_score")  # a final's speaker, as FunASR's runtime clients print them
 WAV_FORMATS = ("pcm", "others")  # FunASR's client: "pcm" for .pcm and .wav (their samples), "others" for other files
 MIN_FS, MAX_FS = 8000, 192_000
 WARN_EVERY_S = 2.0  # at most one lag warning per stream this often
@@ -138,10 +143,10 @@ def result_message(settings: Settings, mode: str, text: str, decoded: list[dict[
 
 
 def segment_fields(segment: dict[str, Any]) -> dict[str, Any]:
-    """Our fields of one decoded segment: its span, text, tags and confidence."""
+    """Our fields of one decoded segment: its span, text, tags, confidence and (diarized) speaker."""
     return {"start_ms": segment["start_ms"], "end_ms": segment["end_ms"], "segment_text": segment["clean_text"] or "",
             **{tag: segment.get(tag) or "" for tag in ("language", "emotion", "event")},
-            **{name: segment[name] for name in CONFIDENCE_FIELDS if segment.get(name) is not None}}
+            **{name: segment[name] for name in (*CONFIDENCE_FIELDS, *SPEAKER_FIELDS) if segment.get(name) is not None}}
 
 
 class StreamHub:
@@ -160,6 +165,16 @@ class StreamHub:
     def model_id(self) -> str:
         """The answering model's id (``ModelDir.identity``), which every final names."""
         return self.batcher.transcriber.model_dir.identity.id
+
+    async def speaker_tracker(self, options: DiarizationOptions) -> SpeakerTracker:
+        """A stream's speaker tracker, with the service's speaker encoder (loaded once, off the event loop, by the
+        first stream or request that asks for speakers); StreamError says why there is none."""
+        try:
+            encoder = await asyncio.get_running_loop().run_in_executor(
+                self.executor, lambda: self.batcher.transcriber.diarizer.encoder)
+            return SpeakerTracker(encoder, options)
+        except (OSError, ValueError) as err:  # no speaker encoder installed; a count a stream cannot honour
+            raise StreamError(f"diarize: {err}") from None
 
     def authorized(self, ws: WebSocket) -> bool:
         """The HTTP API's key, as ``Authorization: Bearer KEY`` or (browsers cannot set headers) ``?api_key=KEY``."""
@@ -228,7 +243,9 @@ class Session:
                 raise StreamError("the first message must be a JSON object")
             if first.get("is_speaking", True) is False:
                 continue  # an end with nothing begun: nothing to answer
-            if not await Utterance(self, parse_first(first, self.hub.decoding)).run():
+            settings = parse_first(first, self.hub.decoding)
+            speakers = await self.hub.speaker_tracker(settings.diarization) if settings.diarization else None
+            if not await Utterance(self, settings, speakers).run():
                 return
 
     async def decode(self, item: Prepared, options: sv.DecodingOptions, partial: bool = False) -> dict[str, Any]:
@@ -249,11 +266,11 @@ class Utterance:
     audio that arrived since its last feed. Keeping up, that is one chunk a feed; behind (a final decode, a busy
     CPU), the backlog goes through the VAD in one call instead of one call per chunk."""
 
-    def __init__(self, session: Session, settings: Settings):
+    def __init__(self, session: Session, settings: Settings, speakers: SpeakerTracker | None = None):
         self.session, self.settings, self.config = session, settings, session.config
         hub = session.hub
         self.stream = Stream(hub.vad.open(), hub.batcher.transcriber.features, settings.wav_name,
-                             self.config.window_ms)
+                             self.config.window_ms, speakers)
         self.loop = asyncio.get_running_loop()
         self.partial: asyncio.Task | None = None
         self.said = False  # text was sent in this utterance (the next segment's text begins with a space)
@@ -391,7 +408,7 @@ class Utterance:
             self.cancel_partial()
         for n, item in enumerate(closed):
             result = await self.session.decode(item, self.settings.options)
-            segment = result["segments"][0]
+            segment = {**result["segments"][0], **self.stream.speaker_of.pop(item.key, {})}  # + its speaker
             stable = self.stream.stable_of.pop(item.key, "")
             if self.settings.mode == "offline":
                 self.held.append(segment)
