@@ -113,3 +113,85 @@ def test_badges_show_their_icon_or_their_text(driver, tiny_dir):
     assert seen["letter"] and not seen["unassigned"], "the check tells drawn from missing"
     happy, speech = seen["drawn"]
     assert seen["badges"] == ["en", f"{'😊 ' if happy else ''}HAPPY", f"{'🗣️ ' if speech else ''}Speech"]
+
+
+# ----------------------------------------------------------------------------------------------- speakers
+@pytest.fixture(scope="module")
+def two_speakers(official, tmp_path_factory):
+    """Real speech of two people: the official en.mp3 and zh.mp3 with 2 s of silence between them."""
+    import model as sv
+
+    waves = [sv.load_audio(str(official / "example" / name), name).numpy() for name in ("en.mp3", "zh.mp3")]
+    path = tmp_path_factory.mktemp("speakers") / "two_speakers.wav"
+    soundfile.write(path, np.concatenate([waves[0], np.zeros(32000, np.float32), waves[1]]), 16000)
+    return path
+
+
+SEGMENT_SPEAKERS = """return [...document.querySelectorAll('#segments li')].map((li) => {
+    const badge = li.querySelector('.badge.speaker');
+    return {speaker: li.dataset.speaker || null, label: badge ? badge.textContent : null,
+            fill: badge ? getComputedStyle(badge).backgroundColor : null,
+            line: getComputedStyle(li).borderLeftColor, lineWidth: getComputedStyle(li).borderLeftWidth};});"""
+
+
+def test_speakers_box_labels_each_segment_with_its_speaker_in_its_colour(driver, page_client, tiny_dir, two_speakers):
+    """The "speakers" box sends diarize=true; each segment shows its speaker's label (text, for every reader) on a
+    fill and beside a line of that speaker's colour: S1 and S2 get the palette's first two. Unchecked: no labels."""
+    with serve(tiny_dir, vad=True) as url:
+        page_client.open_page(driver, url, None)
+        driver.click("#diarize")
+        driver.type("#file", str(two_speakers.resolve()))
+        driver.click("#transcribe")
+        page_client.result_text(driver)
+        seen = driver.script(SEGMENT_SPEAKERS)
+        palette = driver.script("return SPEAKER_COLOURS;")
+        plain_first = driver.script("document.getElementById('diarize').checked = false; return true;")
+        driver.click("#transcribe")
+        page_client.result_text(driver)
+        plain = driver.script(SEGMENT_SPEAKERS)
+    assert plain_first and len(seen) >= 2, seen
+    assert {s["speaker"] for s in seen} == {"S1", "S2"} and all(s["label"] == s["speaker"] for s in seen), seen
+
+    def rgb(hex_colour):
+        return "rgb({}, {}, {})".format(*(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)))
+
+    for s in seen:
+        colour = palette[int(s["speaker"][1:]) - 1]
+        assert (s["fill"], s["line"], s["lineWidth"]) == (rgb(colour["fill"]), rgb(colour["line"]), "4px"), s
+    assert palette[0] != palette[1]
+    assert plain and all(s["speaker"] is None and s["label"] is None for s in plain), plain
+
+
+def test_live_stream_asks_for_speakers_and_shows_each_final_s_speaker(driver, tiny_dir):
+    """With the box checked the live stream's first message carries "diarize": true, and a final's spk_name is
+    shown before its text in that speaker's colour (the WebSocket is a stand-in that records what is sent)."""
+    with serve(tiny_dir, vad=False) as url:
+        driver.cmd("POST", "/url", {"url": url + "/"})
+        seen = driver.script("""return (async () => {
+            const sent = [];
+            class FakeSocket {
+              constructor() { this.readyState = 1; setTimeout(() => this.onopen(), 0); }
+              send(data) { sent.push(data); }
+              close() {}
+            }
+            window.WebSocket = FakeSocket;
+            window.WebSocket.OPEN = 1;
+            document.getElementById('diarize').checked = true;
+            const live = openLive();
+            await new Promise((r) => setTimeout(r, 50));
+            for (const [name, text] of [['S1', 'hello'], ['S2', 'ni hao'], ['S1', 'again']]) {
+              live.ws.onmessage({data: JSON.stringify({mode: '2pass-offline', segment_final: true, text,
+                                                       segment_text: text, spk_name: name, spk_score: 0.9})});
+            }
+            const text = document.getElementById('live-final').textContent;
+            const finals = [...document.querySelectorAll('#live-final .live-final')]
+              .map((f) => [f.dataset.speaker, getComputedStyle(f).borderBottomColor]);
+            document.getElementById('diarize').checked = false;
+            openLive();
+            await new Promise((r) => setTimeout(r, 50));
+            return {first: JSON.parse(sent[0]), plain: JSON.parse(sent[1]), text, finals};
+            })();""")
+    assert seen["first"]["diarize"] is True and "diarize" not in seen["plain"], seen
+    assert seen["text"] == "S1 hello S2 ni hao S1 again", seen
+    (one, line1), (two, line2), (again, line3) = seen["finals"]
+    assert (one, two, again) == ("S1", "S2", "S1") and line1 == line3 != line2, seen

@@ -1,6 +1,9 @@
 // SenseVoice browser client: upload or record audio, POST it to /v1/audio/transcriptions (verbose_json) and show
 // the transcript with its language, emotion and event as badges, and its segments with times (a click plays that
-// span of the audio); copy or download it as text, SRT, VTT or JSON. The server's limits (/health) are shown, and
+// span of the audio); copy or download it as text, SRT, VTT or JSON.
+// With "speakers" checked the upload asks for diarization (the form's diarize field) and the live stream too
+// ({"diarize": true}): each segment or live final shows its speaker's label (S1, S2, ...) in that speaker's
+// colour, a stable palette by speaker number. The server's limits (/health) are shown, and
 // checked before an upload where the page can (size, format); so is the model that answers, with a notice while
 // it is the demo model. Server text is only ever set as textContent.
 "use strict";
@@ -9,6 +12,13 @@ const EMOTION_EMOJI = { HAPPY: "😊", SAD: "😔", ANGRY: "😡", NEUTRAL: "�
                         SURPRISED: "😮", OTHER: "❔", EMO_UNKNOWN: "❔" };
 const EVENT_EMOJI = { Speech: "🗣️", BGM: "🎼", Applause: "👏", Laughter: "😀", Cry: "😭", Sneeze: "🤧",
                       Breath: "💨", Cough: "😷", Sing: "🎤", Speech_Noise: "🔊", GBG: "🔊", Event_UNK: "❔" };
+// Speakers' colours by number (S1 the first, ...; the palette repeats past its end): a light fill for the label,
+// whose text is always shown too, and a darker line beside the segment (Okabe-Ito hues, told apart by most eyes).
+const SPEAKER_COLOURS = [
+  { fill: "#cde3f5", line: "#0072b2" }, { fill: "#fbe3b8", line: "#e69f00" },
+  { fill: "#c4ecdf", line: "#009e73" }, { fill: "#f2d5e7", line: "#cc79a7" },
+  { fill: "#d4ecfa", line: "#56b4e9" }, { fill: "#f8d2bd", line: "#d55e00" },
+  { fill: "#f7f3c2", line: "#b8a800" }, { fill: "#dddddd", line: "#555555" }];
 const $ = (id) => document.getElementById(id);
 let audioBlob = null;   // what "Transcribe" sends: the chosen file or the last recording
 let audioName = "";
@@ -140,6 +150,24 @@ function badge(kind, label, emoji) {
   return span;
 }
 
+function speakerColour(label) {  // "S3" -> the third colour
+  const number = Number((/^S(\d+)$/.exec(label) || [])[1] || 1);
+  return SPEAKER_COLOURS[(number - 1) % SPEAKER_COLOURS.length];
+}
+
+function speakerBadge(label) {
+  const span = badge("speaker", label);
+  span.title = `speaker ${label}`;
+  span.style.background = speakerColour(label).fill;
+  return span;
+}
+
+function markSpeaker(element, label) {  // the speaker's line beside a segment or a live final
+  element.classList.add("speaker");
+  element.dataset.speaker = label;
+  element.style.setProperty("--speaker-line", speakerColour(label).line);
+}
+
 function tagBadges(item) {
   const badges = [];
   if (item.language) badges.push(badge("language", item.language));
@@ -200,9 +228,11 @@ function showResult(body) {
     const time = document.createElement("span");
     time.className = "time";
     time.textContent = `${s.start.toFixed(2)}–${s.end.toFixed(2)} s `;
-    li.append(time, ...tagBadges(s), document.createTextNode(s.text));
+    const speaker = s.speaker ? [speakerBadge(s.speaker)] : [];
+    li.append(time, ...speaker, ...tagBadges(s), document.createTextNode(s.text));
+    if (s.speaker) markSpeaker(li, s.speaker);
     if (resultAudio) {
-      li.className = "seek";
+      li.classList.add("seek");
       li.tabIndex = 0;
       li.setAttribute("role", "button");
       li.title = `play ${s.start.toFixed(2)}–${s.end.toFixed(2)} s`;
@@ -214,7 +244,7 @@ function showResult(body) {
     return li;
   });
   $("segments").replaceChildren(...items);
-  $("segments").hidden = items.length < 2;
+  $("segments").hidden = items.length < 2 && !(body.segments || []).some((s) => s.speaker);
   $("result").hidden = false;
 }
 
@@ -227,6 +257,7 @@ async function transcribe(event) {
   form.append("response_format", "verbose_json");
   form.append("language", $("language").value);
   form.append("use_itn", $("itn").checked ? "true" : "false");
+  if ($("diarize").checked) form.append("diarize", "true");
   const headers = {};
   const key = $("apikey").value.trim();
   localStorage.setItem("sensevoice-api-key", key);
@@ -286,12 +317,12 @@ function openLive() {
   live.done = new Promise((resolve) => { ws.onclose = resolve; });
   ws.onopen = () => ws.send(JSON.stringify({ mode: "2pass", chunk_size: [5, 10, 5], chunk_interval: 10,
     wav_name: "microphone", wav_format: "pcm", audio_fs: 16000, is_speaking: true, itn: $("itn").checked,
-    language: $("language").value }));
+    language: $("language").value, ...($("diarize").checked ? { diarize: true } : {}) }));
   ws.onmessage = (e) => {
     const m = JSON.parse(e.data);
     if (m.error) showError(`live: ${m.error}`);
-    if (m.segment_final && m.segment_text) live.finals.push(m.segment_text);
-    $("live-final").textContent = live.finals.join(" ");
+    if (m.segment_final && m.segment_text) live.finals.push(liveFinal(m));
+    $("live-final").replaceChildren(...live.finals.flatMap((f, i) => (i ? [" ", f] : [f])));
     $("live-partial").textContent = m.segment_final || m.error ? "" : (m.segment_text || "");
     if (m.is_end) ws.close();
   };
@@ -299,6 +330,17 @@ function openLive() {
   $("live-final").textContent = "";
   $("live-partial").textContent = "";
   return live;
+}
+
+function liveFinal(m) {  // a final's text, after its speaker's label when the stream names one (spk_name)
+  const span = document.createElement("span");
+  span.className = "live-final";
+  if (m.spk_name) {
+    span.append(speakerBadge(m.spk_name), " ");
+    markSpeaker(span, m.spk_name);
+  }
+  span.append(m.segment_text);
+  return span;
 }
 
 function sendLive(live, block) {
