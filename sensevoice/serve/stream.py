@@ -52,8 +52,10 @@ PREROLL_MS = 3000  # audio kept before the open segment (or the present, in sile
 MIN_PARTIAL_MS = 200  # a shorter open window is not worth a model call
 STABLE_AGREEMENT = 2  # successive partial hypotheses that must agree on text before it is stable
 
-# Cosine similarity of a segment's voice to a speaker's centroid at which it is that speaker: between what the
-# halves of one official example clip score with each other and what clips of different speakers score.
+# Cosine similarity of a segment's voice to a speaker's centroid at which it is that speaker. A few seconds of one
+# voice and of two voices can score alike, so an online label is a best guess made once; the offline diarization,
+# which clusters the whole recording's windows, is the accurate one (tests/test_streaming.py holds the stream to
+# the official en/zh/en clips).
 SAME_SPEAKER_SIMILARITY = 0.7
 LOOKBACK_SEGMENTS = 16  # segments per speaker whose embeddings make its centroid (older ones are forgotten)
 
