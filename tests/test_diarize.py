@@ -185,21 +185,22 @@ def test_two_real_speakers_are_told_apart(official, transcriber):
 def test_pipeline_result_carries_speakers_and_drops_the_word_times_it_was_not_asked_for(official, transcriber):
     wave = joined(official, ["ja.mp3", "ko.mp3"])
     result = transcriber.transcribe(wave, "conv", diarization=DiarizationOptions(num_speakers=2))
-    assert result["speakers"] == ["S1", "S2"] and {s["speaker"] for s in result["segments"]} == {"S1", "S2"}
-    assert result["turns"][0]["speaker"] == "S1" and "words" not in result["segments"][0]
-    assert "word_speaker" not in result["segments"][0]
+    assert result.speakers == ["S1", "S2"] and {s.speaker for s in result.segments} == {"S1", "S2"}
+    doc = result.to_dict()
+    assert doc["turns"][0]["speaker"] == "S1" and "words" not in doc["segments"][0]
+    assert "word_speaker" not in doc["segments"][0]
     timed = transcriber.transcribe(wave, "conv", sv.DecodingOptions(output_timestamp=True),
                                    diarization=DiarizationOptions(num_speakers=2))
-    assert len(timed["word_speaker"]) == len(timed["words"])
-    plain = transcriber.transcribe(wave, "conv")
+    assert len(timed.word_speaker) == len(timed.words)
+    plain = transcriber.transcribe(wave, "conv").to_dict()
     assert "speakers" not in plain and "speaker" not in plain["segments"][0]
 
 
 def test_one_speaker_silence_and_too_many_speakers(official, transcriber):
     one = transcriber.transcribe(str(official / "example" / "en.mp3"), "en", diarization=DiarizationOptions())
-    assert one["speakers"] == ["S1"]
+    assert one.speakers == ["S1"]
     silence = transcriber.transcribe(np.zeros(48000, np.float32), "quiet", diarization=DiarizationOptions())
-    assert silence["speakers"] == [] and silence["turns"] == [] and silence["segments"] == []
+    assert silence.speakers == [] and silence.turns == [] and silence.segments == []
     with pytest.raises(ValueError, match=r"en: 20 speakers asked for, but the speech gives only \d+ window"):
         transcriber.transcribe(str(official / "example" / "en.mp3"), "en",
                                diarization=DiarizationOptions(num_speakers=20))
@@ -207,16 +208,17 @@ def test_one_speaker_silence_and_too_many_speakers(official, transcriber):
 
 # ----------------------------------------------------------------------------------------------- writers
 def diarized_result():
-    segments = [{"start_ms": 0, "end_ms": 1500, "clean_text": "hello there", "text": "hello there", "language": "en",
-                 "emotion": "NEUTRAL", "event": "Speech", "speaker": "S1"},
-                {"start_ms": 1500, "end_ms": 3000, "clean_text": "yes", "text": "yes", "language": "en",
-                 "emotion": "HAPPY", "event": "Speech", "speaker": "S2"}]
-    return {"key": "conv", "duration_ms": 3000, "text": "", "clean_text": "", "segments": segments,
-            "speakers": ["S1", "S2"], "turns": []}
+    from sensevoice.result import Segment, SpeakerTurn, Transcript
+
+    tags = {"language": "en", "event": "Speech", "itn": "woitn", "avg_logprob": -0.1, "no_speech_prob": 0.0}
+    segments = [Segment(0, 1500, "hello there", "hello there", emotion="NEUTRAL", speaker="S1", **tags),
+                Segment(1500, 3000, "yes", "yes", emotion="HAPPY", speaker="S2", **tags)]
+    return Transcript.join("conv", 3000, segments, False, [SpeakerTurn(0, 1500, "S1"), SpeakerTurn(1500, 3000, "S2")])
 
 
 def test_every_format_shows_the_speakers():
     from sensevoice import subtitles
+    from sensevoice.result import SPEAKERS
 
     result = diarized_result()
     assert subtitles.render(result, "txt") == "S1: hello there\nS2: yes\n"
@@ -227,8 +229,7 @@ def test_every_format_shows_the_speakers():
     assert tsv[0].split("\t")[-2:] == ["speaker", "text"] and tsv[2].split("\t")[-2:] == ["S2", "yes"]
     doc = json.loads(subtitles.render(result, "json"))
     assert [c["speaker"] for c in doc["cues"]] == ["S1", "S2"] and doc["segments"][1]["speaker"] == "S2"
-    undiarized = {**result, "segments": [{k: v for k, v in s.items() if k != "speaker"} for s in result["segments"]]}
-    del undiarized["speakers"]
+    undiarized = result.without(SPEAKERS)
     assert "speaker" not in subtitles.render(undiarized, "tsv") and "<v" not in subtitles.render(undiarized, "vtt")
     assert "speaker" not in json.loads(subtitles.render(undiarized, "json"))["cues"][0]
 
