@@ -135,8 +135,8 @@ class Decoder:
         segments = [""] * len(batch["key"])
         for i, result in zip(speech, self.transcriber.decode(items, self.options)):
             segments[i] = json.dumps(result.segments[0].to_dict(), ensure_ascii=False)
-        return {name: batch[name] for name in ("key", "source", "duration_ms", "n_segments", "index", "error", "turns")} \
-            | {"segment": np.array(segments, dtype=object)}
+        passed = ("key", "source", "duration_ms", "n_segments", "index", "error", "turns")
+        return {name: batch[name] for name in passed} | {"segment": np.array(segments, dtype=object)}
 
 
 # ----------------------------------------------------------------------------------------------- driver

@@ -257,6 +257,40 @@ def test_cli_diarizes_into_vtt_with_voices(official, tiny_dir, tmp_path, capsys)
     assert vtt.startswith("WEBVTT") and "<v S1>" in vtt and "<v S2>" in vtt
 
 
+# ----------------------------------------------------------------------------------------------- the batch door
+@pytest.mark.slow  # a local Ray and the speaker encoder in its prepare task
+def test_batch_diarize_writes_transcribe_s_speakers_and_refuses_other_speaker_options(official, tiny_dir, tmp_path,
+                                                                                       capsys):
+    """``sensevoice batch --diarize`` on a two-speaker conversation: its row is ``transcribe --diarize -f json``'s
+    document (a speaker per segment and word, the speakers and turns), in Parquet; a rerun with other speaker
+    options into the same output is refused (exit 2) before Ray starts."""
+    pytest.importorskip("ray", reason="needs the batch extra: pip install -c constraints.txt '.[batch]'")
+    import soundfile
+
+    from sensevoice import batchio
+    from sensevoice.cli import main
+
+    (tmp_path / "in").mkdir()
+    soundfile.write(tmp_path / "in" / "conv.wav", joined(official, ["en.mp3", "zh.mp3"]), 16000)
+    common = ["--model", str(tiny_dir), "--diarize", "--timestamps", "--tag-topk", "2"]
+    assert main(["transcribe", str(tmp_path / "in" / "conv.wav"), "-f", "json", *common]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    del doc["cues"]
+    assert doc["speakers"] == ["S1", "S2"] and len(doc["word_speaker"]) == len(doc["words"])
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "in"), "-o", str(out), "-f", "parquet", "--actors", "1", *common]) == 0
+    [row] = batchio.read_output(out)
+    assert {k: v for k, v in row.items() if k not in ("source", "duration_s", "model", "options")} == doc
+    assert {s["speaker"] for s in row["segments"]} == {"S1", "S2"}
+    assert json.loads(row["options"])["diarization"] == {"num_speakers": None, "min_speakers": 1,
+                                                         "max_speakers": d.MAX_SPEAKERS}
+    capsys.readouterr()
+    assert main(["batch", str(tmp_path / "in"), "-o", str(out), "-f", "parquet", *common, "--num-speakers", "2"]) == 2
+    assert "diarization: " in capsys.readouterr().err
+    assert main(["batch", str(tmp_path / "in"), "-o", str(out), "-f", "parquet", *common[:2], "--timestamps",
+                 "--tag-topk", "2"]) == 2
+
+
 # ----------------------------------------------------------------------------------------------- the service door
 @pytest.fixture(scope="module")
 def service(transcriber):

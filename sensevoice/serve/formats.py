@@ -48,8 +48,9 @@ def openai_text(result: Transcript) -> str:
 
 def openai_segment(n: int, segment: Segment) -> dict[str, Any]:
     """One segment as verbose_json lists it: OpenAI's ``id`` and ``seek``, then every field of the Segment."""
-    return {"id": n, "seek": 0, **{OPENAI_SEGMENT_NAMES.get(name, name): value / 1000 if name in SECONDS_FIELDS else value
-                                   for name, value in segment.to_dict().items()}}
+    fields = {OPENAI_SEGMENT_NAMES.get(name, name): value / 1000 if name in SECONDS_FIELDS else value
+              for name, value in segment.to_dict().items()}
+    return {"id": n, "seek": 0, **fields}
 
 
 def verbose_json(result: Transcript, granularities: Sequence[str], model: ModelIdentity) -> dict[str, Any]:
