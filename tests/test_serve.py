@@ -685,7 +685,9 @@ def test_command_line_defaults_and_model_resolution(tmp_path, tiny_dir, monkeypa
 
 
 def test_formats_reject_unknown_format(transcriber):
-    result = {"key": "k", "duration_ms": 0, "text": "", "clean_text": "", "segments": []}
+    from sensevoice.result import Transcript
+
+    result = Transcript.join("k", 0, [], timestamps=False)
     model = transcriber.model_dir.identity
     with pytest.raises(ValueError, match="verbose_json"):
         formats.openai_body(result, "xml", [], model)
