@@ -5,7 +5,8 @@ them, for optional features only: ``decoding`` (beam search, hotwords, restrict_
 fp32 path never imports the package.
 
 Layers (tests/test_layers.py walks the imports: no cycles, nothing imports a higher layer): library (model.py,
-heavy, optionspec, modeldir, hub, vad, diarize, funasr_speaker, richtext, subtitles, decoding, export, datalist) <
+heavy, optionspec, modeldir, hub, vad, diarize, funasr_speaker, richtext, result, subtitles, decoding, export,
+datalist) <
 backends < pipeline < front doors (argtypes, cli, demo, batch, batchio, raybatch, export_command, download, serve)
 < wings (bench, training)."""
 

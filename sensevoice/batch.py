@@ -21,7 +21,9 @@ from sensevoice import heavy
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
                                  backend_options, check_backend, check_weights, decoding_options, model_dir_from_args,
                                  positive_float, positive_int)
+from sensevoice.argtypes import add_diarization_arguments, diarization_options
 from sensevoice.batchio import INPUT_FORMATS, OUTPUT_FORMATS, Input, Store, list_inputs, pending
+from sensevoice.result import SPEAKERS, TAG_PROBS, TIMESTAMPS
 
 RAY_CLIENT = re.compile(r"ray://[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
 GCS_ADDRESS = re.compile(r"[A-Za-z0-9.\-]+:\d{1,5}")
@@ -74,15 +76,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "with the model inside it")
     parser.add_argument("--progress-every-s", type=positive_float, default=10.0, metavar="SECONDS",
                         help="print progress, throughput and ETA this often (default: 10)")
+    add_diarization_arguments(parser)  # in the prepare tasks: a speaker per segment (and word, with --timestamps)
 
 
 # ----------------------------------------------------------------------------------------------- output folder
-def settings(args: argparse.Namespace, options) -> dict[str, Any]:
+def settings(args: argparse.Namespace, options, diarization=None) -> dict[str, Any]:
     """What decides the transcripts: a rerun into the same output must use the same. Every field of the decoding
-    options (``options``: model.DecodingOptions, so a new field is compared with no edit here), as JSON holds it."""
-    door = {"model": str(args.model_path), "model_id": args.model_identity.id, "backend": args.backend, "precision": args.precision, "vad": args.vad,
-            "timestamps": args.timestamps}
+    options (``options``: model.DecodingOptions, so a new field is compared with no edit here) and of the
+    diarization options (``diarization``: sensevoice.diarize.DiarizationOptions, or None), as JSON holds them."""
+    door = {"model": str(args.model_path), "model_id": args.model_identity.id, "backend": args.backend,
+            "precision": args.precision, "vad": args.vad, "timestamps": args.timestamps,
+            "diarization": dataclasses.asdict(diarization) if diarization is not None else None}
     return json.loads(json.dumps({**door, **dataclasses.asdict(options)}))  # tuples as lists, as read back
+
+
+def result_parts(args: argparse.Namespace, options, diarization) -> tuple[str, ...]:
+    """The optional parts of sensevoice.result that this run's rows hold (and its Parquet schema declares)."""
+    asked = {TIMESTAMPS: args.timestamps, TAG_PROBS: options.tag_topk > 0, SPEAKERS: diarization is not None}
+    return tuple(part for part, on in asked.items() if on)
 
 
 # ----------------------------------------------------------------------------------------------- run
@@ -103,8 +114,12 @@ def run(args: argparse.Namespace) -> int:
     inputs = check_arguments(args)
     heavy.import_funasr()  # model.py's options type checks the rest (hotwords files) before Ray starts
     options = decoding_options(args, output_timestamp=args.timestamps)
-    store = Store(args.output, args.format, args.timestamps)
-    store.check_manifest(settings(args, options), args.model_identity.as_dict())
+    try:
+        diarization = diarization_options(args)
+    except ValueError as err:
+        raise UsageError(str(err))
+    store = Store(args.output, args.format, result_parts(args, options, diarization))
+    store.check_manifest(settings(args, options, diarization), args.model_identity.as_dict())
     print(f"sensevoice batch: model: {args.model_identity}; from {args.model_path}", file=sys.stderr)
     todo = pending(inputs, store.done_keys())
     print(f"sensevoice batch: {len(inputs)} inputs, {len(inputs) - len(todo)} already in {args.output}, "
@@ -112,6 +127,13 @@ def run(args: argparse.Namespace) -> int:
     if not todo:
         return 0
     check_weights(args.model_dir, backend_options(args))  # before Ray starts its workers
+    if diarization is not None:
+        from sensevoice.diarize import Diarizer
+
+        try:  # a missing speaker encoder is the command's problem, found before Ray starts
+            Diarizer().encoder
+        except (OSError, ValueError) as err:
+            raise UsageError(f"--diarize: {err}")
     from sensevoice import raybatch  # Ray from here on
 
-    return raybatch.run_job(args, todo, store, options)
+    return raybatch.run_job(args, todo, store, options, diarization)

@@ -8,8 +8,10 @@ The output folder::
     OUT/manifest.json              format and settings of the run that created it (a rerun must match them),
                                    the model's id among them (ModelDir.identity: demo, official or custom, with
                                    its weights hash), and the model's identity in full
-    OUT/results/part-<run>-<n>.<jsonl|parquet>    key, source, duration_s, text, clean_text, language, emotion,
-                                                  event, itn, segments (absolute times), [words, timestamp], model
+    OUT/results/part-<run>-<n>.<jsonl|parquet>    key, source, duration_s, then every field of the file's
+                                                  sensevoice.result.Transcript as ``transcribe -f json`` writes it
+                                                  (duration_ms, text, clean_text, tags, segments with absolute
+                                                  times and confidence, [word lists], [speakers, turns]), model
                                                   (the model's id), options
     OUT/failures/part-<run>-<n>.<jsonl|parquet>   key, source, error
 
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from sensevoice.argtypes import UsageError
+from sensevoice.result import Transcript, field_names
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4", ".pcm")
 INPUT_FORMATS = ("auto", "folder", "glob", "scp", "jsonl", "parquet")
@@ -167,8 +170,9 @@ def list_inputs(text: str, chosen: str = "auto") -> list[Input]:
 class Store:
     """The output folder: ``results/`` and ``failures/`` shards, each written whole (temporary name, then rename)."""
 
-    def __init__(self, root: Path, fmt: str, timestamps: bool):
-        self.root, self.fmt, self.timestamps = root, fmt, timestamps
+    def __init__(self, root: Path, fmt: str, parts: Sequence[str] = ()):
+        """``parts``: the optional parts of the results (sensevoice.result.PARTS) that this run writes."""
+        self.root, self.fmt, self.parts = root, fmt, tuple(parts)
         self.run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         self.written = 0
 
@@ -220,30 +224,56 @@ class Store:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pq.write_table(pa.Table.from_pylist(rows, schema=schema(table, self.timestamps)), tmp)
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema(table, self.parts)), tmp)
         os.replace(tmp, path)
         return path
 
 
-def schema(table: str, timestamps: bool):
-    """The Parquet schema of a table (JSONL rows hold the same fields)."""
+def schema(table: str, parts: Sequence[str] = ()):
+    """The Parquet schema of a table (JSONL rows hold the same fields): a result row is the key, source and
+    duration_s, the fields of sensevoice.result.Transcript that ``parts`` bring (typed as the Transcript declares
+    them), the model and the options."""
     import pyarrow as pa
 
     if table == "failures":
         return pa.schema([("key", pa.string()), ("source", pa.string()), ("error", pa.string())])
-    spans = pa.list_(pa.list_(pa.int64()))
-    tags = [(name, pa.string()) for name in ("text", "clean_text", "language", "emotion", "event", "itn")]
-    words = [("words", pa.list_(pa.string())), ("timestamp", spans)] if timestamps else []
-    segment = pa.struct([("start_ms", pa.int64()), ("end_ms", pa.int64()), *tags, *words])
-    return pa.schema([("key", pa.string()), ("source", pa.string()), ("duration_s", pa.float64()), *tags,
-                      ("segments", pa.list_(segment)), *words, ("model", pa.string()), ("options", pa.string())])
+    transcript = arrow_type(Transcript, parts)
+    return pa.schema([("key", pa.string()), ("source", pa.string()), ("duration_s", pa.float64()),
+                      *((f.name, f.type) for f in transcript if f.name != "key"),
+                      ("model", pa.string()), ("options", pa.string())])
+
+
+def arrow_type(hint: Any, parts: Sequence[str]):
+    """The Arrow type of a result type's annotation: int, float, str, lists, dicts (maps), optional (nullable)
+    and result dataclasses (structs of the fields that ``parts`` bring)."""
+    import dataclasses
+    import types
+    import typing
+
+    import pyarrow as pa
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):  # X | None: nullable, as every Arrow field is
+        [hint] = [a for a in args if a is not type(None)]
+        return arrow_type(hint, parts)
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        return pa.struct([(name, arrow_type(hints[name], parts)) for name in field_names(hint, parts)])
+    if origin is list:
+        return pa.list_(arrow_type(args[0], parts))
+    if origin is dict:
+        return pa.map_(arrow_type(args[0], parts), arrow_type(args[1], parts))
+    scalars = {int: pa.int64(), float: pa.float64(), str: pa.string()}
+    if hint not in scalars:
+        raise TypeError(f"no Arrow type for a result field of type {hint!r}")
+    return scalars[hint]
 
 
 def read_shard(path: Path, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path, columns=list(columns) if columns else None).to_pylist()
+        return pq.read_table(path, columns=list(columns) if columns else None).to_pylist(maps_as_pydicts="strict")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     return [{c: r[c] for c in columns} for r in rows] if columns else rows
 
@@ -251,7 +281,7 @@ def read_shard(path: Path, columns: Sequence[str] | None = None) -> list[dict[st
 def read_output(root: str | os.PathLike, table: str = "results") -> list[dict[str, Any]]:
     """Every row of an output folder's table (JSONL or Parquet: the same dicts), sorted by key."""
     fmt = json.loads((Path(root) / "manifest.json").read_text(encoding="utf-8"))["format"]
-    shards = Store(Path(root), fmt, False).shards(table)
+    shards = Store(Path(root), fmt).shards(table)
     return sorted((row for shard in shards for row in read_shard(shard)), key=lambda r: r["key"])
 
 

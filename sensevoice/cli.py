@@ -183,18 +183,19 @@ def read_source(item: str) -> Any:
     return item
 
 
-def emit(result: dict[str, Any], args: argparse.Namespace, several: bool) -> None:
+def emit(result, args: argparse.Namespace, several: bool) -> None:
+    """Write one sensevoice.result.Transcript in the asked format, to its file or stdout."""
     from sensevoice import subtitles
 
     text = subtitles.render(result, args.format, timestamps=args.timestamps)
     if args.output_dir is not None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
-        path = args.output_dir / f"{result['key']}.{args.format}"
+        path = args.output_dir / f"{result.key}.{args.format}"
         path.write_text(text, encoding="utf-8")
         print(f"{PROG}: wrote {path}", file=sys.stderr)
         return
     if several and args.format == "txt":
-        text = f"==> {result['key']} <==\n{text}"
+        text = f"==> {result.key} <==\n{text}"
     sys.stdout.write(text)
     sys.stdout.flush()
 

@@ -2,7 +2,7 @@
 
     audio (path, URL, bytes, array) -> 16 kHz mono -> VAD segments -> features per segment     ``prepare``
     -> duration-bucketed batches over the segments of every item -> backend -> CTC search    ``decode``
-    -> one result per item, segments and timestamps on the item's own timeline
+    -> one result per item (``sensevoice.result.Transcript``), segments and timestamps on the item's own timeline
 
 ``prepare`` is thread-safe (the service runs it on request threads, off the model's thread); ``decode`` takes the
 prepared items of any number of requests and shares model calls between them.
@@ -29,15 +29,14 @@ from torch import Tensor, nn
 
 import model as sv
 from sensevoice import backends
-from sensevoice.diarize import DiarizationOptions, Diarizer, SpeakerEncoder, Turn, label_segments, turns_document
+from sensevoice.diarize import DiarizationOptions, Diarizer, SpeakerEncoder, Turn, label_segments
 from sensevoice.modeldir import ModelDir
-from sensevoice.subtitles import TIMESTAMP_KEYS
+from sensevoice.result import TIMESTAMPS, Segment, SpeakerTurn, Transcript
 from sensevoice.vad import MAX_SEGMENT_MS, Vad
 
 SAMPLES_PER_MS = sv.SAMPLE_RATE // 1000  # 16
 NO_VAD_WARN_S = 60  # without VAD an input is one forward pass; attention memory grows with its length squared
 MAX_PAD_RATIO = 1.3  # in one model call the longest segment is at most 1.3x the shortest: padding wastes < 23 %
-SEGMENT_FIELDS = ("text", "clean_text", "language", "emotion", "event", "itn", "avg_logprob", "no_speech_prob")
 
 Progress = Callable[[float, float], None]  # (seconds of audio decoded so far, seconds in this call)
 
@@ -87,45 +86,28 @@ def shift_spans(spans: Sequence[Sequence[int]], start_ms: int, end_ms: int) -> l
     return [[min(int(s) + start_ms, end_ms), min(int(e) + start_ms, end_ms)] for s, e in spans]
 
 
-def segment_entry(item: dict[str, Any], start_ms: int, end_ms: int) -> dict[str, Any]:
-    """One model result (segment-relative) -> a segment of the input's result (absolute times)."""
-    entry = {"start_ms": start_ms, "end_ms": end_ms, **{k: item.get(k) for k in SEGMENT_FIELDS}}
-    if "tag_probs" in item:
-        entry["tag_probs"] = item["tag_probs"]
-    if "token_timestamp" in item:
-        entry.update(words=list(item["words"]), timestamp=shift_spans(item["timestamp"], start_ms, end_ms),
-                     tokens=list(item["tokens"]),
-                     token_timestamp=shift_spans(item["token_timestamp"], start_ms, end_ms),
-                     word_probability=list(item["word_probability"]),
-                     token_probability=list(item["token_probability"]))
-    return entry
+def segment_entry(item: dict[str, Any], start_ms: int, end_ms: int) -> Segment:
+    """One model result (``model.decode_scores``: segment-relative) -> a segment of the input's result (absolute
+    times). Every field the model gives is kept: one the Segment type lacks is a TypeError, never dropped."""
+    fields = {name: value for name, value in item.items() if name != "key"}
+    for name in ("timestamp", "token_timestamp"):
+        if name in fields:
+            fields[name] = shift_spans(fields[name], start_ms, end_ms)
+    return Segment(start_ms=start_ms, end_ms=end_ms, **fields)
 
 
-def input_result(key: str, duration_ms: int, segments: list[dict[str, Any]], timestamps: bool,
-                 turns: Sequence[Turn] | None = None) -> dict[str, Any]:
-    """Segments -> the input's result: texts joined with a space (as FunASR joins them), timestamps concatenated,
-    and the input's language/emotion/event/itn tags: those of its longest segment ("" without speech). With speaker
-    ``turns``, each segment gets its speaker (split where the speaker changes) and the result its ``turns`` and
-    ``speakers``; the word timestamps that placed the words are dropped again unless ``timestamps``."""
+def input_result(key: str, duration_ms: int, segments: Sequence[Segment], timestamps: bool,
+                 turns: Sequence[Turn] | None = None) -> Transcript:
+    """Segments -> the input's Transcript (``Transcript.join``). With speaker ``turns``, each segment gets its
+    speaker (split where the speaker changes) and the result its ``turns`` and ``speakers``; the word timestamps
+    that placed the words are dropped again unless ``timestamps``."""
+    speaker_turns = None
     if turns is not None:
-        segments = label_segments(segments, turns)
-    if not timestamps:  # decoded with them for another item's speakers (a shared batch)
-        segments = [{k: v for k, v in s.items() if k not in (*TIMESTAMP_KEYS, "word_speaker")} for s in segments]
-    longest = max(segments, key=lambda s: s["end_ms"] - s["start_ms"], default={})
-    result = {"key": key, "duration_ms": duration_ms,
-              "text": " ".join(s["text"] for s in segments),
-              "clean_text": " ".join(s["clean_text"] for s in segments if s["clean_text"]),
-              **{tag: longest.get(tag) or "" for tag in ("language", "emotion", "event", "itn")},
-              "segments": segments}
-    if timestamps:
-        for name in TIMESTAMP_KEYS:
-            result[name] = [x for s in segments for x in s.get(name, [])]
-    if turns is not None:
-        result["speakers"] = sorted({t.label for t in turns}, key=lambda label: int(label[1:]))
-        result["turns"] = turns_document(turns)
-        if timestamps:
-            result["word_speaker"] = [x for s in segments for x in s.get("word_speaker", [])]
-    return result
+        segments = [Segment.from_dict(s) for s in label_segments([s.to_dict() for s in segments], turns)]
+        speaker_turns = [SpeakerTurn(t.start_ms, t.end_ms, t.label) for t in turns]
+    if not timestamps:  # decoded with them for the speakers (or for another item's, in a shared batch)
+        segments = [s.without(TIMESTAMPS) for s in segments]
+    return Transcript.join(key, duration_ms, segments, timestamps, speaker_turns)
 
 
 class Transcriber:
@@ -186,7 +168,7 @@ class Transcriber:
 
     # ---- many inputs, the model's thread ----------------------------------------------------------------------
     def decode(self, items: Sequence[Prepared], options: sv.DecodingOptions = sv.DecodingOptions(),
-               progress: Progress | None = None, batch_size_s: float | None = None) -> list[dict[str, Any]]:
+               progress: Progress | None = None, batch_size_s: float | None = None) -> list[Transcript]:
         """One result per prepared item, in order; the segments of all items share the model calls, planned
         within ``batch_size_s`` (default: the transcriber's)."""
         if self.backend is None:
@@ -214,7 +196,7 @@ class Transcriber:
             done_s += sum(durations_ms[p] for p in batch) / 1000
             if progress:
                 progress(done_s, total_s)
-        segments: list[list[dict[str, Any]]] = [[] for _ in items]
+        segments: list[list[Segment]] = [[] for _ in items]
         for (i, n), output in zip(pieces, outputs):
             segments[i].append(segment_entry(output, *items[i].spans[n]))
         return [input_result(item.key, item.duration_ms, segs, timestamps, item.turns)
@@ -223,16 +205,15 @@ class Transcriber:
     # ---- both -------------------------------------------------------------------------------------------------
     def transcribe(self, audio: Any, key: str = "audio", options: sv.DecodingOptions = sv.DecodingOptions(),
                    progress: Progress | None = None, batch_size_s: float | None = None,
-                   diarization: DiarizationOptions | None = None) -> dict[str, Any]:
-        """One input -> ``{"key", "duration_ms", "text", "clean_text", "segments": [...]}`` (+ ``words``/
-        ``timestamp``/``tokens``/``token_timestamp`` with ``options.output_timestamp``; + ``speakers``, ``turns``
-        and each segment's ``speaker`` with ``diarization``); raises on bad input."""
+                   diarization: DiarizationOptions | None = None) -> Transcript:
+        """One input -> its Transcript (with word times when ``options.output_timestamp``; with speakers when
+        ``diarization``); raises on bad input."""
         prepared = self.prepare(audio, key, options.fs, diarization=diarization)
         return self.decode([prepared], options, progress, batch_size_s)[0]
 
     def transcribe_many(self, inputs: Sequence[Any], keys: Sequence[str],
                         options: sv.DecodingOptions = sv.DecodingOptions(),
-                        diarization: DiarizationOptions | None = None) -> list[dict[str, Any]]:
+                        diarization: DiarizationOptions | None = None) -> list[Transcript | dict[str, str]]:
         """Many inputs decoded together; an input that cannot be read gets ``{"key", "error"}`` in its place and
         the others are transcribed all the same."""
         if len(inputs) != len(keys):

@@ -2,9 +2,11 @@
 
     inputs (key, source)                                   ray.data.from_items / read_parquet (bytes)
     -> prepare: decode + FSMN-VAD + features, CPU tasks   Transcriber(backend=None).prepare: one row per segment
+       (+ speaker turns with --diarize)                   (the file's turns ride on each of its rows)
     -> decode: map_batches on an actor pool                Transcriber.decode: each actor holds one model,
                                                           length-bucketed model calls within its batch
-    -> driver: a file's segments -> its row                pipeline.input_result, shards written whole
+    -> driver: a file's segments -> its row                pipeline.input_result: its Transcript's fields,
+                                                          shards written whole
 
 Everything that transcribes is the one pipeline (``sensevoice.pipeline``): this module only moves its inputs and
 outputs between Ray stages. A file travels as one row per speech segment, so a long file is never resident in full
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -44,8 +47,6 @@ LOCAL_OBJECT_STORE_BYTES = 1 << 30  # 1 GiB for an embedded local Ray (the defau
 SEGMENTS_PER_BLOCK = 64  # a prepare task emits a long file's segments in blocks of this many rows
 PREPARE_RETRIES = 3  # a prepare task whose worker died is run again (a bad file is a failure row, not a retry)
 FLUSH_EVERY_S = 60.0  # a shard is written at least this often (besides every --shard-rows files)
-SEGMENT_COLUMNS = ("start_ms", "end_ms", "text", "clean_text", "language", "emotion", "event", "itn")
-WORD_COLUMNS = ("words", "timestamp")  # with --timestamps (tokens and token_timestamp stay out of the shards)
 log = logging.getLogger(__name__)
 
 
@@ -63,8 +64,10 @@ def preparer(model: str, vad: bool):
         return Transcriber(model, backend=None, vad=vad, threads=1)
 
 
-def segment_rows(key: str, source: str, duration_ms: int, spans, feats, error: str = "") -> dict[str, np.ndarray]:
-    """A file's segments (or its failure, or its lack of speech: one row with index -1) as a block of columns."""
+def segment_rows(key: str, source: str, duration_ms: int, spans, feats, error: str = "", turns: str = ""
+                 ) -> dict[str, np.ndarray]:
+    """A file's segments (or its failure, or its lack of speech: one row with index -1) as a block of columns;
+    ``turns``: the file's speaker turns as JSON ``[[start_ms, end_ms, speaker], ...]`` ("" when not diarized)."""
     n = len(spans)
     rows = range(n) if n else [-1]
     return {"key": np.array([key] * len(rows), dtype=object), "source": np.array([source] * len(rows), dtype=object),
@@ -74,22 +77,29 @@ def segment_rows(key: str, source: str, duration_ms: int, spans, feats, error: s
             "end_ms": np.array([e for _, e in spans] or [0], np.int64),
             "frames": np.array([len(f) for f in feats] or [0], np.int64),
             "feats": np.array([f.numpy().astype(np.float32).tobytes() for f in feats] or [b""], dtype=object),
-            "error": np.array([error] * len(rows), dtype=object)}
+            "error": np.array([error] * len(rows), dtype=object),
+            "turns": np.array([turns] * len(rows), dtype=object)}
 
 
-def prepare_file(batch: dict[str, np.ndarray], model: str, vad: bool, fs: int,
-                 bytes_column: str | None) -> Iterator[dict[str, np.ndarray]]:
-    """One input file (a batch of one row) -> its segments' rows, in blocks of SEGMENTS_PER_BLOCK."""
+def prepare_file(batch: dict[str, np.ndarray], model: str, vad: bool, fs: int, bytes_column: str | None,
+                 diarization: dict[str, Any] | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """One input file (a batch of one row) -> its segments' rows, in blocks of SEGMENTS_PER_BLOCK; with
+    ``diarization`` (DiarizationOptions' fields) its speaker turns ride on every row."""
+    from sensevoice.diarize import DiarizationOptions
+
     key, source = str(batch["key"][0]), str(batch["source"][0])
     audio = bytes(batch[bytes_column][0]) if bytes_column else source
+    options = DiarizationOptions(**diarization) if diarization is not None else None
     try:
-        prepared = preparer(model, vad).prepare(audio, key, fs)
-    except (OSError, ValueError, RuntimeError) as err:  # AudioInputError is a ValueError
+        prepared = preparer(model, vad).prepare(audio, key, fs, diarization=options)
+    except (OSError, ValueError, RuntimeError) as err:  # AudioInputError is a ValueError (and too many speakers)
         yield segment_rows(key, source, 0, (), (), str(err).removeprefix(f"{key}: ") or type(err).__name__)
         return
+    turns = "" if prepared.turns is None else json.dumps([[t.start_ms, t.end_ms, t.speaker] for t in prepared.turns])
     for start in range(0, max(len(prepared.spans), 1), SEGMENTS_PER_BLOCK):
         stop = start + SEGMENTS_PER_BLOCK
-        rows = segment_rows(key, source, prepared.duration_ms, prepared.spans[start:stop], prepared.feats[start:stop])
+        rows = segment_rows(key, source, prepared.duration_ms, prepared.spans[start:stop], prepared.feats[start:stop],
+                            turns=turns)
         if prepared.spans:
             rows["index"] += start
         yield rows
@@ -124,14 +134,14 @@ class Decoder:
             items.append(Prepared(str(batch["key"][i]), int(batch["duration_ms"][i]), (span,), (feats,)))
         segments = [""] * len(batch["key"])
         for i, result in zip(speech, self.transcriber.decode(items, self.options)):
-            segments[i] = json.dumps(result["segments"][0], ensure_ascii=False)
-        return {name: batch[name] for name in ("key", "source", "duration_ms", "n_segments", "index", "error")} \
-            | {"segment": np.array(segments, dtype=object)}
+            segments[i] = json.dumps(result.segments[0].to_dict(), ensure_ascii=False)
+        passed = ("key", "source", "duration_ms", "n_segments", "index", "error", "turns")
+        return {name: batch[name] for name in passed} | {"segment": np.array(segments, dtype=object)}
 
 
 # ----------------------------------------------------------------------------------------------- driver
 class Assembler:
-    """Segment results -> one row per file, once all of a file's segments are back."""
+    """Segment results -> one row per file (its Transcript's fields), once all of a file's segments are back."""
 
     def __init__(self, model: str, options: str, timestamps: bool):
         from sensevoice.pipeline import input_result
@@ -150,13 +160,14 @@ class Assembler:
         if len(parts) < row["n_segments"]:
             return None
         del self.partial[key]
-        segments = [parts[i] for i in sorted(parts)]
-        result = self.input_result(key, int(row["duration_ms"]), segments, self.timestamps)
-        columns = SEGMENT_COLUMNS + (WORD_COLUMNS if self.timestamps else ())
-        return "results", {"key": key, "source": source, "duration_s": row["duration_ms"] / 1000,
-                           **{k: result[k] for k in SEGMENT_COLUMNS[2:]},
-                           "segments": [{k: s.get(k) for k in columns} for s in segments],
-                           **{k: result[k] for k in (WORD_COLUMNS if self.timestamps else ())},
+        from sensevoice.diarize import Turn
+        from sensevoice.result import Segment
+
+        segments = [Segment.from_dict(parts[i]) for i in sorted(parts)]
+        turns = [Turn(*t) for t in json.loads(row["turns"])] if row["turns"] else None
+        result = self.input_result(key, int(row["duration_ms"]), segments, self.timestamps, turns).to_dict()
+        del result["key"]
+        return "results", {"key": key, "source": source, "duration_s": row["duration_ms"] / 1000, **result,
                            "model": self.model, "options": self.options}
 
 
@@ -217,7 +228,8 @@ def plan_actors(args: argparse.Namespace) -> tuple[str, int, int]:
     return device, actors, threads
 
 
-def build_dataset(args: argparse.Namespace, todo: list[Input], options, device: str, actors: int, threads: int):
+def build_dataset(args: argparse.Namespace, todo: list[Input], options, device: str, actors: int, threads: int,
+                  diarization=None):
     from sensevoice.batchio import parquet_columns
 
     ctx = ray.data.DataContext.get_current()
@@ -237,7 +249,10 @@ def build_dataset(args: argparse.Namespace, todo: list[Input], options, device: 
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ds.map_batches(prepare_file, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=PREPARE_RETRIES,
                             fn_kwargs={"model": str(args.model_path), "vad": args.vad, "fs": options.fs,
-                                       "bytes_column": bytes_column})
+                                       "bytes_column": bytes_column,
+                                       "diarization": asdict(diarization) if diarization is not None else None})
+    if diarization is not None:  # words are given speakers by their timestamps (kept in the rows with --timestamps)
+        options = dataclasses.replace(options, output_timestamp=True)
     return ds.map_batches(Decoder, batch_size=args.segments_per_batch, batch_format="numpy",
                           compute=ray.data.ActorPoolStrategy(size=actors),
                           num_cpus=1, num_gpus=1 if device == "cuda" else 0,
@@ -247,17 +262,19 @@ def build_dataset(args: argparse.Namespace, todo: list[Input], options, device: 
                                                  "threads": threads, "batch_size_s": args.batch_size_s})
 
 
-def options_text(args: argparse.Namespace, options) -> str:
+def options_text(args: argparse.Namespace, options, diarization=None) -> str:
     return json.dumps({**asdict(options), **asdict(backend_options(args)), "vad": args.vad,
-                       "batch_size_s": args.batch_size_s}, sort_keys=True)
+                       "batch_size_s": args.batch_size_s,
+                       "diarization": asdict(diarization) if diarization is not None else None}, sort_keys=True)
 
 
 def raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_job(args: argparse.Namespace, todo: list[Input], store: Store, options) -> int:
-    """Run the job on Ray for the inputs still to do; ``options``: the model.DecodingOptions the door checked."""
+def run_job(args: argparse.Namespace, todo: list[Input], store: Store, options, diarization=None) -> int:
+    """Run the job on Ray for the inputs still to do; ``options``: the model.DecodingOptions the door checked;
+    ``diarization``: its sensevoice.diarize.DiarizationOptions, or None."""
     heavy.import_funasr()
     started = start_ray(args)
     if threading_main():
@@ -265,7 +282,7 @@ def run_job(args: argparse.Namespace, todo: list[Input], store: Store, options) 
     device, actors, threads = plan_actors(args)
     print(f"sensevoice batch: Ray {ray.__version__} at {args.address or 'local'}; {actors} model actor(s) on "
           f"{device}, {threads} thread(s) each", file=sys.stderr)
-    assembler = Assembler(args.model_identity.id, options_text(args, options), args.timestamps)
+    assembler = Assembler(args.model_identity.id, options_text(args, options, diarization), args.timestamps)
     report = Report(len(todo), args.progress_every_s)
     buffers: dict[str, list[dict[str, Any]]] = {"results": [], "failures": []}
     last_flush = time.monotonic()
@@ -278,7 +295,7 @@ def run_job(args: argparse.Namespace, todo: list[Input], store: Store, options) 
         last_flush = time.monotonic()
 
     try:
-        for row in build_dataset(args, todo, options, device, actors, threads).iter_rows():
+        for row in build_dataset(args, todo, options, device, actors, threads, diarization).iter_rows():
             done = assembler.add(row)
             if done is None:
                 continue

@@ -1,4 +1,4 @@
-"""Writers for transcription results (``sensevoice.transcribe``): txt, json, jsonl, srt, vtt, tsv.
+"""Writers for transcription results (``sensevoice.result.Transcript``): txt, json, jsonl, srt, vtt, tsv.
 
 Subtitle cues come from the VAD segments; a segment longer than ``MAX_CUE_MS`` or ``MAX_CUE_CHARS`` is split at
 word boundaries using the token timestamps. Every cue carries its segment's language, emotion and event, and its
@@ -12,14 +12,14 @@ import textwrap
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
+from sensevoice.result import TIMESTAMPS, Segment, Transcript
+
 MAX_CUE_MS = 7_000  # longest cue on screen
 MAX_CUE_CHARS = 84  # two lines of 42 characters (a common broadcast limit)
 MIN_CUE_MS = 1_500  # a cue this long may end early at a sentence end
 SENTENCE_END = tuple(".!?。！？")
 WORD_START = "\u2581"  # sentencepiece's word-boundary marker
 LINE_CHARS = 42  # srt/vtt cue text wraps at this width
-# What output_timestamp adds: words and tokens, their [start_ms, end_ms], their probabilities.
-TIMESTAMP_KEYS = ("words", "timestamp", "tokens", "token_timestamp", "word_probability", "token_probability")
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,14 @@ def split_pieces(pieces: Sequence[str], spans: Sequence[Sequence[int]], max_ms: 
     return ranges
 
 
-def segment_cues(segment: dict[str, Any], max_ms: int = MAX_CUE_MS, max_chars: int = MAX_CUE_CHARS) -> list[Cue]:
+def segment_cues(segment: Segment, max_ms: int = MAX_CUE_MS, max_chars: int = MAX_CUE_CHARS) -> list[Cue]:
     """The cues of one segment: the whole segment when it is short or has no timestamps, else word-bounded
     pieces of it (the first starts with the segment, the last ends with it)."""
-    tags = {k: segment.get(k) for k in ("language", "emotion", "event", "speaker")}
-    start, end, text = segment["start_ms"], segment["end_ms"], segment.get("clean_text") or ""
+    tags = {k: getattr(segment, k) for k in ("language", "emotion", "event", "speaker")}
+    start, end, text = segment.start_ms, segment.end_ms, segment.clean_text
     if not text:
         return []
-    pieces, spans = segment.get("tokens"), segment.get("token_timestamp")
+    pieces, spans = segment.tokens, segment.token_timestamp
     if not pieces or (end - start <= max_ms and len(text) <= max_chars):
         return [Cue(start, end, text, **tags)]
     ranges = split_pieces(pieces, spans, max_ms, max_chars)
@@ -83,9 +83,9 @@ def segment_cues(segment: dict[str, Any], max_ms: int = MAX_CUE_MS, max_chars: i
     return [c for c in cues if c.text]
 
 
-def cues(result: dict[str, Any], max_ms: int = MAX_CUE_MS, max_chars: int = MAX_CUE_CHARS) -> list[Cue]:
+def cues(result: Transcript, max_ms: int = MAX_CUE_MS, max_chars: int = MAX_CUE_CHARS) -> list[Cue]:
     """All cues of a file result, in time order."""
-    return [c for segment in result["segments"] for c in segment_cues(segment, max_ms, max_chars)]
+    return [c for segment in result.segments for c in segment_cues(segment, max_ms, max_chars)]
 
 
 def clock(ms: int, decimal: str = ",") -> str:
@@ -101,7 +101,7 @@ def wrap(text: str, width: int = LINE_CHARS) -> str:
     return "\n".join(textwrap.wrap(text, width)) or text
 
 
-def to_srt(result: dict[str, Any]) -> str:
+def to_srt(result: Transcript) -> str:
     blocks = [f"{i}\n{clock(c.start_ms)} --> {clock(c.end_ms)}\n{wrap(speaker_prefix(c, '[{}] ') + c.text)}\n"
               for i, c in enumerate(cues(result), 1)]
     return "\n".join(blocks)
@@ -112,7 +112,7 @@ def vtt_voice(speaker: str) -> str:
     return f"<v {speaker}>" if not set(speaker) & set("&<>\n\r") else ""
 
 
-def to_vtt(result: dict[str, Any]) -> str:
+def to_vtt(result: Transcript) -> str:
     blocks = [f"{clock(c.start_ms, '.')} --> {clock(c.end_ms, '.')}\n"
               f"{(vtt_voice(c.speaker) if c.speaker else '') + wrap(c.text)}\n" for c in cues(result)]
     return "\n".join(["WEBVTT\n", *blocks])
@@ -122,9 +122,9 @@ def speaker_prefix(cue: Cue, template: str) -> str:
     return template.format(cue.speaker) if cue.speaker else ""
 
 
-def to_tsv(result: dict[str, Any]) -> str:
+def to_tsv(result: Transcript) -> str:
     """One row per cue: start and end in integer ms (as Whisper writes them), tags, (the speaker,) then the text."""
-    diarized = "speakers" in result
+    diarized = result.diarized
     rows = ["start\tend\tlanguage\temotion\tevent\t" + ("speaker\t" if diarized else "") + "text"]
     for c in cues(result):
         tags = "\t".join(t or "" for t in (c.language, c.emotion, c.event, *((c.speaker,) if diarized else ())))
@@ -132,10 +132,9 @@ def to_tsv(result: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def to_txt(result: dict[str, Any]) -> str:
+def to_txt(result: Transcript) -> str:
     """The clean text, one line per speech segment ("S1: " before it when diarized)."""
-    lines = [(f"{s['speaker']}: " if s.get("speaker") else "") + s["clean_text"]
-             for s in result["segments"] if s.get("clean_text")]
+    lines = [(f"{s.speaker}: " if s.speaker else "") + s.clean_text for s in result.segments if s.clean_text]
     return "".join(line + "\n" for line in lines)
 
 
@@ -146,22 +145,18 @@ def cue_document(cue: Cue) -> dict[str, Any]:
     return doc
 
 
-def document(result: dict[str, Any], timestamps: bool = True) -> dict[str, Any]:
-    """The result plus its cues (with their language/emotion/event tags), as json/jsonl write it; without
-    ``timestamps`` the word and token lists are left out (the cues keep their times)."""
-    doc = {**result, "cues": [cue_document(c) for c in cues(result)]}
-    if not timestamps:
-        word_keys = (*TIMESTAMP_KEYS, "word_speaker")
-        doc = {k: v for k, v in doc.items() if k not in word_keys}
-        doc["segments"] = [{k: v for k, v in s.items() if k not in word_keys} for s in result["segments"]]
-    return doc
+def document(result: Transcript, timestamps: bool = True) -> dict[str, Any]:
+    """The result's document (``Transcript.to_dict``) plus its cues (with their language/emotion/event tags), as
+    json/jsonl write it; without ``timestamps`` the word and token lists are left out (the cues keep their times)."""
+    return {**(result if timestamps else result.without(TIMESTAMPS)).to_dict(),
+            "cues": [cue_document(c) for c in cues(result)]}
 
 
-def to_json(result: dict[str, Any], timestamps: bool = True) -> str:
+def to_json(result: Transcript, timestamps: bool = True) -> str:
     return json.dumps(document(result, timestamps), ensure_ascii=False, indent=2) + "\n"
 
 
-def to_jsonl(result: dict[str, Any], timestamps: bool = True) -> str:
+def to_jsonl(result: Transcript, timestamps: bool = True) -> str:
     """The json document on one line: several inputs make a valid JSON-lines stream."""
     return json.dumps(document(result, timestamps), ensure_ascii=False) + "\n"
 
@@ -169,7 +164,7 @@ def to_jsonl(result: dict[str, Any], timestamps: bool = True) -> str:
 FORMATS = ("txt", "json", "jsonl", "srt", "vtt", "tsv")
 
 
-def render(result: dict[str, Any], fmt: str, timestamps: bool = True) -> str:
+def render(result: Transcript, fmt: str, timestamps: bool = True) -> str:
     """A file result in one of FORMATS; ``timestamps`` only matters to json and jsonl (word/token lists)."""
     if fmt in ("json", "jsonl"):
         return (to_json if fmt == "json" else to_jsonl)(result, timestamps)

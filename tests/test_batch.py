@@ -17,7 +17,7 @@ import soundfile
 
 from testkit import ROOT, speechlike
 from helpers_long import long_speechlike
-from sensevoice import batch, batchio, cli
+from sensevoice import batch, batchio, cli, result
 from sensevoice.modeldir import ModelDir
 
 ray = pytest.importorskip("ray", reason="needs the batch extra: pip install -c constraints.txt '.[batch]'")
@@ -140,7 +140,84 @@ def test_parquet_reads_back_as_jsonl_does(capsys, corpus, tiny_dir, jsonl_out, t
     for table in batchio.TABLES:
         assert batchio.read_output(tmp_path, table) == batchio.read_output(jsonl_out, table)
         for shard in (tmp_path / table).glob("*.parquet"):
-            assert pq.read_schema(shard).equals(batchio.schema(table, timestamps=True))
+            assert pq.read_schema(shard).equals(batchio.schema(table, [result.TIMESTAMPS]))
+
+
+# ----------------------------------------------------------------------------------------------- one result type
+def websocket_finals(transcriber, audio: bytes, **first) -> list[dict]:
+    """The finals of one file sent whole over the service's WebSocket (FunASR's protocol, wav_format "others")."""
+    from fastapi.testclient import TestClient
+
+    from sensevoice.serve.app import ServeConfig, create_app
+    from sensevoice.serve.batcher import Batcher
+    from sensevoice.serve.websocket import StreamHub
+    from sensevoice.vad import StreamingVad
+
+    batcher = Batcher(transcriber, max_wait_ms=2)
+    finals = []
+    with TestClient(create_app(batcher, ServeConfig(), StreamHub(StreamingVad(), batcher))) as client:
+        with client.websocket_connect("/") as ws:
+            ws.send_text(json.dumps({"mode": "online", "wav_name": "clip", "wav_format": "others", **first}))
+            ws.send_bytes(audio)
+            ws.send_text(json.dumps({"is_speaking": False}))
+            while not (message := ws.receive_json()).get("is_end"):
+                finals += [message] if message.get("segment_final") else []
+            finals += [message] if message.get("segment_final") else []
+    return finals
+
+
+def test_every_door_carries_every_field_of_transcribe_json(capsys, corpus, tiny_dir, local_ray, tmp_path):
+    """One input through transcribe -f json, a batch shard, verbose_json and a WebSocket final, with timestamps and
+    tag probabilities: each carries every field of the result type (sensevoice.result), with the same values."""
+    from fastapi.testclient import TestClient
+
+    import model as sv
+    from sensevoice.pipeline import Prepared, Transcriber
+    from sensevoice.serve import fields, formats, websocket
+    from sensevoice.serve.app import ServeConfig, create_app
+    from sensevoice.serve.batcher import Batcher
+
+    (tmp_path / "in").mkdir()
+    audio = (corpus / "clip29.wav").read_bytes()  # 2 s of speech-like sound: one VAD segment
+    (tmp_path / "in" / "clip.wav").write_bytes(audio)
+    parts = [result.TIMESTAMPS, result.TAG_PROBS]
+    segment_fields = set(result.field_names(result.Segment, parts))
+    assert {"avg_logprob", "no_speech_prob", "tag_probs", "word_probability", "tokens"} <= segment_fields
+
+    code = cli.main(["transcribe", str(tmp_path / "in" / "clip.wav"), "--model", str(tiny_dir), "-f", "json",
+                     "--timestamps", "--tag-topk", "2"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc.pop("cues") and set(doc) == set(result.field_names(result.Transcript, parts))
+    assert doc["segments"] and all(set(s) == segment_fields for s in doc["segments"])
+
+    code, err = run_batch(capsys, tmp_path / "in", "-o", tmp_path / "out", "--model", tiny_dir, "--actors", "1",
+                          "--timestamps", "--tag-topk", "2", "-f", "parquet")
+    [row] = batchio.read_output(tmp_path / "out")
+    assert code == 0, err
+    assert {k: v for k, v in row.items() if k not in ("source", "duration_s", "model", "options")} == doc
+
+    transcriber = Transcriber(tiny_dir, threads=2)
+    with TestClient(create_app(Batcher(transcriber, max_wait_ms=2), ServeConfig())) as client:
+        body = client.post("/v1/audio/transcriptions", files={"file": ("clip.wav", audio)},
+                           data={"response_format": "verbose_json", "timestamp_granularities[]": "word",
+                                 "tag_topk": "2"}).json()
+    ours = {formats.OPENAI_SEGMENT_NAMES.get(k, k): k for k in segment_fields}
+    for segment, want in zip(body["segments"], doc["segments"], strict=True):
+        assert set(segment) == {"id", "seek", *ours}
+        got = {ours[k]: round(v * 1000) if k in ("start", "end") else v for k, v in segment.items() if k in ours}
+        assert got == want
+
+    finals = websocket_finals(transcriber, audio, tag_topk=2)
+    renamed = {websocket.FINAL_NAMES.get(k, k) for k in segment_fields} - {None}
+    assert finals and all(renamed <= set(final) for final in finals), renamed - set(finals[0])
+    wave = sv.load_audio(audio, "clip").numpy()
+    options = fields.stream_options({"tag_topk": 2}, ServeConfig().decoding)
+    for final in finals:  # the stream's VAD cuts on its own: its segment's values are the pipeline's for that span
+        span = (final["start_ms"], final["end_ms"])
+        item = Prepared("clip", len(wave) // 16, (span,), (transcriber.features(wave[span[0] * 16:span[1] * 16], "x"),))
+        [want] = [s.to_dict() for s in transcriber.decode([item], options)[0].segments]
+        assert {k: final[websocket.FINAL_NAMES.get(k, k) or "timestamp"] for k in want} == \
+            {**want, "timestamp": json.dumps(want["timestamp"]) if want["timestamp"] else ""}
 
 
 def test_inputs_from_scp_jsonl_and_parquet_lists(corpus, tmp_path):
@@ -180,7 +257,7 @@ def test_parquet_bytes_input(capsys, corpus, tiny_dir, local_ray, tmp_path):
 
 
 def test_leftover_temporary_shards_are_ignored_and_removed(tmp_path):
-    store = batchio.Store(tmp_path, "jsonl", False)
+    store = batchio.Store(tmp_path, "jsonl")
     store.write("results", [{"key": "a"}])
     (tmp_path / "results" / f"{batchio.TMP_PREFIX}part-x.jsonl").write_text('{"key": "b"}\n{"ke')
     assert store.done_keys() == {"a"} and len(list((tmp_path / "results").iterdir())) == 1

@@ -228,7 +228,6 @@ def test_onnx_backend_gives_the_torch_beam_result(tiny_dir):
     torch_result = Transcriber(tiny_dir, vad=False, threads=2).transcribe(audio, options=options)
     ort = Transcriber(tiny_dir, backend=sv.BackendOptions(backend="onnxruntime"), vad=False, threads=2)
     ort_result = ort.transcribe(audio, options=options)
-    assert ort_result["text"] == torch_result["text"] and ort_result["tokens"] == torch_result["tokens"]
-    assert ort_result["word_probability"] == pytest.approx(torch_result["word_probability"], abs=1e-3)
-    assert ort_result["segments"][0]["avg_logprob"] == pytest.approx(torch_result["segments"][0]["avg_logprob"],
-                                                                     abs=1e-3)
+    assert ort_result.text == torch_result.text and ort_result.tokens == torch_result.tokens
+    assert ort_result.word_probability == pytest.approx(torch_result.word_probability, abs=1e-3)
+    assert ort_result.segments[0].avg_logprob == pytest.approx(torch_result.segments[0].avg_logprob, abs=1e-3)

@@ -185,21 +185,22 @@ def test_two_real_speakers_are_told_apart(official, transcriber):
 def test_pipeline_result_carries_speakers_and_drops_the_word_times_it_was_not_asked_for(official, transcriber):
     wave = joined(official, ["ja.mp3", "ko.mp3"])
     result = transcriber.transcribe(wave, "conv", diarization=DiarizationOptions(num_speakers=2))
-    assert result["speakers"] == ["S1", "S2"] and {s["speaker"] for s in result["segments"]} == {"S1", "S2"}
-    assert result["turns"][0]["speaker"] == "S1" and "words" not in result["segments"][0]
-    assert "word_speaker" not in result["segments"][0]
+    assert result.speakers == ["S1", "S2"] and {s.speaker for s in result.segments} == {"S1", "S2"}
+    doc = result.to_dict()
+    assert doc["turns"][0]["speaker"] == "S1" and "words" not in doc["segments"][0]
+    assert "word_speaker" not in doc["segments"][0]
     timed = transcriber.transcribe(wave, "conv", sv.DecodingOptions(output_timestamp=True),
                                    diarization=DiarizationOptions(num_speakers=2))
-    assert len(timed["word_speaker"]) == len(timed["words"])
-    plain = transcriber.transcribe(wave, "conv")
+    assert len(timed.word_speaker) == len(timed.words)
+    plain = transcriber.transcribe(wave, "conv").to_dict()
     assert "speakers" not in plain and "speaker" not in plain["segments"][0]
 
 
 def test_one_speaker_silence_and_too_many_speakers(official, transcriber):
     one = transcriber.transcribe(str(official / "example" / "en.mp3"), "en", diarization=DiarizationOptions())
-    assert one["speakers"] == ["S1"]
+    assert one.speakers == ["S1"]
     silence = transcriber.transcribe(np.zeros(48000, np.float32), "quiet", diarization=DiarizationOptions())
-    assert silence["speakers"] == [] and silence["turns"] == [] and silence["segments"] == []
+    assert silence.speakers == [] and silence.turns == [] and silence.segments == []
     with pytest.raises(ValueError, match=r"en: 20 speakers asked for, but the speech gives only \d+ window"):
         transcriber.transcribe(str(official / "example" / "en.mp3"), "en",
                                diarization=DiarizationOptions(num_speakers=20))
@@ -207,16 +208,17 @@ def test_one_speaker_silence_and_too_many_speakers(official, transcriber):
 
 # ----------------------------------------------------------------------------------------------- writers
 def diarized_result():
-    segments = [{"start_ms": 0, "end_ms": 1500, "clean_text": "hello there", "text": "hello there", "language": "en",
-                 "emotion": "NEUTRAL", "event": "Speech", "speaker": "S1"},
-                {"start_ms": 1500, "end_ms": 3000, "clean_text": "yes", "text": "yes", "language": "en",
-                 "emotion": "HAPPY", "event": "Speech", "speaker": "S2"}]
-    return {"key": "conv", "duration_ms": 3000, "text": "", "clean_text": "", "segments": segments,
-            "speakers": ["S1", "S2"], "turns": []}
+    from sensevoice.result import Segment, SpeakerTurn, Transcript
+
+    tags = {"language": "en", "event": "Speech", "itn": "woitn", "avg_logprob": -0.1, "no_speech_prob": 0.0}
+    segments = [Segment(0, 1500, "hello there", "hello there", emotion="NEUTRAL", speaker="S1", **tags),
+                Segment(1500, 3000, "yes", "yes", emotion="HAPPY", speaker="S2", **tags)]
+    return Transcript.join("conv", 3000, segments, False, [SpeakerTurn(0, 1500, "S1"), SpeakerTurn(1500, 3000, "S2")])
 
 
 def test_every_format_shows_the_speakers():
     from sensevoice import subtitles
+    from sensevoice.result import SPEAKERS
 
     result = diarized_result()
     assert subtitles.render(result, "txt") == "S1: hello there\nS2: yes\n"
@@ -227,8 +229,7 @@ def test_every_format_shows_the_speakers():
     assert tsv[0].split("\t")[-2:] == ["speaker", "text"] and tsv[2].split("\t")[-2:] == ["S2", "yes"]
     doc = json.loads(subtitles.render(result, "json"))
     assert [c["speaker"] for c in doc["cues"]] == ["S1", "S2"] and doc["segments"][1]["speaker"] == "S2"
-    undiarized = {**result, "segments": [{k: v for k, v in s.items() if k != "speaker"} for s in result["segments"]]}
-    del undiarized["speakers"]
+    undiarized = result.without(SPEAKERS)
     assert "speaker" not in subtitles.render(undiarized, "tsv") and "<v" not in subtitles.render(undiarized, "vtt")
     assert "speaker" not in json.loads(subtitles.render(undiarized, "json"))["cues"][0]
 
@@ -254,6 +255,40 @@ def test_cli_diarizes_into_vtt_with_voices(official, tiny_dir, tmp_path, capsys)
                  str(audio)]) == 0
     vtt = (tmp_path / "conv.vtt").read_text()
     assert vtt.startswith("WEBVTT") and "<v S1>" in vtt and "<v S2>" in vtt
+
+
+# ----------------------------------------------------------------------------------------------- the batch door
+@pytest.mark.slow  # a local Ray and the speaker encoder in its prepare task
+def test_batch_diarize_writes_transcribe_s_speakers_and_refuses_other_speaker_options(official, tiny_dir, tmp_path,
+                                                                                       capsys):
+    """``sensevoice batch --diarize`` on a two-speaker conversation: its row is ``transcribe --diarize -f json``'s
+    document (a speaker per segment and word, the speakers and turns), in Parquet; a rerun with other speaker
+    options into the same output is refused (exit 2) before Ray starts."""
+    pytest.importorskip("ray", reason="needs the batch extra: pip install -c constraints.txt '.[batch]'")
+    import soundfile
+
+    from sensevoice import batchio
+    from sensevoice.cli import main
+
+    (tmp_path / "in").mkdir()
+    soundfile.write(tmp_path / "in" / "conv.wav", joined(official, ["en.mp3", "zh.mp3"]), 16000)
+    common = ["--model", str(tiny_dir), "--diarize", "--timestamps", "--tag-topk", "2"]
+    assert main(["transcribe", str(tmp_path / "in" / "conv.wav"), "-f", "json", *common]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    del doc["cues"]
+    assert doc["speakers"] == ["S1", "S2"] and len(doc["word_speaker"]) == len(doc["words"])
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "in"), "-o", str(out), "-f", "parquet", "--actors", "1", *common]) == 0
+    [row] = batchio.read_output(out)
+    assert {k: v for k, v in row.items() if k not in ("source", "duration_s", "model", "options")} == doc
+    assert {s["speaker"] for s in row["segments"]} == {"S1", "S2"}
+    assert json.loads(row["options"])["diarization"] == {"num_speakers": None, "min_speakers": 1,
+                                                         "max_speakers": d.MAX_SPEAKERS}
+    capsys.readouterr()
+    assert main(["batch", str(tmp_path / "in"), "-o", str(out), "-f", "parquet", *common, "--num-speakers", "2"]) == 2
+    assert "diarization: " in capsys.readouterr().err
+    assert main(["batch", str(tmp_path / "in"), "-o", str(out), "-f", "parquet", *common[:2], "--timestamps",
+                 "--tag-topk", "2"]) == 2
 
 
 # ----------------------------------------------------------------------------------------------- the service door

@@ -133,8 +133,8 @@ def test_onnx_backend_decodes_the_same_text_as_pytorch(tiny_dir, tiny_export, wa
                     {"language": "auto", "blank_penalty": 3.0}):
         ours, _ = model.inference(audio, key=["f", "a"], tokenizer=tokenizer, frontend=frontend, **options)
         theirs = runner.transcribe_many(audio, ["f", "a"], sv.DecodingOptions.from_kwargs(options))
-        assert [r["text"] for r in theirs] == [r["text"] for r in ours]
-        assert [r["language"] for r in theirs] == [r["language"] for r in ours]
+        assert [r.text for r in theirs] == [r["text"] for r in ours]
+        assert [r.language for r in theirs] == [r["language"] for r in ours]
 
 
 def test_onnx_runner_spins_only_while_a_run_is_in_progress(tiny_export):
@@ -183,8 +183,8 @@ def test_funasr_onnx_runs_the_export(trained_tiny_dir, tmp_path):
     for wave, (language, _, _, itn, transcript) in zip(audio, BATCH):
         got = theirs(wave, language=language, textnorm=itn)[0]
         want = ours.transcribe(wave, options=sv.DecodingOptions(language=language, textnorm=itn))
-        assert want["clean_text"] == transcript
-        assert got == want["text"], (got, want)
+        assert want.clean_text == transcript
+        assert got == want.text, (got, want)
 
 
 # ----------------------------------------------------------------------------------------------- int8, trained model

@@ -11,8 +11,8 @@ from testkit import ROOT
 # Layers, lowest first; a module is in the layer of its longest matching prefix. Imports go down or sideways.
 LAYERS = {
     "library": ("model", "sensevoice", "sensevoice.heavy", "sensevoice.optionspec", "sensevoice.modeldir",
-                "sensevoice.vad", "sensevoice.richtext", "sensevoice.subtitles", "sensevoice.decoding",
-                "sensevoice.export", "sensevoice.datalist", "sensevoice.hub", "sensevoice.diarize",
+                "sensevoice.vad", "sensevoice.richtext", "sensevoice.result", "sensevoice.subtitles",
+                "sensevoice.decoding", "sensevoice.export", "sensevoice.datalist", "sensevoice.hub", "sensevoice.diarize",
                 "sensevoice.funasr_speaker"),
     "backends": ("sensevoice.backends",),
     "pipeline": ("sensevoice.pipeline",),

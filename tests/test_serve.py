@@ -216,16 +216,16 @@ def test_uploads_go_through_vad_as_in_the_cli(tiny_dir):
     vad_transcriber = Transcriber(tiny_dir, vad=True, threads=2)
     data = wav_bytes(40.0, seed=5)
     cli = vad_transcriber.transcribe(data, "long.wav", sv.DecodingOptions(textnorm="withitn"))
-    assert len(cli["segments"]) >= 2
+    assert len(cli.segments) >= 2
     short = wav_bytes(2.0, seed=6)
     with TestClient(make_app(vad_transcriber, max_audio_s=120.0, use_vad=True)) as c:
         body = c.post(OPENAI, **upload(data, "long.wav", response_format="verbose_json")).json()
-        assert body["text"] == cli["clean_text"]
+        assert body["text"] == cli.clean_text
         assert [(s["start"], s["end"]) for s in body["segments"]] == [
-            (s["start_ms"] / 1000, s["end_ms"] / 1000) for s in cli["segments"]]
+            (s.start_ms / 1000, s.end_ms / 1000) for s in cli.segments]
         assert c.get("/health").json()["vad"] is True
         # short uploads too: the one pipeline, so the service answers what the CLI prints
-        want = vad_transcriber.transcribe(short, "short.wav", sv.DecodingOptions(textnorm="withitn"))["clean_text"]
+        want = vad_transcriber.transcribe(short, "short.wav", sv.DecodingOptions(textnorm="withitn")).clean_text
         assert c.post(OPENAI, **upload(short)).json()["text"] == want
 
 
@@ -239,7 +239,7 @@ def test_prepared_features_decode_like_raw_audio(transcriber):
     mixed = transcriber.decode(prepared, options)
     alone = [transcriber.decode([item], options)[0] for item in prepared]
     assert mixed == alone
-    assert alone[1]["text"] == direct(transcriber, waves[1], language="en", use_itn=True)["text"]
+    assert alone[1].text == direct(transcriber, waves[1], language="en", use_itn=True)["text"]
 
 
 def test_model_calls_group_similar_lengths_within_the_budget():
@@ -685,7 +685,9 @@ def test_command_line_defaults_and_model_resolution(tmp_path, tiny_dir, monkeypa
 
 
 def test_formats_reject_unknown_format(transcriber):
-    result = {"key": "k", "duration_ms": 0, "text": "", "clean_text": "", "segments": []}
+    from sensevoice.result import Transcript
+
+    result = Transcript.join("k", 0, [], timestamps=False)
     model = transcriber.model_dir.identity
     with pytest.raises(ValueError, match="verbose_json"):
         formats.openai_body(result, "xml", [], model)

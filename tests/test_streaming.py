@@ -165,7 +165,7 @@ def offline_texts(transcriber: Transcriber, pcm: bytes | np.ndarray, spans: list
     feats = tuple(transcriber.features(wave[s * 16:e * 16], f"x@{s}ms") for s, e in spans)
     options = fields.request_options(ServeConfig().decoding, {"textnorm": "withitn"}, timestamps=True)
     [result] = transcriber.decode([Prepared("x", len(wave) // 16, tuple(spans), feats)], options)
-    return [segment["clean_text"] for segment in result["segments"]]
+    return [segment.clean_text for segment in result.segments]
 
 
 def test_funasr_client_2pass_finals_equal_offline_decoding_of_the_same_segments(server, parts, news_pcm):

@@ -10,23 +10,22 @@ import re
 import pytest
 
 from sensevoice import subtitles as st
+from sensevoice.result import TIMESTAMP_KEYS, Segment, Transcript
 
 W = st.WORD_START
 
 
 def segment(start, end, pieces=None, spans=None, text=None, **tags):
-    seg = {"start_ms": start, "end_ms": end, "text": "", "clean_text": text if text is not None else
-           st.pieces_text(pieces or []), "language": "en", "emotion": "HAPPY", "event": "Speech", "itn": "woitn",
-           **tags}
+    fields = {"start_ms": start, "end_ms": end, "text": "", "clean_text": text if text is not None else
+              st.pieces_text(pieces or []), "language": "en", "emotion": "HAPPY", "event": "Speech", "itn": "woitn",
+              "avg_logprob": -0.1, "no_speech_prob": 0.0, **tags}
     if pieces is not None:
-        seg.update(tokens=list(pieces), token_timestamp=[list(s) for s in spans], words=[], timestamp=[])
-    return seg
+        fields.update(tokens=list(pieces), token_timestamp=[list(s) for s in spans], words=[], timestamp=[])
+    return Segment(**fields)
 
 
 def result_of(*segments):
-    return {"key": "clip", "duration_ms": 120_000, "text": "", "segments": list(segments),
-            "clean_text": " ".join(s["clean_text"] for s in segments if s["clean_text"]),
-            "tokens": [t for s in segments for t in s.get("tokens", [])]}
+    return Transcript.join("clip", 120_000, segments, timestamps=any(s.tokens is not None for s in segments))
 
 
 def english(n_words: int, start: int, word_ms: int = 400, gap_ms: int = 100):
@@ -73,7 +72,7 @@ def test_long_segment_is_split_at_word_boundaries():
     seg = segment(4800, 25200, pieces, spans)
     cues = st.segment_cues(seg)
     assert len(cues) > 2
-    assert " ".join(c.text for c in cues) == seg["clean_text"], "no piece lost or repeated, words kept whole"
+    assert " ".join(c.text for c in cues) == seg.clean_text, "no piece lost or repeated, words kept whole"
     assert cues[0].start_ms == 4800 and cues[-1].end_ms == 25200
     for a, b in zip(cues, cues[1:]):
         assert a.end_ms <= b.start_ms
@@ -147,7 +146,7 @@ def test_tsv_rows_are_cues_with_tags(two_segments):
 
 
 def test_txt_is_one_line_per_segment_with_text(two_segments):
-    assert st.to_txt(two_segments).splitlines() == [s["clean_text"] for s in two_segments["segments"][:2]]
+    assert st.to_txt(two_segments).splitlines() == [s.clean_text for s in two_segments.segments[:2]]
 
 
 def test_json_carries_cue_metadata_and_optional_timestamps(two_segments):
@@ -157,7 +156,8 @@ def test_json_carries_cue_metadata_and_optional_timestamps(two_segments):
     assert "tokens" in doc and "tokens" in doc["segments"][0]
     bare = json.loads(st.to_json(two_segments, timestamps=False))
     assert bare["cues"] == doc["cues"], "cues keep their word-bounded times"
-    assert not set(st.TIMESTAMP_KEYS) & (set(bare) | set(bare["segments"][0]))
+    assert not set(TIMESTAMP_KEYS) & (set(bare) | set(bare["segments"][0]))
+    assert {k: v for k, v in doc.items() if k != "cues"} == two_segments.to_dict(), "json is the result's document"
 
 
 def test_jsonl_is_one_line_per_input(two_segments):

@@ -16,7 +16,7 @@ from helpers_long import BURSTS_S, DEMO_DIR, assert_spans_ordered, long_speechli
 from sensevoice import pipeline as tr
 from sensevoice.modeldir import ModelDir
 from sensevoice.vad import fsmn_vad_dir
-from sensevoice.subtitles import TIMESTAMP_KEYS
+from sensevoice.result import TIMESTAMP_KEYS
 
 FRAME_SLACK_MS = sv.ENC_FRAME_MS // 2  # the last frame centre may lie up to half a frame past the last sample
 
@@ -65,8 +65,8 @@ def alone(tiny, long_wav, runs):
     """Reference: each VAD segment decoded on its own straight through model.inference (segment-relative)."""
     wave = sv.load_audio(str(long_wav), "long").numpy()
     references = []
-    for segment in runs[1][0]["segments"]:
-        piece = wave[segment["start_ms"] * 16:segment["end_ms"] * 16]
+    for segment in runs[1][0].segments:
+        piece = wave[segment.start_ms * 16:segment.end_ms * 16]
         results, _ = tiny.backend.model.inference([piece], key=["alone"], tokenizer=tiny.tokenizer,
                                                   frontend=tiny.frontend, output_timestamp=True)
         references.append(results[0])
@@ -128,14 +128,14 @@ def test_inputs_share_batches_and_keep_their_answers_tiny(tiny_dir, monkeypatch)
 
 def test_batched_segments_equal_each_segment_alone_tiny(runs, alone):
     """Every segment of the 300 s batches vs that segment decoded alone, token for token and ms for ms."""
-    segments = runs[300][0]["segments"]
+    segments = runs[300][0].segments
     assert len(segments) == len(alone) > len(BURSTS_S)
     for segment, reference in zip(segments, alone):
-        start, end = segment["start_ms"], segment["end_ms"]
-        assert segment["text"] == reference["text"]
-        assert segment["tokens"] == reference["tokens"] and segment["words"] == reference["words"]
-        assert segment["token_timestamp"] == tr.shift_spans(reference["token_timestamp"], start, end)
-        assert segment["timestamp"] == tr.shift_spans(reference["timestamp"], start, end)
+        start, end = segment.start_ms, segment.end_ms
+        assert segment.text == reference["text"]
+        assert segment.tokens == reference["tokens"] and segment.words == reference["words"]
+        assert segment.token_timestamp == tr.shift_spans(reference["token_timestamp"], start, end)
+        assert segment.timestamp == tr.shift_spans(reference["timestamp"], start, end)
 
 
 def test_cpu_device_still_batches(tiny, runs):
@@ -157,8 +157,8 @@ def test_batch_size_without_vad_never_changes_the_transcript_tiny(tiny_dir, wav_
 def test_no_vad_is_one_segment(tiny_dir, wav_file):
     transcriber = tr.Transcriber(tiny_dir, vad=False, threads=2)
     result = transcriber.transcribe(wav_file, "clip", sv.DecodingOptions(output_timestamp=True))
-    assert [(s["start_ms"], s["end_ms"]) for s in result["segments"]] == [(0, result["duration_ms"])]
-    assert result["duration_ms"] == 2500
+    assert [(s.start_ms, s.end_ms) for s in result.segments] == [(0, result.duration_ms)]
+    assert result.duration_ms == 2500
 
 
 def test_no_vad_warns_on_long_audio(tiny_dir):
@@ -169,7 +169,7 @@ def test_no_vad_warns_on_long_audio(tiny_dir):
 
 def test_silence_gives_an_empty_result(tiny):
     result = tiny.transcribe(np.zeros(5 * 16000, np.float32), "quiet", sv.DecodingOptions(output_timestamp=True))
-    assert result["segments"] == [] and result["text"] == "" and result["tokens"] == []
+    assert result.segments == [] and result.text == "" and result.tokens == []
 
 
 def test_bad_input_names_it(tiny, tmp_path):
@@ -194,7 +194,7 @@ def test_batch_size_s_never_changes_the_transcript_official_size(official_dir, o
     transcriber = tr.Transcriber(official_dir, threads=2)
     results = {b: transcriber.transcribe(path, "ex", sv.DecodingOptions(output_timestamp=True), batch_size_s=b)
                for b in (1, 60, 300)}
-    durations = [s["end_ms"] - s["start_ms"] for s in results[1]["segments"]]
+    durations = [s.end_ms - s.start_ms for s in results[1].segments]
     assert len(durations) >= len(clips)
     assert all(len(b) == 1 for b in tr.plan_batches(durations, 1)), "at 1 s every segment is decoded alone"
     assert max(map(len, tr.plan_batches(durations, 300))) >= 2, "at 300 s segments share a call"
@@ -204,26 +204,26 @@ def test_batch_size_s_never_changes_the_transcript_official_size(official_dir, o
 # ----------------------------------------------------------------------------------------------- timestamps
 def test_timestamps_are_absolute_ordered_and_inside_their_segment(runs, alone):
     result = runs[60][0]
-    for segment, reference in zip(result["segments"], alone):
-        start, end = segment["start_ms"], segment["end_ms"]
-        assert len(segment["words"]) == len(segment["timestamp"])
-        assert len(segment["tokens"]) == len(segment["token_timestamp"])
-        assert_spans_ordered(segment["token_timestamp"], start, end, f"{start}-{end} token_timestamp")
-        assert_spans_ordered(segment["timestamp"], start, end, f"{start}-{end} timestamp")
+    for segment, reference in zip(result.segments, alone):
+        start, end = segment.start_ms, segment.end_ms
+        assert len(segment.words) == len(segment.timestamp)
+        assert len(segment.tokens) == len(segment.token_timestamp)
+        assert_spans_ordered(segment.token_timestamp, start, end, f"{start}-{end} token_timestamp")
+        assert_spans_ordered(segment.timestamp, start, end, f"{start}-{end} timestamp")
         # absolute = relative (the segment alone) + the segment's start
-        assert segment["token_timestamp"] == tr.shift_spans(reference["token_timestamp"], start, end)
-    later = [s for s in result["segments"] if s["start_ms"] > 30000 and s["tokens"]]
-    assert later and later[0]["token_timestamp"][0][0] >= later[0]["start_ms"] > 30000
+        assert segment.token_timestamp == tr.shift_spans(reference["token_timestamp"], start, end)
+    later = [s for s in result.segments if s.start_ms > 30000 and s.tokens]
+    assert later and later[0].token_timestamp[0][0] >= later[0].start_ms > 30000
     for name in TIMESTAMP_KEYS:  # the file's lists are its segments' lists, in order
-        assert result[name] == [x for s in result["segments"] for x in s[name]]
-    assert_spans_ordered(result["token_timestamp"], 0, result["duration_ms"], "token_timestamp")
-    assert_spans_ordered(result["timestamp"], 0, result["duration_ms"], "timestamp")
+        assert getattr(result, name) == [x for s in result.segments for x in getattr(s, name)]
+    assert_spans_ordered(result.token_timestamp, 0, result.duration_ms, "token_timestamp")
+    assert_spans_ordered(result.timestamp, 0, result.duration_ms, "timestamp")
 
 
 def test_relative_spans_fit_their_segment(alone, runs):
     """The clamp in shift_spans only ever trims the half frame past a segment's last sample."""
-    for segment, reference in zip(runs[1][0]["segments"], alone):
-        length = segment["end_ms"] - segment["start_ms"]
+    for segment, reference in zip(runs[1][0].segments, alone):
+        length = segment.end_ms - segment.start_ms
         assert_spans_ordered(reference["token_timestamp"], 0, length + FRAME_SLACK_MS, "relative token_timestamp")
 
 
@@ -277,12 +277,12 @@ def test_word_timestamps_match_known_boundaries_demo():
     wave, truth = espeak_words(words)
     result = tr.Transcriber(DEMO_DIR, threads=2).transcribe(wave, "words", sv.DecodingOptions(language="en",
                                                                                               output_timestamp=True))
-    predicted = [w.lower() for w in result["words"]]
+    predicted = [w.lower() for w in result.words]
     errors = []
     matcher = difflib.SequenceMatcher(a=words, b=predicted, autojunk=False)
     for block in matcher.get_matching_blocks():
         for k in range(block.size):
-            (ts, te), (ps, pe) = truth[block.a + k], result["timestamp"][block.b + k]
+            (ts, te), (ps, pe) = truth[block.a + k], result.timestamp[block.b + k]
             errors += [abs(ps - ts), abs(pe - te)]
     assert len(errors) >= len(words), f"the demo model recognised too few words: {predicted} vs {words}"
     assert statistics.median(errors) <= 120, f"median boundary error {statistics.median(errors)} ms"
@@ -296,4 +296,4 @@ def test_funasr_generate_with_vad_is_batch_invariant_demo(long_wav):
     texts = {b: automodel.generate(str(long_wav), batch_size_s=b)[0]["text"] for b in (1, 60, 300)}
     assert texts[1] == texts[60] == texts[300]
     ours = tr.Transcriber(DEMO_DIR, threads=2).transcribe(long_wav, "long", batch_size_s=60)
-    assert ours["text"] == texts[1]
+    assert ours.text == texts[1]

@@ -241,12 +241,12 @@ class PipelineRunner:
         """A batch of whole clips (no VAD): the pipeline's decode over clips prepared without segmentation."""
         prepared = [self.transcriber.prepare(item, f"x{i}", use_vad=False) for i, item in enumerate(items)]
         results = self.transcriber.decode(prepared, self.options)
-        return [Hyp(t, r["text"]) for t, r in zip(self.recorder.take(len(items)), results)]
+        return [Hyp(t, r.text) for t, r in zip(self.recorder.take(len(items)), results)]
 
     def transcribe_long(self, path: str) -> tuple[str, int]:
         result = self.transcriber.transcribe(path, "long", self.options)
         self.recorder.calls.clear()
-        return result["text"], len(result["segments"])
+        return result.text, len(result.segments)
 
 
 class SherpaRunner:

@@ -40,7 +40,7 @@ def decode_rows(transcriber: Transcriber, prepared, rows, forced: bool, **fields
     for (itn, language), chosen in groups.items():
         options = sv.DecodingOptions(language=language, textnorm=itn, output_timestamp=True, **fields)
         for i, result in zip(chosen, transcriber.decode([prepared[i] for i in chosen], options)):
-            hyps[i] = result
+            hyps[i] = result.to_dict()
     return hyps
 
 

@@ -226,10 +226,10 @@ def speed(minutes: float, threads: int, repeats: int) -> dict:
         transcriber.diarizer(wave, spans)
         alone.append(time.perf_counter() - t0)
     plain, diarized = min(times["plain"]), min(times["diarized"])
-    return {"audio_s": result["duration_ms"] / 1000, "threads": threads, "repeats": repeats,
+    return {"audio_s": result.duration_ms / 1000, "threads": threads, "repeats": repeats,
             "transcribe_s": round(plain, 2), "transcribe_diarize_s": round(diarized, 2),
             "added_percent": round(100 * (diarized - plain) / plain, 1), "diarize_alone_s": round(min(alone), 2),
-            "diarize_alone_percent": round(100 * min(alone) / plain, 1), "speakers_found": len(result["speakers"]),
+            "diarize_alone_percent": round(100 * min(alone) / plain, 1), "speakers_found": len(result.speakers),
             "times": {k: [round(t, 2) for t in v] for k, v in times.items()}, **machine()}
 
 

@@ -101,7 +101,7 @@ def decode(model_dir: Path, rows: Sequence[dict[str, Any]], batch: int, threads:
             part = chosen[start: start + batch]
             prepared = [transcriber.prepare(rows[i]["source"], rows[i]["key"]) for i in part]
             for i, result in zip(part, transcriber.decode(prepared, options)):
-                hyps[i] = result
+                hyps[i] = result.to_dict()
     return hyps
 
 

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     for name, fields in decodings.items():
         start = time.perf_counter()
         results = transcriber.decode(prepared, sv.DecodingOptions(language="en", **fields))
-        entry = score(rows, [r["clean_text"] for r in results])
+        entry = score(rows, [r.clean_text for r in results])
         entry["seconds"] = round(time.perf_counter() - start, 2)
         report["results"][name] = entry
         print(f"{name:28s} recall {100 * entry['recall']:6.2f} %  WER with names {100 * entry['wer_with']:6.2f} %  "

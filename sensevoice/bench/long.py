@@ -140,12 +140,12 @@ def run(model_dir: Path, audio: Path, batch_size_s: float, threads: int) -> dict
     result = transcriber.transcribe(audio, audio.stem, sv.DecodingOptions(), progress)
     wall_s = time.perf_counter() - t0
     bar.close()
-    audio_s = result["duration_ms"] / 1000
+    audio_s = result.duration_ms / 1000
     dims = transcriber.backend.model.dims
     return {
         "model_dir": str(model_dir), "d_model": dims.d_model, "blocks": dims.n_blocks + dims.n_tp_blocks,
-        "audio": str(audio), "audio_s": audio_s, "segments": len(result["segments"]),
-        "speech_s": sum(s["end_ms"] - s["start_ms"] for s in result["segments"]) / 1000,
+        "audio": str(audio), "audio_s": audio_s, "segments": len(result.segments),
+        "speech_s": sum(s.duration_ms for s in result.segments) / 1000,
         "batch_size_s": batch_size_s, "threads": threads, "load_s": round(load_s, 2), "wall_s": round(wall_s, 2),
         "rtf": round(wall_s / audio_s, 4), "waveform_mb": round(audio_s * FS * 4 / 2**20, 1),
         "rss_before_load_mb": round(before["VmRSS"], 1), "peak_rss_load_mb": round(loaded["VmHWM"], 1),

@@ -46,6 +46,7 @@ from sensevoice.serve.guard import ClientTable, ConnectionLimits, GuardedH11, de
 from sensevoice.serve.batcher import Arrival, Batcher, QueueFull, ShuttingDown
 from sensevoice.diarize import DiarizationOptions
 from sensevoice.pipeline import Prepared
+from sensevoice.result import Transcript
 from sensevoice.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -261,7 +262,7 @@ class Service:
         data = await upload.read()
         return await asyncio.get_running_loop().run_in_executor(self.decoder, self.load, data, key, diarization)
 
-    async def transcribe(self, items: list[Prepared], options: sv.DecodingOptions, arrival: Arrival) -> list[dict[str, Any]]:
+    async def transcribe(self, items: list[Prepared], options: sv.DecodingOptions, arrival: Arrival) -> list[Transcript]:
         try:
             results = await self.batcher.transcribe(items, options, self.config.timeout_s, arrival)
         except (QueueFull, ShuttingDown) as err:

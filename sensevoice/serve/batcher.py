@@ -24,6 +24,7 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import model as sv
 from sensevoice.pipeline import Prepared
+from sensevoice.result import Transcript
 from sensevoice.serve.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 class Decoder(Protocol):
     """What the batcher drives, e.g. sensevoice.pipeline.Transcriber: ``decode`` on its one worker thread."""
 
-    def decode(self, items: Sequence[Prepared], options: sv.DecodingOptions) -> list[dict[str, Any]]:
+    def decode(self, items: Sequence[Prepared], options: sv.DecodingOptions) -> list[Transcript]:
         """One result per prepared item, in item order."""
         ...
 
@@ -123,7 +124,7 @@ class Batcher:
             self._cond.notify()
 
     async def transcribe(self, items: Sequence[Prepared], options: sv.DecodingOptions, timeout_s: float | None = None,
-                         arrival: Arrival | None = None, best_effort: bool = False) -> list[dict[str, Any]]:
+                         arrival: Arrival | None = None, best_effort: bool = False) -> list[Transcript]:
         """File results for ``items``; raises QueueFull, ShuttingDown, TimeoutError or the transcriber's error.
         ``best_effort``: the request yields to the others (see the module's docstring)."""
         loop = asyncio.get_running_loop()

@@ -23,10 +23,12 @@ final decode that disagrees with stable text already sent cannot take it back). 
 once, at the end, as FunASR's offline servers do (its client closes on the first offline message). Our own fields
 ride beside the protocol's: ``segment_text`` (the whole current hypothesis, or the final text), ``segment_final``,
 ``model`` (on every final: the answering model's id, as /v1/models and verbose_json name it), ``start_ms``,
-``end_ms``, ``endpoint_ms`` (the stream time at which the VAD closed the segment), ``language``, ``emotion``, ``event``, the final's confidence (``avg_logprob``, ``no_speech_prob``, ``word_probability`` beside
-``timestamp``), with ``"diarize": true`` (or a speaker count: the fields of ``DiarizationOptions``) the final's
+``end_ms``, ``endpoint_ms`` (the stream time at which the VAD closed the segment), and on a final every field of
+its segment (sensevoice.result.Segment: tags, confidence, words, tokens, ... as ``transcribe -f json`` writes them;
+FINAL_NAMES: the rich text is ``rich_text``, the clean text ``segment_text``, the word times the protocol's
+``timestamp``); with ``"diarize": true`` (or a speaker count: the fields of ``DiarizationOptions``) the final's
 speaker as FunASR's runtime clients print it, ``spk_name`` ("S1", a string) and ``spk_score`` (a number: see
-``stream.SpeakerTracker`` for the labels, their look-back and the score), ``segments`` (offline: each segment's,
+``stream.SpeakerTracker`` for the labels, their look-back and the score); ``segments`` (offline: each segment's,
 each with its speaker), ``warning``, ``lag_s``, ``error``. ``hotwords`` bias the
 decoding (the decoding's contextual biasing, as the HTTP API's ``prompt``) in every form FunASR's clients send: a
 JSON object ``{"phrase": weight, ...}`` (as a string; its weights are on FunASR's scale, not ours, so each phrase
@@ -55,7 +57,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import soxr
@@ -64,6 +66,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 import model as sv
 from sensevoice.diarize import DiarizationOptions
 from sensevoice.pipeline import Prepared
+from sensevoice.result import Segment, Transcript
 from sensevoice.serve import fields
 from sensevoice.serve.batcher import Batcher, QueueFull, ShuttingDown
 from sensevoice.serve.stream import (SpeakerTracker, Stream, StreamConfig, looks_like_container,
@@ -76,7 +79,9 @@ MODES = ("offline", "online", "2pass")
 PARTIAL_MODE = {"online": "online", "2pass": "2pass-online"}
 FINAL_MODE = {"offline": "offline", "online": "online", "2pass": "2pass-offline"}
 CLOSE_POLICY, CLOSE_UNSUPPORTED, CLOSE_GOING_AWAY, CLOSE_TRY_LATER, CLOSE_TOO_BIG = 1008, 1003, 1001, 1013, 1009
-CONFIDENCE_FIELDS = ("avg_logprob", "no_speech_prob", "word_probability")  # a final's, as in verbose_json
+# A final carries its Segment's fields under their own names, except where FunASR's protocol has the name: its
+# ``text`` is what the client shows and its ``timestamp`` the word spans as a JSON string.
+FINAL_NAMES = {"text": "rich_text", "clean_text": "segment_text", "timestamp": None}
 SPEAKER_FIELDS = ("spk_name", "spk_score")  # a final's speaker, as FunASR's runtime clients print them
 WAV_FORMATS = ("pcm", "others")  # FunASR's client: "pcm" for .pcm and .wav (their samples), "others" for other files
 MIN_FS, MAX_FS = 8000, 192_000
@@ -127,26 +132,26 @@ def parse_first(message: dict[str, Any], base: sv.DecodingOptions,
                     speakers)
 
 
-def result_message(settings: Settings, mode: str, text: str, decoded: list[dict[str, Any]] = (), **extra: Any
+def result_message(settings: Settings, mode: str, text: str, decoded: list[Segment] = (), **extra: Any
                    ) -> dict[str, Any]:
     """A result in FunASR's shape; ``decoded`` (segments, stream-absolute times) add the timestamps and
     stamp_sents."""
     body: dict[str, Any] = {"mode": mode, "text": text, "wav_name": settings.wav_name, "is_final": False}
     if decoded:
-        spans = [span for segment in decoded for span in segment.get("timestamp", [])]
+        spans = [span for segment in decoded for span in segment.timestamp or []]
         body.update(timestamp=json.dumps(spans) if spans else "",
-                    stamp_sents=[{"text_seg": " ".join(segment.get("words", [])), "punc": "",
-                                  "start": segment["start_ms"], "end": segment["end_ms"],
-                                  "ts_list": segment.get("timestamp", [])} for segment in decoded])
+                    stamp_sents=[{"text_seg": " ".join(segment.words or []), "punc": "",
+                                  "start": segment.start_ms, "end": segment.end_ms,
+                                  "ts_list": segment.timestamp or []} for segment in decoded])
     body.update(extra)
     return body
 
 
-def segment_fields(segment: dict[str, Any]) -> dict[str, Any]:
-    """Our fields of one decoded segment: its span, text, tags, confidence and (diarized) speaker."""
-    return {"start_ms": segment["start_ms"], "end_ms": segment["end_ms"], "segment_text": segment["clean_text"] or "",
-            **{tag: segment.get(tag) or "" for tag in ("language", "emotion", "event")},
-            **{name: segment[name] for name in (*CONFIDENCE_FIELDS, *SPEAKER_FIELDS) if segment.get(name) is not None}}
+def segment_fields(segment: Segment, speaker: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Our fields of one decoded segment: every field of the Segment, under FINAL_NAMES where renamed, and its
+    stream speaker (SPEAKER_FIELDS) when the stream is diarized."""
+    return {**{FINAL_NAMES.get(name, name): value for name, value in segment.to_dict().items()
+               if FINAL_NAMES.get(name, name) is not None}, **(speaker or {})}
 
 
 class StreamHub:
@@ -248,7 +253,7 @@ class Session:
             if not await Utterance(self, settings, speakers).run():
                 return
 
-    async def decode(self, item: Prepared, options: sv.DecodingOptions, partial: bool = False) -> dict[str, Any]:
+    async def decode(self, item: Prepared, options: sv.DecodingOptions, partial: bool = False) -> Transcript:
         """One prepared item through the service's batcher (a partial yields to final results and HTTP requests);
         overload is a StreamError (1013)."""
         try:
@@ -274,7 +279,8 @@ class Utterance:
         self.loop = asyncio.get_running_loop()
         self.partial: asyncio.Task | None = None
         self.said = False  # text was sent in this utterance (the next segment's text begins with a space)
-        self.held: list[dict[str, Any]] = []  # offline: the decoded segments, sent together at the end
+        # offline: the decoded segments with their stream speakers, sent together at the end
+        self.held: list[tuple[Segment, dict[str, Any]]] = []
         self.inbox: list[bytes] = []  # audio received and not fed yet (a file: all of it, until the end)
         self.received_bytes = 0
         self.resampler = soxr.ResampleStream(settings.audio_fs, sv.SAMPLE_RATE, 1, dtype="float32") \
@@ -374,7 +380,7 @@ class Utterance:
                 return
             result = await self.session.decode(item, self.settings.options, partial=True)
             stable_before = self.stream.stable
-            texts = self.stream.partial_text(item, result["clean_text"])
+            texts = self.stream.partial_text(item, result.clean_text)
             if texts is None:  # its segment closed meanwhile: the final result says it
                 return
             hypothesis, newly = texts
@@ -408,15 +414,16 @@ class Utterance:
             self.cancel_partial()
         for n, item in enumerate(closed):
             result = await self.session.decode(item, self.settings.options)
-            segment = {**result["segments"][0], **self.stream.speaker_of.pop(item.key, {})}  # + its speaker
+            segment = result.segments[0]
+            speaker = self.stream.speaker_of.pop(item.key, {})  # spk_name/spk_score when the stream is diarized
             stable = self.stream.stable_of.pop(item.key, "")
             if self.settings.mode == "offline":
-                self.held.append(segment)
+                self.held.append((segment, speaker))
                 continue
             end = last and n == len(closed) - 1
-            text = self.final_text(segment["clean_text"] or "", stable)
+            text = self.final_text(segment.clean_text, stable)
             await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], text, [segment],
-                                                   **segment_fields(segment), segment_final=True,
+                                                   **segment_fields(segment, speaker), segment_final=True,
                                                    endpoint_ms=endpoint_ms, is_final=end,
                                                    model=self.session.hub.model_id,
                                                    **({"is_end": True} if end else {})))
@@ -459,10 +466,10 @@ class Utterance:
         closed += await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, samples, True)
         if self.settings.mode == "offline":
             await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)
-            segments = self.held
+            segments = [segment for segment, _ in self.held]
             await self.session.send(result_message(
-                self.settings, "offline", " ".join(s["clean_text"] for s in segments if s["clean_text"]), segments,
-                segments=[segment_fields(s) for s in segments], is_final=True, is_end=True,
+                self.settings, "offline", " ".join(s.clean_text for s in segments if s.clean_text), segments,
+                segments=[segment_fields(s, speaker) for s, speaker in self.held], is_final=True, is_end=True,
                 model=self.session.hub.model_id, **({} if segments else {"timestamp": "", "stamp_sents": []})))
         elif closed:
             await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)
