@@ -4,12 +4,12 @@ official I/O, an optional int8 copy and sherpa-onnx's metadata. The export itsel
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Iterable
 
 from sensevoice import heavy
-from sensevoice.argtypes import add_model_arguments, check_weights, model_dir_from_args, module_main
+from sensevoice.argtypes import add_model_arguments, check_output_dir, check_weights, model_dir_from_args
+from sensevoice.door import module_main
 from sensevoice.export import INT8_NAME, OPSET
 
 
@@ -24,13 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, "--out")
     source = model_dir_from_args(args)
     heavy.import_funasr()
     import model as sv
     from sensevoice.export import export
 
     check_weights(source, sv.BackendOptions())  # a bad model.pt: a usage error
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
