@@ -4,11 +4,13 @@ official I/O, an optional int8 copy and sherpa-onnx's metadata. The export itsel
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Iterable
 
 from sensevoice import heavy
-from sensevoice.argtypes import add_model_arguments, check_output_dir, check_weights, model_dir_from_args
+from sensevoice.argtypes import (add_model_arguments, check_output_dir, check_weights, model_dir_from_args,
+                                 positive_int)
 from sensevoice.door import module_main
 from sensevoice.export import INT8_NAME, OPSET
 
@@ -18,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     parser.add_argument("--int8", action="store_true",
                         help=f"also write {INT8_NAME} (dynamic int8 MatMul weights)")
-    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (default %(default)s)")
+    parser.add_argument("--opset", type=positive_int, default=OPSET, help="ONNX opset (default %(default)s)")
     parser.add_argument("--standard-ops", action="store_true",
                         help="standard ONNX operators only (attention unfused) for runtimes other than ONNX Runtime")
 
@@ -31,7 +33,13 @@ def run(args: argparse.Namespace) -> int:
     from sensevoice.export import export
 
     check_weights(source, sv.BackendOptions())  # a bad model.pt: a usage error
-    paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
+    try:
+        paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
+    except (RuntimeError, ValueError, OSError) as err:  # e.g. an --opset torch cannot export: exit 1, one line
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        print(f"sensevoice export: error: the export to {args.out} failed (--opset {args.opset}): {first_line}",
+              file=sys.stderr)
+        return 1
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0

@@ -435,3 +435,10 @@ def test_an_output_folder_that_cannot_be_made_is_a_usage_error_before_any_work(c
     code, out_text, err = run(capsys, *argv)
     assert code == cli.EXIT_USAGE and f"'{blocker}' is a file" in err and out_text == "", err
     assert "model:" not in err  # refused before the model was even named, let alone loaded
+
+
+def test_export_with_an_opset_torch_cannot_write_is_one_error_line_and_exit_1(capsys, tiny_dir, tmp_path):
+    code, out, err = run(capsys, "export", "--model", str(tiny_dir), "--out", str(tmp_path / "onnx"), "--opset", "3")
+    assert code == cli.EXIT_FAILED and out == ""
+    assert err.rstrip().splitlines()[-1] == (f"sensevoice export: error: the export to {tmp_path / 'onnx'} failed "
+                                             "(--opset 3): Unsupported onnx_opset_version: 3"), err[-2000:]
