@@ -7,7 +7,7 @@ choices are model.py's, and a new field is a new flag with no edit here.
 A bad value becomes argparse's usage error (exit code 2) naming the option, e.g. ``argument --threads: expected a
 positive integer, got '0'``. Floats must be finite: ``float("nan")`` and ``float("inf")`` parse, and neither is a
 sensible batch size, timeout or penalty. ``UsageError`` is for what argparse cannot check alone (a bad combination,
-a busy port): the ``sensevoice`` CLI reports it like argparse's errors, exit code 2.
+a busy port): every front door reports it as one line, exit code 2 (``sensevoice.door``).
 
 The choices (languages, their aliases, backends and precisions) and the option declarations are model.py's own,
 read from its source text: ``--help`` and the value checks stay fast (no torch import) without a second copy.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -133,6 +134,17 @@ def model_dir_from_args(args: argparse.Namespace, option: str = "--model"):
         return ModelDir.resolve(args.model, option, hub=args.hub, revision=args.revision)
     except ModelDirError as err:
         raise UsageError(str(err))
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """A folder a command will create or write into, checked before any work and without creating it: UsageError
+    when a file stands at it or above it, or when the nearest existing folder is not writable."""
+    existing = next(p for p in (path, *path.parents) if p.exists())  # a relative path's last parent is "."
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"cannot be created: {str(existing)!r} is a file"
+        raise UsageError(f"{option} {str(path)!r} {where}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {str(path)!r}: {str(existing)!r} is not writable")
 
 
 def check_weights(model_dir, backend) -> None:
@@ -262,13 +274,6 @@ def check_backend(args: argparse.Namespace) -> None:
     if args.precision not in precisions:
         raise UsageError(f"--precision {args.precision!r} is not available with --backend {args.backend}; "
                          f"expected one of {', '.join(precisions)}")
-
-
-def module_main(prog: str, doc: str | None, add_arguments, run, argv=None) -> int:
-    """The ``main(argv)`` of a ``python -m`` module: its parser (first docstring line as description), then ``run``."""
-    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
 
 
 def add_diarization_arguments(parser: argparse.ArgumentParser, cls: type | None = None) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 
 from sensevoice import heavy
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
-                                 backend_options, check_backend, check_weights, decoding_options, model_dir_from_args,
-                                 positive_float, positive_int)
+                                 backend_options, check_backend, check_output_dir, check_weights, decoding_options,
+                                 model_dir_from_args, positive_float, positive_int)
 from sensevoice.argtypes import add_diarization_arguments, diarization_options
 from sensevoice.batchio import INPUT_FORMATS, OUTPUT_FORMATS, Input, Store, list_inputs, pending
 from sensevoice.result import SPEAKERS, TAG_PROBS, TIMESTAMPS
@@ -100,6 +100,7 @@ def result_parts(args: argparse.Namespace, options, diarization) -> tuple[str, .
 def check_arguments(args: argparse.Namespace) -> list[Input]:
     """Everything the arguments alone decide (UsageError), before Ray, torch and FunASR are imported."""
     check_backend(args)
+    check_output_dir(args.output, "--output")
     if args.working_dir is not None and args.address is None:
         raise UsageError("--working-dir ships code to a cluster's workers: it needs --address")
     if args.working_dir is not None and not args.working_dir.is_dir():
@@ -114,10 +115,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = check_arguments(args)
     heavy.import_funasr()  # model.py's options type checks the rest (hotwords files) before Ray starts
     options = decoding_options(args, output_timestamp=args.timestamps)
-    try:
-        diarization = diarization_options(args)
-    except ValueError as err:
-        raise UsageError(str(err))
+    diarization = diarization_options(args)  # a UsageError names a bad speaker count
+    check_weights(args.model_dir, backend_options(args))  # before anything is written into the output folder
     store = Store(args.output, args.format, result_parts(args, options, diarization))
     store.check_manifest(settings(args, options, diarization), args.model_identity.as_dict())
     print(f"sensevoice batch: model: {args.model_identity}; from {args.model_path}", file=sys.stderr)
@@ -126,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
           f"{len(todo)} to do", file=sys.stderr)
     if not todo:
         return 0
-    check_weights(args.model_dir, backend_options(args))  # before Ray starts its workers
     if diarization is not None:
         from sensevoice.diarize import Diarizer
 

@@ -13,20 +13,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sensevoice import REPO_ROOT, heavy
+from sensevoice.door import EXIT_INTERRUPTED, EXIT_USAGE, run_command  # noqa: F401 (the codes EXIT_HELP lists)
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
                                  backend_options, check_backend, decoding_options, model_dir_from_args, positive_float,
                                  positive_int)
-from sensevoice.argtypes import add_diarization_arguments, diarization_options
+from sensevoice.argtypes import add_diarization_arguments, check_output_dir, diarization_options
 from sensevoice.subtitles import FORMATS  # light: no torch
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED = 0, 1
 EXIT_HELP = ("exit status: 0 every input written; 1 some inputs failed (each reported on stderr, the others "
              "written); 2 usage error (bad option, no usable model); 130 interrupted")
 PROG = "sensevoice"
@@ -118,8 +118,8 @@ def check_outputs(args: argparse.Namespace) -> None:
     if args.output_dir is None and len(args.inputs) > 1 and args.format not in STDOUT_MULTI_FORMATS:
         raise UsageError(f"{len(args.inputs)} inputs as {args.format} need --output-dir (on stdout only "
                          f"{' and '.join(STDOUT_MULTI_FORMATS)} can hold several)")
-    if args.output_dir is not None and args.output_dir.exists() and not args.output_dir.is_dir():
-        raise UsageError(f"--output-dir {str(args.output_dir)!r} is not a directory")
+    if args.output_dir is not None:
+        check_output_dir(args.output_dir, "--output-dir")
 
 
 def load_transcriber(model_dir, args: argparse.Namespace):
@@ -282,7 +282,9 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
                                      "emotion and audio-event tags.",
                                      epilog="exit status: see each command's --help; 2 usage error")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show FunASR's log messages")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the INFO log lines of the libraries underneath (FunASR, ModelScope); default: "
+                             "their errors only")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
         sub = commands.add_parser(name, help=command.help, description=command.help, epilog=command.exit_help)
@@ -310,13 +312,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse(parser, argv)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2, message already printed)
         return int(exit_.code or 0)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr)
-    try:
-        return args.run(args)
-    except UsageError as err:
-        args.subparser.print_usage(sys.stderr)
-        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        error("interrupted")
-        return EXIT_INTERRUPTED
+    return run_command(args.run, args, f"{PROG} {args.command}")

@@ -19,33 +19,31 @@ from pathlib import Path
 from typing import Sequence
 
 from sensevoice import heavy, modeldir
-from sensevoice.argtypes import UsageError, add_decoding_arguments, add_model_arguments, decoding_options
+from sensevoice.argtypes import (UsageError, add_decoding_arguments, add_model_arguments, decoding_options,
+                                 model_dir_from_args)
+from sensevoice.door import module_main
 from sensevoice.hub import OFFICIAL
-from sensevoice.modeldir import ModelDir, ModelDirError
 
 EXAMPLES = modeldir.REPO_ROOT / "examples"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.demo", description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", type=Path, help="audio files (default: examples/*.flac)")
     add_model_arguments(parser, default="demo/")
     add_decoding_arguments(parser, defaults={})  # ITN off by default: the examples' labels are spoken form first
-    args = parser.parse_args(argv)
 
+
+def run(args: argparse.Namespace) -> int:
     files = args.files or sorted(EXAMPLES.glob("*.flac"))
-    try:
-        model_dir = ModelDir.resolve(args.model, hub=args.hub, revision=args.revision)
-    except ModelDirError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise UsageError(f"not a file: {', '.join(missing)}")
+    model_dir = model_dir_from_args(args)
     print(f"model: {model_dir.identity}; from {model_dir.path}")
     print(f"official weights: python -m sensevoice.demo --model {OFFICIAL['ms']}  (ModelScope; or --hub hf --model "
           f"{OFFICIAL['hf']}; or --model DIR with model.pt + its files)\n")
     heavy.import_funasr()
-    try:
-        options = decoding_options(args)
-    except UsageError as err:
-        parser.error(str(err))
+    options = decoding_options(args)
     with contextlib.redirect_stdout(sys.stderr):  # FunASR prints while loading; stdout is for the transcripts
         automodel = model_dir.automodel(ncpu=None)
     labels = {}  # (file name, itn tag) -> the rich transcript the example was generated from
@@ -63,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (path.name, itn_tag) in labels:
             print(f"  label: {labels[path.name, itn_tag]}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return module_main("python -m sensevoice.demo", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sensevoice import heavy
 from sensevoice import hub as hubs
-from sensevoice.argtypes import UsageError, add_hub_arguments
+from sensevoice.argtypes import UsageError, add_hub_arguments, check_output_dir
 
 def hub_name(text: str) -> str:
     if not hubs.is_hub_name(text):
@@ -49,8 +49,8 @@ def check_weights(folder: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.local_dir is not None and args.local_dir.exists() and not args.local_dir.is_dir():
-        raise UsageError(f"--local-dir {str(args.local_dir)!r} is not a directory")
+    if args.local_dir is not None:
+        check_output_dir(args.local_dir, "--local-dir")
     try:
         folder, source = hubs.prepare(args.name, args.hub, args.revision, args.local_dir)
     except hubs.HubError as err:

@@ -4,12 +4,14 @@ official I/O, an optional int8 copy and sherpa-onnx's metadata. The export itsel
 from __future__ import annotations
 
 import argparse
-import logging
+import sys
 from pathlib import Path
 from typing import Iterable
 
 from sensevoice import heavy
-from sensevoice.argtypes import add_model_arguments, check_weights, model_dir_from_args, module_main
+from sensevoice.argtypes import (add_model_arguments, check_output_dir, check_weights, model_dir_from_args,
+                                 positive_int)
+from sensevoice.door import module_main
 from sensevoice.export import INT8_NAME, OPSET
 
 
@@ -18,20 +20,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     parser.add_argument("--int8", action="store_true",
                         help=f"also write {INT8_NAME} (dynamic int8 MatMul weights)")
-    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset (default %(default)s)")
+    parser.add_argument("--opset", type=positive_int, default=OPSET, help="ONNX opset (default %(default)s)")
     parser.add_argument("--standard-ops", action="store_true",
                         help="standard ONNX operators only (attention unfused) for runtimes other than ONNX Runtime")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, "--out")
     source = model_dir_from_args(args)
     heavy.import_funasr()
     import model as sv
     from sensevoice.export import export
 
     check_weights(source, sv.BackendOptions())  # a bad model.pt: a usage error
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
+    try:
+        paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
+    except (RuntimeError, ValueError, OSError) as err:  # e.g. an --opset torch cannot export: exit 1, one line
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        print(f"sensevoice export: error: the export to {args.out} failed (--opset {args.opset}): {first_line}",
+              file=sys.stderr)
+        return 1
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0

@@ -337,3 +337,108 @@ def test_python_dash_m_reads_stdin_and_stdout_is_results_only(tiny_dir, clips, t
     assert proc.returncode == 0, proc.stderr.decode()
     assert "ffmpeg is not installed" in proc.stderr.decode(), "FunASR saw no ffmpeg (what this test simulates)"
     assert json.loads(proc.stdout)["key"] == "stdin", "stdout holds only the result"
+
+
+# ----------------------------------------------------------------------------------------------- logging, doors
+def test_transcribe_stderr_has_no_third_party_info_lines(tiny_dir, clips):
+    """FunASR logs every checkpoint it loads at INFO on the root logger; only -v shows those lines."""
+    argv = ["transcribe", str(clips / "short.wav"), "--model", str(tiny_dir)]
+    quiet = subprocess.run([sys.executable, "-m", "sensevoice", *argv], capture_output=True, text=True, cwd=ROOT,
+                           timeout=300)
+    assert quiet.returncode == 0 and " INFO " not in quiet.stderr, quiet.stderr
+    verbose = subprocess.run([sys.executable, "-m", "sensevoice", "-v", *argv], capture_output=True, text=True,
+                             cwd=ROOT, timeout=300)
+    assert verbose.returncode == 0 and " INFO root: Loading pretrained params from" in verbose.stderr, verbose.stderr
+
+
+def test_our_warnings_show_and_other_libraries_info_does_not(capsys, monkeypatch):
+    import logging
+
+    from sensevoice import door
+
+    monkeypatch.delenv(door.MODELSCOPE_LOG_LEVEL_ENV, raising=False)
+
+    def add_arguments(parser):
+        pass
+
+    def run_logging(args):
+        logging.getLogger("sensevoice.pipeline").warning("ours, a warning")
+        logging.getLogger("sensevoice.pipeline").info("ours, info")
+        logging.getLogger("model").warning("model.py's warning")
+        logging.getLogger("funasr").info("theirs, info")
+        logging.info("root, info")
+        logging.getLogger("funasr").error("theirs, an error")
+        return 0
+
+    module = types.ModuleType("logging_command")
+    module.add_arguments, module.run = add_arguments, run_logging
+    monkeypatch.setitem(sys.modules, "logging_command", module)
+    monkeypatch.setitem(cli.COMMANDS, "logs", cli.Command("log lines", "logging_command", "exit status: 0"))
+    code, _, err = run(capsys, "logs")
+    assert code == 0
+    for shown in ("WARNING sensevoice.pipeline: ours, a warning", "INFO sensevoice.pipeline: ours, info",
+                  "WARNING model: model.py's warning", "ERROR funasr: theirs, an error"):
+        assert shown in err, err
+    assert "theirs, info" not in err and "root, info" not in err
+    assert err.count("ours, a warning") == 1  # one handler, however often a door runs in this process
+    # ModelScope's own loggers bypass the root logger: its switch, read at its import, holds them back too
+    assert os.environ[door.MODELSCOPE_LOG_LEVEL_ENV] == str(logging.ERROR)
+    code, _, err = run(capsys, "-v", "logs")
+    assert "INFO funasr: theirs, info" in err and "INFO root: root, info" in err
+    assert os.environ[door.MODELSCOPE_LOG_LEVEL_ENV] == str(logging.INFO)
+    monkeypatch.setenv(door.MODELSCOPE_LOG_LEVEL_ENV, "30")  # the user's own setting wins
+    run(capsys, "logs")
+    assert os.environ[door.MODELSCOPE_LOG_LEVEL_ENV] == "30"
+
+
+def python_m_modules() -> list[str]:
+    """Every `python -m sensevoice.<module>` entry point: the modules with a __main__ guard, and __main__.py files."""
+    modules = []
+    for path in sorted((ROOT / "sensevoice").rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        if path.name == "__main__.py" or 'if __name__ == "__main__"' in source:
+            modules.append(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    return modules
+
+
+@pytest.mark.parametrize("name", python_m_modules())
+def test_every_python_m_entry_point_runs_through_the_shared_door(name):
+    """A UsageError as one line and exit 2 (no traceback), logging set up once: module_main or run_command
+    (sensevoice.door), or the sensevoice CLI's main, which runs through run_command."""
+    source = (ROOT / (name.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+    assert any(door in source for door in ("module_main(", "run_command(", "from sensevoice.cli import main",
+                                           "from sensevoice.serve.command import main",
+                                           "from sensevoice.bench.speed import main")), name
+    assert "basicConfig" not in source and "except UsageError" not in source, name
+
+
+def test_python_m_export_command_reports_a_bad_model_dir_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sensevoice.export_command", "--model", str(tmp_path), "--out",
+                           str(tmp_path / "onnx")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == cli.EXIT_USAGE and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr == (f"python -m sensevoice.export_command: error: --model {tmp_path}: not a model directory, "
+                           f"it lacks ['config.yaml', 'configuration.json', 'am.mvn'] (a model directory holds "
+                           f"model.pt, config.yaml, configuration.json, the tokenizer and am.mvn)\n")
+    assert not (tmp_path / "onnx").exists()
+
+
+@pytest.mark.parametrize("door", ["transcribe", "export", "batch", "download"])
+def test_an_output_folder_that_cannot_be_made_is_a_usage_error_before_any_work(capsys, tiny_dir, clips, tmp_path,
+                                                                                door):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    out = str(blocker / "out")
+    argv = {"transcribe": ["transcribe", str(clips / "short.wav"), "--model", str(tiny_dir), "-o", out],
+            "export": ["export", "--model", str(tiny_dir), "--out", out],
+            "batch": ["batch", str(clips), "--model", str(tiny_dir), "-o", out],
+            "download": ["download", "iic/SenseVoiceSmall", "--local-dir", out]}[door]
+    code, out_text, err = run(capsys, *argv)
+    assert code == cli.EXIT_USAGE and f"'{blocker}' is a file" in err and out_text == "", err
+    assert "model:" not in err  # refused before the model was even named, let alone loaded
+
+
+def test_export_with_an_opset_torch_cannot_write_is_one_error_line_and_exit_1(capsys, tiny_dir, tmp_path):
+    code, out, err = run(capsys, "export", "--model", str(tiny_dir), "--out", str(tmp_path / "onnx"), "--opset", "3")
+    assert code == cli.EXIT_FAILED and out == ""
+    assert err.rstrip().splitlines()[-1] == (f"sensevoice export: error: the export to {tmp_path / 'onnx'} failed "
+                                             "(--opset 3): Unsupported onnx_opset_version: 3"), err[-2000:]

@@ -693,3 +693,48 @@ def test_formats_reject_unknown_format(transcriber):
         formats.openai_body(result, "xml", [], model)
     assert formats.openai_body(result, "json", [], model) == {"text": ""}
     assert formats.openai_body(result, "verbose_json", [], model)["model"] == model.id
+
+
+def serve_startup_log(tiny_dir, *options: str) -> str:
+    """`python -m sensevoice serve` on any free port of every interface, without --api-key: its stderr up to the
+    line it prints as it hands the socket to uvicorn (what it logs while starting comes before), then stopped."""
+    import subprocess
+    import sys
+
+    from testkit import ROOT
+
+    proc = subprocess.Popen([sys.executable, "-m", "sensevoice", "serve", "--model", str(tiny_dir), "--host",
+                             "0.0.0.0", "--port", "0", "--no-streaming", "--no-vad", *options], cwd=ROOT, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        lines: list[str] = []
+        while not lines or "sensevoice serve: listening on" not in lines[-1]:
+            lines.append(proc.stderr.readline())
+            assert lines[-1], "".join(lines)  # the server exited before it started
+        return "".join(lines)
+    finally:
+        proc.kill()
+        proc.wait(30)
+
+
+@pytest.mark.slow  # a server's start in a fresh process: ~35 s on 2 busy cores
+def test_serve_log_level_debug_shows_our_debug_lines_in_a_fresh_process(tiny_dir):
+    """The CLI once set every logger to ERROR before serve ran, so --log-level changed nothing and the warning
+    below was never seen."""
+    debug = serve_startup_log(tiny_dir, "--log-level", "debug")
+    assert "WARNING sensevoice.serve.command: listening on 0.0.0.0 without --api-key" in debug, debug
+    assert re.search(r"DEBUG sensevoice\.serve\.command: \d+ model threads; batches of up to 60 s", debug), debug
+
+
+@pytest.mark.parametrize("level, warned, debug", [("info", True, False), ("debug", True, True),
+                                                  ("error", False, False)])
+def test_serve_log_level_decides_what_of_ours_is_logged(tiny_dir, capsys, monkeypatch, level, warned, debug):
+    """`sensevoice serve --log-level` in this process, up to where uvicorn would start serving."""
+    from sensevoice.serve import app
+
+    monkeypatch.setattr(app.StopOnSignal, "run", lambda self, sockets: None)  # started stays False: exit code 1
+    assert cli.main(["serve", "--model", str(tiny_dir), "--host", "0.0.0.0", "--port", "0", "--no-streaming",
+                     "--no-vad", "--log-level", level]) == 1
+    err = capsys.readouterr().err
+    assert ("listening on 0.0.0.0 without --api-key: anyone who can reach it may use it" in err) == warned, err
+    assert ("DEBUG sensevoice.serve.command" in err) == debug, err

@@ -22,7 +22,7 @@ from rapidfuzz.distance import Levenshtein
 from tqdm import tqdm
 
 import model as sv
-from sensevoice.argtypes import module_main
+from sensevoice.door import module_main
 from sensevoice import backends
 from sensevoice.modeldir import ModelDir
 

@@ -25,7 +25,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sensevoice import REPO_ROOT
-from sensevoice.argtypes import positive_float, positive_int
+from sensevoice.argtypes import UsageError, positive_float, positive_int
+from sensevoice.door import module_main
+
+PROG = "python -m sensevoice.bench.automodel"
 
 VARIANTS = {  # name -> AutoModel keyword arguments of ours (None: FunASR's built-in class, the reference)
     "funasr-builtin": None,
@@ -154,35 +157,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="automodel_backends")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.automodel", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     names = [REFERENCE] + [n.strip() for n in args.variants.split(",") if n.strip() and n.strip() != REFERENCE]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
-        parser.error(f"--variants: unknown {unknown}; expected some of {list(VARIANTS)}")
+        raise UsageError(f"--variants: unknown {unknown}; expected some of {list(VARIANTS)}")
     from sensevoice import heavy
     from sensevoice.bench.speed import resolve_model
+    from sensevoice.modeldir import ModelDirError
 
     heavy.import_funasr()
     import torch
 
     torch.set_num_threads(args.threads)
-    model_dir, weights = resolve_model(args.model, args.work)
+    try:
+        model_dir, weights = resolve_model(args.model, args.work)
+    except ModelDirError as err:
+        raise UsageError(str(err))
     clip, source = clip_file(args.work, args.clip_s)
     variants = measure(names, model_dir, clip, args.threads, args.warmup, args.reps)
     report = {"clip_s": args.clip_s, "clip_source": source, "weights": weights, "threads": args.threads,
               "warmup": args.warmup, "reps": args.reps, "variants": variants,
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
                          f"{os.getloadavg()[0]:.2f}",
-              "command": " ".join(["python -m sensevoice.bench.automodel", *(argv or sys.argv[1:])]),
+              "command": " ".join([PROG, *args.argv]),
               "date": time.strftime("%Y-%m-%d %H:%M")}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     (args.out / f"{args.name}.md").write_text(markdown(report))
     print(markdown(report))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return module_main(PROG, __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ model loading included), so the numbers are what a user waits for, on this machi
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import argparse
 import json
 import os
@@ -22,6 +24,7 @@ from pathlib import Path
 import soundfile
 
 from sensevoice import REPO_ROOT
+from sensevoice.door import module_main
 from sensevoice.modeldir import DEMO_DIR
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -105,8 +108,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.batchjob", description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="audio in the corpus (default: 10)")
     parser.add_argument("--model", type=Path, default=DEMO_DIR, help="model directory (default: demo/)")
     parser.add_argument("--actors", type=int, nargs="+", default=[1, 2], help="actor counts to run (default: 1 2)")
@@ -115,13 +117,19 @@ def main(argv: list[str] | None = None) -> int:
                              "lower bound)")
     parser.add_argument("--name", default="demo_10min_2cpu", help="results file stem: batch_<name>.{json,md}")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
-    args = parser.parse_args(argv)
+
+
+def run_and_write(args: argparse.Namespace) -> int:
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"batch_{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / f"batch_{args.name}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return module_main("python -m sensevoice.bench.batchjob", __doc__, add_arguments, run_and_write, argv)
 
 
 if __name__ == "__main__":

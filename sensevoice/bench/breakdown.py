@@ -7,12 +7,15 @@ reports the totals): event accuracy for each reference event (and what it was ta
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import argparse
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from sensevoice.bench.evaluate import decode, score, strip_tag
+from sensevoice.door import module_main
 from sensevoice.datalist import read_jsonl
 
 
@@ -30,13 +33,14 @@ def breakdown(rows: list[dict], hyps: list[dict]) -> dict:
     return {"events": events, "languages": per_lang}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.breakdown", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="demo")
     parser.add_argument("--test", required=True)
     parser.add_argument("--out", help="write OUT.json")
     parser.add_argument("--batch", type=int, default=16)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     rows = read_jsonl(Path(args.test))
     result = breakdown(rows, decode(Path(args.model), rows, args.batch, None))
     text = json.dumps(result, indent=2, ensure_ascii=False)
@@ -45,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(f"{args.out}.json").write_text(text + "\n", encoding="utf-8")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return module_main("python -m sensevoice.bench.breakdown", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from rapidfuzz.distance import Levenshtein
 
 import model as sv
 from sensevoice import decoding
-from sensevoice.argtypes import module_main
+from sensevoice.door import module_main
 from sensevoice.bench.evaluate import WORD_LANGUAGES, normalize, report_paths, score, strip_tag
 from sensevoice.pipeline import Transcriber
 from sensevoice.datalist import read_jsonl

@@ -21,7 +21,7 @@ import numpy as np
 import model as sv
 from sensevoice import REPO_ROOT
 from sensevoice.modeldir import DEMO_DIR
-from sensevoice.argtypes import module_main
+from sensevoice.door import module_main
 from sensevoice.bench.evaluate import report_paths
 from sensevoice.bench.hotwords import rare_names
 from sensevoice.bench.speed import DEFAULT_WORK, resolve_model

@@ -21,6 +21,8 @@ are not known.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import argparse
 import json
 import os
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from sensevoice import REPO_ROOT
+from sensevoice.door import module_main
 from sensevoice.bench.long import DATA_DIR, build_long_file, random_model_dir, reset_peak_rss, rss_mb
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
@@ -286,8 +289,7 @@ def write_summary(results_dir: Path) -> Path:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.diarize", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=("accuracy", "speed", "memory", "summary"))
     parser.add_argument("--source", choices=("official", "espeak", "flite"), default="official",
                         help="accuracy: whose voices (official clips, espeak-ng variants, Flite + Festival voices)")
@@ -298,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.what == "summary":
         print(write_summary(args.out).read_text())
         return 0
@@ -315,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / name).write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({k: v for k, v in record.items() if k != "conversations"}, indent=2))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return module_main("python -m sensevoice.bench.diarize", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ from tqdm import tqdm
 import model as sv
 
 from sensevoice.pipeline import Transcriber
-from sensevoice.argtypes import add_decoding_arguments, decoding_options, module_main
+from sensevoice.argtypes import add_decoding_arguments, decoding_options
+from sensevoice.door import module_main
 from sensevoice.datalist import read_jsonl
 
 WORD_LANGUAGES = {"en"}  # scored by WER; the others by CER

@@ -43,7 +43,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from sensevoice import REPO_ROOT
-from sensevoice.argtypes import existing_dir, positive_float, positive_int
+from sensevoice.argtypes import UsageError, existing_dir, positive_float, positive_int
+from sensevoice.door import module_main
 from sensevoice.bench import backends as bb
 
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "sensevoice-gpu-check"
@@ -689,14 +690,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from sensevoice import heavy
 
+    if not args.worker:  # the arguments' own faults, before the heavy imports
+        if args.out is None:
+            raise UsageError("--out DIR is required: the folder the results are written to")
+        unknown = [n for n in (args.backends or "").split(",") if n and n not in BACKENDS]
+        if unknown:
+            raise UsageError(f"--backends: unknown {unknown}; expected some of {list(BACKENDS)}")
     heavy.import_funasr()
     if args.worker:
         return worker_main(args.worker, args.spec, args.result)
-    if args.out is None:
-        raise SystemExit("--out DIR is required: the folder the results are written to")
-    unknown = [n for n in (args.backends or "").split(",") if n and n not in BACKENDS]
-    if unknown:
-        raise SystemExit(f"--backends: unknown {unknown}; expected some of {list(BACKENDS)}")
     report = run_check(args)
     print((Path(args.out) / "results.md").read_text())
     bad = [k for k, v in report["items"].items() if v.get("status") == "error"]
@@ -706,12 +708,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.gpu", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    args.argv = argv
-    return run(args)
+    return module_main("python -m sensevoice.bench.gpu", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import soundfile
 from rapidfuzz.distance import Levenshtein
 
 import model as sv
-from sensevoice.argtypes import module_main
+from sensevoice.door import module_main
 from sensevoice.bench.evaluate import normalize, report_paths
 from sensevoice.pipeline import Transcriber
 

@@ -33,9 +33,10 @@ import numpy as np
 import soundfile
 import yaml
 
+from sensevoice import REPO_ROOT
+from sensevoice.door import module_main
 from sensevoice.serve.command import default_threads
 
-from sensevoice import REPO_ROOT
 ROUTE = "/v1/audio/transcriptions"
 REQUEST_TIMEOUT_S = 120.0
 STARTUP_TIMEOUT_S = 180.0
@@ -231,8 +232,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.loadtest", description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--model", type=Path, help="model directory: start a server on it")
     target.add_argument("--url", help="an already running server, http:// only (its settings are its own)")
@@ -248,7 +248,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "--precision fp16'")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--name", default="loadtest", help="report file stem (default %(default)s)")
-    return parser.parse_args(argv)
 
 
 def measure(base: str, headers: dict[str, str], clips: Sequence[Clip], args: argparse.Namespace
@@ -259,12 +258,10 @@ def measure(base: str, headers: dict[str, str], clips: Sequence[Clip], args: arg
     return sequential, concurrent
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     clips = load_clips(args.audio)
     report: dict[str, Any] = {"name": args.name, "machine": machine(), "model": str(args.model or args.url),
-                              "command": " ".join(["python -m sensevoice.bench.loadtest", *argv]),
+                              "command": " ".join(["python -m sensevoice.bench.loadtest", *args.argv]),
                               "clips": [c.name for c in clips],
                               "mean_clip_s": round(float(np.mean([c.seconds for c in clips])), 2)}
     if args.model:
@@ -295,6 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / f"{args.name}.md").write_text(markdown(report))
     print(markdown(report))
     return 0 if concurrent.errors == 0 and sequential.errors == 0 else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return module_main("python -m sensevoice.bench.loadtest", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ transcription holds the waveform (1 h of 16 kHz float32 = 230 MB) and one batch 
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import argparse
 import json
 import os
@@ -23,6 +25,7 @@ import numpy as np
 import soundfile
 
 from sensevoice import REPO_ROOT
+from sensevoice.door import module_main
 DATA_DIR = REPO_ROOT / "data" / "bench_long"
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 FS = 16000
@@ -179,8 +182,7 @@ def write_summary(results_dir: Path) -> Path:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.long", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--model", type=Path, help="model directory")
     model.add_argument("--random", choices=("tiny", "official"), help="random weights of this size (data/bench_long/)")
@@ -190,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size-s", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder (default: bench/results)")
-    args = parser.parse_args(argv)
+
+
+def run_and_write(args: argparse.Namespace) -> int:
     model_dir = args.model or random_model_dir(args.random)
     audio = build_long_file(DATA_DIR / f"{args.source}_{args.minutes:g}min.wav", args.minutes, args.source)
     record = run(model_dir.resolve(), audio, args.batch_size_s, args.threads)
@@ -200,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(record, indent=2))
     print(f"wrote {args.out / name} and {write_summary(args.out)}", file=sys.stderr)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return module_main("python -m sensevoice.bench.long", __doc__, add_arguments, run_and_write, argv)
 
 
 if __name__ == "__main__":

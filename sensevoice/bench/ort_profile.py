@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from sensevoice.argtypes import existing_dir, module_main, positive_float, positive_int
+from sensevoice.argtypes import existing_dir, positive_float, positive_int
+from sensevoice.door import module_main
 
 
 def profile(model_dir: Path, precision: str, clip_s: float, threads: int, runs: int) -> dict[str, float]:

@@ -32,8 +32,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from sensevoice import heavy
-from sensevoice.argtypes import (UsageError, add_model_arguments, module_main, non_negative_int, positive_float,
-                                 positive_int)
+from sensevoice.argtypes import UsageError, add_model_arguments, non_negative_int, positive_float, positive_int
+from sensevoice.door import module_main
 from sensevoice.bench import backends as bb
 from sensevoice.bench.signals import speechlike
 
@@ -497,13 +497,13 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_args(args)
     names, skipped = select_backends(args.backends.split(",") if args.backends else None, settings)
     work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     from sensevoice.modeldir import ModelDirError
 
-    try:
+    try:  # before --work is created: a mistyped --model leaves nothing behind
         model_dir, weights = resolve_model(args.model, work, args.hub, args.revision)
     except ModelDirError as err:
         raise UsageError(str(err))
+    work.mkdir(parents=True, exist_ok=True)
     clips, mixed, long, origin = prepare_audio(work / "audio", settings)
     needs_onnx = any(bb.BACKENDS[n].runner in ("ort", "sherpa", "funasr-onnx") for n in names)
     onnx_dir = args.onnx or (ensure_export(model_dir, work / "onnx") if needs_onnx else work / "onnx")

@@ -31,6 +31,8 @@ import soundfile
 from websockets.asyncio.client import connect
 
 from sensevoice import REPO_ROOT
+from sensevoice.argtypes import UsageError
+from sensevoice.door import module_main
 from sensevoice.bench.loadtest import machine, start_server
 from sensevoice.bench.speed import DEFAULT_WORK, resolve_model
 
@@ -173,8 +175,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="demo", help="a model directory, demo, or random-official (random "
                         "official-size weights)")
     parser.add_argument("--audio", type=Path, default=REPO_ROOT.parent / "shared/official/example/enNews.wav")
@@ -192,10 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory-speed", type=float, default=8.0, help="the memory stream's pace, x real time")
     parser.add_argument("--name", default="stream_demo")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     wave, fs = soundfile.read(args.audio, dtype="int16")
     if fs != RATE or wave.ndim != 1:
-        raise SystemExit(f"{args.audio}: need 16 kHz mono")
+        raise UsageError(f"--audio {args.audio}: need 16 kHz mono")
     pcm = wave.astype("<i2").tobytes()
     model = str(resolve_model(None, DEFAULT_WORK)[0]) if args.model == "random-official" else args.model
     plan = [(n, spread) for n in args.streams for spread in (args.spread_s if n > 1 else [0.0])]
@@ -213,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.terminate()
         server.wait(30)
-    command = "python -m sensevoice.bench.stream " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m sensevoice.bench.stream " + shlex.join(args.argv)
     endpoint = f"{args.endpoint_silence_ms} ms of silence" if args.endpoint_silence_ms \
         else "FunASR's dynamic silence schedule"
     endpoint += f"; server options: {args.server_args}" if args.server_args else ""
@@ -225,6 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / f"{args.name}.md").write_text(markdown(report))
     print(markdown(report))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return module_main("python -m sensevoice.bench.stream", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ NO_VAD_MAX_AUDIO_S = 60.0  # without VAD a file is one forward pass (attention m
 VAD_MAX_AUDIO_S = 3600.0  # with VAD, long files are cut into segments of at most 30 s
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 KEEP_ALIVE_S = 30  # idle seconds before the server closes a keep-alive connection
+log = logging.getLogger(__name__)  # its level is --log-level's (sensevoice.door), as uvicorn's loggers'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream-idle-s", type=positive_float, default=30.0,
                         help="a live stream silent this long is closed (default %(default)s)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
-                        help="(default %(default)s)")
+                        help="lowest level of the log lines of sensevoice and uvicorn (other libraries: errors only; "
+                             "sensevoice -v serve: their INFO lines too) (default %(default)s)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
 
 
@@ -146,9 +148,8 @@ def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
     from sensevoice.serve.batcher import Batcher
     from sensevoice.pipeline import Transcriber
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.api_key is None and args.host not in LOOPBACK:
-        logging.warning("listening on %s without --api-key: anyone who can reach it may use it", args.host)
+        log.warning("listening on %s without --api-key: anyone who can reach it may use it", args.host)
     threads = args.threads or default_threads()
     decoding = decoding_options(args)  # server-wide; each request sets its language, ITN, timestamps (and more)
     try:
@@ -157,6 +158,8 @@ def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
     except (FileNotFoundError, ValueError, TypeError) as err:  # no weights, a config or tokenizer that does not fit
         raise UsageError(f"cannot load the model from {model_dir.path}: {err}")
     print(f"sensevoice serve: model: {model_dir.identity}; from {model_dir.path}", file=sys.stderr)  # as transcribe
+    log.debug("%d model threads; batches of up to %g s of audio, held up to %g ms; queue of %d requests or %g s of "
+              "audio", threads, args.batch_size_s, args.max_wait_ms, args.max_queue, args.max_queue_audio_s)
     batcher = Batcher(transcriber, args.batch_size_s, args.max_wait_ms, args.max_queue, args.max_queue_audio_s)
     config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
                          max_audio_s=args.max_audio_s or (VAD_MAX_AUDIO_S if args.vad else NO_VAD_MAX_AUDIO_S),

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from sensevoice.door import module_main
+
 
 def training_curve(history_path: Path, out: Path) -> Path:
     import matplotlib
@@ -35,15 +37,20 @@ def training_curve(history_path: Path, out: Path) -> Path:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.training.plots", description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="figure", required=True)
     training = sub.add_parser("training", help="training and validation loss curves")
     training.add_argument("--history", type=Path, required=True)
     training.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     print(training_curve(args.history, args.out))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return module_main("python -m sensevoice.training.plots", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

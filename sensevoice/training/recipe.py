@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 import model as sv
 from sensevoice import modeldir
+from sensevoice.door import module_main
 from sensevoice.modeldir import ModelDir
 from sensevoice.training.tokenizer import add_pieces, train_tokenizer
 from sensevoice.datalist import read_jsonl
@@ -159,8 +160,7 @@ def package(model_dir: Path, out: Path) -> Path:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.training.recipe", description=__doc__.split("\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="step", required=True)
     p_init = sub.add_parser("init", help="tokenizer + am.mvn + random-weight model directory from a corpus")
     p_init.add_argument("--corpus", type=Path, help="folder with text.txt and train.jsonl")
@@ -183,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_package = sub.add_parser("package", help="copy a trained model directory into a release folder (fp16)")
     p_package.add_argument("--model", type=Path, required=True)
     p_package.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.step == "init":
         print(init(args.out, args.vocab_size, args.encoder_conf, args.seed, corpus=args.corpus, text=args.text,
                    tokenizer=args.tokenizer, cmvn=args.cmvn))
@@ -194,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(package(args.model, args.out))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return module_main("python -m sensevoice.training.recipe", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

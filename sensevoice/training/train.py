@@ -44,6 +44,7 @@ from tqdm import tqdm
 import model as sv
 from sensevoice import modeldir
 from sensevoice.datalist import read_jsonl
+from sensevoice.door import module_main
 from sensevoice.modeldir import ModelDir
 
 log = logging.getLogger(__name__)
@@ -554,10 +555,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sensevoice.training.train", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return run(parser.parse_args(argv))
+    return module_main("python -m sensevoice.training.train", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from sensevoice.argtypes import UsageError
+from sensevoice.door import run_command
 from sensevoice.training.data.corpus import (ACOUSTICS, EVENT_SETS, MAX_WARP, OPEN_SPLITS, make_corpus, make_examples,
                                              make_testset, training_text)
 from sensevoice.training.data.engines import EngineMissing
@@ -87,23 +89,28 @@ def text_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["text"]:
-        args = text_parser().parse_args(argv[1:])
+    parsers = {"text": text_parser, "examples": examples_parser, "testset": testset_parser}
+    step = argv[0] if argv[:1] and argv[0] in parsers else "corpus"
+    parser = parsers[step]() if step in parsers else corpus_parser()
+    args = parser.parse_args(argv[1:] if step in parsers else argv)
+    args.step = step
+    return run_command(run, args, parser.prog)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.step == "text":
         lines = training_text(args.per_lang, args.templates, args.seed)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         print(json.dumps({"out": str(args.out.resolve()), "lines": len(lines)}))
         return 0
-    examples, testset = argv[:1] == ["examples"], argv[:1] == ["testset"]
-    if examples:
-        args = examples_parser().parse_args(argv[1:])
-    else:
-        args = testset_parser().parse_args(argv[1:]) if testset else corpus_parser().parse_args(argv)
+    if args.step == "testset" and (args.n_per_lang < 0 or args.n_events_alone < 0 or args.jobs < 1):
+        raise UsageError("--n-per-lang and --n-events-alone must be >= 0, --jobs >= 1")
+    if args.step == "corpus":
+        check_corpus_arguments(args)
     if shutil.which(ESPEAK) is None:
         sys.exit(f"{ESPEAK} not found: run scripts/install_system_deps.sh")
-    if testset:
-        if args.n_per_lang < 0 or args.n_events_alone < 0 or args.jobs < 1:
-            sys.exit("--n-per-lang and --n-events-alone must be >= 0, --jobs >= 1")
+    if args.step == "testset":
         start = time.perf_counter()
         try:
             summary = make_testset(args.out, args.split, args.n_per_lang, args.n_events_alone, seed=args.seed,
@@ -113,31 +120,35 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"out": str(args.out.resolve()), "clips": summary["clips"], "rows": summary["rows"],
                           "seconds": round(time.perf_counter() - start, 1)}))
         return 0
-    if examples:
+    if args.step == "examples":
         args.out.mkdir(parents=True, exist_ok=True)
         for label in make_examples(args.out, args.seed):
             print(f"{label['file']}\t{label['rich']}")
         return 0
-    for name in ("n_train", "n_val", "n_test"):
-        if getattr(args, name) < 0:
-            sys.exit(f"--{name.replace('_', '-')}={getattr(args, name)}; expected >= 0")
-    if args.jobs < 1:
-        sys.exit(f"--jobs={args.jobs}; expected >= 1")
     start = time.perf_counter()
-    if not 0.0 <= args.warp <= MAX_WARP:
-        sys.exit(f"--warp={args.warp}; expected 0 <= W <= {MAX_WARP}")
-    for name in ("open_text", "engines", "pauses"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            sys.exit(f"--{name.replace('_', '-')}={getattr(args, name)}; expected 0 <= P <= 1")
-    if not 0 <= args.random_voices <= MAX_RANDOM_VARIANTS:
-        sys.exit(f"--random-voices={args.random_voices}; expected 0 <= N <= {MAX_RANDOM_VARIANTS} "
-                 "(espeak-ng lists at most 349 voices)")
     summary = make_corpus(args.out, args.n_train, args.n_val, args.n_test, seed=args.seed, jobs=args.jobs,
                           warp=args.warp, random_voices=args.random_voices, open_text=args.open_text,
                           engines_p=args.engines, events=args.events, acoustics=args.acoustics, pauses=args.pauses)
     print(json.dumps({"out": str(args.out.resolve()), "clips": summary["clips"], "rows": summary["rows"],
                       "seconds": round(time.perf_counter() - start, 1)}))
     return 0
+
+
+def check_corpus_arguments(args: argparse.Namespace) -> None:
+    """The corpus options' ranges (UsageError), before espeak-ng is looked for."""
+    for name in ("n_train", "n_val", "n_test"):
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')}={getattr(args, name)}; expected >= 0")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs={args.jobs}; expected >= 1")
+    if not 0.0 <= args.warp <= MAX_WARP:
+        raise UsageError(f"--warp={args.warp}; expected 0 <= W <= {MAX_WARP}")
+    for name in ("open_text", "engines", "pauses"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UsageError(f"--{name.replace('_', '-')}={getattr(args, name)}; expected 0 <= P <= 1")
+    if not 0 <= args.random_voices <= MAX_RANDOM_VARIANTS:
+        raise UsageError(f"--random-voices={args.random_voices}; expected 0 <= N <= {MAX_RANDOM_VARIANTS} "
+                         "(espeak-ng lists at most 349 voices)")
 
 
 if __name__ == "__main__":
