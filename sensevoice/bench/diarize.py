@@ -24,9 +24,9 @@ alternately to tuning and test, so no test conversation has a set of voices that
 clip's audio: tuning cuts its turns from vad_example's 0-30 s, test from 30-60 s. The short clips (4.6-7.2 s each)
 are too short to halve into 3 s turns, so both sets cut turns from the whole of each (different cut points).
 
-Speakers of the official clips: en, zh, ja, ko, yue (one person each) and vad_example's first 60 s (one person;
-its last 7 s are another voice, left out). enNews is left out: it is a news report with several voices whose turns
-are not known.
+Speakers of the official clips: en, zh, ja, ko, yue (one person each) and vad_example's first 60 s (one person,
+halved between the sets; its last 7 s are another voice, left out). enNews is left out: it is a news report with
+several voices whose turns are not known.
 """
 
 from __future__ import annotations
@@ -217,7 +217,8 @@ def embedded_conversations(source: str, split: str, n: int, threads: int):
         spent += time.perf_counter() - t0
     info = {"source": source, "split": split, "seed": seed, "speakers_in_pool": [s.name for s in pool],
             "conversations_n": n, "collar_s": COLLAR_S,
-            "audio_s": round(sum(len(c.wave) for c in conversations) / FS, 1), "vad_and_embedding_wall_s": round(spent, 1)}
+            "audio_s": round(sum(len(c.wave) for c in conversations) / FS, 1),
+            "vad_and_embedding_wall_s": round(spent, 1)}
     return conversations, speeches, info
 
 
@@ -417,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sensevoice.bench.diarize", description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("accuracy", "tune", "overhead", "speed", "memory", "summary"))
     parser.add_argument("--source", choices=("official", "espeak", "flite"), default="official",
-                        help="accuracy/tune: whose voices (official clips, espeak-ng variants, Flite + Festival voices)")
+                        help="accuracy/tune: whose voices (official clips, espeak-ng variants, Flite + Festival "
+                             "voices)")
     parser.add_argument("--split", choices=SPLITS, default="test",
                         help="accuracy: the held-out test conversations (default) or the tuning ones")
     parser.add_argument("--conversations", type=int, default=40)
