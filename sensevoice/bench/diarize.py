@@ -373,7 +373,7 @@ def write_summary(results_dir: Path) -> Path:
         rows.append(f"| {r['source']}{' (count given)' if r['num_speakers_given'] else ''} | {r['split']} "
                     f"| {r['conversations_n']} | {r['audio_s'] / 60:.0f} | {100 * r['der']:.1f} "
                     f"| {100 * r['missed']:.1f} | {100 * r['false_alarm']:.1f} | {100 * r['confusion']:.1f} "
-                    f"| {100 * r['count_accuracy']:.0f} | {settings['count']} {settings['threshold']:g}, share "
+                    f"| {100 * r['count_accuracy']:.1f} | {settings['count']} {settings['threshold']:g}, share "
                     f"{settings['min_cluster_share']:g}, smooth {settings['smooth_windows']} | {r['date']} |")
     lines = ["# Speaker diarization (`python -m sensevoice.bench.diarize`)", "",
              "Conversations of 2-4 speakers, turns of 3-20 s, pauses of 0.2-1 s. DER by pyannote.metrics (collar "
@@ -390,13 +390,14 @@ def write_summary(results_dir: Path) -> Path:
         lines.append(f"Tuning ({path.name}): {len(r['rows'])} settings on {r['conversations_n']} tuning "
                      f"conversations of {r['source']}; best (right count first, then DER): {best['count']} "
                      f"{best['threshold']:g}, share {best['min_cluster_share']:g}, smooth {best['smooth_windows']}: "
-                     f"right count {100 * best['count_accuracy']:.0f} %, DER {100 * best['der']:.1f} %.")
+                     f"right count {100 * best['count_accuracy']:.1f} %, DER {100 * best['der']:.1f} %.")
     for path in sorted(results_dir.glob("diarize_overhead_*.json")):
         r = json.loads(path.read_text())
         lines.append(f"Whole runs ({path.name}): `transcribe` on a {r['audio_s'] / 60:g} min file, {r['threads']} "
                      f"threads, official-size random weights, alternating, median of {r['repeats']}: "
                      f"{r['transcribe_median_s']:.1f} s plain, {r['transcribe_diarize_median_s']:.1f} s with "
-                     f"--diarize ({r['added_percent']:+.1f} %); load {r['load_avg_1min']:.1f}, {r['date']}.")
+                     f"--diarize ({r['added_percent']:+.1f} %); load {r['load_avg_1min']:.1f}, {r['date']}"
+                     + (" (a check that the command runs, not a measurement)" if r["repeats"] < 3 else "") + ".")
     for path in sorted(results_dir.glob("diarize_speed_*.json")):
         r = json.loads(path.read_text())
         lines.append(f"Speed ({path.name}): {r['audio_s'] / 60:.0f} min file, {r['threads']} threads, official-size "
