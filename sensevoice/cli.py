@@ -81,6 +81,9 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
     add_diarization_arguments(parser)
+    parser.add_argument("--speaker-encoder", default=None, metavar="NAME",
+                        help="with --diarize: resemblyzer (default; GE2E weights shipped in its wheel) or cam++ "
+                             "(FunASR's CAM++ from the ModelScope cache: sensevoice download cam++)")
 
 
 def transcribe_options(args: argparse.Namespace):
@@ -130,7 +133,8 @@ def load_transcriber(model_dir, args: argparse.Namespace):
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return Transcriber(model_dir, backend=backend_options(args), vad=args.vad, device=args.device,
-                               threads=args.threads, batch_size_s=args.batch_size_s)
+                               threads=args.threads, batch_size_s=args.batch_size_s,
+                               speaker_encoder=args.speaker_encoder or "resemblyzer")
     except (OSError, ValueError, TypeError, RuntimeError) as err:
         raise UsageError(f"--model {str(model_dir.path)!r} cannot be loaded: {err}")
 
@@ -200,6 +204,15 @@ def emit(result, args: argparse.Namespace, several: bool) -> None:
     sys.stdout.flush()
 
 
+def check_speaker_encoder(name: str | None, diarization) -> None:
+    from sensevoice.diarize import SPEAKER_ENCODERS
+
+    if name is not None and name not in SPEAKER_ENCODERS:
+        raise UsageError(f"--speaker-encoder {name!r}; expected one of {', '.join(SPEAKER_ENCODERS)}")
+    if name is not None and diarization is None:
+        raise UsageError(f"--speaker-encoder {name} labels speakers only with --diarize (or a speaker count)")
+
+
 def run_transcribe(args: argparse.Namespace) -> int:
     check_outputs(args)  # what the arguments alone decide, before torch and FunASR are imported
     check_backend(args)
@@ -212,6 +225,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     heavy.import_funasr()
     options = transcribe_options(args)
     diarization = diarization_options(args)  # UsageError names a bad count
+    check_speaker_encoder(args.speaker_encoder, diarization)
     check_device(args.device)
     transcriber = load_transcriber(model_dir, args)
     if diarization is not None:

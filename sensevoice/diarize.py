@@ -8,8 +8,8 @@ The default encoder is Resemblyzer's GE2E speaker encoder (Wan et al., https://a
 trained weights ship inside the ``resemblyzer`` wheel (``resemblyzer/pretrained.pt``, Apache-2.0). That package is
 installed without its dependencies (webrtcvad compiles C) and never imported here: ``GE2EEncoder`` reads the
 weights as tensors and computes Resemblyzer's features itself (``VoiceEncoder`` + ``wav_to_mel_spectrogram``:
-40-band power mel of 25 ms Hann frames every 10 ms, 160 frames a window, volume raised to -30 dBFS). Another
-encoder (FunASR's CAM++) fits behind the same ``SpeakerEncoder`` interface.
+40-band power mel of 25 ms Hann frames every 10 ms, 160 frames a window, volume raised to -30 dBFS). FunASR's
+CAM++ (``CAMPPlusEncoder``, ``--speaker-encoder cam++``) takes its place when its release is in the ModelScope cache.
 """
 
 from __future__ import annotations
@@ -47,16 +47,48 @@ GE2E_TRAINING_ONLY = ("similarity_weight", "similarity_bias")  # GE2E loss param
 
 STEP_MS = 800  # one window every 0.8 s of speech (half-overlapping): speaker changes found to +-0.4 s
 BATCH_WINDOWS = 64  # windows per encoder call: bounds memory whatever the audio's length
-SMOOTH_WINDOWS = 1  # each window's embedding is averaged with this many neighbours either side (same span)
+# Chosen by `python -m sensevoice.bench.diarize tune` on the benchmark's tuning conversations only (its test
+# conversations are held out; bench/results/diarize_tune_official.json holds the grid): the best right-count share
+# (92.5 %), then DER.
+SMOOTH_WINDOWS = 2  # each window's embedding is averaged with this many neighbours either side (same span)
 # Automatic speaker count: the average-linkage cosine distance at which clusters stop merging, and the share of
-# windows below which a cluster is no speaker. Chosen on the benchmark's conversations of the official clips
-# (sensevoice/bench/diarize.py: 0.3-0.45 tried, with and without smoothing); a fixed count uses neither.
-DISTANCE_THRESHOLD = 0.35
-MIN_CLUSTER_SHARE = 0.05
-REFINE_ITERATIONS = 2  # nearest-centroid passes after the tree (confusion 5.5 % -> 3.5 % on the benchmark)
+# windows below which a cluster is no speaker; a fixed count uses neither.
+DISTANCE_THRESHOLD = 0.22
+MIN_CLUSTER_SHARE = 0.03
+REFINE_ITERATIONS = 2  # nearest-centroid passes after the tree (average linkage leaves turn edges misplaced)
 MAX_CLUSTERED_WINDOWS = 4000  # more windows (> 53 min of speech) are clustered on a sample, the rest assigned
 MAX_SPEAKERS = 32
-SPEAKER_ENCODERS = ("resemblyzer",)
+SPEAKER_ENCODERS = ("resemblyzer", "cam++")
+# FunASR's CAM++ (spk_model="cam++"): FunASR's short name, mapped by its name_maps to the ModelScope release
+# iic/speech_campplus_sv_zh-cn_16k-common, whose configuration.json names the weights (file_path_metas.init_param,
+# campplus_cn_common.bin) and config.yaml (model: CAMPPlus, model_conf).
+CAMPPLUS_NAME = "cam++"
+CAMPPLUS_FBANK_BINS = 80  # FunASR's campplus.utils.extract_feature: Kaldi fbank, 80 bins, mean-normalised
+COUNT_METHODS = ("threshold", "silhouette")
+
+
+@dataclass(frozen=True)
+class ClusteringSettings:
+    """How window embeddings become speakers: the library's tuned constants, not user options (the benchmark's
+    ``tune`` mode sweeps them on its tuning conversations). ``count``: how the automatic speaker count is chosen:
+    ``threshold`` cuts the average-linkage tree at ``threshold``; ``silhouette`` takes, among the tree's cuts into
+    2..max clusters, the one of highest mean cosine silhouette, unless cutting at ``threshold`` leaves one cluster
+    (one speaker needs no second opinion: a silhouette is undefined for one cluster)."""
+
+    threshold: float = DISTANCE_THRESHOLD
+    min_cluster_share: float = MIN_CLUSTER_SHARE
+    smooth_windows: int = SMOOTH_WINDOWS
+    count: str = "threshold"
+
+    def __post_init__(self):
+        if self.count not in COUNT_METHODS:
+            raise ValueError(f"count={self.count!r}; expected one of {list(COUNT_METHODS)}")
+        if not 0 < self.threshold < 2 or not 0 <= self.min_cluster_share < 1 or self.smooth_windows < 0:
+            raise ValueError(f"bad clustering settings {self}: threshold in (0, 2), min_cluster_share in [0, 1), "
+                             "smooth_windows >= 0")
+
+
+DEFAULT_CLUSTERING = ClusteringSettings()
 
 
 # ----------------------------------------------------------------------------------------------- options
@@ -174,9 +206,75 @@ class GE2EEncoder(nn.Module):
         return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
+class CAMPPlusEncoder:
+    """FunASR's CAM++ speaker network (``funasr.models.campplus.model.CAMPPlus``, Wang et al.,
+    https://arxiv.org/abs/2303.00332) behind the SpeakerEncoder interface, with FunASR's own features: 80-bin Kaldi
+    fbank of each window, mean-normalised over the window (campplus.utils.extract_feature; the loudness gain is a
+    constant in the log domain, which the normalisation removes)."""
+
+    name = CAMPPLUS_NAME
+
+    def __init__(self, network: nn.Module):
+        self.network = network.eval()
+
+    @classmethod
+    def from_dir(cls, folder: str | Path) -> "CAMPPlusEncoder":
+        """A CAM++ release folder as FunASR reads it: configuration.json's ``file_path_metas`` (``init_param``: the
+        weights, ``config``: config.yaml, whose ``model_conf`` builds the network). Weights are read as tensors
+        only and must match the network key by key."""
+        import json
+
+        from funasr.models.campplus.model import CAMPPlus
+
+        from sensevoice.modeldir import read_config
+
+        folder = Path(folder)
+        metas = json.loads((folder / "configuration.json").read_text(encoding="utf-8")).get("file_path_metas", {})
+        if "init_param" not in metas:
+            raise ValueError(f"{folder / 'configuration.json'} names no weights (file_path_metas.init_param), as "
+                             "FunASR's CAM++ release does")
+        config = read_config(folder / metas.get("config", "config.yaml"))
+        if config.get("model") != "CAMPPlus":
+            raise ValueError(f"{folder}: config model {config.get('model')!r}; expected 'CAMPPlus' (FunASR's CAM++)")
+        network = CAMPPlus(**(config.get("model_conf") or {}))
+        state = torch.load(folder / metas["init_param"], map_location="cpu", weights_only=True)
+        network.load_state_dict(state, strict=True)
+        return cls(network)
+
+    @classmethod
+    def cached(cls) -> "CAMPPlusEncoder":
+        """The release from the ModelScope cache (as FunASR's ``spk_model="cam++"`` finds it), looked up offline;
+        FileNotFoundError (one line: the cache, the command that fetches it) when it is not there complete."""
+        from sensevoice import hub
+
+        repo = hub.repo_id(CAMPPLUS_NAME, "ms")
+        folder = hub.cached_snapshot(repo, "ms", None)
+        if folder is None or hub.missing_files(folder):
+            where = "incomplete" if folder is not None else "not"
+            raise FileNotFoundError(f"speaker encoder {CAMPPLUS_NAME}: {repo} is {where} in the ModelScope cache "
+                                    f"({hub.cache_root('ms')}); fetch it with `sensevoice download {CAMPPLUS_NAME}` "
+                                    "(on a machine without network: copy a connected machine's cache here)")
+        return cls.from_dir(folder)
+
+    def features(self, windows: Tensor) -> Tensor:
+        """(B, samples) -> (B, frames, 80) mean-normalised log mel fbank (torchaudio's Kaldi fbank, as FunASR)."""
+        import torchaudio.compliance.kaldi as kaldi
+
+        feats = [kaldi.fbank(w[None], num_mel_bins=CAMPPLUS_FBANK_BINS, sample_frequency=SAMPLE_RATE)
+                 for w in windows.float()]
+        return torch.stack([f - f.mean(0, keepdim=True) for f in feats])
+
+    @torch.no_grad()
+    def embed(self, windows: Tensor) -> Tensor:
+        x = self.network(self.features(windows))  # (B, embedding_size)
+        return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 def load_speaker_encoder(name: str = "resemblyzer") -> SpeakerEncoder:
     if name == "resemblyzer":
         return GE2EEncoder.pretrained()
+    if name == CAMPPLUS_NAME:
+        return CAMPPlusEncoder.cached()
     raise ValueError(f"speaker encoder {name!r}; expected one of {list(SPEAKER_ENCODERS)}")
 
 
@@ -225,29 +323,50 @@ def plan_windows(spans: Sequence[Sequence[int]], duration_ms: int) -> list[tuple
 
 
 # ----------------------------------------------------------------------------------------------- clustering
-def smooth_embeddings(embeddings: np.ndarray, spans: Sequence[int]) -> np.ndarray:
-    """Each window's embedding averaged with its neighbours in the same span (``spans[i]``: window i's span), then
-    L2-normalised: one 1.6 s window is a noisy sample of a voice, three overlapping ones (3.2 s) much less so,
-    and a turn lasts longer than that."""
+def smooth_embeddings(embeddings: np.ndarray, spans: Sequence[int], neighbours: int = SMOOTH_WINDOWS) -> np.ndarray:
+    """Each window's embedding averaged with ``neighbours`` windows either side in the same span (``spans[i]``:
+    window i's span), then L2-normalised: one 1.6 s window is a noisy sample of a voice, three overlapping ones
+    (3.2 s) much less so, and a turn lasts longer than that."""
     spans = np.asarray(spans)
     out = np.empty_like(embeddings)
     for i in range(len(embeddings)):
-        lo, hi = max(i - SMOOTH_WINDOWS, 0), min(i + SMOOTH_WINDOWS + 1, len(embeddings))
+        lo, hi = max(i - neighbours, 0), min(i + neighbours + 1, len(embeddings))
         mean = embeddings[lo:hi][spans[lo:hi] == spans[i]].mean(0)
         out[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
     return out
 
 
-def _linkage_labels(embeddings: np.ndarray, low: int, high: int) -> np.ndarray:
+def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cosine silhouette of L2-normalised rows ``x`` under ``labels`` (Rousseeuw 1987; a point alone in its
+    cluster scores 0, as scikit-learn's silhouette_score counts it); needs 2 or more clusters."""
+    clusters, index = np.unique(labels, return_inverse=True)
+    distances = 1.0 - x @ x.T  # (N, N) cosine distances
+    members = np.eye(len(clusters), dtype=x.dtype)[index]  # (N, K) one-hot
+    sizes = members.sum(0)  # (K,)
+    sums = distances @ members  # (N, K) summed distance of each point to each cluster
+    own_size = sizes[index] - 1
+    inside = sums[np.arange(len(x)), index] / np.maximum(own_size, 1)
+    sums[np.arange(len(x)), index] = np.inf
+    nearest = (sums / sizes).min(1)
+    score = (nearest - inside) / np.maximum(np.maximum(nearest, inside), 1e-12)
+    return float(np.where(own_size > 0, score, 0.0).mean())
+
+
+def _linkage_labels(embeddings: np.ndarray, low: int, high: int, settings: ClusteringSettings) -> np.ndarray:
     from scipy.cluster.hierarchy import fcluster, linkage
 
     if len(embeddings) == 1:
         return np.zeros(1, int)
     tree = linkage(embeddings, method="average", metric="cosine")
-    labels = fcluster(tree, t=DISTANCE_THRESHOLD, criterion="distance") - 1
+    labels = fcluster(tree, t=settings.threshold, criterion="distance") - 1
     count = len(set(labels.tolist()))
     if low == high or not low <= count <= high:
-        labels = fcluster(tree, t=min(max(count, low), high), criterion="maxclust") - 1
+        return fcluster(tree, t=min(max(count, low), high), criterion="maxclust") - 1
+    if settings.count == "silhouette" and count > 1:
+        cuts = [fcluster(tree, t=k, criterion="maxclust") - 1 for k in range(max(low, 2), high + 1)]
+        cuts = [c for c in cuts if len(np.unique(c)) > 1]
+        if cuts:
+            labels = max(cuts, key=lambda c: silhouette(embeddings, c))
     return labels
 
 
@@ -256,13 +375,13 @@ def _centroids(embeddings: np.ndarray, labels: np.ndarray, clusters: Sequence[in
     return means / np.linalg.norm(means, axis=1, keepdims=True).clip(1e-12)
 
 
-def _drop_small_clusters(embeddings: np.ndarray, labels: np.ndarray, low: int) -> np.ndarray:
+def _drop_small_clusters(embeddings: np.ndarray, labels: np.ndarray, low: int, min_share: float) -> np.ndarray:
     """Automatic count: windows of clusters too small to be a speaker (a cough, an overlap, a noisy stretch) join
     the nearest remaining cluster; at least ``low`` clusters stay."""
     labels = labels.copy()
     sizes = {c: int((labels == c).sum()) for c in np.unique(labels)}
     by_size = sorted(sizes, key=lambda c: -sizes[c])
-    keep = [c for c in by_size if sizes[c] >= MIN_CLUSTER_SHARE * len(labels)]
+    keep = [c for c in by_size if sizes[c] >= min_share * len(labels)]
     keep += [c for c in by_size if c not in keep][:max(0, low - len(keep))]
     moved = ~np.isin(labels, keep)
     labels[moved] = np.asarray(keep)[(embeddings[moved] @ _centroids(embeddings, labels, keep).T).argmax(1)]
@@ -287,7 +406,7 @@ def _refine(x: np.ndarray, sample: np.ndarray, labels: np.ndarray, keep_count: b
 
 
 def cluster(embeddings: np.ndarray, options: DiarizationOptions = DiarizationOptions(),
-            spans: Sequence[int] | None = None) -> np.ndarray:
+            spans: Sequence[int] | None = None, settings: ClusteringSettings = DEFAULT_CLUSTERING) -> np.ndarray:
     """(N, D) L2-normalised window embeddings (``spans``: each window's span, for smoothing) -> (N,) speaker index,
     0 for the first speaker to appear, then 1, ...
 
@@ -299,11 +418,11 @@ def cluster(embeddings: np.ndarray, options: DiarizationOptions = DiarizationOpt
         raise ValueError(f"{low} speakers asked for, but the speech gives only {n} window(s) of "
                          f"{WINDOW_MS / 1000:g} s to tell them apart")
     high = min(high, n)
-    x = smooth_embeddings(embeddings, np.zeros(n, int) if spans is None else spans)
+    x = smooth_embeddings(embeddings, np.zeros(n, int) if spans is None else spans, settings.smooth_windows)
     sample = np.linspace(0, n - 1, min(n, MAX_CLUSTERED_WINDOWS)).round().astype(int)
-    labels = _linkage_labels(x[sample], low, high)
+    labels = _linkage_labels(x[sample], low, high, settings)
     if options.num_speakers is None:
-        labels = _drop_small_clusters(x[sample], labels, low)
+        labels = _drop_small_clusters(x[sample], labels, low, settings.min_cluster_share)
     labels = _refine(x, x[sample], labels, keep_count=options.num_speakers is not None)
     first_seen = {c: i for i, c in enumerate(dict.fromkeys(labels.tolist()))}
     return np.array([first_seen[c] for c in labels.tolist()], int)
@@ -354,20 +473,39 @@ def span_turns(span: Sequence[int], starts_ms: Sequence[int], labels: Sequence[i
     return [t for t in turns if t.end_ms > t.start_ms]
 
 
+@dataclass(frozen=True)
+class SpeechEmbeddings:
+    """The windows of one input's speech and their embeddings: what clustering starts from."""
+
+    spans: tuple[tuple[int, int], ...]  # [start_ms, end_ms) of each speech span, time order
+    windows: tuple[tuple[int, int], ...]  # (span index, start ms) of each window
+    embeddings: np.ndarray  # (len(windows), D), L2-normalised
+
+
+def embed_speech(wave: np.ndarray, spans: Sequence[Sequence[int]], encoder: SpeakerEncoder) -> SpeechEmbeddings:
+    windows = plan_windows(spans, len(wave) // SAMPLES_PER_MS)
+    embeddings = embed_windows(encoder, wave, [s for _, s in windows], loudness_gain(wave))
+    return SpeechEmbeddings(tuple((int(a), int(b)) for a, b in spans), tuple(windows), embeddings)
+
+
+def speech_turns(speech: SpeechEmbeddings, options: DiarizationOptions = DiarizationOptions(),
+                 settings: ClusteringSettings = DEFAULT_CLUSTERING) -> list[Turn]:
+    """Speaker turns from clustered window embeddings, span by span."""
+    labels = cluster(speech.embeddings, options, [n for n, _ in speech.windows], settings)
+    turns: list[Turn] = []
+    for n, span in enumerate(speech.spans):
+        mine = [i for i, (w, _) in enumerate(speech.windows) if w == n]
+        turns += span_turns(span, [speech.windows[i][1] for i in mine], [int(labels[i]) for i in mine])
+    return turns
+
+
 def diarize(wave: np.ndarray, spans: Sequence[Sequence[int]], encoder: SpeakerEncoder,
-            options: DiarizationOptions = DiarizationOptions()) -> list[Turn]:
+            options: DiarizationOptions = DiarizationOptions(),
+            settings: ClusteringSettings = DEFAULT_CLUSTERING) -> list[Turn]:
     """Speaker turns of a 16 kHz waveform, inside its speech ``spans`` ([start_ms, end_ms), time order)."""
     if not spans:
         return []
-    duration_ms = len(wave) // SAMPLES_PER_MS
-    windows = plan_windows(spans, duration_ms)
-    embeddings = embed_windows(encoder, wave, [s for _, s in windows], loudness_gain(wave))
-    labels = cluster(embeddings, options, [n for n, _ in windows])
-    turns: list[Turn] = []
-    for n, span in enumerate(spans):
-        mine = [i for i, (w, _) in enumerate(windows) if w == n]
-        turns += span_turns(span, [windows[i][1] for i in mine], [int(labels[i]) for i in mine])
-    return turns
+    return speech_turns(embed_speech(wave, spans, encoder), options, settings)
 
 
 class Diarizer:

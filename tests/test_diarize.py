@@ -4,6 +4,7 @@ turns, segment labelling, the pipeline and the transcribe door, bad inputs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -291,6 +292,83 @@ def test_batch_diarize_writes_transcribe_s_speakers_and_refuses_other_speaker_op
                  "--tag-topk", "2"]) == 2
 
 
+def test_cli_refuses_an_unknown_speaker_encoder_and_one_without_diarize(capsys, wav_file):
+    from sensevoice.cli import main
+
+    assert main(["transcribe", "--diarize", "--speaker-encoder", "xvector", str(wav_file)]) == 2
+    assert "--speaker-encoder 'xvector'; expected one of resemblyzer, cam++" in capsys.readouterr().err
+    assert main(["transcribe", "--speaker-encoder", "cam++", str(wav_file)]) == 2
+    assert "--speaker-encoder cam++ labels speakers only with --diarize" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------- CAM++
+CAMPPLUS_REPO = "iic/speech_campplus_sv_zh-cn_16k-common"  # what FunASR's name map makes of spk_model="cam++"
+
+
+@pytest.fixture
+def modelscope_cache(tmp_path, monkeypatch) -> Path:
+    """An empty ModelScope cache that modelscope's own offline lookup reads (its cached settings reset)."""
+    import modelscope_hub.config
+
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "modelscope"))
+    monkeypatch.setattr(modelscope_hub.config, "_default_config", None)
+    return tmp_path / "modelscope"
+
+
+def fake_campplus_release(cache: Path) -> Path:
+    """FunASR's CAMPPlus with random weights, laid out as ModelScope caches the release (see test_hub.lay_out_ms):
+    configuration.json naming the weights and config.yaml, as FunASR reads them."""
+    from funasr.models.campplus.model import CAMPPlus
+
+    folder = cache / "models" / CAMPPLUS_REPO.replace("/", "--") / "snapshots" / "master"
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(CAMPPlus().state_dict(), folder / "campplus_cn_common.bin")
+    (folder / "config.yaml").write_text("model: CAMPPlus\nmodel_conf:\n  feat_dim: 80\n  embedding_size: 192\n")
+    (folder / "configuration.json").write_text(json.dumps({
+        "framework": "pytorch", "task": "speaker-verification",
+        "file_path_metas": {"init_param": "campplus_cn_common.bin", "config": "config.yaml"}}))
+    return folder
+
+
+def test_campplus_from_the_modelscope_cache_embeds_as_funasr_does(modelscope_cache):
+    folder = fake_campplus_release(modelscope_cache)
+    encoder = d.load_speaker_encoder("cam++")
+    assert isinstance(encoder, d.CAMPPlusEncoder) and encoder.name == "cam++"
+    windows = torch.from_numpy(np.stack([speechlike(2.0, seed=s)[:d.WINDOW_SAMPLES] for s in (1, 2, 3)]))
+    embeddings = encoder.embed(windows)
+    assert embeddings.shape == (3, 192)
+    assert torch.allclose(embeddings.norm(dim=1), torch.ones(3), atol=1e-5)
+    # FunASR's own path (its audio loading and extract_feature) gives the same vector, before our L2 norm
+    funasr_out = encoder.network.inference([windows[1]], device="cpu")[0][0]["spk_embedding"][0]
+    assert torch.allclose(embeddings[1], funasr_out / funasr_out.norm(), atol=1e-5)
+    # and diarization runs end to end on it (random weights: the speakers found are not the point)
+    wave = np.concatenate([speechlike(4.0, seed=1), speechlike(4.0, seed=2)])
+    turns = d.diarize(wave, [(0, 8000)], encoder, DiarizationOptions(num_speakers=2))
+    assert {t.speaker for t in turns} == {0, 1} and turns[0].start_ms == 0 and turns[-1].end_ms == 8000
+    # weights that do not fit the network are refused, read as data only
+    state = torch.load(folder / "campplus_cn_common.bin", weights_only=True)
+    state.pop(next(iter(state)))
+    torch.save(state, folder / "campplus_cn_common.bin")
+    with pytest.raises(RuntimeError, match="Missing key"):
+        d.CAMPPlusEncoder.from_dir(folder)
+
+
+def test_campplus_absent_is_one_line_naming_the_cache_and_the_download_command(modelscope_cache, wav_file,
+                                                                               tiny_dir, capsys):
+    with pytest.raises(FileNotFoundError) as err:
+        d.load_speaker_encoder("cam++")
+    message = str(err.value)
+    assert "\n" not in message and f"{CAMPPLUS_REPO} is not in the ModelScope cache ({modelscope_cache})" in message
+    assert "`sensevoice download cam++`" in message
+    from sensevoice.cli import main
+
+    assert main(["transcribe", "--model", str(tiny_dir), "--diarize", "--speaker-encoder", "cam++",
+                 str(wav_file)]) == 2
+    assert f"--diarize: speaker encoder cam++: {CAMPPLUS_REPO} is not in the ModelScope cache" in \
+        capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------------------------- the service door
 @pytest.fixture(scope="module")
 def service(transcriber):
@@ -410,3 +488,34 @@ def test_benchmark_conversations_and_scores():
     merged = [Turn(t.start_ms, t.end_ms, 0 if t.speaker == 1 else t.speaker) for t in truth]
     confused = bench.score([conv], [merged])
     assert confused["confusion"] > 0.05 and confused["count_accuracy"] == 0
+
+
+def test_benchmark_splits_are_disjoint():
+    """The tuning and test conversations never share a set of voices, a seed, or vad_example's audio."""
+    from itertools import combinations
+
+    from sensevoice.bench import diarize as bench
+
+    for n_pool in (5, 6, 8):
+        for k in (2, 3, 4):
+            tune, test = (set(bench.split_combinations(n_pool, k, split)) for split in bench.SPLITS)
+            assert tune and test and not tune & test and tune | test == set(combinations(range(n_pool), k))
+    assert bench.SPLIT_SEEDS["tune"] != bench.SPLIT_SEEDS["test"]
+    (a0, a1), (b0, b1) = (bench.SPLIT_CLIP_MS[split]["vad_example"] for split in bench.SPLITS)
+    assert a1 <= b0 or b1 <= a0
+    pool = [bench.Speaker(name, speechlike(25, seed=i), [(0, 16000 * 25)]) for i, name in enumerate("abcde")]
+    seen = {split: {frozenset(bench.conversation(pool, 3, np.random.default_rng(s), split).speakers)
+                    for s in range(20)} for split in bench.SPLITS}
+    assert not seen["tune"] & seen["test"]
+
+
+def test_silhouette_is_scikit_learns_and_settings_are_checked():
+    from sklearn.metrics import silhouette_score
+
+    x = groups([12, 9, 1], seed=3)
+    labels = np.array([0] * 12 + [1] * 9 + [2])
+    assert d.silhouette(x, labels) == pytest.approx(silhouette_score(x, labels, metric="cosine"), abs=1e-5)
+    with pytest.raises(ValueError, match="count='eigen'"):
+        d.ClusteringSettings(count="eigen")
+    labels = d.cluster(x, settings=d.ClusteringSettings(count="silhouette", smooth_windows=0, min_cluster_share=0.1))
+    assert labels[:12].tolist() == [0] * 12 and labels[12:21].tolist() == [1] * 9  # the lone window joins one

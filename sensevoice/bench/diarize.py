@@ -2,10 +2,12 @@
 (the official example clips) or from synthetic voices, scored with pyannote.metrics; and the time and memory that
 diarization adds to ``transcribe``.
 
-    python -m sensevoice.bench.diarize accuracy --source official --conversations 40   # real speech
-    python -m sensevoice.bench.diarize accuracy --source espeak                         # espeak-ng voices
-    python -m sensevoice.bench.diarize accuracy --source flite                          # Flite + Festival voices
-    python -m sensevoice.bench.diarize speed --minutes 10 --threads 2                   # added time
+    python -m sensevoice.bench.diarize tune --conversations 40               # the grid, on the tuning set only
+    python -m sensevoice.bench.diarize accuracy --conversations 40           # held-out test set, real speech
+    python -m sensevoice.bench.diarize accuracy --source espeak              # espeak-ng voices (test set)
+    python -m sensevoice.bench.diarize accuracy --source flite               # Flite + Festival voices (test set)
+    python -m sensevoice.bench.diarize overhead --minutes 10 --repeats 3     # whole `transcribe` runs, A/B
+    python -m sensevoice.bench.diarize speed --minutes 10 --threads 2        # added time, in one process
     python -m sensevoice.bench.diarize memory --minutes 60                              # peak RSS
     python -m sensevoice.bench.diarize summary                                          # bench/results/diarize.md
 
@@ -14,9 +16,17 @@ of 0.2-1.0 s; a turn is a random stretch of one speaker's speech. The reference 
 finds in that stretch on its own, so the diarization error rate (DER, collar 0.25 s, overlap scored) counts missed
 and false speech at the joins, and speaker confusion.
 
-Speakers of the official clips: en, zh, ja, ko, yue (one person each) and vad_example's first 60 s (one person;
-its last 7 s are another voice, left out). enNews is left out: it is a news report with several voices whose turns
-are not known.
+Held out: the clustering settings (sensevoice.diarize.DEFAULT_CLUSTERING) are chosen by ``tune`` on the *tuning*
+conversations only; ``accuracy`` reports the *test* conversations (``--split tune`` to score the tuning set). The two
+sets differ in (1) the random seed (TUNE_SEED vs TEST_SEED: different turn orders, lengths, pauses and cut points
+inside each clip); (2) the speaker combinations: every 2-, 3- and 4-speaker subset of the pool, in sorted order, goes
+alternately to tuning and test, so no test conversation has a set of voices that a tuning one has; (3) the one long
+clip's audio: tuning cuts its turns from vad_example's 0-30 s, test from 30-60 s. The short clips (4.6-7.2 s each)
+are too short to halve into 3 s turns, so both sets cut turns from the whole of each (different cut points).
+
+Speakers of the official clips: en, zh, ja, ko, yue (one person each) and vad_example's first 60 s (one person,
+halved between the sets; its last 7 s are another voice, left out). enNews is left out: it is a news report with
+several voices whose turns are not known.
 """
 
 from __future__ import annotations
@@ -42,8 +52,13 @@ FS = 16000
 COLLAR_S = 0.25
 TURN_S = (3.0, 20.0)
 PAUSE_S = (0.2, 1.0)
-OFFICIAL_SPEAKERS = {"en": ("en.mp3", None), "zh": ("zh.mp3", None), "ja": ("ja.mp3", None),
-                     "ko": ("ko.mp3", None), "yue": ("yue.mp3", None), "vad_example": ("vad_example.wav", 60_000)}
+OFFICIAL_SPEAKERS = {"en": "en.mp3", "zh": "zh.mp3", "ja": "ja.mp3", "ko": "ko.mp3", "yue": "yue.mp3",
+                     "vad_example": "vad_example.wav"}
+SPLITS = ("tune", "test")
+SPLIT_SEEDS = {"tune": 1000, "test": 0}  # the conversation generator's seed per split
+# [start_ms, end_ms) of each clip that a split may cut turns from; a clip not named: all of it. vad_example's last
+# 7 s (60-70 s) are another voice, left out of both.
+SPLIT_CLIP_MS = {"tune": {"vad_example": (0, 30_000)}, "test": {"vad_example": (30_000, 60_000)}}
 ESPEAK_SPEAKERS = {  # held-out variants of the data generator (its val and test pools), one accent and pitch each
     "m7": ("en-us", 45), "caleb": ("en-gb", 50), "f4": ("en-us", 55), "steph": ("en-gb-scotland", 60),
     "m6": ("en-029", 40), "Lee": ("en-us", 52), "f3": ("en-gb", 62), "grandma": ("en-us", 48)}
@@ -73,7 +88,8 @@ def vad_spans(vad, wave: np.ndarray) -> list[tuple[int, int]]:
     return [(s * FS // 1000, e * FS // 1000) for s, e in vad.segments(wave)]
 
 
-def official_speakers(vad) -> list[Speaker]:
+def official_speakers(vad, split: str) -> list[Speaker]:
+    """The official clips' speakers, each cut to the part of its clip that ``split`` may use."""
     import model as sv
     from sensevoice.modeldir import official_dir
 
@@ -81,12 +97,21 @@ def official_speakers(vad) -> list[Speaker]:
     if folder is None:
         raise SystemExit("the official example clips are absent (../shared/official/example)")
     speakers = []
-    for name, (clip, keep_ms) in OFFICIAL_SPEAKERS.items():
+    for name, clip in OFFICIAL_SPEAKERS.items():
         wave = sv.load_audio(str(folder / "example" / clip), clip).numpy()
-        if keep_ms:
-            wave = wave[:keep_ms * FS // 1000]
+        start_ms, end_ms = SPLIT_CLIP_MS[split].get(name, (0, len(wave) * 1000 // FS))
+        wave = wave[start_ms * FS // 1000:end_ms * FS // 1000]
         speakers.append(Speaker(name, wave, vad_spans(vad, wave)))
     return speakers
+
+
+def split_combinations(n_pool: int, n_speakers: int, split: str) -> list[tuple[int, ...]]:
+    """The ``n_speakers``-subsets of a pool of ``n_pool`` that belong to ``split``: all of them in sorted order, the
+    even-numbered to tuning, the odd-numbered to test (disjoint; both get some of every size the pool allows)."""
+    from itertools import combinations
+
+    every = list(combinations(range(n_pool), n_speakers))
+    return every[SPLITS.index(split)::2]
 
 
 def synthetic_speakers(vad, source: str, seconds: float = 40.0, seed: int = 0) -> list[Speaker]:
@@ -121,9 +146,12 @@ class Conversation:
     speakers: list[str]
 
 
-def conversation(pool: list[Speaker], n_speakers: int, rng: np.random.Generator) -> Conversation:
-    """Turns of ``n_speakers`` people of ``pool``, no one twice in a row, everyone at least once."""
-    chosen = [pool[i] for i in rng.choice(len(pool), n_speakers, replace=False)]
+def conversation(pool: list[Speaker], n_speakers: int, rng: np.random.Generator,
+                 split: str = "test") -> Conversation:
+    """Turns of ``n_speakers`` people of ``pool`` (a combination of ``split``'s), no one twice in a row, everyone at
+    least once."""
+    combos = split_combinations(len(pool), n_speakers, split)
+    chosen = [pool[i] for i in combos[int(rng.integers(len(combos)))]]
     n_turns = int(rng.integers(max(4, n_speakers), 9))
     order: list[int] = list(rng.permutation(n_speakers))
     while len(order) < n_turns:
@@ -165,7 +193,7 @@ def score(conversations: list[Conversation], hypotheses: list[list]) -> dict:
 
 
 def prepare_only_transcriber(threads: int):
-    """VAD and diarization exactly as ``transcribe`` runs them (no recogniser: the turns do not depend on it)."""
+    """The VAD and speaker encoder that ``transcribe`` runs (no recogniser: the turns do not depend on it)."""
     from contextlib import redirect_stdout
 
     from sensevoice.pipeline import Transcriber
@@ -174,24 +202,74 @@ def prepare_only_transcriber(threads: int):
         return Transcriber(REPO_ROOT / "demo", backend=None, threads=threads)
 
 
-def accuracy(source: str, n: int, seed: int, threads: int, num_speakers: bool) -> dict:
-    from sensevoice.diarize import DiarizationOptions
+def embedded_conversations(source: str, split: str, n: int, threads: int):
+    """``n`` conversations of ``split`` (2, 3, 4, 2, ... speakers) with their speech found by the VAD and embedded,
+    as ``Transcriber.prepare_wave`` does it with ``diarization``; clustering them is left to the caller."""
+    from sensevoice.diarize import embed_speech
 
     transcriber = prepare_only_transcriber(threads)
-    pool = official_speakers(transcriber.vad) if source == "official" else \
+    seed = SPLIT_SEEDS[split]
+    pool = official_speakers(transcriber.vad, split) if source == "official" else \
         synthetic_speakers(transcriber.vad, source, seed=seed)
     rng = np.random.default_rng(seed)
-    conversations = [conversation(pool, 2 + i % 3, rng) for i in range(n)]
-    hypotheses, spent = [], 0.0
-    for i, conv in enumerate(conversations):
-        options = DiarizationOptions(num_speakers=len(conv.speakers)) if num_speakers else DiarizationOptions()
+    conversations = [conversation(pool, 2 + i % 3, rng, split) for i in range(n)]
+    speeches, spent = [], 0.0
+    for conv in conversations:
         t0 = time.perf_counter()
-        hypotheses.append(list(transcriber.prepare_wave(conv.wave, f"conv{i}", diarization=options).turns))
+        speeches.append(embed_speech(conv.wave, transcriber.vad.segments(conv.wave), transcriber.diarizer.encoder))
         spent += time.perf_counter() - t0
-    audio_s = sum(len(c.wave) for c in conversations) / FS
-    return {"source": source, "speakers_in_pool": [s.name for s in pool], "conversations_n": n, "seed": seed,
-            "num_speakers_given": num_speakers, "collar_s": COLLAR_S, "audio_s": round(audio_s, 1),
-            "prepare_wall_s": round(spent, 1), **score(conversations, hypotheses), **machine()}
+    info = {"source": source, "split": split, "seed": seed, "speakers_in_pool": [s.name for s in pool],
+            "conversations_n": n, "collar_s": COLLAR_S,
+            "audio_s": round(sum(len(c.wave) for c in conversations) / FS, 1),
+            "vad_and_embedding_wall_s": round(spent, 1)}
+    return conversations, speeches, info
+
+
+def diarized(conversations, speeches, settings, num_speakers: bool) -> list[list]:
+    from sensevoice.diarize import DiarizationOptions, speech_turns
+
+    return [speech_turns(speech, DiarizationOptions(num_speakers=len(conv.speakers)) if num_speakers else
+                         DiarizationOptions(), settings) for conv, speech in zip(conversations, speeches)]
+
+
+def accuracy(source: str, split: str, n: int, threads: int, num_speakers: bool) -> dict:
+    """DER and speaker-count accuracy of the library's clustering settings on ``split``'s conversations."""
+    from dataclasses import asdict
+
+    from sensevoice.diarize import DEFAULT_CLUSTERING
+
+    conversations, speeches, info = embedded_conversations(source, split, n, threads)
+    t0 = time.perf_counter()
+    hypotheses = diarized(conversations, speeches, DEFAULT_CLUSTERING, num_speakers)
+    return {**info, "num_speakers_given": num_speakers, "settings": asdict(DEFAULT_CLUSTERING),
+            "clustering_wall_s": round(time.perf_counter() - t0, 1), **score(conversations, hypotheses), **machine()}
+
+
+# A first grid (thresholds 0.25-0.5, shares up to 0.12, smoothing 0-2) found the tuning set's best at its lowest
+# threshold, 0.25; this one is centred there.
+TUNE_GRID = {"count": ("threshold", "silhouette"), "threshold": (0.2, 0.22, 0.25, 0.28, 0.3, 0.35),
+             "min_cluster_share": (0.03, 0.05, 0.08), "smooth_windows": (1, 2, 3)}
+
+
+def tune(source: str, n: int, threads: int) -> dict:
+    """Every setting of TUNE_GRID scored on the tuning conversations only (the embeddings computed once); the best:
+    the highest right-count share, then the lowest DER. The test conversations are never built here."""
+    from dataclasses import asdict
+    from itertools import product
+
+    from sensevoice.diarize import ClusteringSettings
+
+    conversations, speeches, info = embedded_conversations(source, "tune", n, threads)
+    rows = []
+    for values in product(*TUNE_GRID.values()):
+        settings = ClusteringSettings(**dict(zip(TUNE_GRID, values)))
+        scored = score(conversations, diarized(conversations, speeches, settings, False))
+        rows.append({**asdict(settings), **{k: v for k, v in scored.items() if k != "conversations"}})
+        print(f"{settings.count:10} threshold {settings.threshold:.2f} min share {settings.min_cluster_share:.2f} "
+              f"smooth {settings.smooth_windows}: DER {100 * scored['der']:5.1f} %  right count "
+              f"{100 * scored['count_accuracy']:3.0f} %", file=sys.stderr, flush=True)
+    best = min(rows, key=lambda r: (-r["count_accuracy"], r["der"]))
+    return {**info, "grid": {k: list(v) for k, v in TUNE_GRID.items()}, "best": best, "rows": rows, **machine()}
 
 
 def machine() -> dict:
@@ -236,6 +314,37 @@ def speed(minutes: float, threads: int, repeats: int) -> dict:
             "times": {k: [round(t, 2) for t in v] for k, v in times.items()}, **machine()}
 
 
+def overhead(minutes: float, threads: int, repeats: int) -> dict:
+    """Whole ``sensevoice transcribe`` runs (a fresh process each: start-up, model and encoder loading, decoding,
+    VAD, recognition, diarization, writing json) on the same N-minute file with and without ``--diarize``,
+    alternating (plain, diarized, plain, ...) so that a change in the machine's load falls on both; the median of
+    ``repeats`` runs each. Official-size random weights: the released model's compute."""
+    import statistics
+    import subprocess
+    import tempfile
+
+    audio = build_long_file(DATA_DIR / f"official_{minutes:g}min.wav", minutes, "official")
+    model_dir = random_model_dir("official")
+    times: dict[str, list[float]] = {"plain": [], "diarized": []}
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(repeats):
+            for name, extra in (("plain", []), ("diarized", ["--diarize"])):
+                command = [sys.executable, "-m", "sensevoice", "transcribe", str(audio), "--model", str(model_dir),
+                           "--threads", str(threads), "-f", "json", "-o", out, *extra]
+                t0 = time.perf_counter()
+                subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+                times[name].append(time.perf_counter() - t0)
+        speakers = {s["speaker"] for s in json.loads((Path(out) / f"{audio.stem}.json").read_text())["segments"]
+                    if "speaker" in s}
+    plain, diarized_s = statistics.median(times["plain"]), statistics.median(times["diarized"])
+    return {"audio_s": round(minutes * 60, 1), "threads": threads, "repeats": repeats,
+            "transcribe_median_s": round(plain, 2), "transcribe_diarize_median_s": round(diarized_s, 2),
+            "added_percent": round(100 * (diarized_s - plain) / plain, 1), "speakers_found": len(speakers),
+            "command": "sensevoice transcribe FILE --model RANDOM_OFFICIAL --threads N -f json -o DIR [--diarize]",
+            "times": {k: [round(t, 2) for t in v] for k, v in times.items()}, **machine()}
+
+
 def memory(minutes: float, threads: int) -> dict:
     """Peak RSS of preparing an N-minute file (decode, VAD, features) without and then with diarization."""
     import model as sv
@@ -258,20 +367,40 @@ def memory(minutes: float, threads: int) -> dict:
 
 
 def write_summary(results_dir: Path) -> Path:
-    """bench/results/diarize.md: a table of every diarize_*.json there."""
+    """bench/results/diarize.md: a table of every diarize_*.json there, the held-out test set first."""
     rows = []
-    for path in sorted(results_dir.glob("diarize_accuracy_*.json")):
+    paths = sorted(results_dir.glob("diarize_accuracy_*.json"), key=lambda p: ("_tune" in p.name, p.name))
+    for path in paths:
         r = json.loads(path.read_text())
-        rows.append(f"| {r['source']}{' (count given)' if r['num_speakers_given'] else ''} | {r['conversations_n']} "
-                    f"| {r['audio_s'] / 60:.0f} | {100 * r['der']:.1f} | {100 * r['missed']:.1f} "
-                    f"| {100 * r['false_alarm']:.1f} | {100 * r['confusion']:.1f} | {100 * r['count_accuracy']:.0f} "
-                    f"| {r['load_avg_1min']:.1f} | {r['date']} |")
+        settings = r["settings"]
+        rows.append(f"| {r['source']}{' (count given)' if r['num_speakers_given'] else ''} | {r['split']} "
+                    f"| {r['conversations_n']} | {r['audio_s'] / 60:.0f} | {100 * r['der']:.1f} "
+                    f"| {100 * r['missed']:.1f} | {100 * r['false_alarm']:.1f} | {100 * r['confusion']:.1f} "
+                    f"| {100 * r['count_accuracy']:.1f} | {settings['count']} {settings['threshold']:g}, share "
+                    f"{settings['min_cluster_share']:g}, smooth {settings['smooth_windows']} | {r['date']} |")
     lines = ["# Speaker diarization (`python -m sensevoice.bench.diarize`)", "",
              "Conversations of 2-4 speakers, turns of 3-20 s, pauses of 0.2-1 s. DER by pyannote.metrics (collar "
              "0.25 s, overlap scored); the reference speech is what the FSMN-VAD finds in each speaker's stretch "
              "alone, so missed and false-alarm speech come from the VAD at the joins, confusion from the speakers.",
-             "", "| voices | conversations | minutes | DER % | missed % | false alarm % | confusion % "
-             "| right count % | load | date |", "|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+             "", "**test** rows are held out: the clustering settings were chosen by `tune` on the **tune** "
+             "conversations only (another seed, other speaker combinations, vad_example's 0-30 s instead of its "
+             "30-60 s; see the module's docstring).", "",
+             "| voices | split | conversations | minutes | DER % | missed % | false alarm % | confusion % "
+             "| right count % | settings | date |", "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+    for path in sorted(results_dir.glob("diarize_tune_*.json")):
+        r = json.loads(path.read_text())
+        best = r["best"]
+        lines.append(f"Tuning ({path.name}): {len(r['rows'])} settings on {r['conversations_n']} tuning "
+                     f"conversations of {r['source']}; best (right count first, then DER): {best['count']} "
+                     f"{best['threshold']:g}, share {best['min_cluster_share']:g}, smooth {best['smooth_windows']}: "
+                     f"right count {100 * best['count_accuracy']:.1f} %, DER {100 * best['der']:.1f} %.")
+    for path in sorted(results_dir.glob("diarize_overhead_*.json")):
+        r = json.loads(path.read_text())
+        lines.append(f"Whole runs ({path.name}): `transcribe` on a {r['audio_s'] / 60:g} min file, {r['threads']} "
+                     f"threads, official-size random weights, alternating, median of {r['repeats']}: "
+                     f"{r['transcribe_median_s']:.1f} s plain, {r['transcribe_diarize_median_s']:.1f} s with "
+                     f"--diarize ({r['added_percent']:+.1f} %); load {r['load_avg_1min']:.1f}, {r['date']}"
+                     + (" (a check that the command runs, not a measurement)" if r["repeats"] < 3 else "") + ".")
     for path in sorted(results_dir.glob("diarize_speed_*.json")):
         r = json.loads(path.read_text())
         lines.append(f"Speed ({path.name}): {r['audio_s'] / 60:.0f} min file, {r['threads']} threads, official-size "
@@ -290,14 +419,16 @@ def write_summary(results_dir: Path) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("accuracy", "speed", "memory", "summary"))
+    parser.add_argument("what", choices=("accuracy", "tune", "overhead", "speed", "memory", "summary"))
     parser.add_argument("--source", choices=("official", "espeak", "flite"), default="official",
-                        help="accuracy: whose voices (official clips, espeak-ng variants, Flite + Festival voices)")
+                        help="accuracy/tune: whose voices (official clips, espeak-ng variants, Flite + Festival "
+                             "voices)")
+    parser.add_argument("--split", choices=SPLITS, default="test",
+                        help="accuracy: the held-out test conversations (default) or the tuning ones")
     parser.add_argument("--conversations", type=int, default=40)
     parser.add_argument("--num-speakers", action="store_true", help="accuracy: give the true count")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--minutes", type=float, default=10.0, help="speed/memory: length of the file")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--minutes", type=float, default=10.0, help="overhead/speed/memory: length of the file")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
 
@@ -307,8 +438,14 @@ def run(args: argparse.Namespace) -> int:
         print(write_summary(args.out).read_text())
         return 0
     if args.what == "accuracy":
-        record = accuracy(args.source, args.conversations, args.seed, args.threads, args.num_speakers)
-        name = f"diarize_accuracy_{args.source}{'_known_count' if args.num_speakers else ''}.json"
+        record = accuracy(args.source, args.split, args.conversations, args.threads, args.num_speakers)
+        name = f"diarize_accuracy_{args.source}_{args.split}{'_known_count' if args.num_speakers else ''}.json"
+    elif args.what == "tune":
+        record = tune(args.source, args.conversations, args.threads)
+        name = f"diarize_tune_{args.source}.json"
+    elif args.what == "overhead":
+        record = overhead(args.minutes, args.threads, args.repeats)
+        name = f"diarize_overhead_{args.minutes:g}min_{args.threads}t.json"
     elif args.what == "speed":
         record = speed(args.minutes, args.threads, args.repeats)
         name = f"diarize_speed_{args.minutes:g}min_{args.threads}t.json"
@@ -317,7 +454,9 @@ def run(args: argparse.Namespace) -> int:
         name = f"diarize_memory_{args.minutes:g}min.json"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / name).write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in record.items() if k != "conversations"}, indent=2))
+    print(json.dumps({k: v for k, v in record.items() if k not in ("conversations", "rows")}, indent=2))
+    if args.what != "tune":
+        write_summary(args.out)
     return 0
 
 
