@@ -16,7 +16,7 @@ LAYERS = {
                 "sensevoice.funasr_speaker"),
     "backends": ("sensevoice.backends",),
     "pipeline": ("sensevoice.pipeline",),
-    "doors": ("sensevoice.argtypes", "sensevoice.cli", "sensevoice.__main__", "sensevoice.demo", "sensevoice.batch",
+    "doors": ("sensevoice.argtypes", "sensevoice.door", "sensevoice.cli", "sensevoice.__main__", "sensevoice.demo", "sensevoice.batch",
               "sensevoice.batchio", "sensevoice.raybatch", "sensevoice.export_command", "sensevoice.download",
               "sensevoice.serve"),
     "wings": ("sensevoice.bench", "sensevoice.training"),
