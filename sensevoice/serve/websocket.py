@@ -59,6 +59,7 @@ import soxr
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import model as sv
+from sensevoice.audio import load_audio
 from sensevoice.pipeline import Prepared
 from sensevoice.serve import fields
 from sensevoice.serve.batcher import Batcher, QueueFull, ShuttingDown
@@ -419,7 +420,7 @@ class Utterance:
         data = b"".join(self.inbox)
         self.inbox.clear()
         try:
-            return sv.load_audio(data, self.settings.wav_name).numpy()
+            return load_audio(data, self.settings.wav_name).numpy()
         except sv.AudioInputError as err:
             raise StreamError(f"wav_format 'others': {err}", CLOSE_UNSUPPORTED) from None
 
