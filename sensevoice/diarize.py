@@ -388,7 +388,7 @@ def speaker_at(start_ms: int, end_ms: int, turns: Sequence[Turn]) -> int:
 
 
 def _word_piece_starts(pieces: Sequence[str]) -> list[int]:
-    """The index of each word's first piece (sensevoice.timestamps.group_words' grouping; bare "▁" pieces join the next word)."""
+    """The index of each word's first piece (timestamps.group_words' grouping; bare "▁" pieces join the next word)."""
     from sensevoice.timestamps import group_words
 
     ranges = group_words(list(pieces), [[i, i] for i in range(len(pieces))])[1]

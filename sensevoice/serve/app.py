@@ -55,7 +55,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 UPLOAD_RATE_GRACE_S = 5.0  # seconds of waiting a request body gets before its average rate counts (Kestrel's)
 MAX_FILES = 64  # uploads in one /api/v1/asr request
 MAX_FIELDS = 64  # form fields in one request
-AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")  # what uploads may hold (sensevoice.audio.load_audio; the page shows them)
+AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")  # what uploads may hold (audio.load_audio; the page shows them)
 
 
 @dataclass(frozen=True)
