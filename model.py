@@ -6,27 +6,30 @@ text-norm) prepended -> SAN-M encoder -> CTC over the sentencepiece vocabulary. 
 are the rich tags, e.g. ``<|en|><|NEUTRAL|><|Speech|><|woitn|>hello``.
 
 FunASR imports this file by path (``remote_code="./model.py"``), so it depends on stdlib, numpy, torch and
-funasr only. Three optional features live in the ``sensevoice`` package beside it and are imported lazily, inside
-the function that needs them: ``decode_scores`` imports ``sensevoice.decoding`` for beam search, hotwords,
-restrict_language and tag_topk, ``SenseVoiceSmall`` imports ``sensevoice.backends`` for a backend other than
-PyTorch fp32, and ``SenseVoiceSmall.export`` imports ``sensevoice.export`` for FunASR's ``AutoModel.export``.
-Greedy fp32 decoding, FunASR's own, never imports the package (tests/test_layers.py keeps it so).
+funasr only, and on its own builds the model, refuses a model.pt that is not plain data, and decodes arrays and
+tensors greedily in PyTorch fp32 (tests/test_model_build.py keeps it so). What else it does is the ``sensevoice``
+package's, which ships beside it (FunASR puts this file's folder on sys.path); each is imported lazily, inside the
+function that needs it:
+``read_audio`` imports ``sensevoice.audio`` for an input that is a path, URL or bytes (arrays need nothing);
+``decode_scores`` imports ``sensevoice.decoding`` for beam search, hotwords, restrict_language and tag_topk, and
+``DecodingOptions.from_kwargs`` for FunASR's ``hotword=`` (a file or a string); ``describe_path`` imports
+``sensevoice.timestamps`` for ``output_timestamp=True`` (word grouping, word probabilities);
+``SenseVoiceSmall.scorer`` imports ``sensevoice.backends`` for a backend other than PyTorch fp32;
+``SenseVoiceSmall.export`` imports ``sensevoice.export`` for FunASR's ``AutoModel.export``; and
+``SenseVoiceSmall.from_pretrained`` imports ``sensevoice.checkpoint`` for its strict, memory-mapped loading.
+tests/test_layers.py lists them (LAZY_OPTIONAL).
 Checkpoint keys and shapes follow the official release, so its ``model.pt`` loads unmodified.
 """
 
 from __future__ import annotations
 
 import copy
-import ctypes
-import io
 import logging
 import math
-import mmap
 import os
 import pickle
 import re
 import sys
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
@@ -108,12 +111,14 @@ class ModelDimensions:
                 if expected is not None and value != expected:
                     raise ValueError(f"encoder_conf.{key}={value!r}; only {expected!r} is implemented")
             else:
-                raise ValueError(f"encoder_conf has unknown key {key!r}; known: {sorted(names) + sorted(LEGACY_ENCODER_KEYS)}")
+                known = sorted(names) + sorted(LEGACY_ENCODER_KEYS)
+                raise ValueError(f"encoder_conf has unknown key {key!r}; known: {known}")
         dims = cls(n_input=int(n_input), n_vocab=int(n_vocab), **values)
         if dims.d_model % dims.n_head:
             raise ValueError(f"output_size={dims.d_model} is not divisible by attention_heads={dims.n_head}")
         if dims.n_vocab <= 0:
-            raise ValueError(f"vocab_size={n_vocab}; build the model with its tokenizer (config.yaml: tokenizer_conf.bpemodel)")
+            raise ValueError(f"vocab_size={n_vocab}; build the model with its tokenizer "
+                             "(config.yaml: tokenizer_conf.bpemodel)")
         return dims
 
 
@@ -213,29 +218,9 @@ def _check_hotwords(value: Any) -> tuple[tuple[str, float | None], ...]:
             and len(entry) == 2 else (None, None)
         if not isinstance(phrase, str) or not phrase.strip():
             raise ValueError(f"hotword {entry!r} must be a non-empty phrase or a (phrase, weight) pair")
-        out.append((" ".join(phrase.split()), None if weight is None else _check_number(f"weight of {phrase!r}", weight, 0)))
+        weight = None if weight is None else _check_number(f"weight of {phrase!r}", weight, 0)
+        out.append((" ".join(phrase.split()), weight))
     return tuple(out)
-
-
-def read_hotwords(value: Any) -> tuple[tuple[str, float | None], ...]:
-    """FunASR's ``hotword``: a file with one phrase per line (a trailing number is its weight), or a string of
-    space-separated words; a list passes through."""
-    if isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isfile(value)):
-        entries = []
-        with open(value, encoding="utf-8") as lines:
-            for line in lines:
-                words = line.split()
-                if words and re.fullmatch(r"\d+(\.\d*)?", words[-1]) and len(words) > 1:
-                    entries.append((" ".join(words[:-1]), float(words[-1])))
-                elif words:
-                    entries.append(" ".join(words))
-        return _check_hotwords(entries)
-    if isinstance(value, str):
-        return _check_hotwords(value.split())
-    if not isinstance(value, (tuple, list)):
-        raise ValueError(f"hotword={value!r}: expected a string of space-separated words, the path of a file with "
-                         "one phrase per line (optionally followed by a weight), or a list of phrases")
-    return _check_hotwords(value)
 
 
 def _check_option(spec: Any, value: Any) -> Any:
@@ -338,7 +323,9 @@ class DecodingOptions:
         if kwargs.get("hotword") is not None:  # FunASR's spelling (contextual Paraformer)
             if "hotwords" in kwargs:
                 raise ValueError("pass hotword= (FunASR's spelling) or hotwords=, not both")
-            values["hotwords"] = read_hotwords(kwargs["hotword"])
+            from sensevoice import decoding  # hotwords decode there too; this reads FunASR's file or string form
+
+            values["hotwords"] = decoding.read_hotwords(kwargs["hotword"])
         return cls(**{**values, "textnorm": textnorm})
 
 
@@ -545,13 +532,6 @@ def ctc_greedy(logp: Tensor, lens: Tensor, blank: int) -> list[list[tuple[int, i
     return paths
 
 
-def frames_to_ms(start: int, end: int, n_speech_frames: int) -> list[int]:
-    """Encoder frames (speech part, prompt excluded) -> [start_ms, end_ms] at frame centres."""
-    half = ENC_FRAME_MS // 2
-    last = max(n_speech_frames * ENC_FRAME_MS - half, 0)
-    return [max(start * ENC_FRAME_MS - half, 0), min(max(end * ENC_FRAME_MS - half, 0), last)]
-
-
 def split_rich_text(text: str) -> dict[str, Any]:
     """Structured view of rich text: the leading tags sorted into language/emotion/event/itn + clean text.
 
@@ -571,28 +551,6 @@ def split_rich_text(text: str) -> dict[str, Any]:
     fields["event"] = events[0] if events else ""
     fields["clean_text"] = re.sub(r" {2,}", " ", TAG_RE.sub("", text)).strip()
     return fields
-
-
-def group_words(pieces: list[str], spans: list[list[int]]) -> tuple[list[str], list[list[int]]]:
-    """Merge sentencepiece pieces into words: "▁" starts a word (also a bare "▁" piece, before the piece it
-    precedes: "▁on ▁ the ▁ 26 th" -> on, the, 26th); CJK characters and punctuation stand alone."""
-    words: list[str] = []
-    word_spans: list[list[int]] = []
-    pending_start = False  # a bare "▁" piece was seen: the next piece starts a word
-    for piece, span in zip(pieces, spans):
-        starts_word = pending_start or piece.startswith("\u2581") or not words \
-            or not (piece.isascii() and words[-1].isascii())
-        piece = piece.lstrip("\u2581")
-        pending_start = not piece and (pending_start or starts_word)
-        if not piece:
-            continue
-        if starts_word or not piece.isalnum():
-            words.append(piece)
-            word_spans.append(list(span))
-        else:
-            words[-1] += piece
-            word_spans[-1][1] = span[1]
-    return words, word_spans
 
 
 def path_confidence(scores: Tensor, lse: Tensor, blank_logp: np.ndarray, path: list[tuple[int, int, int]], n: int
@@ -625,19 +583,9 @@ def describe_path(path: list[tuple[int, int, int]], key: str, n_speech_frames: i
     text = tokenizer.decode([t for t, _, _ in path])
     result = {"key": key, "text": text, **split_rich_text(text)}
     if output_timestamp:
-        # Tag tokens sit on the prompt frames; everything after them is speech on the audio timeline.
-        keep = [i for i, (t, s, e) in enumerate(path) if t not in special.names and e > N_PROMPT]
-        speech = [(path[i][0], path[i][1] - N_PROMPT, path[i][2] - N_PROMPT) for i in keep]
-        pieces = [special.pieces[t] for t, _, _ in speech]
-        spans = [frames_to_ms(max(s, 0), e, n_speech_frames) for _, s, e in speech]
-        words, word_spans = group_words(pieces, spans)
-        # FunASR's shape: "timestamp" holds one [start_ms, end_ms] per entry of "words".
-        result.update(words=words, timestamp=word_spans, tokens=pieces, token_timestamp=spans)
-        if probs is not None:
-            token_probs = [round(probs[i], 4) for i in keep]
-            ranges = group_words(pieces, [[i, i] for i in range(len(pieces))])[1]  # piece index range per word
-            result.update(token_probability=token_probs,
-                          word_probability=[min(token_probs[a:b + 1]) for a, b in ranges])
+        from sensevoice import timestamps  # word grouping and times, only when asked for
+
+        result.update(timestamps.timestamp_fields(path, n_speech_frames, special, probs))
     return result
 
 
@@ -697,38 +645,11 @@ class AudioInputError(ValueError):
     """One input item could not be turned into 16 kHz mono audio; the message names the item."""
 
 
-CONTAINER_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2",
-                   b"\x1a\x45\xdf\xa3")
-
-
-def _decode_file(source: Any, name: str) -> tuple[np.ndarray, int]:
-    import soundfile  # funasr dependency; imported here so that merely importing model.py stays cheap
-
-    try:
-        samples, fs = soundfile.read(source, dtype="float32", always_2d=True)  # (N, C)
-    except Exception as err:  # soundfile raises several types; all mean "not decodable audio"
-        raise AudioInputError(f"{name}: cannot decode audio ({err}); accepted: wav, flac, ogg, mp3 "
-                              f"(any sample rate, mono or multichannel), raw 16-bit PCM bytes, arrays") from err
-    return (samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)), int(fs)
-
-
-def is_audio_file(data: bytes) -> bool:
-    """Whether bytes start like an audio file (wav, flac, ogg, mp3, webm, mp4) rather than header-less PCM."""
-    return data.startswith(CONTAINER_MAGIC) or data[4:8] == b"ftyp"
-
-
-def _decode_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
-    if is_audio_file(data):
-        return _decode_file(io.BytesIO(data), name)
-    # FunASR's convention: header-less bytes are 16 kHz 16-bit little-endian PCM.
-    if len(data) % 2:
-        raise AudioInputError(f"{name}: {len(data)} bytes is neither an audio file nor 16-bit PCM (odd length)")
-    if data[:256].isascii() and all(32 <= b < 127 or b in b"\t\r\n" for b in data[:256]):
-        raise AudioInputError(f"{name}: bytes look like text ({data[:24]!r}…), not audio")
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0, SAMPLE_RATE
-
-
-def _array_to_mono(x: np.ndarray, name: str) -> np.ndarray:
+def waveform(samples: np.ndarray | Tensor, fs: int, name: str) -> Tensor:
+    """Samples at ``fs`` Hz, (N,) or (C, N) / (N, C) float or int16/int32 -> (N,) float32 mono at 16 kHz, at
+    least MIN_SAMPLES long. Arrays and tensors come here directly; sensevoice/audio.py decodes files, URLs and
+    bytes into samples first (the one loader: every door calls it, ``inference`` for anything but arrays)."""
+    x = samples.detach().cpu().numpy() if isinstance(samples, Tensor) else samples
     if x.dtype == np.int16:
         x = x.astype(np.float32) / 32768.0
     elif x.dtype == np.int32:
@@ -739,38 +660,12 @@ def _array_to_mono(x: np.ndarray, name: str) -> np.ndarray:
         x = x.mean(axis=0 if x.shape[0] <= x.shape[1] else 1)
     elif x.ndim != 1:
         raise AudioInputError(f"{name}: audio array has shape {x.shape}; expected (samples,) or (channels, samples)")
-    return x.astype(np.float32, copy=False)
-
-
-def load_audio(item: Any, name: str, fs: int = SAMPLE_RATE) -> Tensor:
-    """Any supported input (path, URL, bytes, numpy array, tensor) -> (N,) float32 mono at 16 kHz."""
-    if isinstance(item, os.PathLike):
-        item = os.fspath(item)
-    if isinstance(item, str):
-        if item.startswith(("http://", "https://")):
-            try:
-                with urllib.request.urlopen(item, timeout=60) as response:
-                    samples, fs = _decode_bytes(response.read(), name)
-            except OSError as err:
-                raise AudioInputError(f"{name}: cannot download {item} ({err})") from err
-        elif not os.path.isfile(item):
-            raise FileNotFoundError(f"{name}: audio file not found: {item!r}")
-        else:
-            samples, fs = _decode_file(item, name)
-    elif isinstance(item, (bytes, bytearray, memoryview)):
-        samples, fs = _decode_bytes(bytes(item), name)
-    elif isinstance(item, Tensor):
-        samples = _array_to_mono(item.detach().cpu().numpy(), name)
-    elif isinstance(item, np.ndarray):
-        samples = _array_to_mono(item, name)
-    else:
-        raise AudioInputError(f"{name}: unsupported input type {type(item).__name__}; accepted: path, URL, "
-                              "bytes, numpy array, torch tensor")
-    if samples.size == 0:
+    x = x.astype(np.float32, copy=False)
+    if x.size == 0:
         raise AudioInputError(f"{name}: audio is empty (0 samples)")
-    if not np.isfinite(samples).all():
+    if not np.isfinite(x).all():
         raise AudioInputError(f"{name}: audio contains NaN or infinite samples")
-    wave = torch.from_numpy(np.ascontiguousarray(samples))
+    wave = torch.from_numpy(np.ascontiguousarray(x))
     if fs != SAMPLE_RATE:
         import torchaudio.functional  # only needed for resampling
 
@@ -778,6 +673,17 @@ def load_audio(item: Any, name: str, fs: int = SAMPLE_RATE) -> Tensor:
     if wave.numel() < MIN_SAMPLES:
         wave = F.pad(wave, (0, MIN_SAMPLES - wave.numel()))
     return wave
+
+
+def read_audio(item: Any, name: str) -> Tensor:
+    """A path, URL or bytes -> (N,) float32 mono at 16 kHz, by the package's loader (sensevoice/audio.py), imported
+    here because FunASR puts this file's folder, where the package ships, on sys.path; arrays need no package."""
+    try:
+        from sensevoice import audio
+    except ImportError as err:
+        raise ImportError(f"{name}: reading audio files, URLs and bytes needs the sensevoice package that ships "
+                          f"beside model.py (a 16 kHz array or tensor does not): {err}") from err
+    return audio.load_audio(item, name)
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -985,7 +891,7 @@ class SenseVoiceSmall(nn.Module):
             frontend.dither = 0.0
         feats = []
         for item, key in zip(items, keys):
-            wave = load_audio(item, key, fs)
+            wave = waveform(item, fs, key) if isinstance(item, (np.ndarray, Tensor)) else read_audio(item, key)
             f, _ = frontend(wave[None], torch.tensor([wave.numel()]))
             feats.append(f[0].float())
         lens = torch.tensor([f.shape[0] for f in feats])
@@ -1009,7 +915,12 @@ class SenseVoiceSmall(nn.Module):
         built, kwargs = AutoModel.build_model(model=model, trust_remote_code=True, **kwargs)
         if not isinstance(built, SenseVoiceSmall):
             raise TypeError(f"FunASR built {type(built)} instead of {__name__}.SenseVoiceSmall")
-        load_checkpoint(built, kwargs.get("init_param") or weights)
+        try:  # strict, memory-mapped loading (the package's, as every door of ours loads); FunASR's was lenient
+            from sensevoice import checkpoint
+        except ImportError as err:
+            raise ImportError(f"from_pretrained needs the sensevoice package that ships beside model.py: {err}"
+                              ) from err
+        checkpoint.load_checkpoint(built, kwargs.get("init_param") or weights)
         return built, kwargs
 
 
@@ -1051,43 +962,3 @@ def _checkpoint_problem(path: str, err: Exception) -> str:
         detail = next((line for line in lines if line.startswith(("Trying to load", "Unsupported"))), lines[-1])
         return f"not a checkpoint of plain data, torch.load(weights_only=True) refused it ({detail})"
     return f"not a PyTorch checkpoint ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no data'})"
-
-
-def check_state_dict(state: Mapping[str, Tensor], expected: Mapping[str, Tensor], path: str) -> None:
-    """CheckpointError unless ``state`` has exactly the keys of ``expected`` with the same shapes (``expected`` may
-    live on the meta device: a check before anything is loaded)."""
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        raise CheckpointError(f"{path} does not match the model: missing {missing[:5]} ({len(missing)}), "
-                              f"unexpected {unexpected[:5]} ({len(unexpected)}), shape mismatches {wrong[:5]}")
-
-
-def load_checkpoint(model: nn.Module, path: str) -> None:
-    """Load a FunASR/official checkpoint strictly: every key present, every shape equal.
-
-    The file is memory-mapped and each tensor's pages leave the resident set once copied into the model, so
-    loading the 936 MB official checkpoint costs no second resident copy (peak RSS = the model, not twice it).
-    """
-    state, mapped = read_checkpoint(path)
-    expected = model.state_dict()  # detached views of the live parameters and buffers
-    check_state_dict(state, expected, path)
-    with torch.no_grad():
-        for key, target in expected.items():
-            target.copy_(state[key])  # converts dtype (an fp16 release into an fp32 model)
-            if mapped:
-                _drop_mapped_pages(state[key])
-
-
-def _drop_mapped_pages(tensor: Tensor) -> None:
-    """Tell the kernel this process no longer needs the memory-mapped file pages under ``tensor`` (they are
-    re-read from the file if touched again, so this is safe even for pages shared with a neighbour)."""
-    advice = getattr(mmap, "MADV_DONTNEED", None)  # POSIX systems only
-    nbytes = tensor.numel() * tensor.element_size()
-    if advice is None or nbytes < mmap.PAGESIZE:
-        return
-    start = tensor.data_ptr() - tensor.data_ptr() % mmap.PAGESIZE
-    length = tensor.data_ptr() + nbytes - start
-    ctypes.CDLL(None).madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), advice)

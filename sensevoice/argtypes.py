@@ -243,6 +243,7 @@ def decoding_options(args: argparse.Namespace, cls: type | None = None, **fields
     """model.DecodingOptions (or ``cls``, a copy of it) from the parsed arguments, plus ``fields``: the door's own
     (timestamps, ...). UsageError names a bad value."""
     import model as sv
+    from sensevoice import decoding
 
     cls = cls or sv.DecodingOptions
     values = {}
@@ -253,7 +254,7 @@ def decoding_options(args: argparse.Namespace, cls: type | None = None, **fields
         if "as_flag" in option.spec:
             value = option.from_flag(value)
         elif option.kind == "tuple":  # phrases: a file, or space-separated words (as FunASR's hotword=)
-            value = sv.read_hotwords(value) if value else ()
+            value = decoding.read_hotwords(value) if value else ()
         values[option.name] = value
     try:
         return cls(**{**values, **fields})

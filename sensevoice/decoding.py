@@ -1,6 +1,7 @@
 """Decoding beyond FunASR's greedy search: CTC prefix beam search with contextual biasing (hotwords), output
 restricted to a language's scripts, and tag probabilities. ``model.decode_scores`` imports this module only when
 ``DecodingOptions.searches`` (beam_size > 1, hotwords, restrict_language or tag_topk); greedy decoding never does.
+``DecodingOptions.from_kwargs`` imports it for ``read_hotwords`` when FunASR's ``hotword=`` is given.
 
 Why our own search: torchaudio's flashlight ``ctc_decoder`` needs the ``flashlight-text`` package, which our
 torchaudio 2.11 build lacks, and it has no hotwords; pyctcdecode's hotwords are characters/words of a word-level
@@ -18,6 +19,7 @@ hotword keeps its bonus and the automaton restarts at the root.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -66,6 +68,28 @@ def suppressed(special: sv.SpecialTokens, language: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- hotwords
+def read_hotwords(value: Any) -> list:
+    """FunASR's ``hotword``: a file with one phrase per line (a trailing number is its weight), or a string of
+    space-separated words; a list passes through. Returns phrases and (phrase, weight) pairs, which
+    ``DecodingOptions(hotwords=...)`` checks."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isfile(value)):
+        entries = []
+        with open(value, encoding="utf-8") as lines:
+            for line in lines:
+                words = line.split()
+                if words and re.fullmatch(r"\d+(\.\d*)?", words[-1]) and len(words) > 1:
+                    entries.append((" ".join(words[:-1]), float(words[-1])))
+                elif words:
+                    entries.append(" ".join(words))
+        return entries
+    if isinstance(value, str):
+        return value.split()
+    if not isinstance(value, (tuple, list)):
+        raise ValueError(f"hotword={value!r}: expected a string of space-separated words, the path of a file with "
+                         "one phrase per line (optionally followed by a weight), or a list of phrases")
+    return list(value)
+
+
 @dataclass
 class ContextGraph:
     """Aho-Corasick automaton over piece-id sequences; node 0 is the root. ``score[n]``: the bonus a prefix

@@ -542,10 +542,10 @@ def speaker_at(start_ms: int, end_ms: int, turns: Sequence[Turn]) -> int:
 
 
 def _word_piece_starts(pieces: Sequence[str]) -> list[int]:
-    """The index of each word's first piece (model.group_words' grouping; bare "▁" pieces join the next word)."""
-    import model as sv
+    """The index of each word's first piece (timestamps.group_words' grouping; bare "▁" pieces join the next word)."""
+    from sensevoice.timestamps import group_words
 
-    ranges = sv.group_words(list(pieces), [[i, i] for i in range(len(pieces))])[1]
+    ranges = group_words(list(pieces), [[i, i] for i in range(len(pieces))])[1]
     return [first for first, _ in ranges]
 
 

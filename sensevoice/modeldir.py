@@ -308,20 +308,21 @@ class ModelDir:
         import torch
 
         import model as sv
+        from sensevoice import checkpoint
 
         path = self.require_weights()
         with torch.device("meta"):
             skeleton = self.build(seed=None)
         state, _ = sv.read_checkpoint(str(path))
-        sv.check_state_dict(state, skeleton.state_dict(), str(path))
+        checkpoint.check_state_dict(state, skeleton.state_dict(), str(path))
         return path
 
     def load(self, device: str | torch.device = "cpu") -> sv.SenseVoiceSmall:
         """The model with model.pt loaded strictly (every key, every shape), in eval mode."""
-        import model as sv
+        from sensevoice import checkpoint
 
         model = self.build(seed=None)
-        sv.load_checkpoint(model, str(self.require_weights()))
+        checkpoint.load_checkpoint(model, str(self.require_weights()))
         return model.to(device).eval()
 
     def automodel(self, device: str = "cpu", ncpu: int | None = None, **kwargs: Any):
@@ -331,6 +332,7 @@ class ModelDir:
         from funasr import AutoModel
 
         import model as sv
+        from sensevoice import checkpoint
 
         self.require_weights()
         # Skip FunASR's lenient load: it holds two extra copies of the weights at once (torch.load + deepcopy,
@@ -341,7 +343,7 @@ class ModelDir:
         if not isinstance(automodel.model, sv.SenseVoiceSmall):
             raise TypeError(f"FunASR built {type(automodel.model)} from {self.path}, not this project's "
                             "SenseVoiceSmall (did the remote-code import of model.py fail?)")
-        sv.load_checkpoint(automodel.model, str(self.weights))  # strict: every key and shape
+        checkpoint.load_checkpoint(automodel.model, str(self.weights))  # strict: every key and shape
         # What was loaded, so that AutoModel.export (which writes beside init_param) works; generate() resets its
         # kwargs to a snapshot taken at construction, so the snapshot is retaken.
         automodel.kwargs["init_param"] = str(self.weights)

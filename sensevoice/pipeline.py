@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 import model as sv
 from sensevoice import backends
+from sensevoice.audio import load_audio
 from sensevoice.diarize import DiarizationOptions, Diarizer, SpeakerEncoder, Turn, label_segments
 from sensevoice.modeldir import ModelDir
 from sensevoice.result import TIMESTAMPS, Segment, SpeakerTurn, Transcript
@@ -143,7 +144,7 @@ class Transcriber:
         """Decode one input, cut it at pauses (with VAD, unless ``use_vad=False``) and compute its segments'
         features (and, with ``diarization``, its speaker turns). Errors name ``key``: ``model.AudioInputError``
         (not audio), FileNotFoundError; ValueError for more speakers asked for than its speech can hold."""
-        return self.prepare_wave(sv.load_audio(audio, key, fs).numpy(), key, use_vad, diarization)
+        return self.prepare_wave(load_audio(audio, key, fs).numpy(), key, use_vad, diarization)
 
     def prepare_wave(self, wave: np.ndarray, key: str, use_vad: bool = True,
                      diarization: DiarizationOptions | None = None) -> Prepared:

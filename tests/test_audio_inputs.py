@@ -11,6 +11,7 @@ import torch
 import torchaudio.functional
 
 import model as sv
+from sensevoice.audio import load_audio
 from testkit import speechlike
 from helpers import load_parts
 
@@ -83,7 +84,7 @@ def test_other_sample_rates_are_resampled(parts, tmp_path, fs):
     assert from_file == decode(parts, [audio], fs=fs)  # arrays say their rate with fs=
     expected = torchaudio.functional.resample(torch.from_numpy(audio), fs, 16000)
     assert from_file == decode(parts, [expected])
-    assert sv.load_audio(str(path), "x").shape[0] == pytest.approx(AUDIO.shape[0], abs=2)
+    assert load_audio(str(path), "x").shape[0] == pytest.approx(AUDIO.shape[0], abs=2)
 
 
 def test_mp3_file_and_bytes(parts, tmp_path):
@@ -95,7 +96,7 @@ def test_mp3_file_and_bytes(parts, tmp_path):
 
 def test_a_few_samples_still_decode(parts):
     assert len(decode(parts, [AUDIO[:10]])) == 1
-    assert sv.load_audio(AUDIO[:10], "x").shape[0] == sv.MIN_SAMPLES
+    assert load_audio(AUDIO[:10], "x").shape[0] == sv.MIN_SAMPLES
 
 
 @pytest.mark.parametrize("item, message", [
@@ -131,7 +132,7 @@ def test_truncated_mp3_is_an_error_or_a_result(parts, tmp_path):
         assert "cut:" in str(err)
     else:
         assert results[0]["key"] == "cut" and results[0]["text"].startswith("<|")
-        assert sv.load_audio(truncated, "cut").shape[0] < 3.0 * 16000
+        assert load_audio(truncated, "cut").shape[0] < 3.0 * 16000
 
 
 def test_batch_results_equal_single_results(parts):

@@ -171,7 +171,7 @@ def test_every_door_carries_every_field_of_transcribe_json(capsys, corpus, tiny_
     tag probabilities: each carries every field of the result type (sensevoice.result), with the same values."""
     from fastapi.testclient import TestClient
 
-    import model as sv
+    from sensevoice.audio import load_audio
     from sensevoice.pipeline import Prepared, Transcriber
     from sensevoice.serve import fields, formats, websocket
     from sensevoice.serve.app import ServeConfig, create_app
@@ -210,7 +210,7 @@ def test_every_door_carries_every_field_of_transcribe_json(capsys, corpus, tiny_
     finals = websocket_finals(transcriber, audio, tag_topk=2)
     renamed = {websocket.FINAL_NAMES.get(k, k) for k in segment_fields} - {None}
     assert finals and all(renamed <= set(final) for final in finals), renamed - set(finals[0])
-    wave = sv.load_audio(audio, "clip").numpy()
+    wave = load_audio(audio, "clip").numpy()
     options = fields.stream_options({"tag_topk": 2}, ServeConfig().decoding)
     for final in finals:  # the stream's VAD cuts on its own: its segment's values are the pipeline's for that span
         span = (final["start_ms"], final["end_ms"])

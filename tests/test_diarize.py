@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import model as sv
+from sensevoice.audio import load_audio
 from testkit import speechlike
 from sensevoice import diarize as d
 from sensevoice.diarize import DiarizationOptions, Turn
@@ -162,7 +163,7 @@ def test_a_segment_without_words_takes_the_speaker_it_overlaps_most():
 def joined(official, names, pause_s=0.6):
     parts = []
     for name in names:
-        parts += [sv.load_audio(str(official / "example" / name), name).numpy(), np.zeros(int(pause_s * 16000),
+        parts += [load_audio(str(official / "example" / name), name).numpy(), np.zeros(int(pause_s * 16000),
                                                                                           np.float32)]
     return np.concatenate(parts)
 

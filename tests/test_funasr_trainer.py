@@ -18,7 +18,7 @@ import funasr.datasets.audio_datasets.index_ds  # noqa: F401  (registers IndexDS
 import torch
 from funasr.datasets.sense_voice_datasets.datasets import SenseVoiceCTCDataset
 
-import model as sv
+from sensevoice.checkpoint import load_checkpoint
 from sensevoice import modeldir
 from sensevoice.modeldir import ModelDir
 from sensevoice.training import train
@@ -70,7 +70,7 @@ def test_funasr_train_fine_tunes_our_model(tiny_dir, corpus, tmp_path):
     checkpoint = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
     assert checkpoint["epoch"] == EPOCHS
     model = ModelDir(tiny_dir).build(seed=None)
-    sv.load_checkpoint(model, str(out / "model.pt"))  # strict: every key and shape, FunASR's wrapper unwrapped
+    load_checkpoint(model, str(out / "model.pt"))  # strict: every key and shape, FunASR's wrapper unwrapped
     initial = torch.load(tiny_dir / "model.pt", weights_only=True)
     trained = model.state_dict()
     assert set(trained) == set(initial)

@@ -25,6 +25,7 @@ import torch
 
 from testkit import ROOT, speechlike
 import model as sv
+from sensevoice.checkpoint import load_checkpoint
 from sensevoice import cli
 from sensevoice.modeldir import MODEL_PY, ModelDir
 from sensevoice.serve import guard
@@ -168,7 +169,7 @@ def test_every_checkpoint_layout_loads_the_same_weights(tiny_dir, tmp_path):
     torch.save(reference, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
     for name in [*layouts, "legacy"]:
         model = ModelDir(tiny_dir).build(seed=1)
-        sv.load_checkpoint(model, str(tmp_path / f"{name}.pt"))
+        load_checkpoint(model, str(tmp_path / f"{name}.pt"))
         loaded = model.state_dict()
         assert all(torch.equal(loaded[k], v) for k, v in reference.items()), name
 

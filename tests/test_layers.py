@@ -11,21 +11,27 @@ from testkit import ROOT
 # Layers, lowest first; a module is in the layer of its longest matching prefix. Imports go down or sideways.
 LAYERS = {
     "library": ("model", "sensevoice", "sensevoice.heavy", "sensevoice.optionspec", "sensevoice.modeldir",
-                "sensevoice.vad", "sensevoice.richtext", "sensevoice.result", "sensevoice.subtitles",
-                "sensevoice.decoding", "sensevoice.export", "sensevoice.datalist", "sensevoice.hub", "sensevoice.diarize",
+                "sensevoice.audio", "sensevoice.checkpoint", "sensevoice.timestamps", "sensevoice.vad",
+                "sensevoice.richtext", "sensevoice.result", "sensevoice.subtitles", "sensevoice.decoding",
+                "sensevoice.export", "sensevoice.datalist", "sensevoice.hub", "sensevoice.diarize",
                 "sensevoice.funasr_speaker"),
     "backends": ("sensevoice.backends",),
     "pipeline": ("sensevoice.pipeline",),
-    "doors": ("sensevoice.argtypes", "sensevoice.door", "sensevoice.cli", "sensevoice.__main__", "sensevoice.demo", "sensevoice.batch",
-              "sensevoice.batchio", "sensevoice.raybatch", "sensevoice.export_command", "sensevoice.download",
+    "doors": ("sensevoice.argtypes", "sensevoice.door", "sensevoice.cli", "sensevoice.__main__", "sensevoice.demo",
+              "sensevoice.batch", "sensevoice.batchio", "sensevoice.raybatch", "sensevoice.export_command", "sensevoice.download",
               "sensevoice.serve"),
     "wings": ("sensevoice.bench", "sensevoice.training"),
 }
-# model.py is self-contained for FunASR (it loads the file alone); the package's optional parts it uses are
-# imported inside the function that needs them, and model.py says so there (see its comments).
-LAZY_OPTIONAL = {("model", "sensevoice.backends"): "backend= other than PyTorch fp32",
-                 ("model", "sensevoice.decoding"): "beam search, hotwords, restrict_language, tag_topk",
-                 ("model", "sensevoice.export"): "AutoModel.export (ONNX)"}
+# model.py on its own builds the model, refuses a model.pt that is not data and greedily decodes arrays for FunASR
+# (it loads the file alone); the package's parts it uses beyond that are imported inside the function that needs
+# them, and model.py says so there and in its docstring.
+LAZY_OPTIONAL = {("model", "sensevoice.audio"): "inputs that are paths, URLs or bytes (read_audio)",
+                 ("model", "sensevoice.backends"): "backend= other than PyTorch fp32",
+                 ("model", "sensevoice.checkpoint"): "SenseVoiceSmall.from_pretrained's strict, memory-mapped load",
+                 ("model", "sensevoice.decoding"): "beam search, hotwords (and FunASR's hotword= file), "
+                                                   "restrict_language, tag_topk",
+                 ("model", "sensevoice.export"): "AutoModel.export (ONNX)",
+                 ("model", "sensevoice.timestamps"): "output_timestamp=True: word grouping and times"}
 
 
 def module_name(path: Path) -> str:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import model as sv
+from sensevoice.checkpoint import load_checkpoint
 from testkit import ROOT, TINY_ENCODER
 from helpers import load_parts
 from oracle import build_oracle
@@ -74,7 +75,7 @@ def test_strict_loading_names_missing_and_mismatched_keys(tiny_dir, tmp_path):
     broken["ctc.ctc_lo.bias"] = torch.zeros(3)
     torch.save(broken, tmp_path / "model.pt")
     with pytest.raises(ValueError) as err:
-        sv.load_checkpoint(model, str(tmp_path / "model.pt"))
+        load_checkpoint(model, str(tmp_path / "model.pt"))
     assert "encoder.tp_norm.weight" in str(err.value) and "ctc.ctc_lo.bias" in str(err.value)
 
 
@@ -82,7 +83,7 @@ def test_loading_accepts_wrapped_checkpoints(tiny_dir, tmp_path):
     model, _, _, _ = load_parts(tiny_dir)
     state = {f"module.{k}": v + 1 for k, v in model.state_dict().items()}
     torch.save({"state_dict": state}, tmp_path / "model.pt")
-    sv.load_checkpoint(model, str(tmp_path / "model.pt"))
+    load_checkpoint(model, str(tmp_path / "model.pt"))
     assert torch.equal(model.embed.weight, state["module.embed.weight"])
 
 
@@ -96,7 +97,7 @@ def test_loading_keeps_no_second_resident_copy_of_the_checkpoint(tmp_path):
     checkpoint_mb = (tmp_path / "model.pt").stat().st_size / 2**20
     bench_long.reset_peak_rss()
     before = bench_long.rss_mb()["VmRSS"]
-    sv.load_checkpoint(layers, str(tmp_path / "model.pt"))
+    load_checkpoint(layers, str(tmp_path / "model.pt"))
     growth = bench_long.rss_mb()["VmHWM"] - before
     state = layers.state_dict()
     assert all(torch.equal(state[k], v) for k, v in expected.items())
@@ -119,16 +120,19 @@ def test_importing_model_py_after_the_builtin_makes_ours_the_registered_class():
 
 
 def test_model_py_imports_nothing_but_stdlib_numpy_torch_funasr():
-    """FunASR imports model.py alone, by path. The exceptions are the optional features' boundaries: the sensevoice
-    package beside it is imported inside a function, only for what the default path never needs (another backend:
-    SenseVoiceSmall.scorer; a search beyond greedy: decode_scores; FunASR's AutoModel.export: SenseVoiceSmall.export)."""
+    """FunASR imports model.py alone, by path. The exceptions are the boundaries of what model.py alone does not do:
+    the sensevoice package beside it is imported inside a function, only for what greedy fp32 decoding of arrays never
+    needs (another backend: SenseVoiceSmall.scorer; a search beyond greedy: decode_scores; FunASR's hotword=:
+    DecodingOptions.from_kwargs; timestamps: describe_path; paths, URLs and bytes: read_audio; the strict loader:
+    SenseVoiceSmall.from_pretrained; FunASR's AutoModel.export: SenseVoiceSmall.export)."""
     import ast
 
     tree = ast.parse((ROOT / "model.py").read_text())
-    functions = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
-    lazy = {id(node): name for name in ("scorer", "decode_scores", "export") for node in ast.walk(functions[name])
-            if isinstance(node, ast.ImportFrom) and node.module == "sensevoice"}
-    assert sorted(lazy.values()) == ["decode_scores", "export", "scorer"]
+    functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
+    boundaries = ["decode_scores", "describe_path", "export", "from_kwargs", "from_pretrained", "read_audio", "scorer"]
+    lazy = {id(node): function.name for function in functions if function.name in boundaries
+            for node in ast.walk(function) if isinstance(node, ast.ImportFrom) and node.module == "sensevoice"}
+    assert sorted(lazy.values()) == boundaries
     roots = set()
     for node in ast.walk(tree):
         if id(node) in lazy:
@@ -143,8 +147,8 @@ def test_model_py_imports_nothing_but_stdlib_numpy_torch_funasr():
 
 
 def test_default_backend_needs_no_sensevoice_package(tiny_dir):
-    """model.py on its own (the sensevoice package unimportable): the default backend decodes, another backend
-    says which package it needs."""
+    """model.py on its own (the sensevoice package unimportable): the default backend decodes an array; another
+    backend, and a file input, say which package they need."""
     code = (
         "import sys; sys.modules['sensevoice'] = None\n"
         "from funasr import AutoModel\n"
@@ -155,10 +159,15 @@ def test_default_backend_needs_no_sensevoice_package(tiny_dir):
         "try:\n"
         "    m.generate(input=np.zeros(16000, np.float32), backend='onnxruntime')\n"
         "except ImportError as err:\n"
-        "    print('ERROR', err)\n")
+        "    print('ERROR', err)\n"
+        "try:\n"
+        f"    m.generate(input={str(tiny_dir / 'model.pt')!r})\n"
+        "except ImportError as err:\n"
+        "    print('FILE', err)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tiny_dir, timeout=300)
     assert "TEXT str" in done.stdout, done.stderr[-2000:]
     assert "ERROR backend='onnxruntime' precision='fp32' needs the sensevoice package" in done.stdout
+    assert "reading audio files, URLs and bytes needs the sensevoice package" in done.stdout, done.stdout
 
 
 def test_random_weight_directory_is_refused(tiny_dir, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import model as sv
+from sensevoice.timestamps import group_words
 from testkit import speechlike
 from helpers import load_parts
 
@@ -92,7 +93,7 @@ def test_a_bare_word_boundary_piece_starts_the_next_word():
     """sentencepiece may emit "▁" alone before a piece: "▁on ▁ the ▁ 26 th" is on / the / 26th, not "onthe26th"."""
     pieces = ["\u2581on", "\u2581", "the", "\u2581", "26", "th", "\u2581", "你", "好"]
     spans = [[i * 10, i * 10 + 5] for i in range(len(pieces))]
-    words, word_spans = sv.group_words(pieces, spans)
+    words, word_spans = group_words(pieces, spans)
     assert words == ["on", "the", "26th", "你", "好"]
     assert word_spans == [[0, 5], [20, 25], [40, 55], [70, 75], [80, 85]]
 

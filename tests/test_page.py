@@ -119,9 +119,9 @@ def test_badges_show_their_icon_or_their_text(driver, tiny_dir):
 @pytest.fixture(scope="module")
 def two_speakers(official, tmp_path_factory):
     """Real speech of two people: the official en.mp3 and zh.mp3 with 2 s of silence between them."""
-    import model as sv
+    from sensevoice.audio import load_audio
 
-    waves = [sv.load_audio(str(official / "example" / name), name).numpy() for name in ("en.mp3", "zh.mp3")]
+    waves = [load_audio(str(official / "example" / name), name).numpy() for name in ("en.mp3", "zh.mp3")]
     path = tmp_path_factory.mktemp("speakers") / "two_speakers.wav"
     soundfile.write(path, np.concatenate([waves[0], np.zeros(32000, np.float32), waves[1]]), 16000)
     return path

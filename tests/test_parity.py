@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import model as sv
+from sensevoice.audio import load_audio
 from testkit import OFFICIAL_LANGS, speechlike
 from helpers import load_parts
 from oracle import build_oracle, oracle_decode
@@ -35,7 +36,7 @@ def compare(model, oracle, tokenizer, feats, lens, keys, **options):
 def official_batch(official_dir, official):
     model, tokenizer, frontend, config = load_parts(official_dir)
     # Real speech, cropped to 1.5-3.5 s (different lengths: a padded batch) to keep 16 official-size runs quick.
-    clips = [sv.load_audio(str(official / "example" / f"{lang}.mp3"), lang)[: int((1.5 + 0.5 * i) * 16000)]
+    clips = [load_audio(str(official / "example" / f"{lang}.mp3"), lang)[: int((1.5 + 0.5 * i) * 16000)]
              for i, lang in enumerate(OFFICIAL_LANGS)]
     feats, lens = model.extract_features(clips, list(OFFICIAL_LANGS), frontend, 16000)
     assert len(set(lens.tolist())) > 1, "the batch must be padded (clips of different lengths)"

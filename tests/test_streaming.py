@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 import model as sv
+from sensevoice.audio import load_audio
 from sensevoice import cli, modeldir
 from sensevoice.pipeline import Prepared, Transcriber
 from sensevoice.serve import fields
@@ -596,7 +597,7 @@ def two_speakers(official) -> tuple[bytes, list[tuple[int, int, str]]]:
     each), as 16-bit PCM, and each clip's [start_ms, end_ms) with its speaker's name."""
     parts, turns, at = [], [], 0
     for name in ("en.mp3", "zh.mp3", "en.mp3"):
-        wave = sv.load_audio(str(official / "example" / name), name).numpy()
+        wave = load_audio(str(official / "example" / name), name).numpy()
         turns.append((at, at + len(wave) // 16, name))
         parts += [wave, np.zeros(32000, np.float32)]
         at += len(wave) // 16 + 2000

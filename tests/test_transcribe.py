@@ -11,6 +11,7 @@ import pytest
 import soundfile
 
 import model as sv
+from sensevoice.audio import load_audio
 from testkit import speechlike
 from helpers_long import BURSTS_S, DEMO_DIR, assert_spans_ordered, long_speechlike, needs_demo
 from sensevoice import pipeline as tr
@@ -63,7 +64,7 @@ def runs(tiny, long_wav):
 @pytest.fixture(scope="module")
 def alone(tiny, long_wav, runs):
     """Reference: each VAD segment decoded on its own straight through model.inference (segment-relative)."""
-    wave = sv.load_audio(str(long_wav), "long").numpy()
+    wave = load_audio(str(long_wav), "long").numpy()
     references = []
     for segment in runs[1][0].segments:
         piece = wave[segment.start_ms * 16:segment.end_ms * 16]
@@ -185,8 +186,8 @@ def test_bad_input_names_it(tiny, tmp_path):
 @pytest.mark.slow
 def test_batch_size_s_never_changes_the_transcript_official_size(official_dir, official, tmp_path):
     """Random official-size weights on real speech: three example clips and 16 s of news, 2.5 s apart."""
-    clips = [sv.load_audio(str(official / "example" / f"{lang}.mp3"), lang).numpy() for lang in ("ko", "yue", "zh")]
-    clips.append(sv.load_audio(str(official / "example" / "enNews.wav"), "news").numpy()[:16 * 16000])
+    clips = [load_audio(str(official / "example" / f"{lang}.mp3"), lang).numpy() for lang in ("ko", "yue", "zh")]
+    clips.append(load_audio(str(official / "example" / "enNews.wav"), "news").numpy()[:16 * 16000])
     gap = np.zeros(int(2.5 * 16000), np.float32)
     path = tmp_path / "examples.wav"
     soundfile.write(path, np.concatenate([gap] + [x for clip in clips for x in (clip, gap)]), 16000)

@@ -12,6 +12,7 @@ import pytest
 import soundfile
 
 import model as sv
+from sensevoice.audio import load_audio
 from testkit import ROOT
 from helpers_long import BURSTS_S, long_speechlike
 from sensevoice import vad
@@ -154,7 +155,7 @@ def test_segments_equal_funasr_fsmn_vad_pipeline_on_official_clips(detector, off
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     expected = funasr_vad_pipeline(official / "fsmn-vad").generate(str(path))[0]["value"]
-    ours = detector.segments(sv.load_audio(str(path), clip).numpy())
+    ours = detector.segments(load_audio(str(path), clip).numpy())
     assert ours == [tuple(s) for s in expected]
     check_segments(ours, soundfile.info(str(path)).duration * 1000)
 
@@ -165,7 +166,7 @@ def test_segments_equal_funasr_pipeline_on_synthetic_clips(detector, tmp_path):
     path = tmp_path / "long.wav"
     soundfile.write(path, wave, 16000)
     expected = funasr_vad_pipeline(vad.fsmn_vad_dir()).generate(str(path))[0]["value"]
-    ours = detector.segments(sv.load_audio(str(path), "long").numpy())
+    ours = detector.segments(load_audio(str(path), "long").numpy())
     assert ours == [tuple(s) for s in expected]
     check_segments(ours, len(wave) / 16)
     for start, end in bursts:  # every burst is (mostly) inside the speech segments

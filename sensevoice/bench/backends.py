@@ -225,7 +225,9 @@ class PipelineRunner:
         self.options = sv.DecodingOptions(language=plan.language, textnorm="withitn" if plan.use_itn else "woitn")
 
     def load_audio(self, path: str):
-        return self.sv.load_audio(path, path).numpy()
+        from sensevoice.audio import load_audio
+
+        return load_audio(path, path).numpy()
 
     def features(self, wave):
         feats = self.transcriber.features(wave, "x")

@@ -19,6 +19,7 @@ from typing import Iterable
 import numpy as np
 
 import model as sv
+from sensevoice.audio import load_audio
 from sensevoice import REPO_ROOT
 from sensevoice.modeldir import DEMO_DIR
 from sensevoice.door import module_main
@@ -38,7 +39,7 @@ def hotwords(n: int) -> tuple[str, ...]:
 
 
 def clip() -> np.ndarray:
-    waves = [sv.load_audio(str(p), p.name).numpy() for p in sorted((REPO_ROOT / "examples").glob("*.flac"))]
+    waves = [load_audio(str(p), p.name).numpy() for p in sorted((REPO_ROOT / "examples").glob("*.flac"))]
     wave = np.concatenate(waves * 4)
     return wave[: CLIP_S * sv.SAMPLE_RATE]
 

@@ -90,7 +90,7 @@ def vad_spans(vad, wave: np.ndarray) -> list[tuple[int, int]]:
 
 def official_speakers(vad, split: str) -> list[Speaker]:
     """The official clips' speakers, each cut to the part of its clip that ``split`` may use."""
-    import model as sv
+    from sensevoice.audio import load_audio
     from sensevoice.modeldir import official_dir
 
     folder = official_dir()
@@ -98,7 +98,7 @@ def official_speakers(vad, split: str) -> list[Speaker]:
         raise SystemExit("the official example clips are absent (../shared/official/example)")
     speakers = []
     for name, clip in OFFICIAL_SPEAKERS.items():
-        wave = sv.load_audio(str(folder / "example" / clip), clip).numpy()
+        wave = load_audio(str(folder / "example" / clip), clip).numpy()
         start_ms, end_ms = SPLIT_CLIP_MS[split].get(name, (0, len(wave) * 1000 // FS))
         wave = wave[start_ms * FS // 1000:end_ms * FS // 1000]
         speakers.append(Speaker(name, wave, vad_spans(vad, wave)))
@@ -283,6 +283,7 @@ def speed(minutes: float, threads: int, repeats: int) -> dict:
     from contextlib import redirect_stdout
 
     import model as sv
+    from sensevoice.audio import load_audio
     from sensevoice.diarize import DiarizationOptions
     from sensevoice.pipeline import Transcriber
 
@@ -299,7 +300,7 @@ def speed(minutes: float, threads: int, repeats: int) -> dict:
             times[name].append(time.perf_counter() - t0)
     # The diarization step alone (what --diarize adds to prepare), timed apart: on a shared machine the difference
     # of two whole runs swings with other jobs more than by diarization's share.
-    wave = sv.load_audio(str(audio), audio.stem).numpy()
+    wave = load_audio(str(audio), audio.stem).numpy()
     spans = transcriber.vad.segments(wave)
     alone = []
     for _ in range(repeats):
@@ -347,13 +348,13 @@ def overhead(minutes: float, threads: int, repeats: int) -> dict:
 
 def memory(minutes: float, threads: int) -> dict:
     """Peak RSS of preparing an N-minute file (decode, VAD, features) without and then with diarization."""
-    import model as sv
+    from sensevoice.audio import load_audio
     from sensevoice.diarize import DiarizationOptions
 
     audio = build_long_file(DATA_DIR / f"official_{minutes:g}min.wav", minutes, "official")
     transcriber = prepare_only_transcriber(threads)
     transcriber.diarizer.encoder
-    wave = sv.load_audio(str(audio), audio.stem).numpy()
+    wave = load_audio(str(audio), audio.stem).numpy()
     out = {"audio_s": round(len(wave) / FS, 1), "waveform_mb": round(wave.nbytes / 2**20, 1)}
     for name, diarization in (("plain", None), ("diarized", DiarizationOptions())):
         reset_peak_rss()

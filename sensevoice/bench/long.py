@@ -58,13 +58,13 @@ def synthetic_clip(seconds: float, rng: np.random.Generator) -> np.ndarray:
 def clip_source(source: str, rng: np.random.Generator):
     """An endless stream of 16 kHz clips: the official examples in turn, or synthetic ones."""
     if source == "official":
-        import model as sv
+        from sensevoice.audio import load_audio
         from sensevoice.modeldir import official_dir
 
         folder = official_dir()
         if folder is None:
             raise SystemExit("the official example clips are absent; use --source synthetic")
-        clips = [sv.load_audio(str(folder / "example" / name), name).numpy() for name in EXAMPLE_CLIPS]
+        clips = [load_audio(str(folder / "example" / name), name).numpy() for name in EXAMPLE_CLIPS]
         while True:
             yield from clips
     while True:

@@ -114,14 +114,14 @@ def synthetic_speech(seconds: float, seed: int = 0) -> np.ndarray:
 
 def source_speech() -> tuple[np.ndarray, str]:
     """16 kHz speech to cut clips from: the official long examples back to back (real speech), else synthetic."""
-    import model as sv
     from sensevoice import modeldir
+    from sensevoice.audio import load_audio
 
     official = modeldir.official_dir()
     if official is None:
         return synthetic_speech(140.0), "synthetic speech-like audio"
     names = ("enNews.wav", "vad_example.wav")
-    parts = [sv.load_audio(str(official / "example" / n), n).numpy() for n in names]
+    parts = [load_audio(str(official / "example" / n), n).numpy() for n in names]
     gap = np.zeros(bb.SAMPLE_RATE, np.float32)
     return np.concatenate([parts[0], gap, parts[1]]), f"official examples {' + '.join(names)} (real speech)"
 

@@ -39,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 import model as sv
+from sensevoice.audio import is_audio_file, load_audio
 from sensevoice.modeldir import ModelIdentity
 from sensevoice.serve import fields, formats
 from sensevoice.serve.fields import ApiError, error_response
@@ -55,7 +56,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 UPLOAD_RATE_GRACE_S = 5.0  # seconds of waiting a request body gets before its average rate counts (Kestrel's)
 MAX_FILES = 64  # uploads in one /api/v1/asr request
 MAX_FIELDS = 64  # form fields in one request
-AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")  # what uploads may hold (model.load_audio; the page shows them)
+AUDIO_FORMATS = ("wav", "flac", "ogg", "mp3")  # what uploads may hold (audio.load_audio; the page shows them)
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,10 @@ def decode_upload(data: bytes, key: str):
     must be refused instead of transcribed as noise."""
     if not data:
         raise sv.AudioInputError(f"{key}: the file is empty (0 bytes)")
-    if not sv.is_audio_file(data):
+    if not is_audio_file(data):
         raise sv.AudioInputError(f"{key}: not an audio file (starts with {data[:8]!r}); accepted: wav, flac, ogg, "
                                  "mp3 (any sample rate, mono or multichannel)")
-    return sv.load_audio(data, key).numpy()
+    return load_audio(data, key).numpy()
 
 
 # ----------------------------------------------------------------------------------------------- middleware

@@ -43,8 +43,8 @@ from typing import Callable
 import numpy as np
 from torch import Tensor
 
-import model as sv
 from sensevoice import diarize
+from sensevoice.audio import CONTAINER_MAGIC
 from sensevoice.pipeline import SAMPLES_PER_MS, Prepared
 from sensevoice.vad import VadStream
 
@@ -277,4 +277,4 @@ def pcm16_to_float(data: bytes) -> np.ndarray:
 def looks_like_container(data: bytes) -> bool:
     """A file header (WAV, FLAC, Ogg, MP3 with ID3, MP4) where raw PCM samples were expected. Only magics of 3+ bytes:
     MP3's 2-byte frame sync is also a plausible first PCM sample."""
-    return data.startswith(tuple(m for m in sv.CONTAINER_MAGIC if len(m) >= 3)) or data[4:8] == b"ftyp"
+    return data.startswith(tuple(m for m in CONTAINER_MAGIC if len(m) >= 3)) or data[4:8] == b"ftyp"

@@ -64,6 +64,7 @@ import soxr
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import model as sv
+from sensevoice.audio import load_audio
 from sensevoice.diarize import DiarizationOptions
 from sensevoice.pipeline import Prepared
 from sensevoice.result import Segment, Transcript
@@ -449,7 +450,7 @@ class Utterance:
         data = b"".join(self.inbox)
         self.inbox.clear()
         try:
-            return sv.load_audio(data, self.settings.wav_name).numpy()
+            return load_audio(data, self.settings.wav_name).numpy()
         except sv.AudioInputError as err:
             raise StreamError(f"wav_format 'others': {err}", CLOSE_UNSUPPORTED) from None
 

@@ -29,7 +29,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-import model as sv
+from sensevoice.audio import load_audio
 from sensevoice import modeldir
 from sensevoice.door import module_main
 from sensevoice.modeldir import ModelDir
@@ -50,7 +50,7 @@ def corpus_cmvn(jsonl: Path, out: Path, sample: int = 2000, seed: int = 0) -> Pa
     rows = random.Random(seed).sample(rows, min(sample, len(rows)))
     total, total_sq, count = 0.0, 0.0, 0
     for row in tqdm(rows, desc="cmvn", unit="utt"):
-        wave = sv.load_audio(row["source"], row["key"])
+        wave = load_audio(row["source"], row["key"])
         feats, _ = frontend(wave[None], torch.tensor([wave.numel()]))
         feats = feats[0].double()
         total = total + feats.sum(0)
