@@ -208,9 +208,15 @@ def start_ray(args: argparse.Namespace) -> bool:
     if args.address is None:
         cpus = os.cpu_count() or 1
         # Model actors take one logical CPU each on top of the machine's: the prepare tasks keep a CPU apiece.
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-        ray.init(address="local", num_cpus=cpus + (args.actors or max(1, cpus // 2)), include_dashboard=False,
-                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=args.verbose, logging_level="ERROR")
+        # The local Ray's processes import model and sensevoice from here; this process's own environment is left
+        # as it was (a batch run inside a notebook or the tests must not change what later subprocesses import).
+        old = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), old]))
+        try:
+            ray.init(address="local", num_cpus=cpus + (args.actors or max(1, cpus // 2)), include_dashboard=False,
+                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=args.verbose, logging_level="ERROR")
+        finally:
+            os.environ.pop("PYTHONPATH") if old is None else os.environ.update(PYTHONPATH=old)
     else:
         runtime_env = {"working_dir": str(args.working_dir)} if args.working_dir else None
         ray.init(address=args.address, runtime_env=runtime_env, log_to_driver=args.verbose, logging_level="ERROR")

@@ -4,6 +4,7 @@ turns, segment labelling, the pipeline and the transcribe door, bad inputs."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -280,7 +281,9 @@ def test_batch_diarize_writes_transcribe_s_speakers_and_refuses_other_speaker_op
     del doc["cues"]
     assert doc["speakers"] == ["S1", "S2"] and len(doc["word_speaker"]) == len(doc["words"])
     out = tmp_path / "out"
+    environment = dict(os.environ)
     assert main(["batch", str(tmp_path / "in"), "-o", str(out), "-f", "parquet", "--actors", "1", *common]) == 0
+    assert dict(os.environ) == environment  # its local Ray's PYTHONPATH does not leak into later subprocesses
     [row] = batchio.read_output(out)
     assert {k: v for k, v in row.items() if k not in ("source", "duration_s", "model", "options")} == doc
     assert {s["speaker"] for s in row["segments"]} == {"S1", "S2"}
