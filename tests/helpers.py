@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-import model as sv
 from testkit import speechlike
 from sensevoice.modeldir import ModelDir
 from sensevoice.decoding import ctc_greedy
