@@ -5,26 +5,20 @@ Pipeline: 80-mel fbank -> LFR (7 frames, stride 6) -> CMVN -> four prompt frames
 text-norm) prepended -> SAN-M encoder -> CTC over the sentencepiece vocabulary. The first four decoded tokens
 are the rich tags, e.g. ``<|en|><|NEUTRAL|><|Speech|><|woitn|>hello``.
 
-FunASR imports this file by path (``remote_code="./model.py"``), so it depends on stdlib, numpy, torch and
-funasr only, and on its own builds the model, refuses a model.pt that is not plain data, and decodes arrays and
-tensors greedily in PyTorch fp32 (tests/test_model_build.py keeps it so). What else it does is the ``sensevoice``
-package's, which ships beside it (FunASR puts this file's folder on sys.path); each is imported lazily, inside the
-function that needs it:
-``read_audio`` imports ``sensevoice.audio`` for an input that is a path, URL or bytes (arrays need nothing);
-``decode_scores`` imports ``sensevoice.decoding`` for beam search, hotwords, restrict_language and tag_topk, and
-``DecodingOptions.from_kwargs`` for FunASR's ``hotword=`` (a file or a string); ``describe_path`` imports
-``sensevoice.timestamps`` for ``output_timestamp=True`` (word grouping, word probabilities);
-``SenseVoiceSmall.scorer`` imports ``sensevoice.backends`` for a backend other than PyTorch fp32;
-``SenseVoiceSmall.export`` imports ``sensevoice.export`` for FunASR's ``AutoModel.export``; and
-``SenseVoiceSmall.from_pretrained`` imports ``sensevoice.checkpoint`` for its strict, memory-mapped loading.
-tests/test_layers.py lists them (LAZY_OPTIONAL).
+FunASR imports this file by path (``remote_code="./model.py"``): on its own (stdlib, numpy, torch, funasr) it builds
+the network from config.yaml, refuses a model.pt that is not plain data (``read_checkpoint``) and computes the CTC
+scores of prompt + features (``ctc_logprobs``); tests/test_model_build.py keeps it so. The rest is the ``sensevoice``
+package's, which ships beside this file (FunASR puts its folder on sys.path; pip installs both), imported lazily
+where needed, with an ImportError naming the package when it is missing (``missing_package``); tests/test_layers.py
+lists them (LAZY_OPTIONAL): ``transcripts`` (inference: scores -> results), ``audio`` (extract_features: the audio
+loader), ``decoding`` (from_kwargs: FunASR's hotword=), ``training.objective`` (forward: the training loss),
+``backends`` (scorer: all but PyTorch fp32), ``export`` (export) and ``checkpoint`` (from_pretrained: strict loading).
 Checkpoint keys and shapes follow the official release, so its ``model.pt`` loads unmodified.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import os
 import pickle
@@ -41,14 +35,11 @@ from torch import Tensor, nn
 
 from funasr.register import tables
 
-log = logging.getLogger(__name__)
-
 # ----------------------------------------------------------------------------------------------- constants
 SAMPLE_RATE = 16000  # Hz, what the frontend expects
 FRAME_SHIFT_MS = 10  # fbank hop
 LFR_STRIDE = 6  # low-frame-rate stacking stride (lfr_n)
 ENC_FRAME_MS = FRAME_SHIFT_MS * LFR_STRIDE  # 60 ms per encoder frame
-MIN_SAMPLES = 400  # one 25 ms analysis window; shorter audio is zero-padded to it
 N_PROMPT = 4  # prompt frames prepended to the features: language, event, emotion, text-norm
 
 LANGUAGES = ("auto", "zh", "en", "yue", "ja", "ko", "nospeech")
@@ -64,7 +55,6 @@ PROMPT_ROWS = {"auto": 0, "event": 1, "emotion": 2, "zh": 3, "en": 4, "yue": 7, 
 N_PROMPT_ROWS = 16
 
 TAG_RE = re.compile(r"<\|([^|]*)\|>")
-LEADING_TAGS_RE = re.compile(r"(?:\s*<\|[^|]*\|>)*")
 
 
 def tag(name: str) -> str:
@@ -148,13 +138,6 @@ class SpecialTokens:
             names={i: m.group(1) for piece, i in index.items() if (m := TAG_RE.fullmatch(piece))},
             pieces=tuple(pieces),
         )
-
-    def prompt_row(self, token_id: int) -> int:
-        """Prompt-embedding row for a language or text-norm target token (training)."""
-        for name, i in (*self.language.items(), *self.textnorm.items()):
-            if i == token_id:
-                return PROMPT_ROWS[name]
-        raise ValueError(f"token id {token_id} is not a language or text-norm tag")
 
 
 def tokenizer_pieces(tokenizer: Any) -> list[str]:
@@ -241,27 +224,16 @@ def _check_option(spec: Any, value: Any) -> Any:
 
 
 def option(default: Any, help: str, **spec: Any) -> Any:
-    """A field of DecodingOptions: its default, one line of help, and how the front doors take it. Every door
-    derives its flags and fields from these (sensevoice/optionspec.py; the CLI reads them from this file's source,
-    without importing torch, so ``spec`` holds literals or names of this file's constants). ``spec`` keys:
-
-    range=(low, high)          numbers: the accepted interval (high None: no upper bound)
-    choices=, aliases=         strings: the accepted values, and other spellings of them ({alias: value})
-    as_flag=(on, off)          a string the doors take as a yes/no flag (textnorm: ``--itn``, ``use_itn``)
-    names={door: name}         a door's own spelling ("cli": "--itn", "form": HTTP form, "stream": WebSocket);
-                               default: the field name (``--field-name`` on the command line)
-    metavar=                   the command line's placeholder for the value
-    per_request=True           the service takes it with each request only (no server-wide flag)
-    doors=False                each door sets it from its input or output format: no flag or field of its own
-    """
+    """A field of DecodingOptions: its default, one line of help, and how the front doors take it (``spec``'s
+    keys: sensevoice/optionspec.py). Every door derives its flags and fields from these; the CLI reads them from
+    this file's source, without importing torch, so ``spec`` holds literals or names of this file's constants."""
     return field(default=default, metadata={"help": help, **spec})
 
 
 @dataclass(frozen=True)
 class DecodingOptions:
     """How to decode: the one options type of every front door (CLI, service, batch, AutoModel kwargs), validated
-    on construction from each field's declaration. ``from_kwargs`` reads FunASR's spellings (``use_itn``,
-    ``text_norm``, ``hotword``); other runtime kwargs of FunASR pass through untouched. A new option is one
+    on construction from each field's declaration; ``from_kwargs`` reads FunASR's spellings. A new option is one
     field here: every door gets it (tests/test_options.py adds one to a copy of this type)."""
 
     language: str = option("auto", "forced language prompt (auto: detected per segment)", choices=LANGUAGES,
@@ -270,9 +242,7 @@ class DecodingOptions:
                            as_flag=("withitn", "woitn"), names={"cli": "--itn", "form": "use_itn", "stream": "itn"},
                            per_request=True)
     ban_emo_unk: bool = option(False, "never output <|EMO_UNKNOWN|>: every speech segment gets one of the emotions")
-    # Subtracted from the blank's score on every speech frame before the greedy search (sherpa-onnx's
-    # blank_penalty): an under-confident model drops short words, and a penalty trades those deletions for
-    # insertions. 0 is plain greedy CTC, token for token what FunASR's own SenseVoiceSmall decodes.
+    # sherpa-onnx's blank_penalty: an under-confident model drops short words; the tag frames are left alone.
     blank_penalty: float = option(0.0, "subtract X from the CTC blank's score before greedy decoding: X > 0 trades "
                                   "dropped short words for insertions (0: plain greedy CTC, as FunASR decodes)",
                                   range=(0, None), metavar="X")
@@ -280,11 +250,10 @@ class DecodingOptions:
                                     doors=False)
     fs: int = option(SAMPLE_RATE, "sample rate of array/tensor inputs in Hz (files carry their own)",
                      range=(1, None), doors=False)
-    # The options below decode with sensevoice/decoding.py (imported only when one of them is set).
+    # The options below search beyond the greedy path (sensevoice/decoding.py's search).
     beam_size: int = option(1, "CTC prefix beam search with N prefixes (1: greedy, as FunASR decodes; "
                             "hotwords search with at least 4, HOTWORD_BEAM)", range=(1, MAX_BEAM), metavar="N")
-    # Contextual biasing: ((phrase, weight or None for hotword_weight), ...); from_kwargs also reads FunASR's
-    # ``hotword`` (space-separated words, or a file with one phrase per line, optionally followed by a weight).
+    # ((phrase, weight or None: hotword_weight), ...); from_kwargs also reads FunASR's ``hotword`` (a file or words).
     hotwords: tuple = option((), "bias decoding towards these phrases: a file with one phrase per line (a trailing "
                              "number is its weight) or space-separated words", metavar="FILE|WORDS")
     hotword_weight: float = option(2.0, "bonus in nats per matched piece of a hotword, taken back if the match fails",
@@ -304,13 +273,13 @@ class DecodingOptions:
 
     @property
     def searches(self) -> bool:
-        """Whether decoding needs sensevoice/decoding.py (anything beyond FunASR's greedy search)."""
+        """Whether decoding needs more than FunASR's greedy search (sensevoice/decoding.py's search)."""
         return self.beam_size > 1 or bool(self.hotwords) or self.restrict_language or self.tag_topk > 0
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> "DecodingOptions":
         """From FunASR-style keyword arguments: every field by its name, ``use_itn`` (bool) or
-        ``textnorm``/``text_norm``, and FunASR's ``hotword``."""
+        ``textnorm``/``text_norm``, and FunASR's ``hotword``; FunASR's other runtime kwargs pass through."""
         use_itn = kwargs.get("use_itn")
         textnorm = kwargs.get("textnorm", kwargs.get("text_norm"))
         if use_itn is not None:
@@ -323,8 +292,10 @@ class DecodingOptions:
         if kwargs.get("hotword") is not None:  # FunASR's spelling (contextual Paraformer)
             if "hotwords" in kwargs:
                 raise ValueError("pass hotword= (FunASR's spelling) or hotwords=, not both")
-            from sensevoice import decoding  # hotwords decode there too; this reads FunASR's file or string form
-
+            try:  # hotwords decode there too; this reads FunASR's file or string form
+                from sensevoice import decoding
+            except ImportError as err:
+                raise missing_package("hotword=", err) from err
             values["hotwords"] = decoding.read_hotwords(kwargs["hotword"])
         return cls(**{**values, "textnorm": textnorm})
 
@@ -507,183 +478,12 @@ class CTCHead(nn.Module):
         return self.ctc_lo(x)
 
 
-# ----------------------------------------------------------------------------------------------- decoding
-def apply_decoding_options(scores: Tensor, options: DecodingOptions, special: SpecialTokens) -> Tensor:
-    """(B, 4 + T, V) CTC log-probs or raw logits (greedy search picks the same from either), changed in place
-    by the options that reshape them: the emotion ban, and the blank penalty on speech frames (the four tag
-    frames are left alone)."""
-    if options.ban_emo_unk:
-        scores[:, :, special.emotion_unknown] = -math.inf
-    if options.blank_penalty:
-        scores[:, N_PROMPT:, special.blank] -= options.blank_penalty
-    return scores
-
-
-def ctc_greedy(logp: Tensor, lens: Tensor, blank: int) -> list[list[tuple[int, int, int]]]:
-    """Best path per item: [(token, first_frame, end_frame)], repeats merged and blanks dropped."""
-    best = logp.argmax(dim=-1).cpu()  # (B, T)
-    paths = []
-    for row, n in zip(best, lens.tolist()):
-        row = row[:n]
-        tokens, counts = torch.unique_consecutive(row, return_counts=True)
-        ends = counts.cumsum(0)
-        paths.append([(t, e - c, e) for t, c, e in zip(tokens.tolist(), counts.tolist(), ends.tolist())
-                      if t != blank])
-    return paths
-
-
-def split_rich_text(text: str) -> dict[str, Any]:
-    """Structured view of rich text: the leading tags sorted into language/emotion/event/itn + clean text.
-
-    A missing tag is "" (not None): FunASR's VAD path merges segment results with ``+=``."""
-    fields: dict[str, Any] = {"language": "", "emotion": "", "event": "", "itn": ""}
-    events = []
-    leading = LEADING_TAGS_RE.match(text).group(0)  # tags inside the transcript are not the utterance's labels
-    for name in TAG_RE.findall(leading):
-        if name in LANGUAGES or name in ("zh/en", "en/zh"):
-            fields["language"] = fields["language"] or name
-        elif name in EMOTIONS:
-            fields["emotion"] = fields["emotion"] or name
-        elif name in TEXTNORMS:
-            fields["itn"] = fields["itn"] or name
-        else:
-            events.append(name)
-    fields["event"] = events[0] if events else ""
-    fields["clean_text"] = re.sub(r" {2,}", " ", TAG_RE.sub("", text)).strip()
-    return fields
-
-
-def path_confidence(scores: Tensor, lse: Tensor, blank_logp: np.ndarray, path: list[tuple[int, int, int]], n: int
-                    ) -> tuple[list[float], float]:
-    """Confidence of one decoded path over frames [0, n): each token's posterior (the highest frame posterior of its
-    piece over the frames it spans) and ``avg_logprob``, the mean log-posterior of the path's label (its piece or
-    the blank) over the text frames. scores: (4 + T, V) as the search saw them (only the blank's column may have
-    been changed), lse: (4 + T,) their log-normaliser, blank_logp: (4 + T,) the blank's unchanged log-posterior."""
-    frames = [f for _, s, e in path for f in range(s, e)]
-    labels = [t for t, s, e in path for _ in range(s, e)]
-    logp = (scores[frames, labels] - lse[frames]).cpu().numpy() if frames else np.zeros(0)  # (frames,)
-    bounds = np.cumsum([0] + [e - s for _, s, e in path])
-    token_logp = [float(logp[a:b].max()) for a, b in zip(bounds[:-1], bounds[1:])]
-    text = [(f, x) for f, x in zip(frames, logp.tolist()) if N_PROMPT <= f < n]
-    blank_sum = float(blank_logp[N_PROMPT:n].sum()) - float(sum(blank_logp[f] for f, _ in text))
-    avg = (blank_sum + sum(x for _, x in text)) / max(n - N_PROMPT, 1)
-    return [math.exp(x) for x in token_logp], avg
-
-
-def no_speech_prob(scores: Tensor, special: SpecialTokens) -> float:
-    """P(<|nospeech|>) on the language frame, the softmax restricted to the language tags."""
-    ids = list(special.language.values())
-    return float(scores[0, ids].float().softmax(-1)[ids.index(special.language["nospeech"])])
-
-
-def describe_path(path: list[tuple[int, int, int]], key: str, n_speech_frames: int, special: SpecialTokens,
-                  tokenizer: Any, output_timestamp: bool, probs: Sequence[float] | None = None) -> dict[str, Any]:
-    """One decoded path -> FunASR result: rich ``text`` plus structured fields (and timestamps, with the
-    tokens' and words' probabilities when ``probs`` gives each path token's: a word's is its pieces' minimum)."""
-    text = tokenizer.decode([t for t, _, _ in path])
-    result = {"key": key, "text": text, **split_rich_text(text)}
-    if output_timestamp:
-        from sensevoice import timestamps  # word grouping and times, only when asked for
-
-        result.update(timestamps.timestamp_fields(path, n_speech_frames, special, probs))
-    return result
-
-
-def decode_scores(scores: Tensor, lens: Tensor, keys: Sequence[str], options: DecodingOptions,
-                  special: SpecialTokens, tokenizer: Any) -> list[dict[str, Any]]:
-    """(B, 4 + T, V) CTC log-probs or raw logits of any backend, (B,) lengths -> one result per item, with its
-    confidence (``avg_logprob``, ``no_speech_prob``; per token and word with timestamps). The scores are changed in
-    place by the decoding options. Greedy unless the options ask for more (sensevoice/decoding.py)."""
-    lse = scores.logsumexp(dim=-1)  # (B, 4 + T): confidences are posteriors, from log-probs or logits alike
-    blank_logp = (scores[:, :, special.blank] - lse).float().cpu().numpy()  # (B, 4 + T), before a blank penalty
-    tag_probs: list[dict[str, Any]] = [{} for _ in keys]
-    if options.searches:
-        from sensevoice import decoding  # beam search, hotwords, script restriction, tag probabilities
-
-        paths, tag_probs = decoding.search(scores, lens, options, special, tokenizer)
-    else:
-        paths = ctc_greedy(apply_decoding_options(scores, options, special), lens, special.blank)
-    results = []
-    for b, (path, key, n) in enumerate(zip(paths, keys, lens.tolist())):
-        probs, avg = path_confidence(scores[b], lse[b], blank_logp[b], path, n)
-        result = describe_path(path, key, n - N_PROMPT, special, tokenizer, options.output_timestamp, probs)
-        result.update(avg_logprob=round(avg, 4), no_speech_prob=round(no_speech_prob(scores[b], special), 4),
-                      **tag_probs[b])
-        results.append(result)
-    return results
-
-
-# Per-utterance fields that FunASR's VAD path (AutoModel.inference_with_vad) would corrupt: it merges the results of
-# a file's segments key by key, joining keys with "text" in their name with a space, shifting the [start, end] spans
-# of keys that start with "timestamp" by the segment's start, and adding up everything else with ``+=`` (strings
-# concatenated, numbers summed). As one-entry lists they merge into one entry per segment.
-PER_SEGMENT_FIELDS = ("language", "emotion", "event", "itn", "avg_logprob", "no_speech_prob", "tag_probs")
-
-
-def mergeable_segment(result: Mapping[str, Any]) -> dict[str, Any]:
-    """One VAD segment's result in the shape FunASR's merge keeps right: PER_SEGMENT_FIELDS as one-entry lists, and
-    ``token_timestamp`` as ``timestamp_token`` (a name FunASR shifts onto the file's timeline, as ``timestamp``)."""
-    out = {name: [value] if name in PER_SEGMENT_FIELDS else value for name, value in result.items()}
-    if "token_timestamp" in out:
-        out["timestamp_token"] = out.pop("token_timestamp")
-    return out
-
-
-def correct_clean_text(results: Sequence[dict[str, Any]], kwargs: Mapping[str, Any]) -> None:
-    """FunASR's ``postprocess_hotwords`` corrects ``text`` after inference; the same correction of ``clean_text``."""
-    if kwargs.get("postprocess_hotwords") is None and not kwargs.get("postprocess_hotword_file"):
-        return
-    from funasr.utils.postprocess_hotwords import apply_postprocess_hotwords_to_results
-
-    corrected = apply_postprocess_hotwords_to_results([{"text": r["clean_text"]} for r in results], kwargs)
-    for result, fixed in zip(results, corrected):
-        result["clean_text"] = fixed["text"]
-
-
-# ----------------------------------------------------------------------------------------------- audio input
-class AudioInputError(ValueError):
-    """One input item could not be turned into 16 kHz mono audio; the message names the item."""
-
-
-def waveform(samples: np.ndarray | Tensor, fs: int, name: str) -> Tensor:
-    """Samples at ``fs`` Hz, (N,) or (C, N) / (N, C) float or int16/int32 -> (N,) float32 mono at 16 kHz, at
-    least MIN_SAMPLES long. Arrays and tensors come here directly; sensevoice/audio.py decodes files, URLs and
-    bytes into samples first (the one loader: every door calls it, ``inference`` for anything but arrays)."""
-    x = samples.detach().cpu().numpy() if isinstance(samples, Tensor) else samples
-    if x.dtype == np.int16:
-        x = x.astype(np.float32) / 32768.0
-    elif x.dtype == np.int32:
-        x = x.astype(np.float32) / 2147483648.0
-    elif not np.issubdtype(x.dtype, np.floating):
-        raise AudioInputError(f"{name}: array dtype {x.dtype} is not audio; use float32 in [-1, 1] or int16")
-    if x.ndim == 2:  # (C, N) or (N, C): channels are the short axis
-        x = x.mean(axis=0 if x.shape[0] <= x.shape[1] else 1)
-    elif x.ndim != 1:
-        raise AudioInputError(f"{name}: audio array has shape {x.shape}; expected (samples,) or (channels, samples)")
-    x = x.astype(np.float32, copy=False)
-    if x.size == 0:
-        raise AudioInputError(f"{name}: audio is empty (0 samples)")
-    if not np.isfinite(x).all():
-        raise AudioInputError(f"{name}: audio contains NaN or infinite samples")
-    wave = torch.from_numpy(np.ascontiguousarray(x))
-    if fs != SAMPLE_RATE:
-        import torchaudio.functional  # only needed for resampling
-
-        wave = torchaudio.functional.resample(wave, fs, SAMPLE_RATE)
-    if wave.numel() < MIN_SAMPLES:
-        wave = F.pad(wave, (0, MIN_SAMPLES - wave.numel()))
-    return wave
-
-
-def read_audio(item: Any, name: str) -> Tensor:
-    """A path, URL or bytes -> (N,) float32 mono at 16 kHz, by the package's loader (sensevoice/audio.py), imported
-    here because FunASR puts this file's folder, where the package ships, on sys.path; arrays need no package."""
-    try:
-        from sensevoice import audio
-    except ImportError as err:
-        raise ImportError(f"{name}: reading audio files, URLs and bytes needs the sensevoice package that ships "
-                          f"beside model.py (a 16 kHz array or tensor does not): {err}") from err
-    return audio.load_audio(item, name)
+# ----------------------------------------------------------------------------------------------- the package
+def missing_package(needed_for: str, err: ImportError) -> ImportError:
+    """The error of a lazy ``from sensevoice import ...`` that failed. FunASR loads this file alone, by path; the
+    package ships beside it (FunASR puts this file's folder on sys.path, and pip installs both)."""
+    return ImportError(f"{needed_for} needs the sensevoice package that ships beside model.py "
+                       f"(pip install it from the repository): {err}")
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -746,37 +546,14 @@ class SenseVoiceSmall(nn.Module):
     # ---- training -------------------------------------------------------------------------------------------
     def forward(self, speech: Tensor, speech_lengths: Tensor, text: Tensor, text_lengths: Tensor, **kwargs: Any
                 ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-        """Training loss: CTC on the text frames + label-smoothed CE on the four tag frames.
-
-        text: (B, L) = [language, emotion, event, itn] tag ids followed by the transcript ids, padded with
-        ignore_id. Returns (loss, stats, weight) as FunASR's trainer expects.
-        """
+        """Training loss, as FunASR's trainer calls it: (loss, stats, weight), from sensevoice/training/objective.py.
+        text: (B, L) = [language, emotion, event, itn] tag ids followed by the transcript ids, padded with ignore_id."""
+        try:
+            from sensevoice.training import objective  # lazily: model.py alone stops at the CTC scores
+        except ImportError as err:
+            raise missing_package("training", err) from err
         special = self._special(kwargs.get("tokenizer"))
-        speech_lengths = speech_lengths.reshape(speech_lengths.shape[0], -1)[:, 0]
-        text_lengths = text_lengths.reshape(text_lengths.shape[0], -1)[:, 0]
-        language_rows = torch.tensor([special.prompt_row(int(t)) for t in text[:, 0]], device=speech.device)
-        if self.training:  # language prompt dropout: 20 % of utterances learn to identify the language
-            language_rows = language_rows.masked_fill(torch.rand(len(language_rows), device=speech.device) < 0.2,
-                                                      PROMPT_ROWS["auto"])
-        textnorm_rows = torch.tensor([special.prompt_row(int(t)) for t in text[:, 3]], device=speech.device)
-        x, out_lens = self.encode(speech, speech_lengths, language_rows, textnorm_rows)
-        logits = self.ctc(x).float()  # (B, 4 + T, V)
-
-        targets = text[:, N_PROMPT:]
-        target_lens = text_lengths - N_PROMPT
-        logp = logits[:, N_PROMPT:].log_softmax(dim=-1).transpose(0, 1)  # (T, B, V)
-        loss_ctc = F.ctc_loss(logp, targets.clamp(min=0), out_lens - N_PROMPT, target_lens, blank=special.blank,
-                              reduction="sum", zero_infinity=True) / x.shape[0]
-        tag_logits = logits[:, :N_PROMPT]  # (B, 4, V)
-        loss_rich = F.cross_entropy(tag_logits.reshape(-1, tag_logits.shape[-1]), text[:, :N_PROMPT].reshape(-1),
-                                    ignore_index=self.ignore_id, label_smoothing=self.lsm_weight, reduction="sum")
-        loss_rich = loss_rich / (N_PROMPT * x.shape[0] if self.length_normalized_loss else x.shape[0])
-        acc_rich = (tag_logits.argmax(-1) == text[:, :N_PROMPT]).float().mean()
-        loss = loss_ctc + loss_rich
-        weight = (text_lengths + 1).sum() if self.length_normalized_loss else torch.tensor(x.shape[0])
-        stats = {"loss": loss.detach(), "loss_ctc": loss_ctc.detach(), "loss_rich": loss_rich.detach(),
-                 "acc_rich": acc_rich.detach(), "batch_size": torch.tensor(float(x.shape[0]))}
-        return loss, stats, weight.to(loss.device)
+        return objective.training_loss(self, speech, speech_lengths, text, text_lengths, special)
 
     def _special(self, tokenizer: Any) -> SpecialTokens:
         if tokenizer is not None and self.special is None:
@@ -789,55 +566,46 @@ class SenseVoiceSmall(nn.Module):
     @torch.no_grad()
     def inference(self, data_in: Any, data_lengths: Any = None, key: Any = None, tokenizer: Any = None,
                   frontend: Any = None, **kwargs: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Transcribe a batch; returns FunASR's ``([{"key", "text", ...}], meta)``.
-
-        data_in: one item or a list of paths / URLs / bytes / 16 kHz arrays or tensors (or, with
-        ``data_type="fbank"``, a (B, T, n_input) feature tensor with ``data_lengths``).
-        """
+        """Transcribe a batch; returns FunASR's ``([{"key", "text", ...}], meta)``. data_in: one item or a list of
+        paths / URLs / bytes / arrays or tensors at ``fs`` Hz (or, with ``data_type="fbank"``, a (B, T, n_input)
+        feature tensor with ``data_lengths``)."""
         options = DecodingOptions.from_kwargs(kwargs)
         runtime = BackendOptions.from_kwargs(kwargs)
         if tokenizer is None:
             raise ValueError("inference needs tokenizer= (AutoModel and from_pretrained pass it)")
         special = self._special(tokenizer)
+        try:  # lazily: model.py alone stops at the CTC scores (ctc_logprobs); results are the package's
+            from sensevoice import transcripts
+        except ImportError as err:
+            raise missing_package("decoding CTC scores into transcripts", err) from err
         if kwargs.get("data_type") == "fbank":
             feats = data_in if data_in.dim() == 3 else data_in[None]
             lens = torch.as_tensor(data_lengths if data_lengths is not None else [feats.shape[1]]).reshape(-1)
-            keys = self._keys(key, feats.shape[0])
+            keys = transcripts.result_keys(key, feats.shape[0])
         else:
             items = list(data_in) if isinstance(data_in, (list, tuple)) else [data_in]
-            keys = self._keys(key, len(items))
+            keys = transcripts.result_keys(key, len(items))
             feats, lens = self.extract_features(items, keys, frontend, options.fs)
         scores, out_lens = self.scorer(runtime, kwargs)(feats, lens, options.language, options.textnorm)
-        results = decode_scores(scores, out_lens, keys, options, special, tokenizer)
-        correct_clean_text(results, kwargs)
+        results = transcripts.decode_scores(scores, out_lens, keys, options, special, tokenizer)
+        transcripts.correct_clean_text(results, kwargs)
         if kwargs.get("output_dir") is not None:
-            self._write_1best(kwargs["output_dir"], results)
+            transcripts.write_1best(kwargs["output_dir"], results, self._outputs_started)
         if kwargs.get("vad_model") is not None:  # these are VAD segments, which FunASR merges after this call
-            results = [mergeable_segment(result) for result in results]
+            results = [transcripts.mergeable_segment(result) for result in results]
         audio_s = float(lens.sum()) * ENC_FRAME_MS / 1000
         return results, {"batch_data_time": audio_s}
 
-    def _write_1best(self, output_dir: str, results: Sequence[Mapping[str, Any]]) -> None:
-        """``output_dir``, as FunASR's built-in class writes it: a "key text" line per result in
-        ``output_dir/1best_recog/text``, started afresh by this model's first write there, then appended to."""
-        path = os.path.join(output_dir, "1best_recog", "text")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a" if path in self._outputs_started else "w", encoding="utf-8") as out:
-            out.writelines(f"{result['key']} {result['text']}\n" for result in results)
-        self._outputs_started.add(path)
-
     def scorer(self, runtime: BackendOptions, kwargs: Mapping[str, Any]):
-        """``(feats, lens, language, textnorm) -> (scores, lens)`` of the chosen backend. The default is this
-        module's PyTorch fp32 path; the others (ONNX Runtime, int8, bf16) live in the ``sensevoice`` package
-        beside this file and are built once, on first use (FunASR passes ``model_path`` and ``ncpu``)."""
+        """``(feats, lens, language, textnorm) -> (scores, lens)`` of the chosen backend: this module's PyTorch fp32
+        path, or one of the package's, built once, on first use (FunASR passes ``model_path`` and ``ncpu``)."""
         if self._backend is None:
             if runtime == BackendOptions():
                 return self.ctc_logprobs
             try:
                 from sensevoice import backends
             except ImportError as err:
-                raise ImportError(f"backend={runtime.backend!r} precision={runtime.precision!r} needs the sensevoice "
-                                  f"package that ships beside model.py (pip install it from the repository): {err}")
+                raise missing_package(f"backend={runtime.backend!r} precision={runtime.precision!r}", err) from err
             self._backend = backends.for_model(self, runtime, kwargs.get("model_path"), kwargs.get("ncpu"))
         elif self._backend.options != runtime:
             raise ValueError(f"this model already runs as {self._backend.options.name}; build another for "
@@ -853,45 +621,29 @@ class SenseVoiceSmall(nn.Module):
         return state
 
     def export(self, **kwargs: Any) -> tuple:
-        """FunASR's ``AutoModel.export(type="onnx", quantize=...)``: writes ``model.onnx`` (``model_quant.onnx``
-        with quantize) with the ``sensevoice`` package beside this file, and leaves FunASR no module to trace."""
+        """FunASR's ``AutoModel.export(type="onnx", quantize=...)``, by sensevoice/export.py: no module to trace."""
         try:
             from sensevoice import export
         except ImportError as err:
-            raise ImportError(f"export needs the sensevoice package that ships beside model.py: {err}") from err
+            raise missing_package("export", err) from err
         export.for_automodel(self, kwargs, sys._getframe(1))
         return ()
-
-    @staticmethod
-    def _keys(key: Any, n: int) -> list[str]:
-        if key is None:
-            return [f"utt{i}" for i in range(n)]
-        keys = [key] if isinstance(key, str) else list(key)
-        if keys and all(isinstance(k, (list, tuple)) for k in keys):
-            # generate(key=[...]): FunASR hands each batch the whole list once per item, not the batch's own keys
-            listed = list(keys[0])
-            if len(listed) != n:
-                raise ValueError(f"key={listed!r} names {len(listed)} inputs, but FunASR passes the model {n} at a "
-                                 f"time without their positions: pass batch_size={len(listed)} (or more) with it")
-            keys = listed
-        if len(keys) == 1 and n > 1:  # FunASR passes one key for the segments of one file
-            keys = [f"{keys[0]}_{i}" for i in range(n)]
-        if len(keys) != n:
-            raise ValueError(f"got {len(keys)} keys for {n} inputs")
-        return [str(k) for k in keys]
 
     @staticmethod
     def extract_features(items: Sequence[Any], keys: Sequence[str], frontend: Any, fs: int) -> tuple[Tensor, Tensor]:
         """Audio items -> (B, T, n_input) padded features and (B,) lengths, each item on its own."""
         if frontend is None:
             raise ValueError("inference on audio needs frontend= (AutoModel and from_pretrained pass it)")
-        if getattr(frontend, "dither", 0.0):
-            # Inference is deterministic: FunASR's WavFrontend adds dither noise by default.
+        try:  # the one audio loader (paths, URLs, bytes, arrays and tensors at fs Hz)
+            from sensevoice import audio
+        except ImportError as err:
+            raise missing_package("reading audio", err) from err
+        if getattr(frontend, "dither", 0.0):  # FunASR's WavFrontend adds dither noise; inference is deterministic
             frontend = copy.copy(frontend)
             frontend.dither = 0.0
         feats = []
         for item, key in zip(items, keys):
-            wave = waveform(item, fs, key) if isinstance(item, (np.ndarray, Tensor)) else read_audio(item, key)
+            wave = audio.load_audio(item, key, fs)  # (N,) float32 mono at 16 kHz
             f, _ = frontend(wave[None], torch.tensor([wave.numel()]))
             feats.append(f[0].float())
         lens = torch.tensor([f.shape[0] for f in feats])
@@ -901,27 +653,11 @@ class SenseVoiceSmall(nn.Module):
     @staticmethod
     def from_pretrained(model: str | None = None, **kwargs: Any) -> tuple["SenseVoiceSmall", dict[str, Any]]:
         """Build from a model directory (as in the model card); refuses to run on missing/mismatched weights."""
-        from funasr import AutoModel
-
-        if model is None or not os.path.isdir(model):
-            raise FileNotFoundError(f"model={model!r} is not a model directory")
-        weights = os.path.join(model, "model.pt")
-        if kwargs.get("init_param") is None and not os.path.isfile(weights):
-            raise FileNotFoundError(f"{weights} is missing: refusing to run SenseVoiceSmall on random weights")
-        kwargs.setdefault("disable_update", True)
-        kwargs.setdefault("device", "cpu")
-        # FunASR's default of 4 threads oversubscribes small machines, which slows batches down many times.
-        kwargs.setdefault("ncpu", min(4, os.cpu_count() or 1))
-        built, kwargs = AutoModel.build_model(model=model, trust_remote_code=True, **kwargs)
-        if not isinstance(built, SenseVoiceSmall):
-            raise TypeError(f"FunASR built {type(built)} instead of {__name__}.SenseVoiceSmall")
-        try:  # strict, memory-mapped loading (the package's, as every door of ours loads); FunASR's was lenient
+        try:  # FunASR's loading is lenient (random weights for missing keys); the package's is strict
             from sensevoice import checkpoint
         except ImportError as err:
-            raise ImportError(f"from_pretrained needs the sensevoice package that ships beside model.py: {err}"
-                              ) from err
-        checkpoint.load_checkpoint(built, kwargs.get("init_param") or weights)
-        return built, kwargs
+            raise missing_package("from_pretrained", err) from err
+        return checkpoint.from_pretrained(SenseVoiceSmall, model, kwargs)
 
 
 class CheckpointError(ValueError):

@@ -1,15 +1,16 @@
 """Tools around the SenseVoiceSmall FunASR plugin (model.py): model directories, audio reading, checkpoint loading,
-CLI, data, training, VAD, benchmarks, service. They import model.py. model.py on its own builds the model, refuses
-a model.pt that is not data and decodes arrays greedily in PyTorch fp32; it imports six of these modules lazily,
-inside the function that needs them: ``audio`` (inputs that are paths, URLs or bytes), ``decoding`` (beam search,
-hotwords and FunASR's hotword= file, restrict_language, tag_topk), ``timestamps`` (output_timestamp: word grouping
-and times), ``backends`` (ONNX Runtime, int8, bf16, fp16), ``checkpoint`` (from_pretrained's strict load) and
-``export`` (FunASR's ``AutoModel.export``).
+decoding into transcripts, CLI, data, training, VAD, benchmarks, service. They import model.py. model.py on its own
+builds the network, refuses a model.pt that is not data and computes the CTC scores; it imports seven of these
+modules lazily, inside the function that needs them, with an ImportError naming this package when it is missing:
+``transcripts`` (inference: CTC scores -> results, with ``decoding``'s search and ``timestamps``), ``audio``
+(extract_features: the audio loader), ``decoding`` (FunASR's hotword= file or words), ``training.objective``
+(forward: the training loss), ``backends`` (ONNX Runtime, int8, bf16, fp16), ``checkpoint`` (from_pretrained's
+strict load) and ``export`` (FunASR's ``AutoModel.export``).
 
 Layers (tests/test_layers.py walks the imports: no cycles, nothing imports a higher layer): library (model.py,
-heavy, optionspec, modeldir, audio, checkpoint, timestamps, hub, vad, diarize, funasr_speaker, richtext, result,
-subtitles, decoding, export, datalist) < backends < pipeline < front doors (argtypes, door, cli, demo, batch, batchio,
-raybatch, export_command, download, serve) < wings (bench, training)."""
+heavy, optionspec, modeldir, audio, checkpoint, timestamps, transcripts, hub, vad, diarize, funasr_speaker, richtext,
+result, subtitles, decoding, export, datalist) < backends < pipeline < front doors (argtypes, door, cli, demo, batch,
+batchio, raybatch, export_command, download, serve) < wings (bench, training)."""
 
 __version__ = "0.1.0"
 

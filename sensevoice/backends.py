@@ -11,7 +11,7 @@ FunASR's AutoModel (``AutoModel(..., backend="onnxruntime", quantize="int8")``).
   the weights ($SENSEVOICE_CACHE, default ~/.cache/sensevoice) and reused by every later process.
 
 Every backend returns ``(scores (B, 4 + T, V), lens (B,))``: log-probs or raw logits, the same greedy path
-either way; ``model.decode_scores`` turns them into results.
+either way; ``transcripts.decode_scores`` turns them into results.
 
 Threads: every parallel region waits for its slowest thread, so on a busy machine each op can cost a scheduler
 time slice. Start the process with ``OMP_WAIT_POLICY=PASSIVE`` for torch; our ONNX Runtime sessions do not spin.

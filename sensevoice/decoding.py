@@ -1,7 +1,8 @@
-"""Decoding beyond FunASR's greedy search: CTC prefix beam search with contextual biasing (hotwords), output
-restricted to a language's scripts, and tag probabilities. ``model.decode_scores`` imports this module only when
-``DecodingOptions.searches`` (beam_size > 1, hotwords, restrict_language or tag_topk); greedy decoding never does.
-``DecodingOptions.from_kwargs`` imports it for ``read_hotwords`` when FunASR's ``hotword=`` is given.
+"""The CTC search: FunASR's greedy search (``ctc_greedy``, what plain decoding runs) and, when
+``DecodingOptions.searches`` (beam_size > 1, hotwords, restrict_language or tag_topk), CTC prefix beam search with
+contextual biasing (hotwords), output restricted to a language's scripts, and tag probabilities.
+``transcripts.decode_scores`` calls it; ``DecodingOptions.from_kwargs`` (model.py) imports it lazily for
+``read_hotwords`` when FunASR's ``hotword=`` is given.
 
 Why our own search: torchaudio's flashlight ``ctc_decoder`` needs the ``flashlight-text`` package, which our
 torchaudio 2.11 build lacks, and it has no hotwords; pyctcdecode's hotwords are characters/words of a word-level
@@ -246,16 +247,40 @@ def tag_probabilities(scores: Tensor, k: int, special: sv.SpecialTokens) -> dict
     return out
 
 
+def apply_decoding_options(scores: Tensor, options: sv.DecodingOptions, special: sv.SpecialTokens) -> Tensor:
+    """(B, 4 + T, V) CTC log-probs or raw logits (greedy search picks the same from either), changed in place
+    by the options that reshape them: the emotion ban, and the blank penalty on speech frames (the four tag
+    frames are left alone)."""
+    if options.ban_emo_unk:
+        scores[:, :, special.emotion_unknown] = -math.inf
+    if options.blank_penalty:
+        scores[:, sv.N_PROMPT:, special.blank] -= options.blank_penalty
+    return scores
+
+
+def ctc_greedy(logp: Tensor, lens: Tensor, blank: int) -> list[list[tuple[int, int, int]]]:
+    """Best path per item: [(token, first_frame, end_frame)], repeats merged and blanks dropped."""
+    best = logp.argmax(dim=-1).cpu()  # (B, T)
+    paths = []
+    for row, n in zip(best, lens.tolist()):
+        row = row[:n]
+        tokens, counts = torch.unique_consecutive(row, return_counts=True)
+        ends = counts.cumsum(0)
+        paths.append([(t, e - c, e) for t, c, e in zip(tokens.tolist(), counts.tolist(), ends.tolist())
+                      if t != blank])
+    return paths
+
+
 def search(scores: Tensor, lens: Tensor, options: sv.DecodingOptions, special: sv.SpecialTokens, tokenizer: Any
            ) -> tuple[list[list[tuple[int, int, int]]], list[dict[str, Any]]]:
-    """``model.decode_scores``'s search when ``options.searches``: (B, 4 + T, V) log-probs or logits -> paths
+    """``transcripts.decode_scores``'s search when ``options.searches``: (B, 4 + T, V) log-probs or logits -> paths
     [(piece, first_frame, end_frame)] and per-item extra fields (``tag_probs`` with tag_topk). The scores are
     changed in place (ban_emo_unk, blank penalty, suppressed scripts)."""
     extras: list[dict[str, Any]] = [{} for _ in range(scores.shape[0])]
     if options.tag_topk:
         for b in range(scores.shape[0]):
             extras[b]["tag_probs"] = tag_probabilities(scores[b], options.tag_topk, special)
-    sv.apply_decoding_options(scores, options, special)
+    apply_decoding_options(scores, options, special)
     if options.restrict_language:
         language_ids = torch.tensor(list(special.language.values()), device=scores.device)
         names = list(special.language)
@@ -264,7 +289,7 @@ def search(scores: Tensor, lens: Tensor, options: sv.DecodingOptions, special: s
                 names[int(scores[b, 0, language_ids].argmax())]
             if language in LANGUAGE_SCRIPTS:
                 scores[b, :, torch.from_numpy(suppressed(special, language)).to(scores.device)] = NEG_INF
-    greedy = sv.ctc_greedy(scores, lens, special.blank)
+    greedy = ctc_greedy(scores, lens, special.blank)
     graph = context_graph(options, tokenizer)
     beam = max(options.beam_size, sv.HOTWORD_BEAM) if graph else options.beam_size
     if beam == 1:

@@ -553,12 +553,12 @@ def split_segment(segment: dict[str, Any], word_speakers: Sequence[int]) -> list
     """One segment with word timestamps -> one segment per run of words of one speaker: its words, tokens and
     their times and probabilities, its text (the segment's tags + its pieces' text) and span. A boundary falls
     halfway between the last word of one speaker and the first of the next."""
-    import model as sv
+    from sensevoice.richtext import LEADING_TAGS_RE
     from sensevoice.subtitles import pieces_text
 
     starts = _word_piece_starts(segment["tokens"])
     runs = [0] + [i for i in range(1, len(word_speakers)) if word_speakers[i] != word_speakers[i - 1]]
-    tags = sv.LEADING_TAGS_RE.match(segment["text"]).group(0)
+    tags = LEADING_TAGS_RE.match(segment["text"]).group(0)
     out = []
     for n, w0 in enumerate(runs):
         w1 = runs[n + 1] if n + 1 < len(runs) else len(word_speakers)

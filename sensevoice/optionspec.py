@@ -1,8 +1,17 @@
 """The fields of ``model.DecodingOptions`` as the front doors see them: one ``Option`` per field, read from its
-declaration in model.py (``option(default, help, **spec)``; model.option's docstring lists the keys). The command
+declaration in model.py (``option(default, help, **spec)``; the ``spec`` keys are listed below). The command
 line's flags (``argtypes.add_decoding_arguments``), the service's form and WebSocket fields (``serve.fields``), the
 batch job's settings and FunASR's kwargs (``DecodingOptions.from_kwargs``) all come from these, so a new option is
-one field in model.py.
+one field in model.py. ``spec`` keys:
+
+    range=(low, high)          numbers: the accepted interval (high None: no upper bound)
+    choices=, aliases=         strings: the accepted values, and other spellings of them ({alias: value})
+    as_flag=(on, off)          a string the doors take as a yes/no flag (textnorm: ``--itn``, ``use_itn``)
+    names={door: name}         a door's own spelling ("cli": "--itn", "form": HTTP form, "stream": WebSocket);
+                               default: the field name (``--field-name`` on the command line)
+    metavar=                   the command line's placeholder for the value
+    per_request=True           the service takes it with each request only (no server-wide flag)
+    doors=False                each door sets it from its input or output format: no flag or field of its own
 
 Two readings of the one declaration: ``of_type(cls)`` from the dataclass itself (the service; tests pass a copy of
 the type with a field added), ``declared()`` from model.py's source text, without importing torch (the command

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 import model as sv
-from sensevoice import backends
+from sensevoice import backends, transcripts
 from sensevoice.audio import load_audio
 from sensevoice.diarize import DiarizationOptions, Diarizer, SpeakerEncoder, Turn, label_segments
 from sensevoice.modeldir import ModelDir
@@ -88,7 +88,7 @@ def shift_spans(spans: Sequence[Sequence[int]], start_ms: int, end_ms: int) -> l
 
 
 def segment_entry(item: dict[str, Any], start_ms: int, end_ms: int) -> Segment:
-    """One model result (``model.decode_scores``: segment-relative) -> a segment of the input's result (absolute
+    """One model result (``transcripts.decode_scores``: segment-relative) -> a segment of the input's result (absolute
     times). Every field the model gives is kept: one the Segment type lacks is a TypeError, never dropped."""
     fields = {name: value for name, value in item.items() if name != "key"}
     for name in ("timestamp", "token_timestamp"):
@@ -142,7 +142,7 @@ class Transcriber:
     def prepare(self, audio: Any, key: str, fs: int = sv.SAMPLE_RATE, use_vad: bool = True,
                 diarization: DiarizationOptions | None = None) -> Prepared:
         """Decode one input, cut it at pauses (with VAD, unless ``use_vad=False``) and compute its segments'
-        features (and, with ``diarization``, its speaker turns). Errors name ``key``: ``model.AudioInputError``
+        features (and, with ``diarization``, its speaker turns). Errors name ``key``: ``audio.AudioInputError``
         (not audio), FileNotFoundError; ValueError for more speakers asked for than its speech can hold."""
         return self.prepare_wave(load_audio(audio, key, fs).numpy(), key, use_vad, diarization)
 
@@ -191,8 +191,8 @@ class Transcriber:
             keys = [f"{items[pieces[p][0]].key}/{pieces[p][1]}" for p in batch]
             with torch.no_grad():
                 scores, out_lens = self.backend.ctc_scores(padded, lens, options.language, options.textnorm)
-            for p, result in zip(batch, sv.decode_scores(scores, out_lens, keys, options, self.special,
-                                                         self.tokenizer)):
+            for p, result in zip(batch, transcripts.decode_scores(scores, out_lens, keys, options, self.special,
+                                                                  self.tokenizer)):
                 outputs[p] = result
             done_s += sum(durations_ms[p] for p in batch) / 1000
             if progress:

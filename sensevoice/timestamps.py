@@ -1,5 +1,5 @@
 """Token and word timestamps of a decoded path (``output_timestamp=True``): encoder frames to milliseconds, pieces
-grouped into words, and each word's probability. ``model.describe_path`` imports this module only when timestamps
+grouped into words, and each word's probability. ``transcripts.describe_path`` uses this module when timestamps
 are asked for; the diarizer groups words the same way (``group_words``)."""
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-import model as sv
 from testkit import speechlike
 from sensevoice.modeldir import ModelDir
+from sensevoice.decoding import ctc_greedy
 
 BATCH = [  # (language, emotion, event, itn, transcript)
     ("en", "HAPPY", "Speech", "woitn", "hello world"),
@@ -83,4 +83,4 @@ def trained_batch(model, frontend):
 
 
 def greedy_tokens(logp_or_logits: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
-    return [[t for t, _, _ in path] for path in sv.ctc_greedy(logp_or_logits, lens, blank=0)]
+    return [[t for t, _, _ in path] for path in ctc_greedy(logp_or_logits, lens, blank=0)]

@@ -10,8 +10,7 @@ import soundfile
 import torch
 import torchaudio.functional
 
-import model as sv
-from sensevoice.audio import load_audio
+from sensevoice.audio import MIN_SAMPLES, load_audio
 from testkit import speechlike
 from helpers import load_parts
 
@@ -96,7 +95,7 @@ def test_mp3_file_and_bytes(parts, tmp_path):
 
 def test_a_few_samples_still_decode(parts):
     assert len(decode(parts, [AUDIO[:10]])) == 1
-    assert load_audio(AUDIO[:10], "x").shape[0] == sv.MIN_SAMPLES
+    assert load_audio(AUDIO[:10], "x").shape[0] == MIN_SAMPLES
 
 
 @pytest.mark.parametrize("item, message", [

@@ -20,6 +20,7 @@ from testkit import ROOT, TINY_ENCODER, speechlike
 from oracle import build_oracle
 from sensevoice import export
 from sensevoice.modeldir import ModelDir
+from sensevoice.richtext import split_rich_text
 from sensevoice.vad import fsmn_vad_dir
 
 WAVES = [speechlike(s, seed=i) for i, s in enumerate((1.3, 2.4, 1.8))]
@@ -134,7 +135,7 @@ def test_postprocess_hotwords_corrects_text_and_clean_text(pair):
     fix = {"postprocess_hotwords": [f"{word}=>FIXED"], "postprocess_hotword_fuzzy": False}
     ours_result, theirs = both(pair, WAVES[1], **fix, **OPTIONS)
     assert texts(ours_result) == texts(theirs) and "FIXED" in ours_result[0]["text"]
-    assert ours_result[0]["clean_text"] == sv.split_rich_text(ours_result[0]["text"])["clean_text"]
+    assert ours_result[0]["clean_text"] == split_rich_text(ours_result[0]["text"])["clean_text"]
 
 
 @pytest.mark.parametrize("merge_vad", [False, True])

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 import model as sv
 from testkit import speechlike
 from helpers import load_parts
-from sensevoice import cli, decoding
+from sensevoice import cli, decoding, transcripts
 from sensevoice.pipeline import Transcriber
 from sensevoice.serve.app import ServeConfig, create_app
 from sensevoice.serve.batcher import Batcher
@@ -49,8 +49,8 @@ def peaked_scores(special, frames: list[dict[int, float]], n_vocab: int | None =
 
 
 def decode(scores, special, tokenizer, **options):
-    return sv.decode_scores(scores.clone(), torch.tensor([scores.shape[1]]), ["x"], sv.DecodingOptions(**options),
-                            special, tokenizer)[0]
+    return transcripts.decode_scores(scores.clone(), torch.tensor([scores.shape[1]]), ["x"],
+                                     sv.DecodingOptions(**options), special, tokenizer)[0]
 
 
 # ----------------------------------------------------------------------------------------------- options
@@ -89,11 +89,11 @@ def test_beam_one_is_greedy_and_beam_search_finds_the_greedy_path_on_peaked_scor
     rng = np.random.default_rng(0)
     scores = torch.from_numpy(rng.normal(size=(2, 40, len(special.pieces))).astype(np.float32) * 3).log_softmax(-1)
     lens = torch.tensor([40, 31])
-    greedy = sv.decode_scores(scores.clone(), lens, ["a", "b"], sv.DecodingOptions(output_timestamp=True), special,
-                              tokenizer)
-    beam1 = sv.decode_scores(scores.clone(), lens, ["a", "b"], sv.DecodingOptions(beam_size=1, tag_topk=2,
-                                                                                  output_timestamp=True), special,
-                             tokenizer)
+    greedy = transcripts.decode_scores(scores.clone(), lens, ["a", "b"], sv.DecodingOptions(output_timestamp=True),
+                                       special, tokenizer)
+    beam1 = transcripts.decode_scores(scores.clone(), lens, ["a", "b"],
+                                      sv.DecodingOptions(beam_size=1, tag_topk=2, output_timestamp=True), special,
+                                      tokenizer)
     for g, b in zip(greedy, beam1):
         assert {k: v for k, v in b.items() if k != "tag_probs"} == g
     a, t = piece_id(special, "▁the"), piece_id(special, "▁cat")

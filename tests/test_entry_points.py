@@ -21,6 +21,7 @@ from testkit import OFFICIAL_LANGS, ROOT, speechlike
 from helpers import load_parts
 from sensevoice import modeldir
 from sensevoice.modeldir import ModelDir
+from sensevoice.richtext import split_rich_text
 
 CLIPS = {name: speechlike(s, seed=i) for i, (name, s) in enumerate((("one", 1.2), ("two", 2.6), ("three", 1.9)))}
 
@@ -67,7 +68,7 @@ def test_automodel_single_inputs(automodel, audio_dir, expected, kind):
             "bytes": path.read_bytes()}[kind]
     (result,) = generate(automodel, data)
     assert result["text"] == expected["two"]
-    assert result["clean_text"] == sv.split_rich_text(result["text"])["clean_text"]
+    assert result["clean_text"] == split_rich_text(result["text"])["clean_text"]
 
 
 def test_automodel_list_of_mixed_inputs(automodel, audio_dir, expected):

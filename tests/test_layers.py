@@ -11,9 +11,9 @@ from testkit import ROOT
 # Layers, lowest first; a module is in the layer of its longest matching prefix. Imports go down or sideways.
 LAYERS = {
     "library": ("model", "sensevoice", "sensevoice.heavy", "sensevoice.optionspec", "sensevoice.modeldir",
-                "sensevoice.audio", "sensevoice.checkpoint", "sensevoice.timestamps", "sensevoice.vad",
-                "sensevoice.richtext", "sensevoice.result", "sensevoice.subtitles", "sensevoice.decoding",
-                "sensevoice.export", "sensevoice.datalist", "sensevoice.hub", "sensevoice.diarize",
+                "sensevoice.audio", "sensevoice.checkpoint", "sensevoice.timestamps", "sensevoice.transcripts",
+                "sensevoice.vad", "sensevoice.richtext", "sensevoice.result", "sensevoice.subtitles",
+                "sensevoice.decoding", "sensevoice.export", "sensevoice.datalist", "sensevoice.hub", "sensevoice.diarize",
                 "sensevoice.funasr_speaker"),
     "backends": ("sensevoice.backends",),
     "pipeline": ("sensevoice.pipeline",),
@@ -22,16 +22,17 @@ LAYERS = {
               "sensevoice.serve"),
     "wings": ("sensevoice.bench", "sensevoice.training"),
 }
-# model.py on its own builds the model, refuses a model.pt that is not data and greedily decodes arrays for FunASR
+# model.py on its own builds the network, refuses a model.pt that is not data and computes the CTC scores for FunASR
 # (it loads the file alone); the package's parts it uses beyond that are imported inside the function that needs
-# them, and model.py says so there and in its docstring.
-LAZY_OPTIONAL = {("model", "sensevoice.audio"): "inputs that are paths, URLs or bytes (read_audio)",
+# them, and model.py says so there and in its docstring (tests/test_model_build.py runs it without the package).
+LAZY_OPTIONAL = {("model", "sensevoice.audio"): "reading audio: paths, URLs, bytes, arrays (extract_features)",
                  ("model", "sensevoice.backends"): "backend= other than PyTorch fp32",
                  ("model", "sensevoice.checkpoint"): "SenseVoiceSmall.from_pretrained's strict, memory-mapped load",
-                 ("model", "sensevoice.decoding"): "beam search, hotwords (and FunASR's hotword= file), "
-                                                   "restrict_language, tag_topk",
+                 ("model", "sensevoice.decoding"): "FunASR's hotword= (a file or words): DecodingOptions.from_kwargs",
                  ("model", "sensevoice.export"): "AutoModel.export (ONNX)",
-                 ("model", "sensevoice.timestamps"): "output_timestamp=True: word grouping and times"}
+                 ("model", "sensevoice.training.objective"): "the training loss (SenseVoiceSmall.forward)",
+                 ("model", "sensevoice.transcripts"): "CTC scores -> results (inference): search, confidences, "
+                                                      "timestamps"}
 
 
 def module_name(path: Path) -> str:

@@ -12,6 +12,8 @@ import pytest
 import torch
 
 import model as sv
+from sensevoice.decoding import apply_decoding_options, ctc_greedy
+from sensevoice.richtext import split_rich_text
 from sensevoice.timestamps import group_words
 from testkit import speechlike
 from helpers import load_parts
@@ -145,8 +147,8 @@ def test_blank_penalty_turns_a_close_blank_into_the_runner_up():
 
     def tokens(penalty):
         options = sv.DecodingOptions.from_kwargs({"blank_penalty": penalty})
-        scores = sv.apply_decoding_options(logp.clone(), options, special)
-        return [t for t, _, _ in sv.ctc_greedy(scores, lens, special.blank)[0]]
+        scores = apply_decoding_options(logp.clone(), options, special)
+        return [t for t, _, _ in ctc_greedy(scores, lens, special.blank)[0]]
 
     assert tokens(0) == []
     assert tokens(0.3) == []  # log(0.6) - 0.3 still beats log(0.4)
@@ -178,7 +180,7 @@ def test_result_fields(parts):
     ("plain", {"language": "", "emotion": "", "event": "", "itn": "", "clean_text": "plain"}),
 ])
 def test_split_rich_text(text, fields):
-    assert sv.split_rich_text(text) == fields
+    assert split_rich_text(text) == fields
 
 
 def test_emoji_form():

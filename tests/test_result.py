@@ -10,7 +10,7 @@ import pytest
 
 import model as sv
 from testkit import speechlike
-from sensevoice import batchio, pipeline
+from sensevoice import batchio, pipeline, transcripts
 from sensevoice.result import (PARTS, SPEAKERS, TAG_PROBS, TIMESTAMPS, Segment, SpeakerTurn, Transcript,
                                field_names)
 
@@ -34,13 +34,13 @@ def full_transcript() -> Transcript:
 
 
 def test_every_field_the_model_gives_is_a_field_of_the_segment(tiny_dir):
-    """model.decode_scores with every part on: each of its fields lands in the Segment (none dropped)."""
+    """transcripts.decode_scores with every part on: each of its fields lands in the Segment (none dropped)."""
     transcriber = pipeline.Transcriber(tiny_dir, vad=False, threads=1)
     options = sv.DecodingOptions(output_timestamp=True, tag_topk=2)
     item = transcriber.prepare_wave(speechlike(1.5, seed=2), "x")
     scores, lens = transcriber.backend.ctc_scores(item.feats[0][None], item.feats[0].new_tensor([len(item.feats[0])])
                                                   .long(), options.language, options.textnorm)
-    [decoded] = sv.decode_scores(scores, lens, ["x"], options, transcriber.special, transcriber.tokenizer)
+    [decoded] = transcripts.decode_scores(scores, lens, ["x"], options, transcriber.special, transcriber.tokenizer)
     seg = pipeline.segment_entry(decoded, 500, 2000)
     assert set(decoded) - {"key"} == set(seg.to_dict()) - {"start_ms", "end_ms"}
     assert set(seg.to_dict()) == set(field_names(Segment, [TIMESTAMPS, TAG_PROBS]))

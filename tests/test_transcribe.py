@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 import model as sv
-from sensevoice.audio import load_audio
+from sensevoice.audio import AudioInputError, load_audio
 from testkit import speechlike
 from helpers_long import BURSTS_S, DEMO_DIR, assert_spans_ordered, long_speechlike, needs_demo
 from sensevoice import pipeline as tr
@@ -176,7 +176,7 @@ def test_silence_gives_an_empty_result(tiny):
 def test_bad_input_names_it(tiny, tmp_path):
     bad = tmp_path / "notes.wav"
     bad.write_text("not audio at all, just some text")
-    with pytest.raises(sv.AudioInputError, match="notes"):
+    with pytest.raises(AudioInputError, match="notes"):
         tiny.transcribe(str(bad), "notes")
     with pytest.raises(FileNotFoundError):
         tiny.transcribe(str(tmp_path / "missing.wav"), "missing")

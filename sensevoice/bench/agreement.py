@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 import model as sv
 from sensevoice.door import module_main
-from sensevoice import backends
+from sensevoice import backends, decoding
 from sensevoice.modeldir import ModelDir
 
 TextnormBatch = tuple[torch.Tensor, torch.Tensor, str]  # (B, T, 560) features, (B,) lengths, "withitn"/"woitn"
@@ -47,7 +47,7 @@ def token_agreement(hyps: Sequence[Sequence[int]], refs: Sequence[Sequence[int]]
 
 
 def greedy(scores: torch.Tensor, lens: torch.Tensor, blank: int) -> list[list[int]]:
-    return [[token for token, _, _ in path] for path in sv.ctc_greedy(scores.float(), lens, blank)]
+    return [[token for token, _, _ in path] for path in decoding.ctc_greedy(scores.float(), lens, blank)]
 
 
 def feature_batches(rows: Sequence[dict[str, Any]], frontend: Any, batch: int) -> list[TextnormBatch]:

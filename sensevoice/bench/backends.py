@@ -209,10 +209,11 @@ class PipelineRunner:
 
     def __init__(self, plan: Plan, backend: Backend):
         import model as sv
+        from sensevoice import transcripts
         from sensevoice.pipeline import Transcriber
 
         runtime = sv.BackendOptions("onnxruntime" if backend.runner == "ort" else "torch", backend.precision)
-        self.sv, self.plan = sv, plan
+        self.sv, self.transcripts, self.plan = sv, transcripts, plan
         if runtime.backend == "onnxruntime":  # the export the parent made (--onnx), threads spinning when asked
             from sensevoice import backends
 
@@ -235,8 +236,8 @@ class PipelineRunner:
 
     def decode(self, feats) -> Hyp:
         scores, lens = self.transcriber.backend.ctc_scores(*feats, self.options.language, self.options.textnorm)
-        result = self.sv.decode_scores(scores, lens, ["x"], self.options, self.transcriber.special,
-                                       self.transcriber.tokenizer)[0]
+        result = self.transcripts.decode_scores(scores, lens, ["x"], self.options, self.transcriber.special,
+                                                self.transcriber.tokenizer)[0]
         return Hyp(self.recorder.take(1)[0], result["text"])
 
     def transcribe(self, items: Sequence[Any]) -> list[Hyp]:

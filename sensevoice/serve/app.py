@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 import model as sv
-from sensevoice.audio import is_audio_file, load_audio
+from sensevoice.audio import AudioInputError, is_audio_file, load_audio
 from sensevoice.modeldir import ModelIdentity
 from sensevoice.serve import fields, formats
 from sensevoice.serve.fields import ApiError, error_response
@@ -79,13 +79,13 @@ class ServeConfig:
 
 
 def decode_upload(data: bytes, key: str):
-    """Uploaded file bytes -> (N,) float32 16 kHz mono samples; ``model.AudioInputError`` names the key and the
+    """Uploaded file bytes -> (N,) float32 16 kHz mono samples; ``audio.AudioInputError`` names the key and the
     problem. Only audio files: the model reads other bytes as header-less 16-bit PCM, and an HTTP upload of a PNG
     must be refused instead of transcribed as noise."""
     if not data:
-        raise sv.AudioInputError(f"{key}: the file is empty (0 bytes)")
+        raise AudioInputError(f"{key}: the file is empty (0 bytes)")
     if not is_audio_file(data):
-        raise sv.AudioInputError(f"{key}: not an audio file (starts with {data[:8]!r}); accepted: wav, flac, ogg, "
+        raise AudioInputError(f"{key}: not an audio file (starts with {data[:8]!r}); accepted: wav, flac, ogg, "
                                  "mp3 (any sample rate, mono or multichannel)")
     return load_audio(data, key).numpy()
 
@@ -245,7 +245,7 @@ class Service:
         speech can hold."""
         try:
             wave = decode_upload(data, key)
-        except sv.AudioInputError as err:
+        except AudioInputError as err:
             raise ApiError(400, str(err), "file") from err
         duration_s = len(wave) / sv.SAMPLE_RATE
         if duration_s > self.config.max_audio_s:
@@ -270,7 +270,7 @@ class Service:
             raise ApiError(503, f"{err}; retry later", headers={"Retry-After": str(self.config.retry_after_s)}) from err
         except TimeoutError as err:
             raise ApiError(504, f"no result within {self.config.timeout_s:g} s (server busy); retry later") from err
-        except sv.AudioInputError as err:
+        except AudioInputError as err:
             raise ApiError(400, str(err), "file") from err
         self.metrics.audio_seconds.inc(sum(item.duration_s for item in items))
         return results

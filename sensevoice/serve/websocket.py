@@ -64,7 +64,7 @@ import soxr
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import model as sv
-from sensevoice.audio import load_audio
+from sensevoice.audio import AudioInputError, load_audio
 from sensevoice.diarize import DiarizationOptions
 from sensevoice.pipeline import Prepared
 from sensevoice.result import Segment, Transcript
@@ -451,7 +451,7 @@ class Utterance:
         self.inbox.clear()
         try:
             return load_audio(data, self.settings.wav_name).numpy()
-        except sv.AudioInputError as err:
+        except AudioInputError as err:
             raise StreamError(f"wav_format 'others': {err}", CLOSE_UNSUPPORTED) from None
 
     async def finish(self) -> None:
