@@ -312,3 +312,12 @@ def diarization_options(args: argparse.Namespace, cls: type | None = None):
         for option in options:  # "min_speakers=3" -> "--min-speakers=3"
             message = re.sub(rf"\b{option.name}\b", option.spelled("cli"), message)
         raise UsageError(message) from None
+
+
+def require_speaker_encoder(diarizer) -> None:
+    """Load a ``sensevoice.diarize.Diarizer``'s speaker encoder now: a missing one is the command's problem (exit 2,
+    one line naming what to fetch), found before any input is read or Ray starts."""
+    try:
+        diarizer.encoder
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--diarize: {err}") from None

@@ -21,7 +21,7 @@ from sensevoice import heavy
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
                                  backend_options, check_backend, check_output_dir, check_weights, decoding_options,
                                  model_dir_from_args, positive_float, positive_int)
-from sensevoice.argtypes import add_diarization_arguments, diarization_options
+from sensevoice.argtypes import add_diarization_arguments, diarization_options, require_speaker_encoder
 from sensevoice.batchio import INPUT_FORMATS, OUTPUT_FORMATS, Input, Store, list_inputs, pending
 from sensevoice.result import SPEAKERS, TAG_PROBS, TIMESTAMPS
 
@@ -128,10 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if diarization is not None:
         from sensevoice.diarize import Diarizer
 
-        try:  # a missing speaker encoder is the command's problem, found before Ray starts
-            Diarizer().encoder
-        except (OSError, ValueError) as err:
-            raise UsageError(f"--diarize: {err}")
+        require_speaker_encoder(Diarizer())  # before Ray starts
     from sensevoice import raybatch  # Ray from here on
 
     return raybatch.run_job(args, todo, store, options, diarization)

@@ -23,7 +23,8 @@ from sensevoice.door import EXIT_INTERRUPTED, EXIT_USAGE, run_command  # noqa: F
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
                                  backend_options, check_backend, decoding_options, model_dir_from_args, positive_float,
                                  positive_int)
-from sensevoice.argtypes import add_diarization_arguments, check_output_dir, diarization_options
+from sensevoice.argtypes import (add_diarization_arguments, check_output_dir, diarization_options,
+                                 require_speaker_encoder)
 from sensevoice.subtitles import FORMATS  # light: no torch
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -228,11 +229,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
     check_speaker_encoder(args.speaker_encoder, diarization)
     check_device(args.device)
     transcriber = load_transcriber(model_dir, args)
-    if diarization is not None:
-        try:  # a missing speaker encoder is the command's problem, not each input's
-            transcriber.diarizer.encoder
-        except (OSError, ValueError) as err:
-            raise UsageError(f"--diarize: {err}")
+    if diarization is not None:  # a missing speaker encoder is the command's problem, not each input's
+        require_speaker_encoder(transcriber.diarizer)
     failed = 0
     progress = ProgressBar(args.progress)
     try:
