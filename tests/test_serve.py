@@ -738,3 +738,23 @@ def test_serve_log_level_decides_what_of_ours_is_logged(tiny_dir, capsys, monkey
     err = capsys.readouterr().err
     assert ("listening on 0.0.0.0 without --api-key: anyone who can reach it may use it" in err) == warned, err
     assert ("DEBUG sensevoice.serve.command" in err) == debug, err
+
+
+def test_serve_passes_its_server_wide_decoding_flags_to_every_request(tiny_dir, monkeypatch):
+    """`sensevoice serve --beam-size 3 --ban-emo-unk`: the service's default decoding (what each request starts from,
+    and the WebSocket streams' too) is the flags', not DecodingOptions()."""
+    from sensevoice.serve import app
+
+    seen = {}
+    real_create_app = app.create_app
+
+    def capture(batcher, config, hub=None):
+        seen["config"], seen["hub"] = config, hub
+        return real_create_app(batcher, config, hub)
+
+    monkeypatch.setattr(app, "create_app", capture)
+    monkeypatch.setattr(app.StopOnSignal, "run", lambda self, sockets: None)  # started stays False: exit code 1
+    assert cli.main(["serve", "--model", str(tiny_dir), "--port", "0", "--no-vad", "--beam-size", "3",
+                     "--ban-emo-unk"]) == 1
+    assert seen["config"].decoding == sv.DecodingOptions(beam_size=3, ban_emo_unk=True)
+    assert seen["hub"].decoding == seen["config"].decoding

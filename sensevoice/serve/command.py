@@ -163,7 +163,7 @@ def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
     batcher = Batcher(transcriber, args.batch_size_s, args.max_wait_ms, args.max_queue, args.max_queue_audio_s)
     config = ServeConfig(max_upload_bytes=int(args.max_upload_mb * 2**20),
                          max_audio_s=args.max_audio_s or (VAD_MAX_AUDIO_S if args.vad else NO_VAD_MAX_AUDIO_S),
-                         timeout_s=args.timeout_s, api_key=args.api_key or None, use_vad=args.vad,
+                         timeout_s=args.timeout_s, api_key=args.api_key or None, use_vad=args.vad, decoding=decoding,
                          upload_timeout_s=args.upload_timeout_s, min_upload_rate=args.min_upload_rate,
                          header_timeout_s=args.header_timeout_s,
                          max_connections_per_client=args.max_connections_per_client,
