@@ -596,7 +596,3 @@ def label_segments(segments: Sequence[dict[str, Any]], turns: Sequence[Turn]) ->
                                 speaker_at(segment["start_ms"], segment["end_ms"], turns))
         out.append({**segment, "speaker": speaker, "word_speaker": [speaker] * len(words)})
     return out
-
-
-def turns_document(turns: Sequence[Turn]) -> list[dict[str, Any]]:
-    return [{"start_ms": t.start_ms, "end_ms": t.end_ms, "speaker": t.label} for t in turns]

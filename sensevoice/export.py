@@ -102,7 +102,6 @@ def fused_attention_function():
 def ort_fused_attention(model: nn.Module):
     """While tracing, every SANMAttention block attends through ``fused_attention_function`` (same math)."""
     import model as sv
-    from sensevoice.modeldir import ModelDir
 
     function = fused_attention_function()
     blocks = [m for m in model.modules() if isinstance(m, sv.SANMAttention)]
@@ -121,7 +120,6 @@ def dummy_inputs(n_input: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     import torch
 
     import model as sv
-    from sensevoice.modeldir import ModelDir
 
     g = torch.Generator().manual_seed(0)
     speech = torch.randn(2, 30, n_input, generator=g)
@@ -141,7 +139,6 @@ def read_cmvn(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def sherpa_metadata(model: sv.SenseVoiceSmall, frontend_conf: dict, cmvn: Path) -> dict[str, str]:
     """The metadata sherpa-onnx's SenseVoice model reads (all values as strings)."""
     import model as sv
-    from sensevoice.modeldir import ModelDir
 
     neg_mean, inv_stddev = read_cmvn(cmvn)
     if len(neg_mean) != model.dims.n_input:

@@ -96,7 +96,7 @@ def markdown(result: dict) -> str:
               "`transcribe` cannot do (many machines and GPUs, resumable output, failures as rows); on one small "
               "machine `transcribe` is the faster door. The machine is shared with other developers' jobs, so "
               "the numbers carry their noise."]
-    lines += ["", f"## Projection to N GPU actors (not measured: no GPU here)", "",
+    lines += ["", "## Projection to N GPU actors (not measured: no GPU here)", "",
               f"N x the measured per-actor rate ({result['per_actor_audio_h_per_h']} audio-h/h, 1 CPU actor, start-up "
               f"included) x an assumed GPU/CPU-actor speed-up of {result['gpu_speedup_assumed']}. Assumes: actors "
               "scale linearly (each holds its own model, no shared state); the CPU prepare tasks (decode, VAD, "

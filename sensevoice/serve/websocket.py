@@ -53,7 +53,6 @@ import functools
 import json
 import logging
 import os
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -83,7 +82,6 @@ CLOSE_POLICY, CLOSE_UNSUPPORTED, CLOSE_GOING_AWAY, CLOSE_TRY_LATER, CLOSE_TOO_BI
 # A final carries its Segment's fields under their own names, except where FunASR's protocol has the name: its
 # ``text`` is what the client shows and its ``timestamp`` the word spans as a JSON string.
 FINAL_NAMES = {"text": "rich_text", "clean_text": "segment_text", "timestamp": None}
-SPEAKER_FIELDS = ("spk_name", "spk_score")  # a final's speaker, as FunASR's runtime clients print them
 WAV_FORMATS = ("pcm", "others")  # FunASR's client: "pcm" for .pcm and .wav (their samples), "others" for other files
 MIN_FS, MAX_FS = 8000, 192_000
 WARN_EVERY_S = 2.0  # at most one lag warning per stream this often
@@ -150,7 +148,7 @@ def result_message(settings: Settings, mode: str, text: str, decoded: list[Segme
 
 def segment_fields(segment: Segment, speaker: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Our fields of one decoded segment: every field of the Segment, under FINAL_NAMES where renamed, and its
-    stream speaker (SPEAKER_FIELDS) when the stream is diarized."""
+    stream speaker (``spk_name``, ``spk_score``: stream.SpeakerTracker) when the stream is diarized."""
     return {**{FINAL_NAMES.get(name, name): value for name, value in segment.to_dict().items()
                if FINAL_NAMES.get(name, name) is not None}, **(speaker or {})}
 
