@@ -78,9 +78,7 @@ class SpeakerTracker:
 
     def embed(self, wave: np.ndarray) -> np.ndarray:
         """(D,) L2-normalised voice of a segment: the mean of its windows' embeddings, as diarization windows it."""
-        duration_ms = len(wave) // SAMPLES_PER_MS
-        starts = [start for _, start in diarize.plan_windows([(0, duration_ms)], duration_ms)]
-        mean = diarize.embed_windows(self.encoder, wave, starts, diarize.loudness_gain(wave)).mean(0)
+        mean = diarize.embed_speech(wave, [(0, len(wave) // SAMPLES_PER_MS)], self.encoder).embeddings.mean(0)
         return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
     def centroids(self) -> np.ndarray:
@@ -138,6 +136,7 @@ class Stream:
         self.vad, self.features, self.key, self.window_ms = vad, features, key, window_ms
         self.speakers = speakers  # labels each closed segment (diarization asked for)
         self.speaker_of: dict[str, dict[str, object]] = {}  # a closed segment's spk_name/spk_score, by its key
+        self.voices: list[tuple[str, np.ndarray]] = []  # closed segments' audio (views) awaiting their speaker
         self.samples = np.zeros(0, np.float32)  # kept audio; samples[0] is the stream's sample number `offset`
         self.offset = 0
         self.received = 0  # samples since the stream's start
@@ -163,7 +162,14 @@ class Stream:
         """Append 16 kHz samples and run the VAD on them; the segments that closed, ready for the model.
         ``is_final`` ends the utterance: an open segment closes at the last sample."""
         with self.lock:
-            return self._feed(samples, is_final)
+            closed = self._feed(samples, is_final)
+            voices, self.voices = self.voices, []
+        # Embedded outside the lock: partial_text (on the event loop) must not wait for the speaker encoder. Still
+        # on this thread and in stream order, so labels are given as voices appear.
+        for key, voice in voices:
+            name, score = self.speakers.assign(voice)
+            self.speaker_of[key] = {"spk_name": name, "spk_score": score}
+        return closed
 
     def _feed(self, samples: np.ndarray, is_final: bool) -> list[Prepared]:
         self.samples = np.concatenate([self.samples, samples.astype(np.float32, copy=False)])
@@ -185,9 +191,8 @@ class Stream:
     def close_segment(self, end_ms: int) -> Prepared:
         item = self.item(self.open_start, end_ms)
         self.stable_of[item.key] = self.stable
-        if self.speakers is not None and item.duration_ms > 0:  # in stream order: labels are given as voices appear
-            name, score = self.speakers.assign(self.wave(self.open_start, end_ms))
-            self.speaker_of[item.key] = {"spk_name": name, "spk_score": score}
+        if self.speakers is not None and item.duration_ms > 0:  # its audio, before trim drops it; labelled by feed
+            self.voices.append((item.key, self.wave(self.open_start, end_ms)))
         self.open_start = None
         return item
 
