@@ -40,7 +40,6 @@ WINDOW_MS = WINDOW_FRAMES * MEL_HOP // SAMPLES_PER_MS  # 1600 ms
 # (librosa's center=True framing, zero beyond the audio).
 WINDOW_SAMPLES = (WINDOW_FRAMES - 1) * MEL_HOP + MEL_WINDOW  # 25840
 TARGET_DBFS = -30.0  # Resemblyzer's audio_norm_target_dBFS (raised only, never lowered)
-INT16_MAX = 2 ** 15 - 1
 GE2E_PACKAGE = "resemblyzer"  # PyPI: resemblyzer (installed with --no-deps, see scripts/setup_env.sh)
 GE2E_WEIGHTS = "pretrained.pt"  # inside the package folder
 GE2E_TRAINING_ONLY = ("similarity_weight", "similarity_bias")  # GE2E loss parameters, unused by the encoder

@@ -201,7 +201,7 @@ class ModelDir:
             if not (DEMO_DIR / "model.pt").is_file():
                 raise ModelDirError(f"no model given and no demo model ({DEMO_DIR}/model.pt): pass {option} DIR (a "
                                     "directory with model.pt, config.yaml, configuration.json, tokenizer and am.mvn) "
-                                    f"or {option} {hubs.OFFICIAL[hubs.DEFAULT_HUB]} (the official release)")
+                                    f"or {option} {OFFICIAL_HUB_NAME} (the official release)")
             model = DEMO_DIR
         try:
             return cls(model, hub, revision)

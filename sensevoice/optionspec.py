@@ -43,7 +43,8 @@ DOORS = ("cli", "form", "stream")  # the spellings a field may override with nam
 
 @dataclass(frozen=True)
 class Option:
-    """One field of DecodingOptions: name, type (one of KINDS), default, help line and the rest of its spec."""
+    """One declared field of an options type (DecodingOptions, DiarizationOptions) or a switch: name, type (one of
+    KINDS), default, help line and the rest of its spec."""
 
     name: str
     kind: str
