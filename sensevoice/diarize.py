@@ -542,10 +542,9 @@ def speaker_at(start_ms: int, end_ms: int, turns: Sequence[Turn]) -> int:
 
 def _word_piece_starts(pieces: Sequence[str]) -> list[int]:
     """The index of each word's first piece (timestamps.group_words' grouping; bare "▁" pieces join the next word)."""
-    from sensevoice.timestamps import group_words
+    from sensevoice.timestamps import word_piece_ranges
 
-    ranges = group_words(list(pieces), [[i, i] for i in range(len(pieces))])[1]
-    return [first for first, _ in ranges]
+    return [first for first, _ in word_piece_ranges(pieces)]
 
 
 def split_segment(segment: dict[str, Any], word_speakers: Sequence[int]) -> list[dict[str, Any]]:

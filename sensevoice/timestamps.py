@@ -38,6 +38,11 @@ def group_words(pieces: list[str], spans: list[list[int]]) -> tuple[list[str], l
     return words, word_spans
 
 
+def word_piece_ranges(pieces: Sequence[str]) -> list[list[int]]:
+    """[first, last] piece index of each word, grouped as group_words groups them."""
+    return group_words(list(pieces), [[i, i] for i in range(len(pieces))])[1]
+
+
 def timestamp_fields(path: list[tuple[int, int, int]], n_speech_frames: int, special: sv.SpecialTokens,
                      probs: Sequence[float] | None) -> dict[str, Any]:
     """A path's ``words``, ``timestamp`` (one [start_ms, end_ms] per word, FunASR's shape), ``tokens`` and
@@ -52,6 +57,6 @@ def timestamp_fields(path: list[tuple[int, int, int]], n_speech_frames: int, spe
     fields: dict[str, Any] = {"words": words, "timestamp": word_spans, "tokens": pieces, "token_timestamp": spans}
     if probs is not None:
         token_probs = [round(probs[i], 4) for i in keep]
-        ranges = group_words(pieces, [[i, i] for i in range(len(pieces))])[1]  # piece index range per word
-        fields.update(token_probability=token_probs, word_probability=[min(token_probs[a:b + 1]) for a, b in ranges])
+        fields.update(token_probability=token_probs,
+                      word_probability=[min(token_probs[a:b + 1]) for a, b in word_piece_ranges(pieces)])
     return fields
