@@ -184,15 +184,14 @@ class Stream:
         if is_final and self.open_start is not None:
             closed.append(self.close_segment(self.now_ms))
         self.trim()
-        for empty in (item for item in closed if item.duration_ms <= 0):
-            self.stable_of.pop(empty.key, None)
         return [item for item in closed if item.duration_ms > 0]
 
     def close_segment(self, end_ms: int) -> Prepared:
         item = self.item(self.open_start, end_ms)
-        self.stable_of[item.key] = self.stable
-        if self.speakers is not None and item.duration_ms > 0:  # its audio, before trim drops it; labelled by feed
-            self.voices.append((item.key, self.wave(self.open_start, end_ms)))
+        if item.duration_ms > 0:  # an empty segment is dropped by _feed
+            self.stable_of[item.key] = self.stable
+            if self.speakers is not None:  # its audio, before trim drops it; labelled by feed
+                self.voices.append((item.key, self.wave(self.open_start, end_ms)))
         self.open_start = None
         return item
 

@@ -463,16 +463,14 @@ class Utterance:
         # The resampler's last samples, if any (a byte left in ``carry`` is half a sample: dropped)
         samples = self.to_16k(np.zeros(0, np.float32), last=True)
         closed += await self.loop.run_in_executor(self.session.hub.executor, self.stream.feed, samples, True)
+        await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)  # offline: held for the message below
         if self.settings.mode == "offline":
-            await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)
             segments = [segment for segment, _ in self.held]
             await self.session.send(result_message(
                 self.settings, "offline", " ".join(s.clean_text for s in segments if s.clean_text), segments,
                 segments=[segment_fields(s, speaker) for s, speaker in self.held], is_final=True, is_end=True,
                 model=self.session.hub.model_id, **({} if segments else {"timestamp": "", "stamp_sents": []})))
-        elif closed:
-            await self.finals(closed, last=True, endpoint_ms=self.stream.now_ms)
-        else:
+        elif not closed:  # nothing left to decode: the end still gets its final message
             await self.session.send(result_message(self.settings, FINAL_MODE[self.settings.mode], "",
                                                    is_final=True, is_end=True, timestamp="", stamp_sents=[],
                                                    model=self.session.hub.model_id))
