@@ -9,7 +9,8 @@ trained weights ship inside the ``resemblyzer`` wheel (``resemblyzer/pretrained.
 installed without its dependencies (webrtcvad compiles C) and never imported here: ``GE2EEncoder`` reads the
 weights as tensors and computes Resemblyzer's features itself (``VoiceEncoder`` + ``wav_to_mel_spectrogram``:
 40-band power mel of 25 ms Hann frames every 10 ms, 160 frames a window, volume raised to -30 dBFS). FunASR's
-CAM++ (``CAMPPlusEncoder``, ``--speaker-encoder cam++``) takes its place when its release is in the ModelScope cache.
+CAM++ (``CAMPPlusEncoder``, ``--speaker-encoder cam++``) takes its place when its release is in the ModelScope (or
+Hugging Face) cache.
 """
 
 from __future__ import annotations
@@ -58,11 +59,16 @@ REFINE_ITERATIONS = 2  # nearest-centroid passes after the tree (average linkage
 MAX_CLUSTERED_WINDOWS = 4000  # more windows (> 53 min of speech) are clustered on a sample, the rest assigned
 MAX_SPEAKERS = 32
 SPEAKER_ENCODERS = ("resemblyzer", "cam++")
-# FunASR's CAM++ (spk_model="cam++"): FunASR's short name, mapped by its name_maps to the ModelScope release
-# iic/speech_campplus_sv_zh-cn_16k-common, whose configuration.json names the weights (file_path_metas.init_param,
-# campplus_cn_common.bin) and config.yaml (model: CAMPPlus, model_conf).
+# FunASR's CAM++ (spk_model="cam++"): its short name, which FunASR's name maps (funasr/download/name_maps_from_hub.py)
+# turn into iic/speech_campplus_sv_zh-cn_16k-common on ModelScope and funasr/campplus on Hugging Face. FunASR reads a
+# release folder through configuration.json's file_path_metas (funasr/download/download_model_from_hub.py:
+# ``config`` -> the yaml whose ``model``/``model_conf`` build the network, ``init_param`` -> the weights,
+# campplus_cn_common.bin); ModelScope's own speaker-verification pipeline reads the same file's ``model`` block
+# instead (modelscope/models/audio/sv/DTDNN.py: model_config.fbank_dim/emb_size, pretrained_model).
 CAMPPLUS_NAME = "cam++"
-CAMPPLUS_FBANK_BINS = 80  # FunASR's campplus.utils.extract_feature: Kaldi fbank, 80 bins, mean-normalised
+CAMPPLUS_HUBS = ("ms", "hf")  # caches looked in, in this order: FunASR's default hub first
+CAMPPLUS_CLASS = "CAMPPlus"  # config.yaml's ``model`` (FunASR's registry name, funasr/models/campplus/template.yaml)
+CAMPPLUS_FBANK_BINS = 80  # funasr/models/campplus/utils.py extract_feature: Kaldi fbank, 80 bins, mean-normalised
 COUNT_METHODS = ("threshold", "silhouette")
 
 
@@ -140,10 +146,12 @@ class DiarizationOptions:
 
 # ----------------------------------------------------------------------------------------------- encoders
 class SpeakerEncoder(Protocol):
-    """What diarization needs of a speaker encoder: a name and (B, WINDOW_SAMPLES) 16 kHz windows (already at the
-    file's loudness gain) -> (B, D) L2-normalised embeddings."""
+    """What diarization needs of a speaker encoder: a name and (B, WINDOW_SAMPLES) 16 kHz windows -> (B, D)
+    L2-normalised embeddings. ``raises_loudness``: whether the windows come raised to -30 dBFS by the file's
+    ``loudness_gain`` (Resemblyzer's features do this; FunASR's CAM++ reads the samples as they are)."""
 
     name: str
+    raises_loudness: bool
 
     def embed(self, windows: Tensor) -> Tensor: ...
 
@@ -175,6 +183,7 @@ class GE2EEncoder(nn.Module):
     Attribute names follow the checkpoint's keys."""
 
     name = "resemblyzer"
+    raises_loudness = True  # Resemblyzer's preprocess_wav: normalize_volume(-30 dBFS, increase_only=True)
 
     def __init__(self, hidden: int = 256, layers: int = 3, dim: int = 256):
         super().__init__()
@@ -207,11 +216,13 @@ class GE2EEncoder(nn.Module):
 
 class CAMPPlusEncoder:
     """FunASR's CAM++ speaker network (``funasr.models.campplus.model.CAMPPlus``, Wang et al.,
-    https://arxiv.org/abs/2303.00332) behind the SpeakerEncoder interface, with FunASR's own features: 80-bin Kaldi
-    fbank of each window, mean-normalised over the window (campplus.utils.extract_feature; the loudness gain is a
-    constant in the log domain, which the normalisation removes)."""
+    https://arxiv.org/abs/2303.00332) behind the SpeakerEncoder interface, with FunASR's own features
+    (funasr/models/campplus/utils.py ``extract_feature``): 80-bin Kaldi fbank of each window's samples as they are
+    (floats in [-1, 1], as FunASR's audio loader gives them; no loudness gain: the log fbank floors quiet bins, so a
+    gain would change the features), mean-normalised over the window."""
 
     name = CAMPPLUS_NAME
+    raises_loudness = False
 
     def __init__(self, network: nn.Module):
         self.network = network.eval()
@@ -219,41 +230,44 @@ class CAMPPlusEncoder:
     @classmethod
     def from_dir(cls, folder: str | Path) -> "CAMPPlusEncoder":
         """A CAM++ release folder as FunASR reads it: configuration.json's ``file_path_metas`` (``init_param``: the
-        weights, ``config``: config.yaml, whose ``model_conf`` builds the network). Weights are read as tensors
-        only and must match the network key by key."""
+        weights, ``config``: config.yaml, whose ``model_conf`` builds the network). The weights are read as tensors
+        only and must match the network key by key (FunASR's loader would keep random weights for a missing key)."""
         import json
-
-        from funasr.models.campplus.model import CAMPPlus
 
         from sensevoice.modeldir import read_config
 
         folder = Path(folder)
-        metas = json.loads((folder / "configuration.json").read_text(encoding="utf-8")).get("file_path_metas", {})
-        if "init_param" not in metas:
-            raise ValueError(f"{folder / 'configuration.json'} names no weights (file_path_metas.init_param), as "
-                             "FunASR's CAM++ release does")
-        config = read_config(folder / metas.get("config", "config.yaml"))
-        if config.get("model") != "CAMPPlus":
-            raise ValueError(f"{folder}: config model {config.get('model')!r}; expected 'CAMPPlus' (FunASR's CAM++)")
-        network = CAMPPlus(**(config.get("model_conf") or {}))
+        descriptor = json.loads((folder / "configuration.json").read_text(encoding="utf-8"))
+        metas = descriptor.get("file_path_metas") or {}
+        if "init_param" not in metas or "config" not in metas:
+            # ModelScope's older revisions describe the model only for its own pipeline (the "model" block's
+            # pretrained_model, no config.yaml), which FunASR cannot read either.
+            raise ValueError(f"{folder / 'configuration.json'} has no file_path_metas.init_param/config (found "
+                             f"{sorted(metas)}), which FunASR reads: an older revision of the release; fetch the "
+                             f"current one with `sensevoice download {CAMPPLUS_NAME}`")
+        network = campplus_network(read_config(folder / metas["config"]), folder / metas["config"])
         state = torch.load(folder / metas["init_param"], map_location="cpu", weights_only=True)
         network.load_state_dict(state, strict=True)
         return cls(network)
 
     @classmethod
     def cached(cls) -> "CAMPPlusEncoder":
-        """The release from the ModelScope cache (as FunASR's ``spk_model="cam++"`` finds it), looked up offline;
-        FileNotFoundError (one line: the cache, the command that fetches it) when it is not there complete."""
+        """The release from the ModelScope cache, else the Hugging Face one (where FunASR's ``spk_model="cam++"``
+        puts it with hub="ms" / "hf"), looked up offline by each hub's library (sensevoice/hub.py, as for the ASR
+        model); FileNotFoundError (one line: each cache, the command that fetches it) when neither is complete."""
         from sensevoice import hub
 
-        repo = hub.repo_id(CAMPPLUS_NAME, "ms")
-        folder = hub.cached_snapshot(repo, "ms", None)
-        if folder is None or hub.missing_files(folder):
+        looked = []
+        for name in CAMPPLUS_HUBS:
+            repo = hub.repo_id(CAMPPLUS_NAME, name)
+            folder = hub.cached_snapshot(repo, name, None)
+            if folder is not None and not hub.missing_files(folder):
+                return cls.from_dir(folder)
             where = "incomplete" if folder is not None else "not"
-            raise FileNotFoundError(f"speaker encoder {CAMPPLUS_NAME}: {repo} is {where} in the ModelScope cache "
-                                    f"({hub.cache_root('ms')}); fetch it with `sensevoice download {CAMPPLUS_NAME}` "
-                                    "(on a machine without network: copy a connected machine's cache here)")
-        return cls.from_dir(folder)
+            looked.append(f"{repo} is {where} in the {hub.HUBS[name]} cache ({hub.cache_root(name)})")
+        raise FileNotFoundError(f"speaker encoder {CAMPPLUS_NAME}: {'; '.join(looked)}; fetch it with `sensevoice "
+                                f"download {CAMPPLUS_NAME}` (or `sensevoice download {CAMPPLUS_NAME} --hub hf`; on a "
+                                "machine without network: copy a connected machine's cache here)")
 
     def features(self, windows: Tensor) -> Tensor:
         """(B, samples) -> (B, frames, 80) mean-normalised log mel fbank (torchaudio's Kaldi fbank, as FunASR)."""
@@ -267,6 +281,24 @@ class CAMPPlusEncoder:
     def embed(self, windows: Tensor) -> Tensor:
         x = self.network(self.features(windows))  # (B, embedding_size)
         return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def campplus_network(config: dict[str, Any], path: Path) -> nn.Module:
+    """FunASR's CAMPPlus built from a release's config.yaml (``model: CAMPPlus``, ``model_conf``); a key its
+    constructor does not name is refused (CAMPPlus swallows unknown keywords, so a misspelled one would change
+    nothing silently)."""
+    import inspect
+
+    from funasr.models.campplus.model import CAMPPlus
+
+    if config.get("model") != CAMPPLUS_CLASS:
+        raise ValueError(f"{path}: model {config.get('model')!r}; expected {CAMPPLUS_CLASS!r} (FunASR's CAM++)")
+    model_conf = dict(config.get("model_conf") or {})
+    known = [p.name for p in inspect.signature(CAMPPlus).parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    unknown = sorted(set(model_conf) - set(known))
+    if unknown:
+        raise ValueError(f"{path}: model_conf keys {unknown} are not CAMPPlus's; expected some of {known}")
+    return CAMPPlus(**model_conf)
 
 
 def load_speaker_encoder(name: str = "resemblyzer") -> SpeakerEncoder:
@@ -483,7 +515,8 @@ class SpeechEmbeddings:
 
 def embed_speech(wave: np.ndarray, spans: Sequence[Sequence[int]], encoder: SpeakerEncoder) -> SpeechEmbeddings:
     windows = plan_windows(spans, len(wave) // SAMPLES_PER_MS)
-    embeddings = embed_windows(encoder, wave, [s for _, s in windows], loudness_gain(wave))
+    gain = loudness_gain(wave) if encoder.raises_loudness else 1.0
+    embeddings = embed_windows(encoder, wave, [s for _, s in windows], gain)
     return SpeechEmbeddings(tuple((int(a), int(b)) for a, b in spans), tuple(windows), embeddings)
 
 

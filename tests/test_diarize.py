@@ -307,39 +307,114 @@ def test_cli_refuses_an_unknown_speaker_encoder_and_one_without_diarize(capsys, 
 
 
 # ----------------------------------------------------------------------------------------------- CAM++
-CAMPPLUS_REPO = "iic/speech_campplus_sv_zh-cn_16k-common"  # what FunASR's name map makes of spk_model="cam++"
+CAMPPLUS_REPO = "iic/speech_campplus_sv_zh-cn_16k-common"  # FunASR's name_maps_ms["cam++"]
+CAMPPLUS_HF_REPO = "funasr/campplus"  # FunASR's name_maps_hf["cam++"] (funasr/download/name_maps_from_hub.py)
+CAMPPLUS_WEIGHTS = "campplus_cn_common.bin"  # the weights' name in both repositories (3D-Speaker's infer_sv.py
+# supports table, and every project that fetches funasr/campplus names it; 28 036 335 bytes there)
+# The release's configuration.json: the "model" and "pipeline" blocks are what ModelScope's speaker-verification
+# pipeline reads (modelscope/models/audio/sv/DTDNN.py SpeakerVerificationCAMPPlus: model_config.fbank_dim,
+# model_config.emb_size, pretrained_model; pipelines/audio/speaker_verification_light_pipeline.py: yesOrno_thr, the
+# model card's 0.31), file_path_metas what FunASR reads (funasr/download/download_model_from_hub.py: config,
+# init_param; without them FunASR cannot build the model).
+CAMPPLUS_CONFIGURATION = {
+    "framework": "pytorch", "task": "speaker-verification",
+    "model": {"type": "cam++-sv", "model_config": {"sample_rate": 16000, "fbank_dim": 80, "emb_size": 192},
+              "pretrained_model": CAMPPLUS_WEIGHTS, "yesOrno_thr": 0.31},
+    "pipeline": {"type": "speaker-verification"},
+    "file_path_metas": {"init_param": CAMPPLUS_WEIGHTS, "config": "config.yaml"}}
+# Its config.yaml: FunASR's funasr/models/campplus/template.yaml, the network's arguments and FunASR's WavFrontend
+# (which CAMPPlus.inference does not use: it computes its own fbank).
+CAMPPLUS_CONFIG_YAML = """\
+model: CAMPPlus
+model_conf:
+    feat_dim: 80
+    embedding_size: 192
+    growth_rate: 32
+    bn_size: 4
+    init_channels: 128
+    config_str: 'batchnorm-relu'
+    memory_efficient: True
+    output_level: 'segment'
+
+frontend: WavFrontend
+frontend_conf:
+    fs: 16000
+"""
 
 
-@pytest.fixture
-def modelscope_cache(tmp_path, monkeypatch) -> Path:
-    """An empty ModelScope cache that modelscope's own offline lookup reads (its cached settings reset)."""
-    import modelscope_hub.config
+def campplus_release(folder: Path) -> Path:
+    """The release's files with random weights of the real shapes: a state dict of ModelScope's CAMPPlus(80, 192),
+    the class ModelScope's pipeline loads campplus_cn_common.bin into with strict=True (so the keys and shapes are
+    the real file's: 937 tensors, 6.93 M numbers, batch-norm counters included)."""
+    from modelscope.models.audio.sv.DTDNN import CAMPPlus
 
-    monkeypatch.setenv("MODELSCOPE_CACHE", str(tmp_path / "modelscope"))
-    monkeypatch.setattr(modelscope_hub.config, "_default_config", None)
-    return tmp_path / "modelscope"
-
-
-def fake_campplus_release(cache: Path) -> Path:
-    """FunASR's CAMPPlus with random weights, laid out as ModelScope caches the release (see test_hub.lay_out_ms):
-    configuration.json naming the weights and config.yaml, as FunASR reads them."""
-    from funasr.models.campplus.model import CAMPPlus
-
-    folder = cache / "models" / CAMPPLUS_REPO.replace("/", "--") / "snapshots" / "master"
     folder.mkdir(parents=True)
     torch.manual_seed(0)
-    torch.save(CAMPPlus().state_dict(), folder / "campplus_cn_common.bin")
-    (folder / "config.yaml").write_text("model: CAMPPlus\nmodel_conf:\n  feat_dim: 80\n  embedding_size: 192\n")
-    (folder / "configuration.json").write_text(json.dumps({
-        "framework": "pytorch", "task": "speaker-verification",
-        "file_path_metas": {"init_param": "campplus_cn_common.bin", "config": "config.yaml"}}))
+    torch.save(CAMPPlus(80, 192).state_dict(), folder / CAMPPLUS_WEIGHTS)
+    (folder / "config.yaml").write_text(CAMPPLUS_CONFIG_YAML)
+    (folder / "configuration.json").write_text(json.dumps(CAMPPLUS_CONFIGURATION, indent=4))
     return folder
 
 
-def test_campplus_from_the_modelscope_cache_embeds_as_funasr_does(modelscope_cache):
-    folder = fake_campplus_release(modelscope_cache)
+@pytest.fixture
+def speaker_caches(tmp_path, monkeypatch) -> dict[str, Path]:
+    """Empty ModelScope and Hugging Face caches (and a home for ModelScope's older layout), as each library reads
+    them offline (their cached settings reset)."""
+    import huggingface_hub.constants
+    import modelscope_hub.config
+
+    caches = {"ms": tmp_path / "modelscope", "hf": tmp_path / "hf" / "hub", "home": tmp_path / "home"}
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(caches["ms"]))
+    monkeypatch.setenv("HOME", str(caches["home"]))
+    monkeypatch.setattr(modelscope_hub.config, "_default_config", None)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(caches["hf"]))
+    return caches
+
+
+def test_campplus_release_is_read_by_funasr_modelscope_and_us_alike(tmp_path):
+    """The fake release is one both real readers accept (FunASR's AutoModel through file_path_metas and config.yaml,
+    ModelScope's pipeline through the "model" block), and our embedding equals both of theirs."""
+    from funasr import AutoModel
+    from modelscope.pipelines import pipeline
+
+    folder = campplus_release(tmp_path / "campplus")
+    window = speechlike(2.0, seed=4)[:d.WINDOW_SAMPLES] * 0.5
+    ours = d.CAMPPlusEncoder.from_dir(folder).embed(torch.from_numpy(window)[None])[0]
+    funasr_model = AutoModel(model=str(folder), device="cpu", disable_update=True, disable_pbar=True)
+    assert type(funasr_model.model).__name__ == "CAMPPlus"
+    theirs = funasr_model.generate(input=[window])[0]["spk_embedding"][0]
+    assert torch.allclose(ours, theirs / theirs.norm(), atol=1e-5)
+    modelscope_sv = pipeline(task="speaker-verification", model=str(folder), device="cpu")
+    assert modelscope_sv.thr == CAMPPLUS_CONFIGURATION["model"]["yesOrno_thr"]
+    theirs = torch.from_numpy(np.asarray(modelscope_sv([window, window], output_emb=True)["embs"][0]))
+    assert torch.allclose(ours, theirs / theirs.norm(), atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["modelscope", "modelscope-legacy", "huggingface"])
+def test_campplus_is_found_offline_in_each_cache_layout(speaker_caches, tmp_path, layout):
+    """As the ASR model is (sensevoice/hub.py): modelscope >= 1.38's snapshots, the older hub/models/<owner>/<name>
+    that FunASR downloaded into with older versions, and the Hugging Face mirror."""
+    from test_hub import lay_out_hf, lay_out_ms, lay_out_ms_legacy
+
+    files = campplus_release(tmp_path / "release")
+    if layout == "modelscope":
+        lay_out_ms(speaker_caches["ms"], CAMPPLUS_REPO, files)
+    elif layout == "modelscope-legacy":
+        os.environ.pop("MODELSCOPE_CACHE")  # monkeypatched: restored after the test
+        lay_out_ms_legacy(speaker_caches["home"], CAMPPLUS_REPO, files)
+    else:
+        lay_out_hf(speaker_caches["hf"], CAMPPLUS_HF_REPO, files)
     encoder = d.load_speaker_encoder("cam++")
     assert isinstance(encoder, d.CAMPPlusEncoder) and encoder.name == "cam++"
+    saved = torch.load(files / CAMPPLUS_WEIGHTS, weights_only=True)
+    assert all(torch.equal(v, saved[k]) for k, v in encoder.network.state_dict().items())
+
+
+def test_campplus_embeds_each_window_as_funasr_does(speaker_caches, tmp_path):
+    from test_hub import lay_out_ms
+
+    folder = lay_out_ms(speaker_caches["ms"], CAMPPLUS_REPO, campplus_release(tmp_path / "release"))
+    encoder = d.load_speaker_encoder("cam++")
     windows = torch.from_numpy(np.stack([speechlike(2.0, seed=s)[:d.WINDOW_SAMPLES] for s in (1, 2, 3)]))
     embeddings = encoder.embed(windows)
     assert embeddings.shape == (3, 192)
@@ -347,24 +422,52 @@ def test_campplus_from_the_modelscope_cache_embeds_as_funasr_does(modelscope_cac
     # FunASR's own path (its audio loading and extract_feature) gives the same vector, before our L2 norm
     funasr_out = encoder.network.inference([windows[1]], device="cpu")[0][0]["spk_embedding"][0]
     assert torch.allclose(embeddings[1], funasr_out / funasr_out.norm(), atol=1e-5)
+    # a quiet file's windows reach CAM++ as they are, as FunASR reads them: Resemblyzer's loudness gain is GE2E's
+    # alone (the log fbank floors quiet bins, so a gain would change CAM++'s features)
+    quiet = speechlike(6.0, seed=5) * 0.002
+    assert d.loudness_gain(quiet) > 10
+    speech = d.embed_speech(quiet, [(500, 5500)], encoder)
+    raw = [torch.from_numpy(d.window_audio(quiet, start)) for _, start in speech.windows]
+    funasr_out = torch.cat([encoder.network.inference([w], device="cpu")[0][0]["spk_embedding"] for w in raw])
+    theirs = (funasr_out / funasr_out.norm(dim=1, keepdim=True)).detach().numpy()
+    np.testing.assert_allclose(speech.embeddings, theirs, atol=1e-5)
     # and diarization runs end to end on it (random weights: the speakers found are not the point)
     wave = np.concatenate([speechlike(4.0, seed=1), speechlike(4.0, seed=2)])
     turns = d.diarize(wave, [(0, 8000)], encoder, DiarizationOptions(num_speakers=2))
     assert {t.speaker for t in turns} == {0, 1} and turns[0].start_ms == 0 and turns[-1].end_ms == 8000
     # weights that do not fit the network are refused, read as data only
-    state = torch.load(folder / "campplus_cn_common.bin", weights_only=True)
+    state = torch.load(folder / CAMPPLUS_WEIGHTS, weights_only=True)
     state.pop(next(iter(state)))
-    torch.save(state, folder / "campplus_cn_common.bin")
+    torch.save(state, folder / CAMPPLUS_WEIGHTS)
     with pytest.raises(RuntimeError, match="Missing key"):
         d.CAMPPlusEncoder.from_dir(folder)
 
 
-def test_campplus_absent_is_one_line_naming_the_cache_and_the_download_command(modelscope_cache, wav_file,
-                                                                               tiny_dir, capsys):
+def test_campplus_release_that_funasr_cannot_read_is_refused_by_name(tmp_path):
+    folder = tmp_path / "campplus"
+    folder.mkdir()
+    # ModelScope's pipeline-only descriptor (no file_path_metas, no config.yaml), as older revisions have it
+    (folder / "configuration.json").write_text(json.dumps({k: v for k, v in CAMPPLUS_CONFIGURATION.items()
+                                                           if k != "file_path_metas"}))
+    with pytest.raises(ValueError, match=r"configuration.json has no file_path_metas.init_param/config .*"
+                                         r"`sensevoice download cam\+\+`"):
+        d.CAMPPlusEncoder.from_dir(folder)
+    (folder / "configuration.json").write_text(json.dumps(CAMPPLUS_CONFIGURATION))
+    (folder / "config.yaml").write_text(CAMPPLUS_CONFIG_YAML.replace("embedding_size", "embeding_size"))
+    with pytest.raises(ValueError, match=r"model_conf keys \['embeding_size'\] are not CAMPPlus's"):
+        d.CAMPPlusEncoder.from_dir(folder)
+    (folder / "config.yaml").write_text(CAMPPLUS_CONFIG_YAML.replace("model: CAMPPlus", "model: ERes2NetV2"))
+    with pytest.raises(ValueError, match="model 'ERes2NetV2'; expected 'CAMPPlus'"):
+        d.CAMPPlusEncoder.from_dir(folder)
+
+
+def test_campplus_absent_is_one_line_naming_the_caches_and_the_download_command(speaker_caches, wav_file,
+                                                                                tiny_dir, capsys):
     with pytest.raises(FileNotFoundError) as err:
         d.load_speaker_encoder("cam++")
     message = str(err.value)
-    assert "\n" not in message and f"{CAMPPLUS_REPO} is not in the ModelScope cache ({modelscope_cache})" in message
+    assert "\n" not in message and f"{CAMPPLUS_REPO} is not in the ModelScope cache ({speaker_caches['ms']})" in message
+    assert f"{CAMPPLUS_HF_REPO} is not in the Hugging Face cache ({speaker_caches['hf']})" in message
     assert "`sensevoice download cam++`" in message
     from sensevoice.cli import main
 

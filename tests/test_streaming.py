@@ -550,6 +550,7 @@ class SignEncoder:
     """A speaker encoder for the tracker's rules: a positive wave is one voice, a negative one another."""
 
     name = "sign"
+    raises_loudness = False  # the sign of the samples is all it reads
 
     def embed(self, windows):
         import torch
