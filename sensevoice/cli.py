@@ -84,7 +84,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     add_diarization_arguments(parser)
     parser.add_argument("--speaker-encoder", default=None, metavar="NAME",
                         help="with --diarize: resemblyzer (default; GE2E weights shipped in its wheel) or cam++ "
-                             "(FunASR's CAM++ from the ModelScope cache: sensevoice download cam++)")
+                             "(FunASR's CAM++ from the ModelScope or Hugging Face cache: sensevoice download cam++)")
 
 
 def transcribe_options(args: argparse.Namespace):
