@@ -240,11 +240,12 @@ class CAMPPlusEncoder:
         descriptor = json.loads((folder / "configuration.json").read_text(encoding="utf-8"))
         metas = descriptor.get("file_path_metas") or {}
         if "init_param" not in metas or "config" not in metas:
-            # ModelScope's older revisions describe the model only for its own pipeline (the "model" block's
-            # pretrained_model, no config.yaml), which FunASR cannot read either.
+            # A descriptor for ModelScope's pipeline alone (its "model" block's pretrained_model, no config.yaml), as
+            # older revisions are reported to be (3D-Speaker's infer_sv.py pins v1.0.0 and reads only the weights);
+            # FunASR's download_model_from_hub.py cannot build a model from it either.
             raise ValueError(f"{folder / 'configuration.json'} has no file_path_metas.init_param/config (found "
-                             f"{sorted(metas)}), which FunASR reads: an older revision of the release; fetch the "
-                             f"current one with `sensevoice download {CAMPPLUS_NAME}`")
+                             f"{sorted(metas)}), which FunASR reads: not a release FunASR can load (an older "
+                             f"revision?); fetch the current one with `sensevoice download {CAMPPLUS_NAME}`")
         network = campplus_network(read_config(folder / metas["config"]), folder / metas["config"])
         state = torch.load(folder / metas["init_param"], map_location="cpu", weights_only=True)
         network.load_state_dict(state, strict=True)
