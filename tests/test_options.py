@@ -269,6 +269,27 @@ def test_every_door_takes_the_search_options_with_one_range():
     assert argtypes.decoding_options(args) == sv.DecodingOptions(beam_size=8, hotwords=("foo", "bar"), language="zh")
 
 
+def test_a_stream_s_null_field_is_not_given_in_every_options_type():
+    """JSON null reads as an absent key for the decoding fields as for the diarization ones (both through one
+    reading of a message's fields); a form's refusal names the field at fault as its param."""
+    import io
+
+    from starlette.datastructures import FormData, UploadFile
+
+    from sensevoice.serve import fields, websocket
+
+    base = sv.DecodingOptions(beam_size=3)
+    settings = websocket.parse_first({"itn": None, "hotwords": None, "beam_size": None, "num_speakers": None}, base)
+    assert settings.options == dataclasses.replace(base, textnorm="withitn", output_timestamp=True)
+    assert settings.diarization is None
+    with pytest.raises(websocket.StreamError, match="ban_emo_unk='yes' must be true or false"):
+        websocket.parse_first({"ban_emo_unk": "yes"}, base)
+    upload = UploadFile(io.BytesIO(b"RIFF"), filename="a.wav")
+    with pytest.raises(fields.ApiError, match="hotword") as error:
+        fields.parse_openai(FormData([("file", upload), ("hotwords", '{" ": 1}')]), "m")
+    assert error.value.param == "hotword"
+
+
 # ----------------------------------------------------------------------------------------------- diarization's twin
 def with_turn_windows():
     """A copy of the diarization options type with one field more, declared as a new one is (one field)."""
