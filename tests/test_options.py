@@ -240,8 +240,8 @@ def test_a_new_field_appears_in_every_door():
     with pytest.raises(websocket.StreamError, match="speakers=9"):
         websocket.parse_first({"speakers": 9}, base)
 
-    door = argparse.Namespace(model_path="m", model_identity=argparse.Namespace(id="custom:m@0"), backend="torch",
-                              precision="fp32", vad=True, timestamps=False)
+    model_dir = argparse.Namespace(path="m", identity=argparse.Namespace(id="custom:m@0"))
+    door = argparse.Namespace(model_dir=model_dir, backend="torch", precision="fp32", vad=True, timestamps=False)
     assert batch.settings(door, WithSpeakers(speakers=5))["speakers"] == 5
 
 
