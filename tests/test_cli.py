@@ -208,6 +208,15 @@ def test_no_command_and_help(capsys):
     assert code == 0 and "--batch-size-s" in out
 
 
+def test_serve_help_shows_the_upload_grace_the_app_enforces(capsys):
+    """--min-upload-rate's help names the grace's value, read from app.py (the help itself imports no torch: see
+    test_usage_errors_come_before_heavy_imports)."""
+    from sensevoice.serve import app
+
+    code, out, _ = run(capsys, "serve", "--help")
+    assert code == 0 and f"once its first {app.UPLOAD_RATE_GRACE_S:g} s are over" in " ".join(out.split())
+
+
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_each_command_help_ends_with_its_own_exit_codes(capsys, name):
     code, out, _ = run(capsys, name, "--help")
