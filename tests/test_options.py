@@ -320,7 +320,7 @@ def test_a_new_diarization_field_appears_in_every_door():
 
     from starlette.datastructures import FormData, UploadFile
 
-    from sensevoice import argtypes, optionspec
+    from sensevoice import argtypes, batch
     from sensevoice.serve import fields, websocket
 
     twin = with_turn_windows()
@@ -357,9 +357,11 @@ def test_a_new_diarization_field_appears_in_every_door():
     with pytest.raises(websocket.StreamError, match="diarize='yes' must be true or false"):
         websocket.parse_first({"diarize": "yes"}, base, twin)
 
-    assert optionspec.settings(None, twin) == {"diarize": False}
-    assert optionspec.settings(twin(min_turn_windows=5), twin) == {
-        "diarize": True, "num_speakers": None, "min_speakers": 1, "max_speakers": 32, "min_turn_windows": 5}
+    model_dir = argparse.Namespace(path="m", identity=argparse.Namespace(id="custom:m@0"))
+    door = argparse.Namespace(model_dir=model_dir, backend="torch", precision="fp32", vad=True, timestamps=False)
+    assert batch.settings(door, base, None)["diarization"] is None
+    assert batch.settings(door, base, twin(min_turn_windows=5))["diarization"] == {
+        "num_speakers": None, "min_speakers": 1, "max_speakers": 32, "min_turn_windows": 5}
 
 
 @pytest.mark.parametrize("door, value, message", [
