@@ -163,11 +163,11 @@ MAX_BEAM = 64  # prefixes kept per frame, at most
 HOTWORD_BEAM = 4  # the beam of a search with hotwords and beam_size=1 (biasing needs alternatives to choose from)
 
 
-def _check_count(name: str, value: Any, low: int, high: int | None) -> int:
+def _check_count(name: str, value: Any, low: int, high: int | None, also: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
-            or (high is not None and value > high):
+            or (high is not None and value > high):  # ``also``: what else the caller accepts (diarize: None)
         raise ValueError(f"{name}={value!r} must be an integer " + (f"in [{low}, {high}]" if high is not None
-                                                                     else f">= {low}"))
+                                                                     else f">= {low}") + also)
     return int(value)
 
 

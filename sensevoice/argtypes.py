@@ -16,12 +16,13 @@ read from its source text: ``--help`` and the value checks stay fast (no torch i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from sensevoice import optionspec
 from sensevoice.optionspec import Option, model_constant
@@ -147,19 +148,27 @@ def check_output_dir(path: Path, option: str) -> None:
         raise UsageError(f"{option} {str(path)!r}: {str(existing)!r} is not writable")
 
 
+@contextlib.contextmanager
+def loading(model_dir) -> Iterator[None]:
+    """Reading ``model_dir``'s weights (a check or the load itself): FileNotFoundError and ValueError (a bad
+    model.pt: model.CheckpointError) as a UsageError that names the folder and the fault."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as err:  # model.CheckpointError is a ValueError
+        raise UsageError(f"--model {str(model_dir.path)!r} cannot be loaded: {err}") from None
+
+
 def check_weights(model_dir, backend) -> None:
     """The weights ``backend`` (model.BackendOptions) will load from ``model_dir``, read as data only and matched
-    against its config.yaml, before a command's heavy work (Ray, an export); UsageError names the file and the
+    against its config.yaml, before a command's heavy work (Ray, a server); UsageError names the file and the
     fault. Imports FunASR (and torch)."""
     from sensevoice import heavy
 
     heavy.import_funasr()
     from sensevoice import backends
 
-    try:
+    with loading(model_dir):
         backends.check_dir(model_dir, backend)
-    except (FileNotFoundError, ValueError) as err:  # model.CheckpointError is a ValueError
-        raise UsageError(f"--model {str(model_dir.path)!r} cannot be loaded: {err}")
 
 
 def choice(choices: Sequence[str], aliases: Mapping[str, str]) -> Callable[[str], str]:

@@ -84,7 +84,7 @@ def settings(args: argparse.Namespace, options, diarization=None) -> dict[str, A
     """What decides the transcripts: a rerun into the same output must use the same. Every field of the decoding
     options (``options``: model.DecodingOptions, so a new field is compared with no edit here) and of the
     diarization options (``diarization``: sensevoice.diarize.DiarizationOptions, or None), as JSON holds them."""
-    door = {"model": str(args.model_path), "model_id": args.model_identity.id, "backend": args.backend,
+    door = {"model": str(args.model_dir.path), "model_id": args.model_dir.identity.id, "backend": args.backend,
             "precision": args.precision, "vad": args.vad, "timestamps": args.timestamps,
             "diarization": dataclasses.asdict(diarization) if diarization is not None else None}
     return json.loads(json.dumps({**door, **dataclasses.asdict(options)}))  # tuples as lists, as read back
@@ -106,8 +106,7 @@ def check_arguments(args: argparse.Namespace) -> list[Input]:
     if args.working_dir is not None and not args.working_dir.is_dir():
         raise UsageError(f"--working-dir {str(args.working_dir)!r}: not a folder")
     inputs = list_inputs(args.input, args.input_format)
-    args.model_dir = model_dir_from_args(args)
-    args.model_path, args.model_identity = args.model_dir.path.resolve(), args.model_dir.identity
+    args.model_dir = model_dir_from_args(args)  # its path (resolved) and identity are the job's model from here on
     return inputs
 
 
@@ -118,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
     diarization = diarization_options(args)  # a UsageError names a bad speaker count
     check_weights(args.model_dir, backend_options(args))  # before anything is written into the output folder
     store = Store(args.output, args.format, result_parts(args, options, diarization))
-    store.check_manifest(settings(args, options, diarization), args.model_identity.as_dict())
-    print(f"sensevoice batch: model: {args.model_identity}; from {args.model_path}", file=sys.stderr)
+    store.check_manifest(settings(args, options, diarization), args.model_dir.identity.as_dict())
+    print(f"sensevoice batch: model: {args.model_dir.identity}; from {args.model_dir.path}", file=sys.stderr)
     todo = pending(inputs, store.done_keys())
     print(f"sensevoice batch: {len(inputs)} inputs, {len(inputs) - len(todo)} already in {args.output}, "
           f"{len(todo)} to do", file=sys.stderr)

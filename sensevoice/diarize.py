@@ -104,11 +104,9 @@ def _check_count(spec: Any, value: Any) -> int | None:
         raise TypeError(f"DiarizationOptions.{spec.name}: a {kind} field has no check; its fields are counts (int)")
     if value is None and optional:
         return None
-    low, high = spec.metadata["range"]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{spec.name}={value!r} must be an integer in [{low}, {high}]"
-                         + (" or None (estimated)" if optional else ""))
-    return int(value)
+    from model import _check_count as check_count  # DecodingOptions' count check: one of it (range, not a bool)
+
+    return check_count(spec.name, value, *spec.metadata["range"], also=" or None (estimated)" if optional else "")
 
 
 @dataclass(frozen=True)

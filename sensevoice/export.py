@@ -31,10 +31,12 @@ import contextlib
 import io
 import logging
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 if TYPE_CHECKING:  # imported where used: ``sensevoice --help`` must not load torch
     import numpy as np
@@ -244,30 +246,53 @@ def verify(model: sv.SenseVoiceSmall, path: Path, tolerance: float = VERIFY_TOLE
 
 
 def export(model_dir: Path | ModelDir, out_dir: Path, int8: bool = False, opset: int = OPSET,
-           standard_ops: bool = False) -> dict[str, Path]:
-    """Export a model directory to ``out_dir``; returns {"fp32": ..., "int8": ..., "tokens": ...} paths."""
+           standard_ops: bool = False, model: sv.SenseVoiceSmall | None = None) -> dict[str, Path]:
+    """Export a model directory to ``out_dir`` (``model``: the directory's model, already loaded by the caller;
+    default: loaded here); returns {"fp32": ..., "int8": ..., "tokens": ...} paths."""
     from sensevoice.modeldir import ModelDir
 
     source = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
     if source.path == Path(out_dir).resolve():
         raise ValueError(f"--out {out_dir} is the model directory; export into a directory of its own")
-    return export_model(source.load(), source, Path(out_dir), int8=int8, opset=opset, standard_ops=standard_ops)
+    model = source.load() if model is None else model
+    return export_model(model, source, Path(out_dir), int8=int8, opset=opset, standard_ops=standard_ops)
+
+
+@contextlib.contextmanager
+def staged(out_dir: Path) -> Iterator[Path]:
+    """A temporary folder to write an export into, made in ``out_dir``'s nearest existing folder (the same file
+    system); when the block ends without error its files move into ``out_dir`` (created then), replacing an earlier
+    export's. A failed export (an opset torch cannot write, a graph that disagrees with PyTorch) leaves ``out_dir``
+    as it was: nothing written, not even created."""
+    existing = next(p for p in (out_dir, *out_dir.parents) if p.is_dir())
+    with tempfile.TemporaryDirectory(dir=existing, prefix=".sensevoice-export-") as staging:
+        yield Path(staging)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for item in Path(staging).iterdir():
+            shutil.move(item, out_dir / item.name)  # a rename, on the one file system
 
 
 def export_model(model: sv.SenseVoiceSmall, source, out_dir: Path, int8: bool = False, opset: int = OPSET,
                  standard_ops: bool = False) -> dict[str, Path]:
-    """Export a loaded fp32 model (its frontend, tokenizer and CMVN from the ModelDir ``source``) to ``out_dir``,
-    a model directory of its own (config with dither 0, tokenizer, am.mvn, model.py, tokens.txt, ONNX files)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config = {**source.config, "frontend_conf": {**source.config["frontend_conf"], "dither": 0.0}}
-    source.copy_to(out_dir, config=config)
-    return write_graphs(model, source, out_dir, int8=int8, opset=opset, standard_ops=standard_ops)
+    """Export a loaded fp32 model (its frontend, tokenizer and CMVN from the ModelDir ``source``) to ``out_dir``:
+    a model directory of its own (config with dither 0, tokenizer, am.mvn, model.py, tokens.txt, ONNX files), or,
+    into the model directory itself, the ONNX files and tokens.txt only. Staged (``staged``): a failed export
+    leaves ``out_dir`` as it was."""
+    out_dir = Path(out_dir)
+    with staged(out_dir) as staging:
+        if out_dir.resolve() != source.path:
+            config = {**source.config, "frontend_conf": {**source.config["frontend_conf"], "dither": 0.0}}
+            source.copy_to(staging, config=config)
+        paths = write_graphs(model, source, staging, int8=int8, opset=opset, standard_ops=standard_ops)
+    if not int8:
+        (out_dir / INT8_NAME).unlink(missing_ok=True)  # never leave an int8 model of other weights beside
+    return {kind: out_dir / path.name for kind, path in paths.items()}
 
 
 def write_graphs(model: sv.SenseVoiceSmall, source, out_dir: Path, int8: bool = False, opset: int = OPSET,
                  standard_ops: bool = False) -> dict[str, Path]:
     """The ONNX files and tokens.txt of a loaded fp32 model (its tokenizer and CMVN from the ModelDir ``source``)
-    into ``out_dir``; the other files of a model directory are left as they are."""
+    into ``out_dir``."""
     metadata = sherpa_metadata(model, source.config["frontend_conf"], source.cmvn)
     paths = {"tokens": write_tokens(source.special.pieces, out_dir / TOKENS_NAME),
              "fp32": to_onnx(model, metadata, out_dir / FP32_NAME, opset, standard_ops)}
@@ -276,8 +301,6 @@ def write_graphs(model: sv.SenseVoiceSmall, source, out_dir: Path, int8: bool = 
     if int8:
         paths["int8"] = quantize_int8(paths["fp32"], out_dir / INT8_NAME, metadata)
         log.info("quantised %s", paths["int8"])
-    else:
-        (out_dir / INT8_NAME).unlink(missing_ok=True)  # never leave an int8 model of other weights beside
     return paths
 
 
@@ -329,9 +352,6 @@ def for_automodel(model: sv.SenseVoiceSmall, kwargs: Mapping[str, Any], caller: 
     source, out_dir = ModelDir(kwargs["model_path"]), Path(out_dir).resolve()
     model = model.float().cpu().eval()  # FunASR hands over its own copy of the model, on the export device
     int8 = request["quantize"] in (True, "int8")
-    if out_dir == source.path:
-        write_graphs(model, source, out_dir, int8=int8, opset=opset)
-    else:
-        export_model(model, source, out_dir, int8=int8, opset=opset)
+    export_model(model, source, out_dir, int8=int8, opset=opset)
     return out_dir
 

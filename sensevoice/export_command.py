@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Iterable
 
 from sensevoice import heavy
-from sensevoice.argtypes import (add_model_arguments, check_output_dir, check_weights, model_dir_from_args,
-                                 positive_int)
+from sensevoice.argtypes import add_model_arguments, check_output_dir, loading, model_dir_from_args, positive_int
 from sensevoice.door import module_main
 from sensevoice.export import INT8_NAME, OPSET
 
@@ -29,12 +28,13 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "--out")
     source = model_dir_from_args(args)
     heavy.import_funasr()
-    import model as sv
     from sensevoice.export import export
 
-    check_weights(source, sv.BackendOptions())  # a bad model.pt: a usage error
+    with loading(source):  # a bad model.pt: a usage error
+        model = source.load()
     try:
-        paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops)
+        paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops,
+                       model=model)
     except (RuntimeError, ValueError, OSError) as err:  # e.g. an --opset torch cannot export: exit 1, one line
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         print(f"sensevoice export: error: the export to {args.out} failed (--opset {args.opset}): {first_line}",

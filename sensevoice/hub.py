@@ -257,18 +257,28 @@ def why_not_downloadable(hub: str) -> str | None:
     return f"{HUBS[hub]} ({endpoint(hub)}) cannot be reached: {unreachable}" if unreachable else None
 
 
+def lookup(name: str, hub: str, revision: str | None) -> tuple[str, Path | None]:
+    """The repository id ``name`` stands for on ``hub`` and its complete folder in the hub library's cache (no
+    network call), or None there when the hub can be asked for it. HubError (one line) when it is neither cached
+    complete nor downloadable now."""
+    repo = repo_id(name, hub)
+    cached = cached_snapshot(repo, hub, revision)
+    if cached is not None and not missing_files(cached):
+        return repo, cached
+    reason = why_not_downloadable(hub)
+    if reason:
+        raise not_available(repo, hub, revision, reason, cached)
+    return repo, None
+
+
 def snapshot(name: str, hub: str = DEFAULT_HUB, revision: str | None = None) -> tuple[Path, HubSource]:
     """The local folder of a hub model and where it came from: from the hub library's cache with no network call
     when it is there and complete, else downloaded into that cache (progress on stderr) and checked.
     HubError (one line) when neither can be done."""
-    repo = repo_id(name, hub)
-    cached = cached_snapshot(repo, hub, revision)
-    if cached is not None and not missing_files(cached):
-        return cached, source_of(cached, hub, repo, revision)
-    reason = why_not_downloadable(hub)
-    if reason:
-        raise not_available(repo, hub, revision, reason, cached)
-    return download(repo, hub, revision)
+    repo, cached = lookup(name, hub, revision)
+    if cached is None:
+        return download(repo, hub, revision)
+    return cached, source_of(cached, hub, repo, revision)
 
 
 def download(name: str, hub: str = DEFAULT_HUB, revision: str | None = None,
@@ -305,12 +315,8 @@ def prepare(name: str, hub: str = DEFAULT_HUB, revision: str | None = None,
     there, else downloaded straight into it)."""
     if local_dir is None:
         return snapshot(name, hub, revision)
-    repo = repo_id(name, hub)
-    cached = cached_snapshot(repo, hub, revision)
-    if cached is not None and not missing_files(cached):
-        print(f"sensevoice: copying {repo} from the {HUBS[hub]} cache ({cached}) to {local_dir}", file=sys.stderr)
-        return copy_release(cached, Path(local_dir)), source_of(cached, hub, repo, revision)
-    reason = why_not_downloadable(hub)
-    if reason:
-        raise not_available(repo, hub, revision, reason, cached)
-    return download(repo, hub, revision, Path(local_dir))
+    repo, cached = lookup(name, hub, revision)
+    if cached is None:
+        return download(repo, hub, revision, Path(local_dir))
+    print(f"sensevoice: copying {repo} from the {HUBS[hub]} cache ({cached}) to {local_dir}", file=sys.stderr)
+    return copy_release(cached, Path(local_dir)), source_of(cached, hub, repo, revision)

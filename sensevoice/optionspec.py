@@ -28,7 +28,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
-import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -176,11 +175,3 @@ def declared_switch(path: str, class_name: str) -> Option:
             return Option(switch["name"], "bool", False, switch["help"], {})
     raise KeyError(f"{path}: {class_name} declares no SWITCH")
 
-
-def settings(options: Any, cls: type | None = None) -> dict[str, Any]:
-    """An options object as the settings a batch job records (JSON's types); a switched type (``cls``) also says
-    whether it was asked for: ``{"diarize": False}`` for None."""
-    values = dataclasses.asdict(options) if options is not None else {}
-    if cls is not None and hasattr(cls, "SWITCH"):
-        values = {switch_of(cls).name: options is not None, **values}
-    return json.loads(json.dumps(values))  # tuples as lists, as read back

@@ -254,7 +254,7 @@ def build_dataset(args: argparse.Namespace, todo: list[Input], options, device: 
     with warnings.catch_warnings():  # max_retries has no named parameter yet ("ray_remote_args is deprecated")
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ds.map_batches(prepare_file, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=PREPARE_RETRIES,
-                            fn_kwargs={"model": str(args.model_path), "vad": args.vad, "fs": options.fs,
+                            fn_kwargs={"model": str(args.model_dir.path), "vad": args.vad, "fs": options.fs,
                                        "bytes_column": bytes_column,
                                        "diarization": asdict(diarization) if diarization is not None else None})
     if diarization is not None:  # words are given speakers by their timestamps (kept in the rows with --timestamps)
@@ -262,7 +262,7 @@ def build_dataset(args: argparse.Namespace, todo: list[Input], options, device: 
     return ds.map_batches(Decoder, batch_size=args.segments_per_batch, batch_format="numpy",
                           compute=ray.data.ActorPoolStrategy(size=actors),
                           num_cpus=1, num_gpus=1 if device == "cuda" else 0,
-                          fn_constructor_kwargs={"model": str(args.model_path),
+                          fn_constructor_kwargs={"model": str(args.model_dir.path),
                                                  "backend": asdict(backend_options(args)),
                                                  "options": asdict(options), "device": device,
                                                  "threads": threads, "batch_size_s": args.batch_size_s})
@@ -288,7 +288,7 @@ def run_job(args: argparse.Namespace, todo: list[Input], store: Store, options, 
     device, actors, threads = plan_actors(args)
     print(f"sensevoice batch: Ray {ray.__version__} at {args.address or 'local'}; {actors} model actor(s) on "
           f"{device}, {threads} thread(s) each", file=sys.stderr)
-    assembler = Assembler(args.model_identity.id, options_text(args, options, diarization), args.timestamps)
+    assembler = Assembler(args.model_dir.identity.id, options_text(args, options, diarization), args.timestamps)
     report = Report(len(todo), args.progress_every_s)
     buffers: dict[str, list[dict[str, Any]]] = {"results": [], "failures": []}
     last_flush = time.monotonic()

@@ -208,6 +208,15 @@ def test_no_command_and_help(capsys):
     assert code == 0 and "--batch-size-s" in out
 
 
+def test_serve_help_shows_the_upload_grace_the_app_enforces(capsys):
+    """--min-upload-rate's help names the grace's value, read from app.py (the help itself imports no torch: see
+    test_usage_errors_come_before_heavy_imports)."""
+    from sensevoice.serve import app
+
+    code, out, _ = run(capsys, "serve", "--help")
+    assert code == 0 and f"once its first {app.UPLOAD_RATE_GRACE_S:g} s are over" in " ".join(out.split())
+
+
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_each_command_help_ends_with_its_own_exit_codes(capsys, name):
     code, out, _ = run(capsys, name, "--help")
@@ -437,8 +446,37 @@ def test_an_output_folder_that_cannot_be_made_is_a_usage_error_before_any_work(c
     assert "model:" not in err  # refused before the model was even named, let alone loaded
 
 
-def test_export_with_an_opset_torch_cannot_write_is_one_error_line_and_exit_1(capsys, tiny_dir, tmp_path):
-    code, out, err = run(capsys, "export", "--model", str(tiny_dir), "--out", str(tmp_path / "onnx"), "--opset", "3")
+def test_export_with_an_opset_torch_cannot_write_is_one_error_line_and_exit_1(capsys, tiny_dir, tmp_path,
+                                                                              monkeypatch):
+    """model.pt is read once (the export loads the model the door checked), and the failed export leaves --out as
+    it was: not created where it was absent, its files untouched where it was there."""
+    reads = []
+    read_checkpoint = sv.read_checkpoint
+    monkeypatch.setattr(sv, "read_checkpoint", lambda path: reads.append(path) or read_checkpoint(path))
+    code, out, err = run(capsys, "export", "--model", str(tiny_dir), "--out", str(tmp_path / "new" / "onnx"),
+                         "--opset", "3")
     assert code == cli.EXIT_FAILED and out == ""
-    assert err.rstrip().splitlines()[-1] == (f"sensevoice export: error: the export to {tmp_path / 'onnx'} failed "
-                                             "(--opset 3): Unsupported onnx_opset_version: 3"), err[-2000:]
+    assert err.rstrip().splitlines()[-1] == (f"sensevoice export: error: the export to {tmp_path / 'new' / 'onnx'} "
+                                             "failed (--opset 3): Unsupported onnx_opset_version: 3"), err[-2000:]
+    assert reads == [str(tiny_dir / "model.pt")]
+    assert sorted(tmp_path.iterdir()) == []
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "config.yaml").write_text("an earlier export's\n")
+    assert run(capsys, "export", "--model", str(tiny_dir), "--out", str(earlier), "--opset", "3")[0] == cli.EXIT_FAILED
+    assert [(p.name, p.read_text()) for p in earlier.iterdir()] == [("config.yaml", "an earlier export's\n")]
+
+
+def test_export_of_a_model_pt_that_does_not_match_is_a_usage_error(capsys, tiny_dir, tmp_path):
+    import shutil
+
+    import torch
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_dir, broken)
+    state = torch.load(broken / "model.pt")
+    state.pop("embed.weight")
+    torch.save(state, broken / "model.pt")
+    code, out, err = run(capsys, "export", "--model", str(broken), "--out", str(tmp_path / "onnx"))
+    assert code == cli.EXIT_USAGE and f"--model '{broken}' cannot be loaded" in err and "embed.weight" in err, err
+    assert not (tmp_path / "onnx").exists()

@@ -64,11 +64,11 @@ def test_loudness_gain_raises_quiet_audio_only():
 
 # ----------------------------------------------------------------------------------------------- options
 @pytest.mark.parametrize("fields, message", [
-    ({"num_speakers": 0}, r"num_speakers=0 must be an integer in \[1, 32\]"),
+    ({"num_speakers": 0}, r"num_speakers=0 must be an integer in \[1, 32\] or None \(estimated\)$"),
     ({"num_speakers": True}, "num_speakers=True"),
     ({"min_speakers": 3, "max_speakers": 2}, "min_speakers=3 is more than max_speakers=2"),
     ({"num_speakers": 5, "max_speakers": 4}, "num_speakers=5 is outside"),
-    ({"max_speakers": 2.5}, "max_speakers=2.5"),
+    ({"max_speakers": 2.5}, r"max_speakers=2.5 must be an integer in \[1, 32\]$"),  # not optional: no None
 ])
 def test_bad_options_are_refused(fields, message):
     with pytest.raises(ValueError, match=message):

@@ -240,8 +240,8 @@ def test_a_new_field_appears_in_every_door():
     with pytest.raises(websocket.StreamError, match="speakers=9"):
         websocket.parse_first({"speakers": 9}, base)
 
-    door = argparse.Namespace(model_path="m", model_identity=argparse.Namespace(id="custom:m@0"), backend="torch",
-                              precision="fp32", vad=True, timestamps=False)
+    model_dir = argparse.Namespace(path="m", identity=argparse.Namespace(id="custom:m@0"))
+    door = argparse.Namespace(model_dir=model_dir, backend="torch", precision="fp32", vad=True, timestamps=False)
     assert batch.settings(door, WithSpeakers(speakers=5))["speakers"] == 5
 
 
@@ -267,6 +267,27 @@ def test_every_door_takes_the_search_options_with_one_range():
             websocket.parse_first({"beam_size": int(bad)}, sv.DecodingOptions())
     args = parser.parse_args(["--beam-size", "8", "--hotwords", "foo bar", "--no-itn", "--language", "zn"])
     assert argtypes.decoding_options(args) == sv.DecodingOptions(beam_size=8, hotwords=("foo", "bar"), language="zh")
+
+
+def test_a_stream_s_null_field_is_not_given_in_every_options_type():
+    """JSON null reads as an absent key for the decoding fields as for the diarization ones (both through one
+    reading of a message's fields); a form's refusal names the field at fault as its param."""
+    import io
+
+    from starlette.datastructures import FormData, UploadFile
+
+    from sensevoice.serve import fields, websocket
+
+    base = sv.DecodingOptions(beam_size=3)
+    settings = websocket.parse_first({"itn": None, "hotwords": None, "beam_size": None, "num_speakers": None}, base)
+    assert settings.options == dataclasses.replace(base, textnorm="withitn", output_timestamp=True)
+    assert settings.diarization is None
+    with pytest.raises(websocket.StreamError, match="ban_emo_unk='yes' must be true or false"):
+        websocket.parse_first({"ban_emo_unk": "yes"}, base)
+    upload = UploadFile(io.BytesIO(b"RIFF"), filename="a.wav")
+    with pytest.raises(fields.ApiError, match="hotword") as error:
+        fields.parse_openai(FormData([("file", upload), ("hotwords", '{" ": 1}')]), "m")
+    assert error.value.param == "hotword"
 
 
 # ----------------------------------------------------------------------------------------------- diarization's twin
@@ -299,7 +320,7 @@ def test_a_new_diarization_field_appears_in_every_door():
 
     from starlette.datastructures import FormData, UploadFile
 
-    from sensevoice import argtypes, optionspec
+    from sensevoice import argtypes, batch
     from sensevoice.serve import fields, websocket
 
     twin = with_turn_windows()
@@ -336,9 +357,11 @@ def test_a_new_diarization_field_appears_in_every_door():
     with pytest.raises(websocket.StreamError, match="diarize='yes' must be true or false"):
         websocket.parse_first({"diarize": "yes"}, base, twin)
 
-    assert optionspec.settings(None, twin) == {"diarize": False}
-    assert optionspec.settings(twin(min_turn_windows=5), twin) == {
-        "diarize": True, "num_speakers": None, "min_speakers": 1, "max_speakers": 32, "min_turn_windows": 5}
+    model_dir = argparse.Namespace(path="m", identity=argparse.Namespace(id="custom:m@0"))
+    door = argparse.Namespace(model_dir=model_dir, backend="torch", precision="fp32", vad=True, timestamps=False)
+    assert batch.settings(door, base, None)["diarization"] is None
+    assert batch.settings(door, base, twin(min_turn_windows=5))["diarization"] == {
+        "num_speakers": None, "min_speakers": 1, "max_speakers": 32, "min_turn_windows": 5}
 
 
 @pytest.mark.parametrize("door, value, message", [

@@ -11,7 +11,7 @@ import os
 import socket
 import sys
 
-from sensevoice import heavy
+from sensevoice import heavy, optionspec
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
                                  backend_options, check_backend, decoding_options, host_address, model_dir_from_args,
                                  non_negative_float, non_negative_int, port_number, positive_float, positive_int)
@@ -24,6 +24,7 @@ EXIT_USAGE = 2  # as argparse (and the sensevoice CLI) exit on a usage error
 NO_VAD_MAX_AUDIO_S = 60.0  # without VAD a file is one forward pass (attention memory grows with length squared)
 VAD_MAX_AUDIO_S = 3600.0  # with VAD, long files are cut into segments of at most 30 s
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+APP_SOURCE = "sensevoice/serve/app.py"  # the service's limits (a heavy import: torch, FastAPI)
 KEEP_ALIVE_S = 30  # idle seconds before the server closes a keep-alive connection
 log = logging.getLogger(__name__)  # its level is --log-level's (sensevoice.door), as uvicorn's loggers'
 
@@ -65,10 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upload-timeout-s", type=positive_float, default=30.0,
                         help="longest silence from a client while its request body is being received; then 408 "
                              "(default %(default)s)")
+    grace_s = optionspec.constant("UPLOAD_RATE_GRACE_S", APP_SOURCE)  # the app's, read without importing it
     parser.add_argument("--min-upload-rate", type=non_negative_float, default=1024.0, metavar="BYTES_PER_S",
-                        help="average rate a request body must keep once a short grace period (app.py's "
-                             "UPLOAD_RATE_GRACE_S) is over, however steadily it trickles; slower gets 408 "
-                             "(default %(default)s; 0: no minimum)")
+                        help=f"average rate a request body must keep once its first {grace_s:g} s are over, however "
+                             "steadily it trickles; slower gets 408 (default %(default)s; 0: no minimum)")
     parser.add_argument("--header-timeout-s", type=positive_float, default=10.0,
                         help="a request's line and headers must arrive whole within this many seconds of the "
                              "connection awaiting them (and a body left unread after the answer must end within it); "

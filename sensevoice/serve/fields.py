@@ -14,7 +14,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
@@ -163,43 +163,57 @@ def hotwords_field(name: str, value: Any) -> tuple[str, ...]:
 
 
 def from_json(option: Option, name: str, value: Any) -> Any:
-    """A stream message's JSON value as the option's value (flags must be JSON true/false)."""
+    """A stream message's JSON value as the option's value (yes/no fields must be JSON true/false)."""
+    if ("as_flag" in option.spec or option.kind == "bool") and not isinstance(value, bool):
+        raise ApiError(422, f"{name}={value!r} must be true or false", name)
     if "as_flag" in option.spec:
-        if not isinstance(value, bool):
-            raise ApiError(422, f"{name}={value!r} must be true or false", name)
         return option.from_flag(value)
     return hotwords_field(name, value) if option.kind == "tuple" else value
+
+
+def given_values(by_field: Mapping[str, Option], request: FormData | Mapping[str, Any]) -> dict[str, Any]:
+    """{option name: value} of the fields (``by_field``: {field name: option}) a request gives: a form's non-empty
+    fields (``FormData``: text) or a stream message's non-null ones (JSON; null is "not given", as an absent key)."""
+    values = {}
+    for name, option in by_field.items():
+        if isinstance(request, FormData):
+            text = text_field(request, name, "")
+            if text:
+                values[option.name] = from_text(option, name, text)
+        elif request.get(name) is not None:
+            values[option.name] = from_json(option, name, request[name])
+    return values
+
+
+def validated(build: Callable[..., Any], *args: Any, **values: Any) -> Any:
+    """``build(*args, **values)`` (an options type, ``dataclasses.replace``); its TypeError or ValueError, which names
+    the field and what it accepts ("beam_size=0 must be ..."), as ApiError (422, that field as the param)."""
+    try:
+        return build(*args, **values)
+    except (TypeError, ValueError) as err:
+        message = str(err)
+        raise ApiError(422, message, (message.split("=")[0].split() or [None])[0]) from None
 
 
 def request_options(base: sv.DecodingOptions, values: Mapping[str, Any], timestamps: bool) -> sv.DecodingOptions:
     """The server-wide decoding options with a request's values (its phrases join the server's) and timestamps."""
     values = {name: getattr(base, name) + tuple(value) if isinstance(getattr(base, name), tuple) else value
               for name, value in values.items()}
-    try:
-        return dataclasses.replace(base, output_timestamp=timestamps, **values)
-    except (TypeError, ValueError) as err:  # names the field and its allowed values
-        raise ApiError(422, str(err), str(err).split("=")[0]) from None
+    return validated(dataclasses.replace, base, output_timestamp=timestamps, **values)
 
 
 def form_options(form: FormData, base: sv.DecodingOptions, defaults: Mapping[str, Any], timestamps: bool,
                  spelling: Mapping[str, str] | None = None, **values: Any) -> sv.DecodingOptions:
     """A form's decoding fields (absent ones: this door's ``defaults``, then the server's) -> the options."""
-    values = {**defaults, **values}
-    for name, option in request_fields(type(base), "form", spelling).items():
-        text = text_field(form, name, "")
-        if text:
-            values[option.name] = from_text(option, name, text)
-    return request_options(base, values, timestamps)
+    given = given_values(request_fields(type(base), "form", spelling), form)
+    return request_options(base, {**defaults, **values, **given}, timestamps)
 
 
 def stream_options(message: Mapping[str, Any], base: sv.DecodingOptions) -> sv.DecodingOptions:
     """A stream's first message's decoding fields (FunASR's ``itn`` and ``hotwords``, our ``language`` and the
     rest by their names) -> the options, with timestamps (a final's words carry their times)."""
-    values = dict(STREAM_DEFAULTS)
-    for name, option in request_fields(type(base), "stream").items():
-        if name in message:
-            values[option.name] = from_json(option, name, message[name])
-    return request_options(base, values, timestamps=True)
+    given = given_values(request_fields(type(base), "stream"), message)
+    return request_options(base, {**STREAM_DEFAULTS, **given}, timestamps=True)
 
 
 def accepted_fields(own: Sequence[str], cls: type, spelling: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -223,47 +237,24 @@ def switched_fields(cls: type, door: str) -> dict[str, Option]:
     return {o.spelled(door): o for o in (optionspec.switch_of(cls), *optionspec.of_type(cls)) if o.exposed}
 
 
-def switched_options(cls: type, switch_on: bool, values: Mapping[str, Any]) -> Any:
-    """The options (``cls``) a request asked for with its switch or any of its fields, else None; ApiError (422,
-    the field at fault) for a value the type refuses."""
-    if not switch_on and not values:
-        return None
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as err:  # names the field and its range
-        raise ApiError(422, str(err), str(err).split("=")[0].split()[0]) from None
+def switched_options(cls: type, values: Mapping[str, Any]) -> Any:
+    """The options (``cls``) a request asked for with its switch or any of its fields (``values``: {name: value},
+    the switch's among them), else None; ApiError (422, the field at fault) for a value the type refuses."""
+    values = dict(values)
+    switch_on = values.pop(optionspec.switch_of(cls).name, False)
+    return validated(cls, **values) if switch_on or values else None
 
 
 def diarization_form(form: FormData, cls: type = DiarizationOptions) -> DiarizationOptions | None:
     """A form's diarization fields (generated from ``cls``: ``diarize`` and the speaker counts) -> the options, or
     None when none of them is given."""
-    switch, values = False, {}
-    for name, option in switched_fields(cls, "form").items():
-        text = text_field(form, name, "")
-        if not text:
-            continue
-        value = from_text(option, name, text)
-        if option.name == optionspec.switch_of(cls).name:
-            switch = value
-        else:
-            values[option.name] = value
-    return switched_options(cls, switch, values)
+    return switched_options(cls, given_values(switched_fields(cls, "form"), form))
 
 
 def diarization_stream(message: Mapping[str, Any], cls: type = DiarizationOptions) -> DiarizationOptions | None:
     """A stream's first message's diarization fields (JSON: ``"diarize": true``, counts as numbers) -> the options,
     or None when none of them is given."""
-    switch, values = False, {}
-    for name, option in switched_fields(cls, "stream").items():
-        if name not in message or message[name] is None:
-            continue
-        if option.name == optionspec.switch_of(cls).name:
-            if not isinstance(message[name], bool):
-                raise ApiError(422, f"{name}={message[name]!r} must be true or false", name)
-            switch = message[name]
-        else:
-            values[option.name] = from_json(option, name, message[name])
-    return switched_options(cls, switch, values)
+    return switched_options(cls, given_values(switched_fields(cls, "stream"), message))
 
 
 def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.DecodingOptions(),
