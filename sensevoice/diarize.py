@@ -58,6 +58,7 @@ REFINE_ITERATIONS = 2  # nearest-centroid passes after the tree (average linkage
 MAX_CLUSTERED_WINDOWS = 4000  # more windows (> 53 min of speech) are clustered on a sample, the rest assigned
 MAX_SPEAKERS = 32
 SPEAKER_ENCODERS = ("resemblyzer", "cam++")
+DEFAULT_SPEAKER_ENCODER = "resemblyzer"  # its weights ship in a wheel: no download
 # FunASR's CAM++ (spk_model="cam++"): FunASR's short name, mapped by its name_maps to the ModelScope release
 # iic/speech_campplus_sv_zh-cn_16k-common, whose configuration.json names the weights (file_path_metas.init_param,
 # campplus_cn_common.bin) and config.yaml (model: CAMPPlus, model_conf).
@@ -269,7 +270,7 @@ class CAMPPlusEncoder:
         return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def load_speaker_encoder(name: str = "resemblyzer") -> SpeakerEncoder:
+def load_speaker_encoder(name: str = DEFAULT_SPEAKER_ENCODER) -> SpeakerEncoder:
     if name == "resemblyzer":
         return GE2EEncoder.pretrained()
     if name == CAMPPLUS_NAME:
@@ -510,7 +511,7 @@ def diarize(wave: np.ndarray, spans: Sequence[Sequence[int]], encoder: SpeakerEn
 class Diarizer:
     """A speaker encoder loaded once (on first use) and the diarization of any number of inputs; thread-safe."""
 
-    def __init__(self, encoder: str | SpeakerEncoder = "resemblyzer"):
+    def __init__(self, encoder: str | SpeakerEncoder = DEFAULT_SPEAKER_ENCODER):
         if isinstance(encoder, str) and encoder not in SPEAKER_ENCODERS:
             raise ValueError(f"speaker encoder {encoder!r}; expected one of {list(SPEAKER_ENCODERS)}")
         self._encoder = encoder
