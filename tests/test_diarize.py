@@ -427,6 +427,22 @@ def test_service_verbose_json_carries_speakers(official, service):
     assert "speakers" not in plain and "speaker" not in plain["segments"][0]
 
 
+def test_service_verbose_json_carries_the_servers_subtitles_when_asked(official, service):
+    """``subtitles=true`` (ours, with verbose_json: what the browser page downloads) adds the srt and vtt renderings of
+    the same result, equal to response_format=srt/vtt's; the rest of the body is as without it."""
+    files = wav_upload(joined(official, ["en.mp3", "zh.mp3"]))
+    asked = {"response_format": "verbose_json", "diarize": "true"}
+    body = service.post("/v1/audio/transcriptions", files=files, data={**asked, "subtitles": "true"}).json()
+    for fmt in ("srt", "vtt"):
+        assert body["subtitles"][fmt] == service.post("/v1/audio/transcriptions", files=files,
+                                                      data={"response_format": fmt, "diarize": "true"}).text
+    assert "[S2] " in body["subtitles"]["srt"] and "<v S2>" in body["subtitles"]["vtt"]
+    del body["subtitles"]
+    assert body == service.post("/v1/audio/transcriptions", files=files, data=asked).json()
+    wrong = service.post("/v1/audio/transcriptions", files=files, data={"response_format": "srt", "subtitles": "1"})
+    assert wrong.status_code == 422 and "subtitles needs response_format=verbose_json" in wrong.json()["error"]["message"]
+
+
 def test_service_refuses_bad_speaker_counts(official, service):
     files = wav_upload(joined(official, ["ko.mp3"]))
     zero = service.post("/v1/audio/transcriptions", files=files, data={"num_speakers": "0"})
