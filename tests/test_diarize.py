@@ -440,7 +440,8 @@ def test_service_verbose_json_carries_the_servers_subtitles_when_asked(official,
     del body["subtitles"]
     assert body == service.post("/v1/audio/transcriptions", files=files, data=asked).json()
     wrong = service.post("/v1/audio/transcriptions", files=files, data={"response_format": "srt", "subtitles": "1"})
-    assert wrong.status_code == 422 and "subtitles needs response_format=verbose_json" in wrong.json()["error"]["message"]
+    assert wrong.status_code == 422
+    assert "subtitles needs response_format=verbose_json" in wrong.json()["error"]["message"]
 
 
 def test_service_refuses_bad_speaker_counts(official, service):

@@ -32,10 +32,10 @@ speaker as FunASR's runtime clients print it, ``spk_name`` ("S1", a string) and 
 each with its speaker), ``warning``, ``lag_s``, ``error``. Speakers belong to the connection: as FunASR's client
 sends the files of a wav.scp one after another on one connection, S1 in a later utterance is the voice S1 was in an
 earlier one. An utterance whose speaker options differ from those the connection's speakers were found with (another
-count, or a cap) starts new speakers (S1 again); one that asks for no speakers leaves them as they are. ``hotwords`` bias the
-decoding (the decoding's contextual biasing, as the HTTP API's ``prompt``) in every form FunASR's clients send: a
-JSON object ``{"phrase": weight, ...}`` (as a string; its weights are on FunASR's scale, not ours, so each phrase
-gets the server's ``--hotword-weight``), comma-separated phrases, or space-separated words.
+count, or a cap) starts new speakers (S1 again); one that asks for no speakers leaves them as they are. ``hotwords``
+bias the decoding (the decoding's contextual biasing, as the HTTP API's ``prompt``) in every form FunASR's clients
+send: a JSON object ``{"phrase": weight, ...}`` (as a string; its weights are on FunASR's scale, not ours, so each
+phrase gets the server's ``--hotword-weight``), comma-separated phrases, or space-separated words.
 
 All streams share the service's ``Batcher``: their partial and final decodes meet in the same model calls as the
 HTTP requests; partials are best effort and yield to finals and HTTP requests. A stream has at most one partial
