@@ -286,21 +286,42 @@ def check_backend(args: argparse.Namespace) -> None:
                          f"expected one of {', '.join(precisions)}")
 
 
-def add_diarization_arguments(parser: argparse.ArgumentParser, cls: type | None = None) -> None:
+def add_diarization_arguments(parser: argparse.ArgumentParser, cls: type | None = None,
+                              per_request: bool = False) -> None:
     """The fields of sensevoice.diarize.DiarizationOptions (or ``cls``, a copy of it) as options, generated from
     their declarations as the decoding flags are, and its switch (--diarize); any of its options implies the
-    switch. Without ``cls`` the declarations are read from diarize.py's source (no torch import)."""
-    switch = optionspec.switch_of(cls) if cls else optionspec.declared_switch(*optionspec.DIARIZATION)
-    flag = switch.spelled("cli")
-    parser.add_argument(flag, dest=switch.name, action="store_true", help=switch.help)
-    for option in optionspec.of_type(cls) if cls else optionspec.declared(*optionspec.DIARIZATION):
-        common = {"dest": option.name, "default": None,  # None: not given (then the type's default)
-                  "help": option_help(option, option.default, "") + f"; implies {flag}"}
-        if option.kind == "bool":
-            parser.add_argument(option.spelled("cli"), action="store_const", const=True, **common)
-        else:
-            parser.add_argument(option.spelled("cli"), type=option_type(option), metavar=option.spec.get("metavar"),
-                                **common)
+    switch. Without ``cls`` the declarations are read from diarize.py's source (no torch import). Then
+    --speaker-encoder, the encoder that embeds the voices; with ``per_request`` (the service: each request and
+    stream asks for speakers itself) only that one, server-wide."""
+    if not per_request:
+        switch = optionspec.switch_of(cls) if cls else optionspec.declared_switch(*optionspec.DIARIZATION)
+        flag = switch.spelled("cli")
+        parser.add_argument(flag, dest=switch.name, action="store_true", help=switch.help)
+        for option in optionspec.of_type(cls) if cls else optionspec.declared(*optionspec.DIARIZATION):
+            common = {"dest": option.name, "default": None,  # None: not given (then the type's default)
+                      "help": option_help(option, option.default, "") + f"; implies {flag}"}
+            if option.kind == "bool":
+                parser.add_argument(option.spelled("cli"), action="store_const", const=True, **common)
+            else:
+                parser.add_argument(option.spelled("cli"), type=option_type(option),
+                                    metavar=option.spec.get("metavar"), **common)
+    encoders = optionspec.constant("SPEAKER_ENCODERS", optionspec.DIARIZATION[0])
+    default = optionspec.constant("DEFAULT_SPEAKER_ENCODER", optionspec.DIARIZATION[0])
+    when = ("for the requests and streams that ask for speakers; a chosen one must load when the server starts"
+            if per_request else "with --diarize")
+    parser.add_argument("--speaker-encoder", type=choice(encoders, {}), default=None, metavar="NAME",
+                        help=f"{when}: {default} (default; GE2E weights shipped in its wheel) or cam++ (FunASR's "
+                             "CAM++ from the ModelScope cache: sensevoice download cam++)")
+
+
+def speaker_encoder(args: argparse.Namespace, diarization=None) -> str:
+    """The speaker encoder's name (--speaker-encoder, else diarize.DEFAULT_SPEAKER_ENCODER). A command with
+    --diarize refuses it when speakers were not asked for (``diarization`` None): UsageError."""
+    switch = optionspec.declared_switch(*optionspec.DIARIZATION)
+    if args.speaker_encoder is not None and diarization is None and hasattr(args, switch.name):
+        raise UsageError(f"--speaker-encoder {args.speaker_encoder} labels speakers only with "
+                         f"{switch.spelled('cli')} (or a speaker count)")
+    return args.speaker_encoder or optionspec.constant("DEFAULT_SPEAKER_ENCODER", optionspec.DIARIZATION[0])
 
 
 def diarization_options(args: argparse.Namespace, cls: type | None = None):
@@ -323,10 +344,11 @@ def diarization_options(args: argparse.Namespace, cls: type | None = None):
         raise UsageError(message) from None
 
 
-def require_speaker_encoder(diarizer) -> None:
+def require_speaker_encoder(diarizer, option: str = "--diarize") -> None:
     """Load a ``sensevoice.diarize.Diarizer``'s speaker encoder now: a missing one is the command's problem (exit 2,
-    one line naming what to fetch), found before any input is read or Ray starts."""
+    one line after ``option`` naming what to fetch), found before any input is read, Ray starts or a server
+    listens."""
     try:
         diarizer.encoder
     except (OSError, ValueError) as err:
-        raise UsageError(f"--diarize: {err}") from None
+        raise UsageError(f"{option}: {err}") from None

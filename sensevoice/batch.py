@@ -21,7 +21,7 @@ from sensevoice import heavy
 from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
                                  backend_options, check_backend, check_output_dir, check_weights, decoding_options,
                                  model_dir_from_args, positive_float, positive_int)
-from sensevoice.argtypes import add_diarization_arguments, diarization_options, require_speaker_encoder
+from sensevoice.argtypes import add_diarization_arguments, diarization_options, require_speaker_encoder, speaker_encoder
 from sensevoice.batchio import INPUT_FORMATS, OUTPUT_FORMATS, Input, Store, list_inputs, pending
 from sensevoice.result import SPEAKERS, TAG_PROBS, TIMESTAMPS
 
@@ -83,10 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings(args: argparse.Namespace, options, diarization=None) -> dict[str, Any]:
     """What decides the transcripts: a rerun into the same output must use the same. Every field of the decoding
     options (``options``: model.DecodingOptions, so a new field is compared with no edit here) and of the
-    diarization options (``diarization``: sensevoice.diarize.DiarizationOptions, or None), as JSON holds them."""
+    diarization options (``diarization``: sensevoice.diarize.DiarizationOptions, or None) and the speaker encoder
+    that labels them, as JSON holds them."""
     door = {"model": str(args.model_dir.path), "model_id": args.model_dir.identity.id, "backend": args.backend,
             "precision": args.precision, "vad": args.vad, "timestamps": args.timestamps,
-            "diarization": dataclasses.asdict(diarization) if diarization is not None else None}
+            "diarization": dataclasses.asdict(diarization) if diarization is not None else None,
+            "speaker_encoder": args.speaker_encoder if diarization is not None else None}
     return json.loads(json.dumps({**door, **dataclasses.asdict(options)}))  # tuples as lists, as read back
 
 
@@ -115,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     heavy.import_funasr()  # model.py's options type checks the rest (hotwords files) before Ray starts
     options = decoding_options(args, output_timestamp=args.timestamps)
     diarization = diarization_options(args)  # a UsageError names a bad speaker count
+    args.speaker_encoder = speaker_encoder(args, diarization)  # the name the workers load (UsageError: no --diarize)
     check_weights(args.model_dir, backend_options(args))  # before anything is written into the output folder
     store = Store(args.output, args.format, result_parts(args, options, diarization))
     store.check_manifest(settings(args, options, diarization), args.model_dir.identity.as_dict())
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if diarization is not None:
         from sensevoice.diarize import Diarizer
 
-        require_speaker_encoder(Diarizer())  # before Ray starts
+        require_speaker_encoder(Diarizer(args.speaker_encoder))  # before Ray starts
     from sensevoice import raybatch  # Ray from here on
 
     return raybatch.run_job(args, todo, store, options, diarization)

@@ -24,7 +24,7 @@ from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding
                                  backend_options, check_backend, decoding_options, model_dir_from_args, positive_float,
                                  positive_int)
 from sensevoice.argtypes import (add_diarization_arguments, check_output_dir, diarization_options,
-                                 require_speaker_encoder)
+                                 require_speaker_encoder, speaker_encoder)
 from sensevoice.subtitles import FORMATS  # light: no torch
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -81,10 +81,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write DIR/<input name>.<format> per input (default: stdout)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
-    add_diarization_arguments(parser)
-    parser.add_argument("--speaker-encoder", default=None, metavar="NAME",
-                        help="with --diarize: resemblyzer (default; GE2E weights shipped in its wheel) or cam++ "
-                             "(FunASR's CAM++ from the ModelScope or Hugging Face cache: sensevoice download cam++)")
+    add_diarization_arguments(parser)  # and --speaker-encoder
 
 
 def transcribe_options(args: argparse.Namespace):
@@ -126,7 +123,7 @@ def check_outputs(args: argparse.Namespace) -> None:
         check_output_dir(args.output_dir, "--output-dir")
 
 
-def load_transcriber(model_dir, args: argparse.Namespace):
+def load_transcriber(model_dir, args: argparse.Namespace, encoder: str):
     """Load the model; FunASR prints to stdout while loading, so that goes to stderr (stdout is for results)."""
     from sensevoice.pipeline import Transcriber
 
@@ -135,7 +132,7 @@ def load_transcriber(model_dir, args: argparse.Namespace):
         with contextlib.redirect_stdout(sys.stderr):
             return Transcriber(model_dir, backend=backend_options(args), vad=args.vad, device=args.device,
                                threads=args.threads, batch_size_s=args.batch_size_s,
-                               speaker_encoder=args.speaker_encoder or "resemblyzer")
+                               speaker_encoder=encoder)
     except (OSError, ValueError, TypeError, RuntimeError) as err:
         raise UsageError(f"--model {str(model_dir.path)!r} cannot be loaded: {err}")
 
@@ -205,15 +202,6 @@ def emit(result, args: argparse.Namespace, several: bool) -> None:
     sys.stdout.flush()
 
 
-def check_speaker_encoder(name: str | None, diarization) -> None:
-    from sensevoice.diarize import SPEAKER_ENCODERS
-
-    if name is not None and name not in SPEAKER_ENCODERS:
-        raise UsageError(f"--speaker-encoder {name!r}; expected one of {', '.join(SPEAKER_ENCODERS)}")
-    if name is not None and diarization is None:
-        raise UsageError(f"--speaker-encoder {name} labels speakers only with --diarize (or a speaker count)")
-
-
 def run_transcribe(args: argparse.Namespace) -> int:
     check_outputs(args)  # what the arguments alone decide, before torch and FunASR are imported
     check_backend(args)
@@ -226,9 +214,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
     heavy.import_funasr()
     options = transcribe_options(args)
     diarization = diarization_options(args)  # UsageError names a bad count
-    check_speaker_encoder(args.speaker_encoder, diarization)
+    encoder = speaker_encoder(args, diarization)  # UsageError: given without --diarize
     check_device(args.device)
-    transcriber = load_transcriber(model_dir, args)
+    transcriber = load_transcriber(model_dir, args, encoder)
     if diarization is not None:  # a missing speaker encoder is the command's problem, not each input's
         require_speaker_encoder(transcriber.diarizer)
     failed = 0

@@ -59,6 +59,7 @@ REFINE_ITERATIONS = 2  # nearest-centroid passes after the tree (average linkage
 MAX_CLUSTERED_WINDOWS = 4000  # more windows (> 53 min of speech) are clustered on a sample, the rest assigned
 MAX_SPEAKERS = 32
 SPEAKER_ENCODERS = ("resemblyzer", "cam++")
+DEFAULT_SPEAKER_ENCODER = "resemblyzer"  # its weights ship in a wheel: no download
 # FunASR's CAM++ (spk_model="cam++"): its short name, which FunASR's name maps (funasr/download/name_maps_from_hub.py)
 # turn into iic/speech_campplus_sv_zh-cn_16k-common on ModelScope and funasr/campplus on Hugging Face. FunASR reads a
 # release folder through configuration.json's file_path_metas (funasr/download/download_model_from_hub.py:
@@ -300,7 +301,7 @@ def campplus_network(config: dict[str, Any], path: Path) -> nn.Module:
     return CAMPPlus(**model_conf)
 
 
-def load_speaker_encoder(name: str = "resemblyzer") -> SpeakerEncoder:
+def load_speaker_encoder(name: str = DEFAULT_SPEAKER_ENCODER) -> SpeakerEncoder:
     if name == "resemblyzer":
         return GE2EEncoder.pretrained()
     if name == CAMPPLUS_NAME:
@@ -542,7 +543,7 @@ def diarize(wave: np.ndarray, spans: Sequence[Sequence[int]], encoder: SpeakerEn
 class Diarizer:
     """A speaker encoder loaded once (on first use) and the diarization of any number of inputs; thread-safe."""
 
-    def __init__(self, encoder: str | SpeakerEncoder = "resemblyzer"):
+    def __init__(self, encoder: str | SpeakerEncoder = DEFAULT_SPEAKER_ENCODER):
         if isinstance(encoder, str) and encoder not in SPEAKER_ENCODERS:
             raise ValueError(f"speaker encoder {encoder!r}; expected one of {list(SPEAKER_ENCODERS)}")
         self._encoder = encoder

@@ -30,7 +30,8 @@ from torch import Tensor, nn
 import model as sv
 from sensevoice import backends, transcripts
 from sensevoice.audio import load_audio
-from sensevoice.diarize import DiarizationOptions, Diarizer, SpeakerEncoder, Turn, label_segments
+from sensevoice.diarize import (DEFAULT_SPEAKER_ENCODER, DiarizationOptions, Diarizer, SpeakerEncoder, Turn,
+                                label_segments)
 from sensevoice.modeldir import ModelDir
 from sensevoice.result import TIMESTAMPS, Segment, SpeakerTurn, Transcript
 from sensevoice.vad import MAX_SEGMENT_MS, Vad
@@ -119,7 +120,7 @@ class Transcriber:
                  backend: sv.BackendOptions | backends.Backend | None = sv.BackendOptions(),
                  vad: bool = True, device: str = "cpu", threads: int | None = None, batch_size_s: float = 60.0,
                  vad_model: str | os.PathLike = "fsmn-vad", max_segment_ms: int = MAX_SEGMENT_MS,
-                 speaker_encoder: str | SpeakerEncoder = "resemblyzer"):
+                 speaker_encoder: str | SpeakerEncoder = DEFAULT_SPEAKER_ENCODER):
         self.batch_size_s = check_batch_size_s(batch_size_s)
         if threads is not None:
             torch.set_num_threads(threads)

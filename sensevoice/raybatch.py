@@ -52,8 +52,9 @@ log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------------------------- prepare (CPU)
 @functools.cache
-def preparer(model: str, vad: bool):
-    """One prepare-only Transcriber per worker process (FSMN-VAD and the frontend; no network)."""
+def preparer(model: str, vad: bool, speaker_encoder: str):
+    """One prepare-only Transcriber per worker process (FSMN-VAD, the frontend and the speaker encoder, loaded when
+    a file asks for speakers; no network)."""
     import torch
 
     heavy.import_funasr()
@@ -61,7 +62,7 @@ def preparer(model: str, vad: bool):
 
     torch.set_num_threads(1)  # one CPU per task: Ray runs as many tasks as it has CPUs
     with contextlib.redirect_stdout(sys.stderr):
-        return Transcriber(model, backend=None, vad=vad, threads=1)
+        return Transcriber(model, backend=None, vad=vad, threads=1, speaker_encoder=speaker_encoder)
 
 
 def segment_rows(key: str, source: str, duration_ms: int, spans, feats, error: str = "", turns: str = ""
@@ -82,16 +83,17 @@ def segment_rows(key: str, source: str, duration_ms: int, spans, feats, error: s
 
 
 def prepare_file(batch: dict[str, np.ndarray], model: str, vad: bool, fs: int, bytes_column: str | None,
-                 diarization: dict[str, Any] | None = None) -> Iterator[dict[str, np.ndarray]]:
+                 diarization: dict[str, Any] | None, speaker_encoder: str) -> Iterator[dict[str, np.ndarray]]:
     """One input file (a batch of one row) -> its segments' rows, in blocks of SEGMENTS_PER_BLOCK; with
-    ``diarization`` (DiarizationOptions' fields) its speaker turns ride on every row."""
+    ``diarization`` (DiarizationOptions' fields) its speaker turns, found with ``speaker_encoder`` (a name of
+    diarize.SPEAKER_ENCODERS), ride on every row."""
     from sensevoice.diarize import DiarizationOptions
 
     key, source = str(batch["key"][0]), str(batch["source"][0])
     audio = bytes(batch[bytes_column][0]) if bytes_column else source
     options = DiarizationOptions(**diarization) if diarization is not None else None
     try:
-        prepared = preparer(model, vad).prepare(audio, key, fs, diarization=options)
+        prepared = preparer(model, vad, speaker_encoder).prepare(audio, key, fs, diarization=options)
     except (OSError, ValueError, RuntimeError) as err:  # AudioInputError is a ValueError (and too many speakers)
         yield segment_rows(key, source, 0, (), (), str(err).removeprefix(f"{key}: ") or type(err).__name__)
         return
@@ -256,7 +258,8 @@ def build_dataset(args: argparse.Namespace, todo: list[Input], options, device: 
         ds = ds.map_batches(prepare_file, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=PREPARE_RETRIES,
                             fn_kwargs={"model": str(args.model_dir.path), "vad": args.vad, "fs": options.fs,
                                        "bytes_column": bytes_column,
-                                       "diarization": asdict(diarization) if diarization is not None else None})
+                                       "diarization": asdict(diarization) if diarization is not None else None,
+                                       "speaker_encoder": args.speaker_encoder})
     if diarization is not None:  # words are given speakers by their timestamps (kept in the rows with --timestamps)
         options = dataclasses.replace(options, output_timestamp=True)
     return ds.map_batches(Decoder, batch_size=args.segments_per_batch, batch_format="numpy",
@@ -271,7 +274,8 @@ def build_dataset(args: argparse.Namespace, todo: list[Input], options, device: 
 def options_text(args: argparse.Namespace, options, diarization=None) -> str:
     return json.dumps({**asdict(options), **asdict(backend_options(args)), "vad": args.vad,
                        "batch_size_s": args.batch_size_s,
-                       "diarization": asdict(diarization) if diarization is not None else None}, sort_keys=True)
+                       "diarization": asdict(diarization) if diarization is not None else None,
+                       "speaker_encoder": args.speaker_encoder if diarization is not None else None}, sort_keys=True)
 
 
 def raise_interrupt(signum, frame):

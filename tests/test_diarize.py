@@ -297,13 +297,30 @@ def test_batch_diarize_writes_transcribe_s_speakers_and_refuses_other_speaker_op
                  "--tag-topk", "2"]) == 2
 
 
-def test_cli_refuses_an_unknown_speaker_encoder_and_one_without_diarize(capsys, wav_file):
+@pytest.mark.parametrize("door", ["transcribe", "serve", "batch"])
+def test_every_door_takes_the_one_speaker_encoder_flag(capsys, door):
+    """--speaker-encoder is declared once (argtypes.add_diarization_arguments) and every door has it: the same
+    choices, checked by argparse; the service's (per request) has no --diarize of its own."""
+    from sensevoice import cli
+
+    parser = cli.build_parser(door)
+    positional = {"transcribe": ["a.wav"], "serve": [], "batch": ["in", "-o", "out"]}[door]
+    args = cli.parse(parser, [door, *positional, "--speaker-encoder", "cam++"])
+    assert args.speaker_encoder == "cam++"
+    assert cli.parse(parser, [door, *positional]).speaker_encoder is None  # then diarize.DEFAULT_SPEAKER_ENCODER
+    assert hasattr(args, "diarize") == (door != "serve")
+    assert cli.main([door, *positional, "--speaker-encoder", "xvector"]) == 2
+    assert "argument --speaker-encoder: expected one of resemblyzer, cam++, got 'xvector'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("door", ["transcribe", "batch"])
+def test_a_speaker_encoder_without_diarize_is_refused(capsys, wav_file, tiny_dir, tmp_path, door):
     from sensevoice.cli import main
 
-    assert main(["transcribe", "--diarize", "--speaker-encoder", "xvector", str(wav_file)]) == 2
-    assert "--speaker-encoder 'xvector'; expected one of resemblyzer, cam++" in capsys.readouterr().err
-    assert main(["transcribe", "--speaker-encoder", "cam++", str(wav_file)]) == 2
+    argv = [str(wav_file)] if door == "transcribe" else [str(wav_file.parent), "-o", str(tmp_path / "out")]
+    assert main([door, "--model", str(tiny_dir), *argv, "--speaker-encoder", "cam++"]) == 2
     assert "--speaker-encoder cam++ labels speakers only with --diarize" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 # ----------------------------------------------------------------------------------------------- CAM++
@@ -513,6 +530,23 @@ def test_service_verbose_json_carries_speakers(official, service):
     assert "speakers" not in plain and "speaker" not in plain["segments"][0]
 
 
+def test_service_verbose_json_carries_the_servers_subtitles_when_asked(official, service):
+    """``subtitles=true`` (ours, with verbose_json: what the browser page downloads) adds the srt and vtt renderings of
+    the same result, equal to response_format=srt/vtt's; the rest of the body is as without it."""
+    files = wav_upload(joined(official, ["en.mp3", "zh.mp3"]))
+    asked = {"response_format": "verbose_json", "diarize": "true"}
+    body = service.post("/v1/audio/transcriptions", files=files, data={**asked, "subtitles": "true"}).json()
+    for fmt in ("srt", "vtt"):
+        assert body["subtitles"][fmt] == service.post("/v1/audio/transcriptions", files=files,
+                                                      data={"response_format": fmt, "diarize": "true"}).text
+    assert "[S2] " in body["subtitles"]["srt"] and "<v S2>" in body["subtitles"]["vtt"]
+    del body["subtitles"]
+    assert body == service.post("/v1/audio/transcriptions", files=files, data=asked).json()
+    wrong = service.post("/v1/audio/transcriptions", files=files, data={"response_format": "srt", "subtitles": "1"})
+    assert wrong.status_code == 422
+    assert "subtitles needs response_format=verbose_json" in wrong.json()["error"]["message"]
+
+
 def test_service_refuses_bad_speaker_counts(official, service):
     files = wav_upload(joined(official, ["ko.mp3"]))
     zero = service.post("/v1/audio/transcriptions", files=files, data={"num_speakers": "0"})
@@ -627,3 +661,90 @@ def test_silhouette_is_scikit_learns_and_settings_are_checked():
         d.ClusteringSettings(count="eigen")
     labels = d.cluster(x, settings=d.ClusteringSettings(count="silhouette", smooth_windows=0, min_cluster_share=0.1))
     assert labels[:12].tolist() == [0] * 12 and labels[12:21].tolist() == [1] * 9  # the lone window joins one
+
+
+# ----------------------------------------------------------------------------------------------- --speaker-encoder
+def test_serve_speaker_encoder_is_the_services_for_requests_and_streams(official, modelscope_cache, tiny_dir,
+                                                                         monkeypatch):
+    """`sensevoice serve --speaker-encoder cam++`: the encoder loads at start-up, and an HTTP request's speakers and a
+    WebSocket stream's tracker are CAM++'s (its embeddings are 192-wide; GE2E's 256)."""
+    import asyncio
+
+    from fastapi.testclient import TestClient
+
+    from sensevoice import cli
+    from sensevoice.serve import app
+
+    fake_campplus_release(modelscope_cache)
+    seen = {}
+    real_create_app = app.create_app
+
+    def capture(batcher, config, hub=None):
+        seen.update(batcher=batcher, config=config, hub=hub)
+        return real_create_app(batcher, config, hub)
+
+    monkeypatch.setattr(app, "create_app", capture)
+    monkeypatch.setattr(app.StopOnSignal, "run", lambda self, sockets: None)  # started stays False: exit code 1
+    assert cli.main(["serve", "--model", str(tiny_dir), "--port", "0", "--speaker-encoder", "cam++"]) == 1
+    diarizer = seen["batcher"].transcriber.diarizer
+    assert isinstance(diarizer._encoder, d.CAMPPlusEncoder)  # loaded at start-up, not by the first request
+    with TestClient(real_create_app(seen["batcher"], seen["config"], seen["hub"])) as client:
+        body = client.post("/v1/audio/transcriptions", files=wav_upload(joined(official, ["en.mp3", "zh.mp3"])),
+                           data={"response_format": "verbose_json", "num_speakers": "2"}).json()
+        tracker = asyncio.run(seen["hub"].speaker_tracker(DiarizationOptions()))  # what a stream gets
+    assert body["speakers"] == ["S1", "S2"]
+    assert tracker.encoder is diarizer.encoder and isinstance(tracker.encoder, d.CAMPPlusEncoder)
+    assert tracker.embed(speechlike(2.0, seed=1)).shape == (192,)
+
+
+def test_serve_without_the_chosen_speaker_encoder_does_not_start(modelscope_cache, tiny_dir, monkeypatch, capsys):
+    from sensevoice import cli
+    from sensevoice.serve import app
+
+    started = []
+    monkeypatch.setattr(app.StopOnSignal, "run", lambda self, sockets: started.append(True))
+    assert cli.main(["serve", "--model", str(tiny_dir), "--port", "0", "--no-vad", "--no-streaming",
+                     "--speaker-encoder", "cam++"]) == 2
+    err = capsys.readouterr().err
+    assert f"sensevoice serve: error: --speaker-encoder: speaker encoder cam++: {CAMPPLUS_REPO} is not in the " \
+           "ModelScope cache" in err
+    assert "`sensevoice download cam++`" in err and not started
+
+
+def test_batch_speaker_encoder_travels_to_the_workers_and_into_the_settings(official, modelscope_cache, tiny_dir,
+                                                                             tmp_path, monkeypatch, capsys):
+    """`sensevoice batch --diarize --speaker-encoder cam++`: checked before Ray (absent: exit 2), handed to the job
+    and its prepare tasks (which diarize with CAM++), recorded in the manifest: a rerun with another is refused."""
+    pytest.importorskip("ray", reason="needs the batch extra: pip install -c constraints.txt '.[batch]'")
+    import soundfile
+
+    from sensevoice import raybatch
+    from sensevoice.cli import main
+
+    (tmp_path / "in").mkdir()
+    soundfile.write(tmp_path / "in" / "conv.wav", joined(official, ["en.mp3", "zh.mp3"]), 16000)
+    common = [str(tmp_path / "in"), "--model", str(tiny_dir), "--diarize"]
+    jobs = []
+    monkeypatch.setattr(raybatch, "run_job", lambda args, todo, *rest: jobs.append(args) or 0)
+    assert main(["batch", *common, "-o", str(tmp_path / "absent"), "--speaker-encoder", "cam++"]) == 2
+    assert f"--diarize: speaker encoder cam++: {CAMPPLUS_REPO} is not in the ModelScope cache" in \
+        capsys.readouterr().err
+    assert not jobs
+
+    fake_campplus_release(modelscope_cache)
+    out = tmp_path / "out"
+    assert main(["batch", *common, "-o", str(out), "--speaker-encoder", "cam++"]) == 0
+    [args] = jobs
+    assert args.speaker_encoder == "cam++"
+    assert json.loads((out / "manifest.json").read_text())["settings"]["speaker_encoder"] == "cam++"
+    assert main(["batch", *common, "-o", str(out)]) == 2
+    assert "speaker_encoder: 'cam++' then, 'resemblyzer' now" in capsys.readouterr().err
+    assert main(["batch", *common, "-o", str(out), "--speaker-encoder", "cam++"]) == 0  # the same: goes on
+
+    # a prepare task (in this process) diarizes with the encoder it is handed
+    batch = {"key": np.array(["conv"], dtype=object), "source": np.array([str(tmp_path / "in" / "conv.wav")],
+                                                                          dtype=object)}
+    [rows] = raybatch.prepare_file(batch, str(tiny_dir), True, 16000, None, {"num_speakers": 2, "min_speakers": 1,
+                                   "max_speakers": d.MAX_SPEAKERS}, "cam++")
+    assert {speaker for _, _, speaker in json.loads(rows["turns"][0])} == {0, 1}
+    assert isinstance(raybatch.preparer(str(tiny_dir), True, "cam++").diarizer.encoder, d.CAMPPlusEncoder)

@@ -162,6 +162,32 @@ def test_speakers_box_labels_each_segment_with_its_speaker_in_its_colour(driver,
     assert plain and all(s["speaker"] is None and s["label"] is None for s in plain), plain
 
 
+def test_srt_and_vtt_exports_are_the_servers_own_with_speakers(driver, page_client, tiny_dir, two_speakers):
+    """The page's SRT and VTT (Copy and Download) are what the server renders for the same request as
+    response_format=srt/vtt (sensevoice.subtitles, as `transcribe -f srt/vtt`): with speakers, "[S1] " before each
+    SRT cue's text and a "<v S1>" voice span in each VTT cue; its JSON is the verbose_json answer alone."""
+    import json
+
+    import httpx
+
+    with serve(tiny_dir, vad=True) as url:
+        page_client.open_page(driver, url, None)
+        driver.script("document.getElementById('diarize').checked = true; return true;")
+        driver.type("#file", str(two_speakers.resolve()))
+        driver.click("#transcribe")
+        page_client.result_text(driver)
+        page = driver.script("return {srt: exportText(lastResult, 'srt'), vtt: exportText(lastResult, 'vtt'), "
+                             "json: exportText(lastResult, 'json')};")
+        server = {fmt: httpx.post(url + "/v1/audio/transcriptions", timeout=120,
+                                  files={"file": ("two_speakers.wav", two_speakers.read_bytes(), "audio/wav")},
+                                  data={"response_format": fmt, "diarize": "true"}).text for fmt in ("srt", "vtt")}
+    assert page["srt"] == server["srt"] and page["vtt"] == server["vtt"], (page, server)
+    assert "\n[S1] " in page["srt"] and "\n[S2] " in page["srt"], page["srt"]
+    assert "\n<v S1>" in page["vtt"] and "\n<v S2>" in page["vtt"], page["vtt"]
+    body = json.loads(page["json"])
+    assert body["speakers"] == ["S1", "S2"] and "subtitles" not in body and "words" not in body["segments"][0]
+
+
 def test_live_stream_asks_for_speakers_and_shows_each_final_s_speaker(driver, tiny_dir):
     """With the box checked the live stream's first message carries "diarize": true, and a final's spk_name is
     shown before its text in that speaker's colour (the WebSocket is a stand-in that records what is sent)."""

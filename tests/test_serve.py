@@ -422,9 +422,10 @@ def test_page_states_limits_and_offers_copy_and_downloads(client):
     assert re.findall(r'<option value="(\w+)">', page.split('id="export-format"')[1].split("</select>")[0]) == [
         "txt", "srt", "vtt", "json"]
     script = client.get("/static/app.js").text
-    for needle in ("health.limits", "max_upload_bytes", "max_audio_s", "audio_formats", "WEBVTT", " --> ",
-                   "navigator.clipboard.writeText", "link.download"):
+    for needle in ("health.limits", "max_upload_bytes", "max_audio_s", "audio_formats", 'form.append("subtitles"',
+                   "subtitles[format]", "navigator.clipboard.writeText", "link.download"):
         assert needle in script, needle
+    assert "WEBVTT" not in script and " --> " not in script  # the server's subtitles, not a copy of its writers
 
 
 def test_docs_work_offline(client):

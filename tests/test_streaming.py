@@ -628,6 +628,59 @@ def test_stream_speakers_stay_the_same_for_a_voice_and_differ_between_voices(ser
     assert all(-1 <= f["spk_score"] <= 1 for f in finals)
 
 
+def utterances_on_one_connection(url: str, utterances: list[tuple[dict, bytes]], pace: float = 0.05
+                                 ) -> list[list[dict]]:
+    """Several utterances on one connection, as FunASR's funasr_wss_client.py sends the files of a wav.scp: per
+    utterance its first message (``is_speaking: true``), its PCM in 600 ms chunks, ``{"is_speaking": false,
+    "is_end": true}``, then a wait for the answer that ends it before the next first message. Each utterance's
+    finals (each segment's, with its speaker)."""
+    from websockets.asyncio.client import connect as connect_async
+
+    stride = 600 * 32  # 600 ms of 16 kHz 16-bit samples
+
+    async def run() -> list[list[dict]]:
+        finals: list[list[dict]] = []
+        async with connect_async(url, subprotocols=["binary"], ping_interval=None, max_size=None) as ws:
+            for first, pcm in utterances:
+                await ws.send(json.dumps({"mode": "2pass", "chunk_size": [5, 10, 5], "chunk_interval": 10,
+                                          "wav_name": "demo", "is_speaking": True, **first}))
+                for start in range(0, len(pcm), stride):
+                    await ws.send(pcm[start:start + stride])
+                    await asyncio.sleep(0.6 * pace)
+                await ws.send(json.dumps({"is_speaking": False, "is_end": True}))
+                finals.append([])
+                while True:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 120))
+                    assert "error" not in message, message
+                    finals[-1] += message.get("segments", [message] if message.get("segment_final") else [])
+                    if message.get("is_end"):
+                        break
+        return finals
+
+    return asyncio.run(run())
+
+
+def test_stream_speakers_hold_across_the_utterances_of_one_connection(server, official):
+    """The connection's speakers: S1 in the second utterance is the voice S1 was in the first (the English
+    speaker), and the Chinese speaker, new in it, is S2; an utterance with other speaker options starts afresh."""
+    def pcm(*names: str) -> bytes:
+        parts = []
+        for name in names:
+            parts += [load_audio(str(official / "example" / name), name).numpy(), np.zeros(32000, np.float32)]
+        return (np.clip(np.concatenate(parts), -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+
+    url, _ = server
+    first, second, other = utterances_on_one_connection(url, [({"diarize": True}, pcm("en.mp3")),
+                                                              ({"diarize": True}, pcm("zh.mp3", "en.mp3")),
+                                                              ({"max_speakers": 4}, pcm("zh.mp3"))])
+    assert first and {f["spk_name"] for f in first} == {"S1"}, first
+    zh_ms = len(load_audio(str(official / "example" / "zh.mp3"), "zh").numpy()) // 16 + 1000
+    names = [(f["start_ms"] < zh_ms, f["spk_name"]) for f in second]
+    assert {name for is_zh, name in names if is_zh} == {"S2"}, second
+    assert {name for is_zh, name in names if not is_zh} == {"S1"}, second
+    assert other and {f["spk_name"] for f in other} == {"S1"}, other  # max_speakers changed: a new tracker
+
+
 def test_without_diarize_a_stream_has_no_speakers(server, two_speakers):
     url, _ = server
     answers = funasr_client(url, two_speakers[0], "2pass", pace=0.05, until_end=True).answers

@@ -289,7 +289,8 @@ def add_transcription_routes(app: FastAPI, service: Service) -> None:
                 parsed = fields.parse_openai(form, service.model.id, service.config.decoding)
                 audio = await service.decode(parsed.upload, parsed.upload.filename or "file", parsed.diarization)
             [result] = await service.transcribe([audio], parsed.options, arrival)
-        body = formats.openai_body(result, parsed.response_format, parsed.granularities, service.model)
+        body = formats.openai_body(result, parsed.response_format, parsed.granularities, service.model,
+                                   parsed.subtitles)
         if isinstance(body, dict):
             return JSONResponse(body)
         return PlainTextResponse(body, media_type=formats.MEDIA_TYPES[parsed.response_format])

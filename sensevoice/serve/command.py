@@ -12,9 +12,10 @@ import socket
 import sys
 
 from sensevoice import heavy, optionspec
-from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_model_arguments,
-                                 backend_options, check_backend, decoding_options, host_address, model_dir_from_args,
-                                 non_negative_float, non_negative_int, port_number, positive_float, positive_int)
+from sensevoice.argtypes import (UsageError, add_backend_arguments, add_decoding_arguments, add_diarization_arguments,
+                                 add_model_arguments, backend_options, check_backend, decoding_options, host_address,
+                                 model_dir_from_args, non_negative_float, non_negative_int, port_number,
+                                 positive_float, positive_int, require_speaker_encoder, speaker_encoder)
 
 DESCRIPTION = ("Serve SenseVoiceSmall over HTTP: OpenAI-compatible POST /v1/audio/transcriptions, SenseVoice's "
                "POST /api/v1/asr, GET /health, /v1/models, /metrics, a browser page at /, and live transcription "
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "`sensevoice transcribe` does (default: on; without it an upload is one forward pass)")
     add_decoding_arguments(parser, scope=", for every request", per_request=True)
     add_backend_arguments(parser)
+    add_diarization_arguments(parser, per_request=True)  # --speaker-encoder; each request asks for speakers itself
     parser.add_argument("--host", type=host_address, default="127.0.0.1",
                         help="address of this machine to listen on, e.g. 0.0.0.0 for all (default %(default)s)")
     parser.add_argument("--port", type=port_number, default=8000,
@@ -155,9 +157,12 @@ def serve(args: argparse.Namespace, model_dir, sock: socket.socket) -> int:
     decoding = decoding_options(args)  # server-wide; each request sets its language, ITN, timestamps (and more)
     try:
         transcriber = Transcriber(model_dir, backend=backend_options(args), vad=args.vad, device=args.device,
-                                  threads=threads, batch_size_s=args.batch_size_s)
+                                  threads=threads, batch_size_s=args.batch_size_s,
+                                  speaker_encoder=speaker_encoder(args))
     except (FileNotFoundError, ValueError, TypeError) as err:  # no weights, a config or tokenizer that does not fit
         raise UsageError(f"cannot load the model from {model_dir.path}: {err}")
+    if args.speaker_encoder is not None:  # chosen: its absence is found now, not by the first request for speakers
+        require_speaker_encoder(transcriber.diarizer, "--speaker-encoder")
     print(f"sensevoice serve: model: {model_dir.identity}; from {model_dir.path}", file=sys.stderr)  # as transcribe
     log.debug("%d model threads; batches of up to %g s of audio, held up to %g ms; queue of %d requests or %g s of "
               "audio", threads, args.batch_size_s, args.max_wait_ms, args.max_queue, args.max_queue_audio_s)

@@ -33,6 +33,9 @@ TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 # OpenAI's transcription fields besides the decoding options (temperature and stream=false are accepted and have no
 # effect here; ``prompt``'s words join the hotwords), and SenseVoice api.py's (its language is spelled ``lang``).
 OPENAI_FIELDS = ("file", "model", "response_format", "timestamp_granularities[]", "prompt", "temperature", "stream")
+# Ours beside OpenAI's: ``subtitles=true`` with verbose_json adds the srt and vtt renderings of the same result (the
+# browser page's Copy and Download give the server's own subtitles, not a copy of its writers).
+SUBTITLES_FIELD = "subtitles"
 ASR_FIELDS = ("files", "keys")
 ASR_SPELLING = {"language": "lang"}
 # Each door's defaults where they differ from the server-wide options: ITN on for OpenAI's route and for streams
@@ -229,6 +232,7 @@ class OpenAIRequest:
     granularities: tuple[str, ...]
     upload: UploadFile
     diarization: DiarizationOptions | None = None  # None: no speakers asked for
+    subtitles: bool = False  # verbose_json with the srt and vtt of the same result (SUBTITLES_FIELD)
 
 
 def switched_fields(cls: type, door: str) -> dict[str, Option]:
@@ -261,7 +265,8 @@ def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.De
                  diarization: type = DiarizationOptions) -> OpenAIRequest:
     """The fields of an OpenAI transcription request, validated; ``use_itn`` (default true) and the other decoding
     options, and the diarization options (``diarization``: their type), are ours."""
-    check_fields(form, (*accepted_fields(OPENAI_FIELDS, type(base)), *switched_fields(diarization, "form")))
+    check_fields(form, (*accepted_fields((*OPENAI_FIELDS, SUBTITLES_FIELD), type(base)),
+                        *switched_fields(diarization, "form")))
     choice(form, "model", (model_id, *MODEL_ALIASES), model_id)
     choice(form, "stream", FALSE, "false")
     response_format = choice(form, "response_format", formats.RESPONSE_FORMATS, "json")
@@ -272,13 +277,19 @@ def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.De
                        "timestamp_granularities[]")
     if granularities and response_format != "verbose_json":
         raise ApiError(422, "timestamp_granularities[] needs response_format=verbose_json", "timestamp_granularities[]")
+    subtitles = yes_no(SUBTITLES_FIELD, text_field(form, SUBTITLES_FIELD, "false"))
+    if subtitles and response_format != "verbose_json":
+        raise ApiError(422, f"{SUBTITLES_FIELD} needs response_format=verbose_json (or ask for srt or vtt alone)",
+                       SUBTITLES_FIELD)
     prompt = text_field(form, "prompt", "")  # OpenAI's prompt: its words bias the decoding (hotwords)
-    options = form_options(form, base, OPENAI_DEFAULTS, formats.needs_timestamps(response_format, granularities),
+    timestamps = formats.needs_timestamps(response_format, granularities) or subtitles  # cues split at words
+    options = form_options(form, base, OPENAI_DEFAULTS, timestamps,
                            **({"hotwords": hotwords_field("prompt", prompt)} if prompt else {}))
     upload, *extra = uploads(form, "file")
     if extra:
         raise ApiError(422, f"send one file per request ({1 + len(extra)} were sent)", "file")
-    return OpenAIRequest(options, response_format, granularities, upload, diarization_form(form, diarization))
+    return OpenAIRequest(options, response_format, granularities, upload, diarization_form(form, diarization),
+                         subtitles)
 
 
 def parse_asr(form: FormData, base: sv.DecodingOptions = sv.DecodingOptions()

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from sensevoice import richtext, subtitles
 from sensevoice.modeldir import ModelIdentity
-from sensevoice.result import Segment, Transcript
+from sensevoice.result import TIMESTAMPS, Segment, Transcript
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("segment", "word")
@@ -78,11 +78,17 @@ def verbose_json(result: Transcript, granularities: Sequence[str], model: ModelI
 
 
 def openai_body(result: Transcript, response_format: str, granularities: Sequence[str],
-                model: ModelIdentity) -> str | dict[str, Any]:
+                model: ModelIdentity, with_subtitles: bool = False) -> str | dict[str, Any]:
     """A file result in one of RESPONSE_FORMATS: a dict for the JSON formats, else text; verbose_json names
-    ``model``, the model that answered."""
+    ``model``, the model that answered, and ``with_subtitles`` adds ``subtitles``: {"srt": ..., "vtt": ...}, the
+    result as srt and vtt render it (decoded with word times for its cues, which the rest of the body leaves out
+    unless ``granularities`` asks for words)."""
     if response_format == "json":
         return {"text": openai_text(result)}
+    if response_format == "verbose_json" and with_subtitles:
+        shown = result if "word" in granularities else result.without(TIMESTAMPS)
+        return {**verbose_json(shown, granularities, model),
+                "subtitles": {"srt": subtitles.to_srt(result), "vtt": subtitles.to_vtt(result)}}
     if response_format == "verbose_json":
         return verbose_json(result, granularities, model)
     if response_format == "text":

@@ -29,7 +29,8 @@ no audio beyond the closing segment's is kept; each speaker's centroid is the me
 speakers x LOOKBACK_SEGMENTS x 256 floats whatever the stream's length). ``num_speakers`` and ``max_speakers``
 cap the speakers opened (then a segment joins the nearest); a minimum cannot be promised without changing labels
 already sent, so ``min_speakers`` above 1 is refused. A segment shorter than one embedding window
-(``diarize.WINDOW_MS``) is too little voice to open a speaker: it joins the nearest one, if any.
+(``diarize.WINDOW_MS``) is too little voice to open a speaker: it joins the nearest one, if any. A tracker outlives
+its Stream: the WebSocket door keeps one per connection, so labels hold across its utterances.
 """
 
 from __future__ import annotations

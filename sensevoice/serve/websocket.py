@@ -29,10 +29,13 @@ FINAL_NAMES: the rich text is ``rich_text``, the clean text ``segment_text``, th
 ``timestamp``); with ``"diarize": true`` (or a speaker count: the fields of ``DiarizationOptions``) the final's
 speaker as FunASR's runtime clients print it, ``spk_name`` ("S1", a string) and ``spk_score`` (a number: see
 ``stream.SpeakerTracker`` for the labels, their look-back and the score); ``segments`` (offline: each segment's,
-each with its speaker), ``warning``, ``lag_s``, ``error``. ``hotwords`` bias the
-decoding (the decoding's contextual biasing, as the HTTP API's ``prompt``) in every form FunASR's clients send: a
-JSON object ``{"phrase": weight, ...}`` (as a string; its weights are on FunASR's scale, not ours, so each phrase
-gets the server's ``--hotword-weight``), comma-separated phrases, or space-separated words.
+each with its speaker), ``warning``, ``lag_s``, ``error``. Speakers belong to the connection: as FunASR's client
+sends the files of a wav.scp one after another on one connection, S1 in a later utterance is the voice S1 was in an
+earlier one. An utterance whose speaker options differ from those the connection's speakers were found with (another
+count, or a cap) starts new speakers (S1 again); one that asks for no speakers leaves them as they are. ``hotwords``
+bias the decoding (the decoding's contextual biasing, as the HTTP API's ``prompt``) in every form FunASR's clients
+send: a JSON object ``{"phrase": weight, ...}`` (as a string; its weights are on FunASR's scale, not ours, so each
+phrase gets the server's ``--hotword-weight``), comma-separated phrases, or space-separated words.
 
 All streams share the service's ``Batcher``: their partial and final decodes meet in the same model calls as the
 HTTP requests; partials are best effort and yield to finals and HTTP requests. A stream has at most one partial
@@ -171,7 +174,7 @@ class StreamHub:
         return self.batcher.transcriber.model_dir.identity.id
 
     async def speaker_tracker(self, options: DiarizationOptions) -> SpeakerTracker:
-        """A stream's speaker tracker, with the service's speaker encoder (loaded once, off the event loop, by the
+        """A new speaker tracker, with the service's speaker encoder (loaded once, off the event loop, by the
         first stream or request that asks for speakers); StreamError says why there is none."""
         try:
             encoder = await asyncio.get_running_loop().run_in_executor(
@@ -220,6 +223,8 @@ class Session:
     def __init__(self, ws: WebSocket, hub: StreamHub):
         self.ws, self.hub, self.config = ws, hub, hub.config
         self.send_lock = asyncio.Lock()
+        self.speakers: SpeakerTracker | None = None  # the connection's, kept from one utterance to the next
+        self.speaker_options: DiarizationOptions | None = None  # what ``speakers`` was made with
 
     async def receive(self) -> dict[str, Any] | None:
         """The next message; None when the client closed; StreamError after idle_timeout_s of silence."""
@@ -248,9 +253,15 @@ class Session:
             if first.get("is_speaking", True) is False:
                 continue  # an end with nothing begun: nothing to answer
             settings = parse_first(first, self.hub.decoding)
-            speakers = await self.hub.speaker_tracker(settings.diarization) if settings.diarization else None
-            if not await Utterance(self, settings, speakers).run():
+            if not await Utterance(self, settings, await self.speaker_tracker(settings.diarization)).run():
                 return
+
+    async def speaker_tracker(self, options: DiarizationOptions | None) -> SpeakerTracker | None:
+        """The connection's speakers for an utterance that asks for them with ``options`` (None: it does not); new
+        ones when they were found with other options (see the module's doc)."""
+        if options is not None and (self.speakers is None or options != self.speaker_options):
+            self.speakers, self.speaker_options = await self.hub.speaker_tracker(options), options
+        return self.speakers if options is not None else None
 
     async def decode(self, item: Prepared, options: sv.DecodingOptions, partial: bool = False) -> Transcript:
         """One prepared item through the service's batcher (a partial yields to final results and HTTP requests);

@@ -1,6 +1,6 @@
 // SenseVoice browser client: upload or record audio, POST it to /v1/audio/transcriptions (verbose_json) and show
 // the transcript with its language, emotion and event as badges, and its segments with times (a click plays that
-// span of the audio); copy or download it as text, SRT, VTT or JSON.
+// span of the audio); copy or download it as text, SRT, VTT (the server's rendering) or JSON.
 // With "speakers" checked the upload asks for diarization (the form's diarize field) and the live stream too
 // ({"diarize": true}): each segment or live final shows its speaker's label (S1, S2, ...) in that speaker's
 // colour, a stable palette by speaker number. The server's limits (/health) are shown, and
@@ -74,28 +74,12 @@ function showLimits(health) {
 }
 
 // ---- the result as text, SRT, VTT or JSON ----
-function clock(seconds, separator) {
-  const ms = Math.round(seconds * 1000);
-  const pad = (n, width) => String(n).padStart(width, "0");
-  return `${pad(Math.floor(ms / 3600000), 2)}:${pad(Math.floor(ms / 60000) % 60, 2)}:` +
-         `${pad(Math.floor(ms / 1000) % 60, 2)}${separator}${pad(ms % 1000, 3)}`;
-}
-
-function cues(body) {
-  const segments = (body.segments || []).filter((s) => s.text);
-  return segments.length ? segments : [{ start: 0, end: body.duration || 0, text: body.text }];
-}
-
+// SRT and VTT are the server's own (the upload asks for them with the form's subtitles field: sensevoice.subtitles,
+// as `transcribe -f srt/vtt` writes them, speakers included), never a copy of its writers here.
 function exportText(body, format) {
-  if (format === "json") return JSON.stringify(body, null, 2) + "\n";
-  if (format === "srt") {
-    return cues(body).map((c, i) => `${i + 1}\n${clock(c.start, ",")} --> ${clock(c.end, ",")}\n${c.text}\n`)
-      .join("\n");
-  }
-  if (format === "vtt") {
-    return "WEBVTT\n\n" + cues(body).map((c) => `${clock(c.start, ".")} --> ${clock(c.end, ".")}\n${c.text}\n`)
-      .join("\n");
-  }
+  const { subtitles, ...answer } = body;
+  if (format === "json") return JSON.stringify(answer, null, 2) + "\n";
+  if (format === "srt" || format === "vtt") return subtitles[format];
   return body.text + "\n";
 }
 
@@ -255,6 +239,7 @@ async function transcribe(event) {
   form.append("file", audioBlob, audioName);
   form.append("model", modelId);
   form.append("response_format", "verbose_json");
+  form.append("subtitles", "true");  // the server's srt and vtt of this result, for Copy and Download
   form.append("language", $("language").value);
   form.append("use_itn", $("itn").checked ? "true" : "false");
   if ($("diarize").checked) form.append("diarize", "true");
