@@ -373,6 +373,14 @@ def campplus_release(folder: Path) -> Path:
     return folder
 
 
+def cache_campplus(caches: dict[str, Path], tmp_path: Path) -> Path:
+    """The fake release laid out in the ModelScope cache of ``speaker_caches`` (where `sensevoice download cam++`
+    puts it)."""
+    from test_hub import lay_out_ms
+
+    return lay_out_ms(caches["ms"], CAMPPLUS_REPO, campplus_release(tmp_path / "release"))
+
+
 @pytest.fixture
 def speaker_caches(tmp_path, monkeypatch) -> dict[str, Path]:
     """Empty ModelScope and Hugging Face caches (and a home for ModelScope's older layout), as each library reads
@@ -664,8 +672,8 @@ def test_silhouette_is_scikit_learns_and_settings_are_checked():
 
 
 # ----------------------------------------------------------------------------------------------- --speaker-encoder
-def test_serve_speaker_encoder_is_the_services_for_requests_and_streams(official, modelscope_cache, tiny_dir,
-                                                                         monkeypatch):
+def test_serve_speaker_encoder_is_the_services_for_requests_and_streams(official, speaker_caches, tiny_dir,
+                                                                         tmp_path, monkeypatch):
     """`sensevoice serve --speaker-encoder cam++`: the encoder loads at start-up, and an HTTP request's speakers and a
     WebSocket stream's tracker are CAM++'s (its embeddings are 192-wide; GE2E's 256)."""
     import asyncio
@@ -675,7 +683,7 @@ def test_serve_speaker_encoder_is_the_services_for_requests_and_streams(official
     from sensevoice import cli
     from sensevoice.serve import app
 
-    fake_campplus_release(modelscope_cache)
+    cache_campplus(speaker_caches, tmp_path)
     seen = {}
     real_create_app = app.create_app
 
@@ -697,7 +705,7 @@ def test_serve_speaker_encoder_is_the_services_for_requests_and_streams(official
     assert tracker.embed(speechlike(2.0, seed=1)).shape == (192,)
 
 
-def test_serve_without_the_chosen_speaker_encoder_does_not_start(modelscope_cache, tiny_dir, monkeypatch, capsys):
+def test_serve_without_the_chosen_speaker_encoder_does_not_start(speaker_caches, tiny_dir, monkeypatch, capsys):
     from sensevoice import cli
     from sensevoice.serve import app
 
@@ -711,7 +719,7 @@ def test_serve_without_the_chosen_speaker_encoder_does_not_start(modelscope_cach
     assert "`sensevoice download cam++`" in err and not started
 
 
-def test_batch_speaker_encoder_travels_to_the_workers_and_into_the_settings(official, modelscope_cache, tiny_dir,
+def test_batch_speaker_encoder_travels_to_the_workers_and_into_the_settings(official, speaker_caches, tiny_dir,
                                                                              tmp_path, monkeypatch, capsys):
     """`sensevoice batch --diarize --speaker-encoder cam++`: checked before Ray (absent: exit 2), handed to the job
     and its prepare tasks (which diarize with CAM++), recorded in the manifest: a rerun with another is refused."""
@@ -731,7 +739,7 @@ def test_batch_speaker_encoder_travels_to_the_workers_and_into_the_settings(offi
         capsys.readouterr().err
     assert not jobs
 
-    fake_campplus_release(modelscope_cache)
+    cache_campplus(speaker_caches, tmp_path)
     out = tmp_path / "out"
     assert main(["batch", *common, "-o", str(out), "--speaker-encoder", "cam++"]) == 0
     [args] = jobs

@@ -241,7 +241,8 @@ def test_a_new_field_appears_in_every_door():
         websocket.parse_first({"speakers": 9}, base)
 
     model_dir = argparse.Namespace(path="m", identity=argparse.Namespace(id="custom:m@0"))
-    door = argparse.Namespace(model_dir=model_dir, backend="torch", precision="fp32", vad=True, timestamps=False)
+    door = argparse.Namespace(model_dir=model_dir, backend="torch", precision="fp32", vad=True, timestamps=False,
+                              speaker_encoder="resemblyzer")
     assert batch.settings(door, WithSpeakers(speakers=5))["speakers"] == 5
 
 
@@ -358,7 +359,8 @@ def test_a_new_diarization_field_appears_in_every_door():
         websocket.parse_first({"diarize": "yes"}, base, twin)
 
     model_dir = argparse.Namespace(path="m", identity=argparse.Namespace(id="custom:m@0"))
-    door = argparse.Namespace(model_dir=model_dir, backend="torch", precision="fp32", vad=True, timestamps=False)
+    door = argparse.Namespace(model_dir=model_dir, backend="torch", precision="fp32", vad=True, timestamps=False,
+                              speaker_encoder="resemblyzer")
     assert batch.settings(door, base, None)["diarization"] is None
     assert batch.settings(door, base, twin(min_turn_windows=5))["diarization"] == {
         "num_speakers": None, "min_speakers": 1, "max_speakers": 32, "min_turn_windows": 5}
