@@ -2,8 +2,8 @@
 (the official example clips) or from synthetic voices, scored with pyannote.metrics; and the time and memory that
 diarization adds to ``transcribe``.
 
-    python -m sensevoice.bench.diarize tune --conversations 40               # the grid, on the tuning set only
-    python -m sensevoice.bench.diarize accuracy --conversations 40           # held-out test set, real speech
+    python -m sensevoice.bench.diarize tune                                   # the grid, on the tuning set only
+    python -m sensevoice.bench.diarize accuracy                               # held-out test set, real speech
     python -m sensevoice.bench.diarize accuracy --source espeak              # espeak-ng voices (test set)
     python -m sensevoice.bench.diarize accuracy --source flite               # Flite + Festival voices (test set)
     python -m sensevoice.bench.diarize overhead --minutes 10 --repeats 3     # whole `transcribe` runs, A/B
@@ -52,6 +52,7 @@ FS = 16000
 COLLAR_S = 0.25
 TURN_S = (3.0, 20.0)
 PAUSE_S = (0.2, 1.0)
+DEFAULT_CONVERSATIONS = 200  # per split (2, 3, 4, 2, ... speakers)
 OFFICIAL_SPEAKERS = {"en": "en.mp3", "zh": "zh.mp3", "ja": "ja.mp3", "ko": "ko.mp3", "yue": "yue.mp3",
                      "vad_example": "vad_example.wav"}
 SPLITS = ("tune", "test")
@@ -246,8 +247,10 @@ def accuracy(source: str, split: str, n: int, threads: int, num_speakers: bool) 
 
 
 # A first grid (thresholds 0.25-0.5, shares up to 0.12, smoothing 0-2) found the tuning set's best at its lowest
-# threshold, 0.25; this one is centred there.
-TUNE_GRID = {"count": ("threshold", "silhouette"), "threshold": (0.2, 0.22, 0.25, 0.28, 0.3, 0.35),
+# threshold, 0.25; a second (0.2-0.35 in steps of 0.02-0.05, 40 conversations) at 0.22, one conversation ahead of
+# 0.25: the right count moves by several points per 0.01 of threshold, so this grid steps by 0.01 and is scored on
+# 200 conversations (DEFAULT_CONVERSATIONS), where one conversation is half a point.
+TUNE_GRID = {"count": ("threshold", "silhouette"), "threshold": tuple(round(0.2 + 0.01 * i, 2) for i in range(11)),
              "min_cluster_share": (0.03, 0.05, 0.08), "smooth_windows": (1, 2, 3)}
 
 
@@ -426,7 +429,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "voices)")
     parser.add_argument("--split", choices=SPLITS, default="test",
                         help="accuracy: the held-out test conversations (default) or the tuning ones")
-    parser.add_argument("--conversations", type=int, default=40)
+    parser.add_argument("--conversations", type=int, default=DEFAULT_CONVERSATIONS)
     parser.add_argument("--num-speakers", action="store_true", help="accuracy: give the true count")
     parser.add_argument("--minutes", type=float, default=10.0, help="overhead/speed/memory: length of the file")
     parser.add_argument("--repeats", type=int, default=3)
