@@ -311,7 +311,7 @@ def add_diarization_arguments(parser: argparse.ArgumentParser, cls: type | None 
             if per_request else "with --diarize")
     parser.add_argument("--speaker-encoder", type=choice(encoders, {}), default=None, metavar="NAME",
                         help=f"{when}: {default} (default; GE2E weights shipped in its wheel) or cam++ (FunASR's "
-                             "CAM++ from the ModelScope cache: sensevoice download cam++)")
+                             "CAM++ from the ModelScope or Hugging Face cache: sensevoice download cam++)")
 
 
 def speaker_encoder(args: argparse.Namespace, diarization=None) -> str:

@@ -83,12 +83,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings(args: argparse.Namespace, options, diarization=None) -> dict[str, Any]:
     """What decides the transcripts: a rerun into the same output must use the same. Every field of the decoding
     options (``options``: model.DecodingOptions, so a new field is compared with no edit here) and of the
-    diarization options (``diarization``: sensevoice.diarize.DiarizationOptions, or None) and the speaker encoder
-    that labels them, as JSON holds them."""
+    diarization options (``diarization``: sensevoice.diarize.DiarizationOptions, or None), the speaker encoder
+    that labels them and the library's clustering settings (re-tuned between releases: a rerun after that is
+    refused rather than mixing speakers found two ways), as JSON holds them."""
     door = {"model": str(args.model_dir.path), "model_id": args.model_dir.identity.id, "backend": args.backend,
             "precision": args.precision, "vad": args.vad, "timestamps": args.timestamps,
-            "diarization": dataclasses.asdict(diarization) if diarization is not None else None,
-            "speaker_encoder": args.speaker_encoder if diarization is not None else None}
+            "diarization": None, "speaker_encoder": None, "clustering": None}
+    if diarization is not None:
+        from sensevoice.diarize import DEFAULT_CLUSTERING
+
+        door.update(diarization=dataclasses.asdict(diarization), speaker_encoder=args.speaker_encoder,
+                    clustering=dataclasses.asdict(DEFAULT_CLUSTERING))
     return json.loads(json.dumps({**door, **dataclasses.asdict(options)}))  # tuples as lists, as read back
 
 

@@ -233,11 +233,12 @@ class CAMPPlusEncoder:
         only and must match the network key by key (FunASR's loader would keep random weights for a missing key)."""
         import json
 
-        from sensevoice.modeldir import read_config
+        import model as sv
+        from sensevoice.checkpoint import check_state_dict
 
         folder = Path(folder)
-        descriptor = json.loads((folder / "configuration.json").read_text(encoding="utf-8"))
-        metas = descriptor.get("file_path_metas") or {}
+        descriptor = json.loads((folder / "configuration.json").read_text(encoding="utf-8"))  # bad JSON: a ValueError
+        metas = (descriptor.get("file_path_metas") if isinstance(descriptor, dict) else None) or {}
         if "init_param" not in metas or "config" not in metas:
             # A descriptor for ModelScope's pipeline alone (its "model" block's pretrained_model, no config.yaml), as
             # older revisions are reported to be (3D-Speaker's infer_sv.py pins v1.0.0 and reads only the weights);
@@ -245,8 +246,10 @@ class CAMPPlusEncoder:
             raise ValueError(f"{folder / 'configuration.json'} has no file_path_metas.init_param/config (found "
                              f"{sorted(metas)}), which FunASR reads: not a release FunASR can load (an older "
                              f"revision?); fetch the current one with `sensevoice download {CAMPPLUS_NAME}`")
-        network = campplus_network(read_config(folder / metas["config"]), folder / metas["config"])
-        state = torch.load(folder / metas["init_param"], map_location="cpu", weights_only=True)
+        network = campplus_network(folder / metas["config"])
+        weights = str(folder / metas["init_param"])
+        state, _ = sv.read_checkpoint(weights)  # as data only; CheckpointError (a ValueError) names the file
+        check_state_dict(state, network.state_dict(), weights)
         network.load_state_dict(state, strict=True)
         return cls(network)
 
@@ -262,7 +265,11 @@ class CAMPPlusEncoder:
             repo = hub.repo_id(CAMPPLUS_NAME, name)
             folder = hub.cached_snapshot(repo, name, None)
             if folder is not None and not hub.missing_files(folder):
-                return cls.from_dir(folder)
+                try:
+                    return cls.from_dir(folder)
+                except ValueError as err:  # a release FunASR cannot read (an older revision): the next cache's may do
+                    looked.append(f"{repo} in the {hub.HUBS[name]} cache cannot be used: {err}")
+                    continue
             where = "incomplete" if folder is not None else "not"
             looked.append(f"{repo} is {where} in the {hub.HUBS[name]} cache ({hub.cache_root(name)})")
         raise FileNotFoundError(f"speaker encoder {CAMPPLUS_NAME}: {'; '.join(looked)}; fetch it with `sensevoice "
@@ -283,14 +290,23 @@ class CAMPPlusEncoder:
         return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def campplus_network(config: dict[str, Any], path: Path) -> nn.Module:
+def campplus_network(path: Path) -> nn.Module:
     """FunASR's CAMPPlus built from a release's config.yaml (``model: CAMPPlus``, ``model_conf``); a key its
     constructor does not name is refused (CAMPPlus swallows unknown keywords, so a misspelled one would change
-    nothing silently)."""
+    nothing silently), as is a file that is not such a mapping (ValueError naming it)."""
     import inspect
 
+    import yaml
     from funasr.models.campplus.model import CAMPPlus
 
+    from sensevoice.modeldir import read_config
+
+    try:
+        config = read_config(path)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} holds {type(config).__name__}, not a mapping with model: {CAMPPLUS_CLASS}")
     if config.get("model") != CAMPPLUS_CLASS:
         raise ValueError(f"{path}: model {config.get('model')!r}; expected {CAMPPLUS_CLASS!r} (FunASR's CAM++)")
     model_conf = dict(config.get("model_conf") or {})

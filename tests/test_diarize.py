@@ -464,7 +464,10 @@ def test_campplus_embeds_each_window_as_funasr_does(speaker_caches, tmp_path):
     state = torch.load(folder / CAMPPLUS_WEIGHTS, weights_only=True)
     state.pop(next(iter(state)))
     torch.save(state, folder / CAMPPLUS_WEIGHTS)
-    with pytest.raises(RuntimeError, match="Missing key"):
+    with pytest.raises(ValueError, match=rf"{CAMPPLUS_WEIGHTS} does not match the model: missing \["):
+        d.CAMPPlusEncoder.from_dir(folder)
+    (folder / CAMPPLUS_WEIGHTS).write_bytes(b"not a checkpoint")  # truncated, or not torch's at all
+    with pytest.raises(ValueError, match=f"{CAMPPLUS_WEIGHTS}: .*nothing in it was run"):
         d.CAMPPlusEncoder.from_dir(folder)
 
 
@@ -484,6 +487,29 @@ def test_campplus_release_that_funasr_cannot_read_is_refused_by_name(tmp_path):
     (folder / "config.yaml").write_text(CAMPPLUS_CONFIG_YAML.replace("model: CAMPPlus", "model: ERes2NetV2"))
     with pytest.raises(ValueError, match="model 'ERes2NetV2'; expected 'CAMPPlus'"):
         d.CAMPPlusEncoder.from_dir(folder)
+    (folder / "config.yaml").write_text("model: [CAMPPlus\n")
+    with pytest.raises(ValueError, match="config.yaml is not YAML"):
+        d.CAMPPlusEncoder.from_dir(folder)
+    (folder / "config.yaml").write_text("")
+    with pytest.raises(ValueError, match="config.yaml holds NoneType, not a mapping"):
+        d.CAMPPlusEncoder.from_dir(folder)
+
+
+def test_campplus_an_unreadable_release_in_one_cache_does_not_hide_a_good_one_in_the_next(speaker_caches, tmp_path):
+    """An older, ModelScope-pipeline-only revision in the ModelScope cache: the Hugging Face cache's release loads;
+    with no other, the one error line says why the cached one cannot be used."""
+    from test_hub import lay_out_hf, lay_out_ms
+
+    old = campplus_release(tmp_path / "old")
+    (old / "configuration.json").write_text(json.dumps({k: v for k, v in CAMPPLUS_CONFIGURATION.items()
+                                                        if k != "file_path_metas"}))
+    lay_out_ms(speaker_caches["ms"], CAMPPLUS_REPO, old)
+    with pytest.raises(FileNotFoundError) as err:
+        d.load_speaker_encoder("cam++")
+    assert f"{CAMPPLUS_REPO} in the ModelScope cache cannot be used: " in str(err.value)
+    assert "has no file_path_metas" in str(err.value) and "\n" not in str(err.value)
+    lay_out_hf(speaker_caches["hf"], CAMPPLUS_HF_REPO, campplus_release(tmp_path / "good"))
+    assert isinstance(d.load_speaker_encoder("cam++"), d.CAMPPlusEncoder)
 
 
 def test_campplus_absent_is_one_line_naming_the_caches_and_the_download_command(speaker_caches, wav_file,

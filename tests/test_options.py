@@ -361,9 +361,15 @@ def test_a_new_diarization_field_appears_in_every_door():
     model_dir = argparse.Namespace(path="m", identity=argparse.Namespace(id="custom:m@0"))
     door = argparse.Namespace(model_dir=model_dir, backend="torch", precision="fp32", vad=True, timestamps=False,
                               speaker_encoder="resemblyzer")
-    assert batch.settings(door, base, None)["diarization"] is None
-    assert batch.settings(door, base, twin(min_turn_windows=5))["diarization"] == {
-        "num_speakers": None, "min_speakers": 1, "max_speakers": 32, "min_turn_windows": 5}
+    plain, diarized = batch.settings(door, base, None), batch.settings(door, base, twin(min_turn_windows=5))
+    assert plain["diarization"] is plain["speaker_encoder"] is plain["clustering"] is None
+    assert diarized["diarization"] == {"num_speakers": None, "min_speakers": 1, "max_speakers": 32,
+                                       "min_turn_windows": 5}
+    # the library's clustering constants too: a rerun after they are re-tuned is refused, not mixed
+    from sensevoice import diarize
+
+    assert diarized["speaker_encoder"] == "resemblyzer"
+    assert diarized["clustering"] == dataclasses.asdict(diarize.DEFAULT_CLUSTERING)
 
 
 @pytest.mark.parametrize("door, value, message", [
