@@ -141,7 +141,9 @@ def test_browser_page_states_limits_and_exports_the_result(server, wav_file, pag
     assert "64 MiB per upload" in limits and "60 s of audio" in limits and "wav, flac, ogg, mp3" in limits
     txt, srt, vtt, json_text = exports
     assert srt.startswith("1\n00:00:00,000 --> 00:00:02,500\n") and vtt.startswith("WEBVTT\n\n00:00:00.000 --> ")
-    assert txt.strip() in srt and '"segments"' in json_text and buttons == [True, True]
+    cue_text = " ".join(line for line in srt.splitlines() if line and not line.isdigit() and "-->" not in line)
+    assert cue_text == txt.strip()  # the server's cues wrap long lines (sensevoice.subtitles)
+    assert '"segments"' in json_text and buttons == [True, True]
 
 
 def test_browser_page_records_from_the_microphone(server, page_client):
