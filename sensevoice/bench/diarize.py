@@ -370,6 +370,41 @@ def memory(minutes: float, threads: int) -> dict:
     return {**out, "threads": threads, **machine()}
 
 
+def tune_line(name: str, r: dict) -> str:
+    best = r["best"]
+    return (f"Tuning ({name}): {len(r['rows'])} settings on {r['conversations_n']} tuning conversations of "
+            f"{r['source']}; best (right count first, then DER): {best['count']} {best['threshold']:g}, share "
+            f"{best['min_cluster_share']:g}, smooth {best['smooth_windows']}: right count "
+            f"{100 * best['count_accuracy']:.1f} %, DER {100 * best['der']:.1f} %.")
+
+
+def overhead_line(name: str, r: dict) -> str:
+    return (f"Whole runs ({name}): `transcribe` on a {r['audio_s'] / 60:g} min file, {r['threads']} threads, "
+            f"official-size random weights, alternating, median of {r['repeats']}: {r['transcribe_median_s']:.1f} s "
+            f"plain, {r['transcribe_diarize_median_s']:.1f} s with --diarize ({r['added_percent']:+.1f} %); load "
+            f"{r['load_avg_1min']:.1f}, {r['date']}"
+            + (" (a check that the command runs, not a measurement)" if r["repeats"] < 3 else "") + ".")
+
+
+def speed_line(name: str, r: dict) -> str:
+    return (f"Speed ({name}): {r['audio_s'] / 60:.0f} min file, {r['threads']} threads, official-size random "
+            f"weights: transcribe {r['transcribe_s']:.1f} s, with diarization {r['transcribe_diarize_s']:.1f} s "
+            f"({r['added_percent']:+.1f} %); the diarization step alone {r['diarize_alone_s']:.1f} s = "
+            f"{r['diarize_alone_percent']:.1f} % of transcribe; best of {r['repeats']}, load "
+            f"{r['load_avg_1min']:.1f}.")
+
+
+def memory_line(name: str, r: dict) -> str:
+    return (f"Memory ({name}): {r['audio_s'] / 60:.0f} min file (waveform {r['waveform_mb']:.0f} MiB): peak RSS "
+            f"above the start while preparing {r['plain_peak_above_start_mb']:.0f} MiB without diarization, "
+            f"{r['diarized_peak_above_start_mb']:.0f} MiB with it.")
+
+
+# The lines under the table: each kind of result file and how one of them reads.
+SUMMARY_LINES = (("diarize_tune_*.json", tune_line), ("diarize_overhead_*.json", overhead_line),
+                 ("diarize_speed_*.json", speed_line), ("diarize_memory_*.json", memory_line))
+
+
 def write_summary(results_dir: Path) -> Path:
     """bench/results/diarize.md: a table of every diarize_*.json there, the held-out test set first."""
     rows = []
@@ -391,32 +426,8 @@ def write_summary(results_dir: Path) -> Path:
              "30-60 s; see the module's docstring).", "",
              "| voices | split | conversations | minutes | DER % | missed % | false alarm % | confusion % "
              "| right count % | settings | date |", "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
-    for path in sorted(results_dir.glob("diarize_tune_*.json")):
-        r = json.loads(path.read_text())
-        best = r["best"]
-        lines.append(f"Tuning ({path.name}): {len(r['rows'])} settings on {r['conversations_n']} tuning "
-                     f"conversations of {r['source']}; best (right count first, then DER): {best['count']} "
-                     f"{best['threshold']:g}, share {best['min_cluster_share']:g}, smooth {best['smooth_windows']}: "
-                     f"right count {100 * best['count_accuracy']:.1f} %, DER {100 * best['der']:.1f} %.")
-    for path in sorted(results_dir.glob("diarize_overhead_*.json")):
-        r = json.loads(path.read_text())
-        lines.append(f"Whole runs ({path.name}): `transcribe` on a {r['audio_s'] / 60:g} min file, {r['threads']} "
-                     f"threads, official-size random weights, alternating, median of {r['repeats']}: "
-                     f"{r['transcribe_median_s']:.1f} s plain, {r['transcribe_diarize_median_s']:.1f} s with "
-                     f"--diarize ({r['added_percent']:+.1f} %); load {r['load_avg_1min']:.1f}, {r['date']}"
-                     + (" (a check that the command runs, not a measurement)" if r["repeats"] < 3 else "") + ".")
-    for path in sorted(results_dir.glob("diarize_speed_*.json")):
-        r = json.loads(path.read_text())
-        lines.append(f"Speed ({path.name}): {r['audio_s'] / 60:.0f} min file, {r['threads']} threads, official-size "
-                     f"random weights: transcribe {r['transcribe_s']:.1f} s, with diarization "
-                     f"{r['transcribe_diarize_s']:.1f} s ({r['added_percent']:+.1f} %); the diarization step alone "
-                     f"{r['diarize_alone_s']:.1f} s = {r['diarize_alone_percent']:.1f} % of transcribe; best of "
-                     f"{r['repeats']}, load {r['load_avg_1min']:.1f}.")
-    for path in sorted(results_dir.glob("diarize_memory_*.json")):
-        r = json.loads(path.read_text())
-        lines.append(f"Memory ({path.name}): {r['audio_s'] / 60:.0f} min file (waveform {r['waveform_mb']:.0f} MiB): "
-                     f"peak RSS above the start while preparing {r['plain_peak_above_start_mb']:.0f} MiB without "
-                     f"diarization, {r['diarized_peak_above_start_mb']:.0f} MiB with it.")
+    for pattern, line in SUMMARY_LINES:
+        lines += [line(path.name, json.loads(path.read_text())) for path in sorted(results_dir.glob(pattern))]
     summary = results_dir / "diarize.md"
     summary.write_text("\n".join(lines) + "\n")
     return summary
