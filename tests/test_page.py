@@ -138,11 +138,7 @@ def test_speakers_box_labels_each_segment_with_its_speaker_in_its_colour(driver,
     """The "speakers" box sends diarize=true; each segment shows its speaker's label (text, for every reader) on a
     fill and beside a line of that speaker's colour: S1 and S2 get the palette's first two. Unchecked: no labels."""
     with serve(tiny_dir, vad=True) as url:
-        page_client.open_page(driver, url, None)
-        driver.click("#diarize")
-        driver.type("#file", str(two_speakers.resolve()))
-        driver.click("#transcribe")
-        page_client.result_text(driver)
+        page_client.transcribe_file(driver, url, two_speakers, None, speakers=True)
         seen = driver.script(SEGMENT_SPEAKERS)
         palette = driver.script("return SPEAKER_COLOURS;")
         plain_first = driver.script("document.getElementById('diarize').checked = false; return true;")
@@ -171,11 +167,7 @@ def test_srt_and_vtt_exports_are_the_servers_own_with_speakers(driver, page_clie
     import httpx
 
     with serve(tiny_dir, vad=True) as url:
-        page_client.open_page(driver, url, None)
-        driver.script("document.getElementById('diarize').checked = true; return true;")
-        driver.type("#file", str(two_speakers.resolve()))
-        driver.click("#transcribe")
-        page_client.result_text(driver)
+        page_client.transcribe_file(driver, url, two_speakers, None, speakers=True)
         page = driver.script("return {srt: exportText(lastResult, 'srt'), vtt: exportText(lastResult, 'vtt'), "
                              "json: exportText(lastResult, 'json')};")
         server = {fmt: httpx.post(url + "/v1/audio/transcriptions", timeout=120,

@@ -146,9 +146,12 @@ def result_text(driver: WebDriver) -> str:
     return driver.script("return document.getElementById('text').textContent;")
 
 
-def transcribe_file(driver: WebDriver, url: str, audio: Path, api_key: str | None) -> str:
-    """Choose ``audio`` in the page's file input and press Transcribe."""
+def transcribe_file(driver: WebDriver, url: str, audio: Path, api_key: str | None, speakers: bool = False) -> str:
+    """Choose ``audio`` in the page's file input (and with ``speakers``, tick the "speakers" box) and press
+    Transcribe."""
     open_page(driver, url, api_key)
+    if speakers:
+        driver.click("#diarize")
     driver.type("#file", str(audio.resolve()))
     driver.click("#transcribe")
     return result_text(driver)
