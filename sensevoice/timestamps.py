@@ -53,10 +53,11 @@ def timestamp_fields(path: list[tuple[int, int, int]], n_speech_frames: int, spe
     speech = [(path[i][0], path[i][1] - sv.N_PROMPT, path[i][2] - sv.N_PROMPT) for i in keep]
     pieces = [special.pieces[t] for t, _, _ in speech]
     spans = [frames_to_ms(max(s, 0), e, n_speech_frames) for _, s, e in speech]
-    words, word_spans = group_words(pieces, spans)
+    ranges = word_piece_ranges(pieces)  # grouped once: words, their times and their probabilities
+    words = ["".join(piece.lstrip("\u2581") for piece in pieces[a:b + 1]) for a, b in ranges]
+    word_spans = [[spans[a][0], spans[b][1]] for a, b in ranges]
     fields: dict[str, Any] = {"words": words, "timestamp": word_spans, "tokens": pieces, "token_timestamp": spans}
     if probs is not None:
         token_probs = [round(probs[i], 4) for i in keep]
-        fields.update(token_probability=token_probs,
-                      word_probability=[min(token_probs[a:b + 1]) for a, b in word_piece_ranges(pieces)])
+        fields.update(token_probability=token_probs, word_probability=[min(token_probs[a:b + 1]) for a, b in ranges])
     return fields
