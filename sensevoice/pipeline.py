@@ -82,6 +82,12 @@ class Prepared:
         return self.duration_ms / 1000
 
 
+def with_word_times(options: sv.DecodingOptions, diarized: bool) -> sv.DecodingOptions:
+    """The options a diarized input is decoded with: word timestamps, by which its words are given speakers
+    (``input_result`` drops them again unless they were asked for)."""
+    return dataclasses.replace(options, output_timestamp=True) if diarized else options
+
+
 def shift_spans(spans: Sequence[Sequence[int]], start_ms: int, end_ms: int) -> list[list[int]]:
     """Segment-relative [start, end] ms -> absolute, clamped to the segment (the model's last frame centre may
     lie a few ms past the segment's last sample)."""
@@ -177,8 +183,7 @@ class Transcriber:
             raise RuntimeError("this Transcriber was built with backend=None: it prepares inputs, it cannot decode")
         budget_s = self.batch_size_s if batch_size_s is None else check_batch_size_s(batch_size_s)
         timestamps = options.output_timestamp
-        if any(item.turns is not None for item in items):  # words are given speakers by their timestamps
-            options = dataclasses.replace(options, output_timestamp=True)
+        options = with_word_times(options, any(item.turns is not None for item in items))
         pieces = [(i, n) for i, item in enumerate(items) for n in range(len(item.spans))]
         feats = [items[i].feats[n] for i, n in pieces]
         durations_ms = [len(f) * sv.ENC_FRAME_MS for f in feats]

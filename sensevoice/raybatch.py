@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import functools
 import json
 import logging
@@ -260,8 +259,9 @@ def build_dataset(args: argparse.Namespace, todo: list[Input], options, device: 
                                        "bytes_column": bytes_column,
                                        "diarization": asdict(diarization) if diarization is not None else None,
                                        "speaker_encoder": args.speaker_encoder})
-    if diarization is not None:  # words are given speakers by their timestamps (kept in the rows with --timestamps)
-        options = dataclasses.replace(options, output_timestamp=True)
+    from sensevoice.pipeline import with_word_times  # the Decoder's items carry no turns (the Assembler applies them)
+
+    options = with_word_times(options, diarization is not None)  # kept in the rows only with --timestamps
     return ds.map_batches(Decoder, batch_size=args.segments_per_batch, batch_format="numpy",
                           compute=ray.data.ActorPoolStrategy(size=actors),
                           num_cpus=1, num_gpus=1 if device == "cuda" else 0,
