@@ -249,16 +249,13 @@ def switched_options(cls: type, values: Mapping[str, Any]) -> Any:
     return validated(cls, **values) if switch_on or values else None
 
 
-def diarization_form(form: FormData, cls: type = DiarizationOptions) -> DiarizationOptions | None:
-    """A form's diarization fields (generated from ``cls``: ``diarize`` and the speaker counts) -> the options, or
-    None when none of them is given."""
-    return switched_options(cls, given_values(switched_fields(cls, "form"), form))
-
-
-def diarization_stream(message: Mapping[str, Any], cls: type = DiarizationOptions) -> DiarizationOptions | None:
-    """A stream's first message's diarization fields (JSON: ``"diarize": true``, counts as numbers) -> the options,
-    or None when none of them is given."""
-    return switched_options(cls, given_values(switched_fields(cls, "stream"), message))
+def requested_diarization(request: FormData | Mapping[str, Any],
+                          cls: type = DiarizationOptions) -> DiarizationOptions | None:
+    """A request's diarization fields (generated from ``cls``: ``diarize`` and the speaker counts; a form's text or
+    a stream's first message's JSON, ``"diarize": true`` and counts as numbers) -> the options, or None when none
+    of them is given."""
+    door = "form" if isinstance(request, FormData) else "stream"
+    return switched_options(cls, given_values(switched_fields(cls, door), request))
 
 
 def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.DecodingOptions(),
@@ -288,7 +285,7 @@ def parse_openai(form: FormData, model_id: str, base: sv.DecodingOptions = sv.De
     upload, *extra = uploads(form, "file")
     if extra:
         raise ApiError(422, f"send one file per request ({1 + len(extra)} were sent)", "file")
-    return OpenAIRequest(options, response_format, granularities, upload, diarization_form(form, diarization),
+    return OpenAIRequest(options, response_format, granularities, upload, requested_diarization(form, diarization),
                          subtitles)
 
 

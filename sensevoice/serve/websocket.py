@@ -127,7 +127,7 @@ def parse_first(message: dict[str, Any], base: sv.DecodingOptions,
     try:  # FunASR's itn and hotwords, the other decoding options by their names (language, beam_size, ...), and
         # the diarization options (``diarization``: their type), generated from the types' declarations
         options = fields.stream_options(message, base)
-        speakers = fields.diarization_stream(message, diarization)
+        speakers = fields.requested_diarization(message, diarization)
     except fields.ApiError as err:
         raise StreamError(err.message) from None
     return Settings(mode, str(message.get("wav_name", "stream")), options, audio_fs, wav_format == "others",
