@@ -300,11 +300,9 @@ def add_diarization_arguments(parser: argparse.ArgumentParser, cls: type | None 
         for option in optionspec.of_type(cls) if cls else optionspec.declared(*optionspec.DIARIZATION):
             common = {"dest": option.name, "default": None,  # None: not given (then the type's default)
                       "help": option_help(option, option.default, "") + f"; implies {flag}"}
-            if option.kind == "bool":
-                parser.add_argument(option.spelled("cli"), action="store_const", const=True, **common)
-            else:
-                parser.add_argument(option.spelled("cli"), type=option_type(option),
-                                    metavar=option.spec.get("metavar"), **common)
+            # every field is a count (DiarizationOptions checks it: a field of another kind cannot be built)
+            parser.add_argument(option.spelled("cli"), type=option_type(option), metavar=option.spec.get("metavar"),
+                                **common)
     encoders = optionspec.constant("SPEAKER_ENCODERS", optionspec.DIARIZATION[0])
     default = optionspec.constant("DEFAULT_SPEAKER_ENCODER", optionspec.DIARIZATION[0])
     when = ("for the requests and streams that ask for speakers; a chosen one must load when the server starts"

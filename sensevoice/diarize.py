@@ -548,12 +548,11 @@ def speech_turns(speech: SpeechEmbeddings, options: DiarizationOptions = Diariza
 
 
 def diarize(wave: np.ndarray, spans: Sequence[Sequence[int]], encoder: SpeakerEncoder,
-            options: DiarizationOptions = DiarizationOptions(),
-            settings: ClusteringSettings = DEFAULT_CLUSTERING) -> list[Turn]:
+            options: DiarizationOptions = DiarizationOptions()) -> list[Turn]:
     """Speaker turns of a 16 kHz waveform, inside its speech ``spans`` ([start_ms, end_ms), time order)."""
     if not spans:
         return []
-    return speech_turns(embed_speech(wave, spans, encoder), options, settings)
+    return speech_turns(embed_speech(wave, spans, encoder), options)
 
 
 class Diarizer:
