@@ -387,10 +387,11 @@ def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
     """Mean cosine silhouette of L2-normalised rows ``x`` under ``labels`` (Rousseeuw 1987; a point alone in its
     cluster scores 0, as scikit-learn's silhouette_score counts it); needs 2 or more clusters."""
     clusters, index = np.unique(labels, return_inverse=True)
-    distances = 1.0 - x @ x.T  # (N, N) cosine distances
     members = np.eye(len(clusters), dtype=x.dtype)[index]  # (N, K) one-hot
     sizes = members.sum(0)  # (K,)
-    sums = distances @ members  # (N, K) summed distance of each point to each cluster
+    # (N, K) summed cosine distance of each point to each cluster: sum_j (1 - x_i.x_j) = size - x_i . (sum_j x_j),
+    # so no (N, N) matrix is built (N reaches MAX_CLUSTERED_WINDOWS, and each candidate cut asks again)
+    sums = sizes - x @ (x.T @ members)
     own_size = sizes[index] - 1
     inside = sums[np.arange(len(x)), index] / np.maximum(own_size, 1)
     sums[np.arange(len(x)), index] = np.inf
