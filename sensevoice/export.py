@@ -246,16 +246,21 @@ def verify(model: sv.SenseVoiceSmall, path: Path, tolerance: float = VERIFY_TOLE
 
 
 def export(model_dir: Path | ModelDir, out_dir: Path, int8: bool = False, opset: int = OPSET,
-           standard_ops: bool = False, model: sv.SenseVoiceSmall | None = None) -> dict[str, Path]:
-    """Export a model directory to ``out_dir`` (``model``: the directory's model, already loaded by the caller;
-    default: loaded here); returns {"fp32": ..., "int8": ..., "tokens": ...} paths."""
+           standard_ops: bool = False) -> dict[str, Path]:
+    """Export a model directory to ``out_dir``; returns {"fp32": ..., "int8": ..., "tokens": ...} paths."""
     from sensevoice.modeldir import ModelDir
 
     source = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
+    out_dir = destination(source, out_dir)
+    return export_model(source.load(), source, out_dir, int8=int8, opset=opset, standard_ops=standard_ops)
+
+
+def destination(source, out_dir: Path) -> Path:
+    """``out_dir`` of an export of the ModelDir ``source``: a directory of its own (ValueError when it is the model
+    directory: checked before the weights are read)."""
     if source.path == Path(out_dir).resolve():
         raise ValueError(f"--out {out_dir} is the model directory; export into a directory of its own")
-    model = source.load() if model is None else model
-    return export_model(model, source, Path(out_dir), int8=int8, opset=opset, standard_ops=standard_ops)
+    return Path(out_dir)
 
 
 @contextlib.contextmanager

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Iterable
 
 from sensevoice import heavy
-from sensevoice.argtypes import add_model_arguments, check_output_dir, loading, model_dir_from_args, positive_int
+from sensevoice.argtypes import (UsageError, add_model_arguments, check_output_dir, loading, model_dir_from_args,
+                                 positive_int)
 from sensevoice.door import module_main
-from sensevoice.export import INT8_NAME, OPSET
+from sensevoice.export import INT8_NAME, OPSET, destination
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,14 +28,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, "--out")
     source = model_dir_from_args(args)
+    try:
+        out_dir = destination(source, args.out)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     heavy.import_funasr()
-    from sensevoice.export import export
+    from sensevoice.export import export_model
 
     with loading(source):  # a bad model.pt: a usage error
         model = source.load()
     try:
-        paths = export(source, args.out, int8=args.int8, opset=args.opset, standard_ops=args.standard_ops,
-                       model=model)
+        paths = export_model(model, source, out_dir, int8=args.int8, opset=args.opset,
+                             standard_ops=args.standard_ops)
     except (RuntimeError, ValueError, OSError) as err:  # e.g. an --opset torch cannot export: exit 1, one line
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         print(f"sensevoice export: error: the export to {args.out} failed (--opset {args.opset}): {first_line}",

@@ -480,3 +480,12 @@ def test_export_of_a_model_pt_that_does_not_match_is_a_usage_error(capsys, tiny_
     code, out, err = run(capsys, "export", "--model", str(broken), "--out", str(tmp_path / "onnx"))
     assert code == cli.EXIT_USAGE and f"--model '{broken}' cannot be loaded" in err and "embed.weight" in err, err
     assert not (tmp_path / "onnx").exists()
+
+
+def test_export_into_the_model_directory_is_a_usage_error_before_the_weights_are_read(capsys, tiny_dir, monkeypatch):
+    from sensevoice.modeldir import ModelDir
+
+    monkeypatch.setattr(ModelDir, "load", lambda self: pytest.fail("model.pt was read before --out was checked"))
+    code, out, err = run(capsys, "export", "--model", str(tiny_dir), "--out", str(tiny_dir))
+    assert code == cli.EXIT_USAGE and f"--out {tiny_dir} is the model directory; export into a directory of its own" \
+        in err, err
