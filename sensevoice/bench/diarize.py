@@ -370,11 +370,16 @@ def memory(minutes: float, threads: int) -> dict:
     return {**out, "threads": threads, **machine()}
 
 
+def settings_text(settings: dict) -> str:
+    """ClusteringSettings' fields as the summary names them: "threshold 0.23, share 0.05, smooth 2"."""
+    return (f"{settings['count']} {settings['threshold']:g}, share {settings['min_cluster_share']:g}, smooth "
+            f"{settings['smooth_windows']}")
+
+
 def tune_line(name: str, r: dict) -> str:
     best = r["best"]
     return (f"Tuning ({name}): {len(r['rows'])} settings on {r['conversations_n']} tuning conversations of "
-            f"{r['source']}; best (right count first, then DER): {best['count']} {best['threshold']:g}, share "
-            f"{best['min_cluster_share']:g}, smooth {best['smooth_windows']}: right count "
+            f"{r['source']}; best (right count first, then DER): {settings_text(best)}: right count "
             f"{100 * best['count_accuracy']:.1f} %, DER {100 * best['der']:.1f} %.")
 
 
@@ -411,12 +416,10 @@ def write_summary(results_dir: Path) -> Path:
     paths = sorted(results_dir.glob("diarize_accuracy_*.json"), key=lambda p: ("_tune" in p.name, p.name))
     for path in paths:
         r = json.loads(path.read_text())
-        settings = r["settings"]
         rows.append(f"| {r['source']}{' (count given)' if r['num_speakers_given'] else ''} | {r['split']} "
                     f"| {r['conversations_n']} | {r['audio_s'] / 60:.0f} | {100 * r['der']:.1f} "
                     f"| {100 * r['missed']:.1f} | {100 * r['false_alarm']:.1f} | {100 * r['confusion']:.1f} "
-                    f"| {100 * r['count_accuracy']:.1f} | {settings['count']} {settings['threshold']:g}, share "
-                    f"{settings['min_cluster_share']:g}, smooth {settings['smooth_windows']} | {r['date']} |")
+                    f"| {100 * r['count_accuracy']:.1f} | {settings_text(r['settings'])} | {r['date']} |")
     lines = ["# Speaker diarization (`python -m sensevoice.bench.diarize`)", "",
              "Conversations of 2-4 speakers, turns of 3-20 s, pauses of 0.2-1 s. DER by pyannote.metrics (collar "
              "0.25 s, overlap scored); the reference speech is what the FSMN-VAD finds in each speaker's stretch "
