@@ -320,7 +320,8 @@ def test_a_speaker_encoder_without_diarize_is_refused(capsys, wav_file, tiny_dir
     argv = [str(wav_file)] if door == "transcribe" else [str(wav_file.parent), "-o", str(tmp_path / "out")]
     assert main([door, "--model", str(tiny_dir), *argv, "--speaker-encoder", "cam++"]) == 2
     assert "--speaker-encoder cam++ labels speakers only with --diarize" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    if door == "batch":  # only batch is given -o
+        assert not (tmp_path / "out").exists()
 
 
 # ----------------------------------------------------------------------------------------------- CAM++
