@@ -417,7 +417,7 @@ def test_campplus_release_is_read_by_funasr_modelscope_and_us_alike(tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["modelscope", "modelscope-legacy", "huggingface"])
-def test_campplus_is_found_offline_in_each_cache_layout(speaker_caches, tmp_path, layout):
+def test_campplus_is_found_offline_in_each_cache_layout(speaker_caches, tmp_path, monkeypatch, layout):
     """As the ASR model is (sensevoice/hub.py): modelscope >= 1.38's snapshots, the older hub/models/<owner>/<name>
     that FunASR downloaded into with older versions, and the Hugging Face mirror."""
     from test_hub import lay_out_hf, lay_out_ms, lay_out_ms_legacy
@@ -426,7 +426,7 @@ def test_campplus_is_found_offline_in_each_cache_layout(speaker_caches, tmp_path
     if layout == "modelscope":
         lay_out_ms(speaker_caches["ms"], CAMPPLUS_REPO, files)
     elif layout == "modelscope-legacy":
-        os.environ.pop("MODELSCOPE_CACHE")  # monkeypatched: restored after the test
+        monkeypatch.delenv("MODELSCOPE_CACHE")
         lay_out_ms_legacy(speaker_caches["home"], CAMPPLUS_REPO, files)
     else:
         lay_out_hf(speaker_caches["hf"], CAMPPLUS_HF_REPO, files)
@@ -437,9 +437,7 @@ def test_campplus_is_found_offline_in_each_cache_layout(speaker_caches, tmp_path
 
 
 def test_campplus_embeds_each_window_as_funasr_does(speaker_caches, tmp_path):
-    from test_hub import lay_out_ms
-
-    folder = lay_out_ms(speaker_caches["ms"], CAMPPLUS_REPO, campplus_release(tmp_path / "release"))
+    folder = cache_campplus(speaker_caches, tmp_path)
     encoder = d.load_speaker_encoder("cam++")
     windows = torch.from_numpy(np.stack([speechlike(2.0, seed=s)[:d.WINDOW_SAMPLES] for s in (1, 2, 3)]))
     embeddings = encoder.embed(windows)
