@@ -192,8 +192,8 @@ def test_every_door_carries_every_field_of_transcribe_json(capsys, corpus, tiny_
 
     code, err = run_batch(capsys, tmp_path / "in", "-o", tmp_path / "out", "--model", tiny_dir, "--actors", "1",
                           "--timestamps", "--tag-topk", "2", "-f", "parquet")
-    [row] = batchio.read_output(tmp_path / "out")
     assert code == 0, err
+    [row] = batchio.read_output(tmp_path / "out")
     assert {k: v for k, v in row.items() if k not in ("source", "duration_s", "model", "options")} == doc
 
     transcriber = Transcriber(tiny_dir, threads=2)
