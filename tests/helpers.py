@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -29,6 +31,30 @@ def encode_targets(model, tokenizer, rows):
     for i, s in enumerate(seqs):
         text[i, : len(s)] = torch.tensor(s)
     return text, lens
+
+
+class Payload:
+    """Unpickled by a trusting loader, this creates ``marker``: the proof that a model file ran code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def write_fault(path: Path, fault: str, marker: Path) -> None:
+    """A faulty model.pt at ``path``: one of test_hardening.FAULTS; the payload faults would create ``marker``."""
+    if fault == "empty":
+        path.write_bytes(b"")
+    elif fault == "random":
+        path.write_bytes(os.urandom(4096))
+    elif fault == "pickle_payload":  # torch.save's zip format, as a real model.pt
+        torch.save({"encoder.embed.weight": Payload(marker)}, path)
+    elif fault == "legacy_pickle_payload":  # a bare pickle, as torch's legacy format
+        path.write_bytes(pickle.dumps({"encoder.embed.weight": Payload(marker)}))
+    else:
+        torch.save([torch.zeros(3)], path)
 
 
 @contextlib.contextmanager
