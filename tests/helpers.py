@@ -9,6 +9,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from testkit import speechlike
@@ -110,3 +111,20 @@ def trained_batch(model, frontend):
 
 def greedy_tokens(logp_or_logits: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
     return [[t for t, _, _ in path] for path in ctc_greedy(logp_or_logits, lens, blank=0)]
+
+
+def joined(official: Path, names, pause_s: float = 0.6) -> np.ndarray:
+    """The official example clips ``names`` (official/example/<name>), each followed by ``pause_s`` of silence, as
+    one 16 kHz float32 wave: real speech of several people, or of one person several times."""
+    from sensevoice.audio import load_audio
+
+    parts = []
+    for name in names:
+        parts += [load_audio(str(official / "example" / name), name).numpy(),
+                  np.zeros(int(pause_s * 16000), np.float32)]
+    return np.concatenate(parts)
+
+
+def pcm16(wave: np.ndarray) -> bytes:
+    """A [-1, 1] float wave as little-endian 16-bit PCM (as a client streams it), clipped at full scale."""
+    return (np.clip(wave, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import model as sv
-from sensevoice.audio import load_audio
 from testkit import speechlike
+from helpers import joined
 from sensevoice import diarize as d
 from sensevoice.diarize import DiarizationOptions, Turn
 
@@ -161,14 +161,6 @@ def test_a_segment_without_words_takes_the_speaker_it_overlaps_most():
 
 
 # ----------------------------------------------------------------------------------------------- real speech
-def joined(official, names, pause_s=0.6):
-    parts = []
-    for name in names:
-        parts += [load_audio(str(official / "example" / name), name).numpy(), np.zeros(int(pause_s * 16000),
-                                                                                          np.float32)]
-    return np.concatenate(parts)
-
-
 @pytest.fixture(scope="module")
 def transcriber(tiny_dir):
     from sensevoice.pipeline import Transcriber
