@@ -52,6 +52,20 @@ def tiny_dir(tmp_path_factory, tiny_bpe, identity_cmvn) -> Path:
 
 
 @pytest.fixture(scope="session")
+def mismatched_dir(tmp_path_factory, tiny_dir) -> Path:
+    """The tiny model directory with embed.weight dropped from its model.pt: a checkpoint that does not match the
+    model. Read only (tests hand it to a door and check the refusal)."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("mismatched") / "broken"
+    shutil.copytree(tiny_dir, folder)
+    state = torch.load(folder / "model.pt")
+    state.pop("embed.weight")
+    torch.save(state, folder / "model.pt")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def biased_dir(tmp_path_factory, tiny_dir, tiny_bpe, identity_cmvn) -> Path:
     """The tiny model with its CTC biases raised: <|EMO_UNKNOWN|> by 100 nats (it wins wherever it may) and the
     blank by 3 (once <|EMO_UNKNOWN|> is banned, the blank wins every frame). So ``ban_emo_unk`` and a blank

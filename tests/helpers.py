@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from testkit import speechlike
@@ -29,6 +32,30 @@ def encode_targets(model, tokenizer, rows):
     for i, s in enumerate(seqs):
         text[i, : len(s)] = torch.tensor(s)
     return text, lens
+
+
+class Payload:
+    """Unpickled by a trusting loader, this creates ``marker``: the proof that a model file ran code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def write_fault(path: Path, fault: str, marker: Path) -> None:
+    """A faulty model.pt at ``path``: one of test_hardening.FAULTS; the payload faults would create ``marker``."""
+    if fault == "empty":
+        path.write_bytes(b"")
+    elif fault == "random":
+        path.write_bytes(os.urandom(4096))
+    elif fault == "pickle_payload":  # torch.save's zip format, as a real model.pt
+        torch.save({"encoder.embed.weight": Payload(marker)}, path)
+    elif fault == "legacy_pickle_payload":  # a bare pickle, as torch's legacy format
+        path.write_bytes(pickle.dumps({"encoder.embed.weight": Payload(marker)}))
+    else:
+        torch.save([torch.zeros(3)], path)
 
 
 @contextlib.contextmanager
@@ -84,3 +111,20 @@ def trained_batch(model, frontend):
 
 def greedy_tokens(logp_or_logits: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
     return [[t for t, _, _ in path] for path in ctc_greedy(logp_or_logits, lens, blank=0)]
+
+
+def joined(official: Path, names, pause_s: float = 0.6) -> np.ndarray:
+    """The official example clips ``names`` (official/example/<name>), each followed by ``pause_s`` of silence, as
+    one 16 kHz float32 wave: real speech of several people, or of one person several times."""
+    from sensevoice.audio import load_audio
+
+    parts = []
+    for name in names:
+        parts += [load_audio(str(official / "example" / name), name).numpy(),
+                  np.zeros(int(pause_s * 16000), np.float32)]
+    return np.concatenate(parts)
+
+
+def pcm16(wave: np.ndarray) -> bytes:
+    """A [-1, 1] float wave as little-endian 16-bit PCM (as a client streams it), clipped at full scale."""
+    return (np.clip(wave, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()

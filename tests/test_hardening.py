@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import pickle
 import re
 import shutil
 import signal
@@ -24,6 +22,7 @@ import soundfile
 import torch
 
 from testkit import ROOT, speechlike
+from helpers import write_fault
 import model as sv
 from sensevoice.checkpoint import load_checkpoint
 from sensevoice import cli
@@ -35,29 +34,6 @@ from sensevoice.pipeline import Transcriber
 
 OPENAI = "/v1/audio/transcriptions"
 FAULTS = ("empty", "random", "pickle_payload", "legacy_pickle_payload", "not_a_state_dict")
-
-
-class Payload:
-    """Unpickled by a trusting loader, this creates ``marker``: the proof that a model file ran code."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return open, (str(self.marker), "w")
-
-
-def write_fault(path: Path, fault: str, marker: Path) -> None:
-    if fault == "empty":
-        path.write_bytes(b"")
-    elif fault == "random":
-        path.write_bytes(os.urandom(4096))
-    elif fault == "pickle_payload":  # torch.save's zip format, as a real model.pt
-        torch.save({"encoder.embed.weight": Payload(marker)}, path)
-    elif fault == "legacy_pickle_payload":  # a bare pickle, as torch's legacy format
-        path.write_bytes(pickle.dumps({"encoder.embed.weight": Payload(marker)}))
-    else:
-        torch.save([torch.zeros(3)], path)
 
 
 @pytest.fixture(scope="module", params=FAULTS)

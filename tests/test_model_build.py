@@ -13,7 +13,7 @@ from torch import nn
 import model as sv
 from sensevoice.checkpoint import load_checkpoint
 from testkit import ROOT, TINY_ENCODER
-from helpers import load_parts
+from helpers import load_parts, write_fault
 from oracle import build_oracle
 from sensevoice.modeldir import ModelDir
 from sensevoice.bench import long as bench_long
@@ -182,16 +182,6 @@ for name, call in [("DECODE", lambda: model.inference(np.zeros(16000, np.float32
 """
 
 
-class Payload:
-    """Pickled into a model.pt: unpickling it without weights_only would create ``marker``."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return Path.touch, (self.marker,)
-
-
 def test_model_py_alone_builds_loads_scores_and_names_the_package_for_the_rest(tiny_dir, tmp_path):
     """model.py on its own (the sensevoice package unimportable): it builds the network from config.yaml, loads
     model.pt unmodified, refuses a model.pt that is not plain data (nothing in it runs) and computes the CTC scores of
@@ -202,7 +192,7 @@ def test_model_py_alone_builds_loads_scores_and_names_the_package_for_the_rest(t
     bad = tmp_path / "bad"
     shutil.copytree(tiny_dir, bad)
     marker = tmp_path / "PAYLOAD_RAN"
-    torch.save({"encoder.w": Payload(marker)}, bad / "model.pt")
+    write_fault(bad / "model.pt", "pickle_payload", marker)
     code = MODEL_PY_ALONE.format(model_py=str(ROOT / "model.py"))
     done = subprocess.run([sys.executable, "-c", code, str(tiny_dir), str(bad)], capture_output=True, text=True,
                           cwd=tmp_path, timeout=300)

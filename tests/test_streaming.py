@@ -23,6 +23,7 @@ from websockets.sync.client import connect
 
 import model as sv
 from sensevoice.audio import load_audio
+from helpers import joined, pcm16
 from sensevoice import cli, modeldir
 from sensevoice.pipeline import Prepared, Transcriber
 from sensevoice.serve import fields
@@ -596,14 +597,13 @@ def test_speaker_tracker_looks_back_a_bounded_number_of_segments():
 def two_speakers(official) -> tuple[bytes, list[tuple[int, int, str]]]:
     """Real speech of two people as one stream: en.mp3, zh.mp3, en.mp3 with 2 s pauses (the VAD closes a segment at
     each), as 16-bit PCM, and each clip's [start_ms, end_ms) with its speaker's name."""
-    parts, turns, at = [], [], 0
-    for name in ("en.mp3", "zh.mp3", "en.mp3"):
-        wave = load_audio(str(official / "example" / name), name).numpy()
-        turns.append((at, at + len(wave) // 16, name))
-        parts += [wave, np.zeros(32000, np.float32)]
-        at += len(wave) // 16 + 2000
-    pcm = (np.clip(np.concatenate(parts), -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
-    return pcm, turns
+    names = ("en.mp3", "zh.mp3", "en.mp3")
+    turns, at = [], 0
+    for name in names:
+        clip_ms = len(joined(official, [name], pause_s=0)) // 16
+        turns.append((at, at + clip_ms, name))
+        at += clip_ms + 2000
+    return pcm16(joined(official, names, pause_s=2.0)), turns
 
 
 def speaker_of(final: dict, turns: list[tuple[int, int, str]]) -> str:
@@ -664,10 +664,7 @@ def test_stream_speakers_hold_across_the_utterances_of_one_connection(server, of
     """The connection's speakers: S1 in the second utterance is the voice S1 was in the first (the English
     speaker), and the Chinese speaker, new in it, is S2; an utterance with other speaker options starts afresh."""
     def pcm(*names: str) -> bytes:
-        parts = []
-        for name in names:
-            parts += [load_audio(str(official / "example" / name), name).numpy(), np.zeros(32000, np.float32)]
-        return (np.clip(np.concatenate(parts), -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+        return pcm16(joined(official, names, pause_s=2.0))
 
     url, _ = server
     first, second, other = utterances_on_one_connection(url, [({"diarize": True}, pcm("en.mp3")),
